@@ -1,0 +1,503 @@
+//! Validated AST + registered model → parameterized SQL.
+//!
+//! Names only ever come from the model (quoted by Postgres); every user value becomes a bind
+//! parameter `$n` cast to the column's own type. `$1` is always the evaluation time (`as_of`,
+//! timestamptz). Generated SQL runs with `search_path = pg_catalog, pg_temp`, so operators and
+//! functions resolve to the built-in ones.
+//!
+//! Semantics, in SQL's terms: a comparison on a NULL value is not a match (only `is_null` matches
+//! it), and `not` matches whatever its inner condition does not match (so NULLs included). An
+//! event condition counts the contact's events that pass `where` and `within`; the default is "at
+//! least one"; when the count test accepts zero (e.g. `count < 3`) contacts without events match.
+use crate::error::{choices, Code, Problem, Problems};
+use crate::model::{find, Column, ContactSource, EventSource, Model, TypeKind};
+use crate::rule::json::valid_timestamp;
+use crate::rule::*;
+
+/// A bind parameter after `$1`. Texts are cast in SQL to the target column's type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Text(String),
+    TextArray(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub sql: String,
+    /// `$2`, `$3`, … (`$1` is as_of)
+    pub params: Vec<Param>,
+}
+
+/// One step of a funnel: the top-level condition `path` and its label (text form).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub path: String,
+    pub label: String,
+}
+
+pub struct Compiled<'m> {
+    contacts: &'m ContactSource,
+    params: Vec<Param>,
+    predicate: String,
+}
+
+fn no_contacts() -> Problem {
+    Problem::invalid("$", "no contact source is registered")
+        .hint("call segplan.register_contacts('schema.table', 'key_column') first")
+}
+
+/// Checks the rule against the model and builds its predicate over the contacts row `c`.
+pub fn compile<'m>(rule: &Rule, model: &'m Model) -> Result<Compiled<'m>, Problems> {
+    let contacts = model.contacts.as_ref().ok_or_else(no_contacts)?;
+    let mut c = Compiler { model, contacts, params: Vec::new(), problems: Vec::new() };
+    let predicate = c.rule(rule, "$");
+    if !c.problems.is_empty() {
+        return Err(Problems(c.problems));
+    }
+    Ok(Compiled { contacts, params: c.params, predicate })
+}
+
+/// All problems of a rule against the model, without raising (for `segplan.validate`).
+pub fn check(rule: &Rule, model: &Model) -> Vec<Problem> {
+    match compile(rule, model) {
+        Ok(_) => Vec::new(),
+        Err(p) => p.0,
+    }
+}
+
+impl Compiled<'_> {
+    fn from(&self) -> String {
+        format!("{} AS c WHERE c.{} IS NOT NULL", self.contacts.rel.sql, self.contacts.key.sql)
+    }
+    pub fn count(&self) -> Query {
+        Query { sql: format!("SELECT count(*) FROM {} AND ({})", self.from(), self.predicate), params: self.params.clone() }
+    }
+    /// The matching keys, cast to `key_cast` (e.g. `bigint` or `text`).
+    pub fn members(&self, key_cast: &str) -> Query {
+        Query {
+            sql: format!("SELECT c.{}::{key_cast} FROM {} AND ({})", self.contacts.key.sql, self.from(), self.predicate),
+            params: self.params.clone(),
+        }
+    }
+}
+
+/// The funnel of a rule's top-level conditions: one query returning, for k = 1..n, the count
+/// of condition k alone and the running count of conditions 1..k, as 2n bigint columns.
+pub fn steps(rule: &Rule, model: &Model) -> Result<(Vec<Step>, Query), Problems> {
+    let contacts = model.contacts.as_ref().ok_or_else(no_contacts)?;
+    let (parts, key, join): (Vec<&Rule>, &str, &str) = match rule {
+        Tree::All(xs) => (xs.iter().collect(), "all", " AND "),
+        Tree::Any(xs) => (xs.iter().collect(), "any", " OR "),
+        other => (vec![other], "", ""),
+    };
+    let mut c = Compiler { model, contacts, params: Vec::new(), problems: Vec::new() };
+    let mut steps = Vec::new();
+    let mut flags = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let path = if key.is_empty() { "$".to_string() } else { format!("$.{key}[{i}]") };
+        let pred = c.rule(part, &path);
+        flags.push(format!("({pred}) IS TRUE AS b{}", i + 1));
+        steps.push(Step { path, label: crate::rule::text::format(part) });
+    }
+    if !c.problems.is_empty() {
+        return Err(Problems(c.problems));
+    }
+    let mut cols = Vec::new();
+    for k in 1..=parts.len() {
+        cols.push(format!("count(*) FILTER (WHERE s.b{k})"));
+        let running: Vec<String> = (1..=k).map(|j| format!("s.b{j}")).collect();
+        cols.push(format!("count(*) FILTER (WHERE {})", running.join(join)));
+    }
+    // OFFSET 0 keeps the flags computed once per contact (no pull-up duplicating sub-plans)
+    let sql = format!(
+        "SELECT {} FROM (SELECT {} FROM {} AS c WHERE c.{} IS NOT NULL OFFSET 0) AS s",
+        cols.join(", "), flags.join(", "), contacts.rel.sql, contacts.key.sql
+    );
+    Ok((steps, Query { sql, params: c.params }))
+}
+
+struct Compiler<'m> {
+    model: &'m Model,
+    contacts: &'m ContactSource,
+    params: Vec<Param>,
+    problems: Vec<Problem>,
+}
+
+const FAILED: &str = "false";
+
+fn kind_word(k: TypeKind) -> &'static str {
+    match k {
+        TypeKind::Integer => "a whole number",
+        TypeKind::Numeric => "a number",
+        TypeKind::Bool => "true or false",
+        TypeKind::Date | TypeKind::Timestamp | TypeKind::TimestampTz => "a date or timestamp string such as \"2026-01-31\"",
+        _ => "a string",
+    }
+}
+
+impl<'m> Compiler<'m> {
+    fn param(&mut self, p: Param) -> String {
+        self.params.push(p);
+        format!("${}", self.params.len() + 1)
+    }
+
+    fn fail(&mut self, p: Problem) -> String {
+        self.problems.push(p);
+        FAILED.to_string()
+    }
+
+    fn rule(&mut self, t: &Rule, path: &str) -> String {
+        self.tree(t, path, &mut |c, leaf, p| c.cond(leaf, p))
+    }
+
+    fn tree<L>(&mut self, t: &Tree<L>, path: &str, leaf: &mut dyn FnMut(&mut Self, &L, &str) -> String) -> String {
+        match t {
+            Tree::All(xs) | Tree::Any(xs) => {
+                let (key, op) = if matches!(t, Tree::All(_)) { ("all", " AND ") } else { ("any", " OR ") };
+                let parts: Vec<String> = xs.iter().enumerate()
+                    .map(|(i, x)| self.tree(x, &format!("{path}.{key}[{i}]"), leaf)).collect();
+                format!("({})", parts.join(op))
+            }
+            Tree::Not(x) => format!("(({}) IS NOT TRUE)", self.tree(x, &format!("{path}.not"), leaf)),
+            Tree::Leaf(l) => leaf(self, l, path),
+        }
+    }
+
+    fn cond(&mut self, c: &Cond, path: &str) -> String {
+        match c {
+            Cond::Attr(cmp) => {
+                let contacts = self.contacts;
+                match find(&contacts.columns, &cmp.field) {
+                    Some(col) => self.compare(cmp, col, "c", path),
+                    None => self.fail(Problem::invalid(&format!("{path}.attr"), format!("unknown attribute \"{}\"", cmp.field))
+                        .hint(format!("attributes of {}: {}", contacts.rel.name, choices(contacts.columns.iter().map(|c| c.name.as_str()))))),
+                }
+            }
+            Cond::Event(e) => self.event(e, path),
+            Cond::Ratio(r) => self.ratio(r, &format!("{path}.ratio")),
+            Cond::Sequence(s) => self.sequence(s, &format!("{path}.sequence")),
+            Cond::Segment(name) => self.fail(Problem::new(Code::NotSupported, &format!("{path}.segment"), format!("segment \"{name}\" cannot be referenced: stored segments are not available yet"))
+                .hint("inline the segment's rule instead")),
+        }
+    }
+
+    /// A value for column `col`, as a parameter cast to the column's type.
+    fn typed(&mut self, s: &Scalar, col: &Column, path: &str) -> Option<String> {
+        let ok = match (s, col.kind) {
+            (Scalar::Num(n), TypeKind::Integer) => n.is_i64() || n.is_u64(),
+            (Scalar::Num(_), TypeKind::Numeric) => true,
+            (Scalar::Bool(_), TypeKind::Bool) => true,
+            (Scalar::Str(v), k) if k.is_time() => valid_timestamp(v),
+            (Scalar::Str(_), TypeKind::Text | TypeKind::Uuid | TypeKind::Other) => true,
+            (Scalar::Num(_) | Scalar::Bool(_), TypeKind::Other) => true,
+            _ => false,
+        };
+        if !ok {
+            self.problems.push(Problem::invalid(path, format!("\"{}\" is of type {}; the value {} does not fit", col.name, col.type_sql, crate::rule::json::scalar_json(s)))
+                .hint(format!("give {}", kind_word(col.kind))));
+            return None;
+        }
+        let p = self.param(Param::Text(scalar_text(s)));
+        Some(format!("{p}::{}", col.type_sql))
+    }
+
+    fn compare(&mut self, c: &Compare, col: &Column, alias: &str, path: &str) -> String {
+        let f = format!("{alias}.{}", col.sql);
+        let vpath = format!("{path}.value");
+        let need = |c2: &mut Self, ok: bool, what: &str| -> bool {
+            if !ok {
+                c2.problems.push(Problem::invalid(&format!("{path}.op"), format!("op {} needs {what}; \"{}\" is of type {}", c.op.name(), col.name, col.type_sql))
+                    .hint("choose another op or another field"));
+            }
+            ok
+        };
+        match (&c.op, &c.value) {
+            (Op::IsNull, _) => format!("{f} IS NULL"),
+            (Op::NotNull, _) => format!("{f} IS NOT NULL"),
+            (op, Operand::Scalar(s)) if op.as_cmp().is_some() => match self.typed(s, col, &vpath) {
+                Some(v) => format!("{f} {} {v}", op.as_cmp().map(|o| o.sql()).unwrap_or("=")),
+                None => FAILED.into(),
+            },
+            (Op::Between, Operand::Pair(lo, hi)) => {
+                let lo = self.typed(lo, col, &format!("{vpath}[0]"));
+                let hi = self.typed(hi, col, &format!("{vpath}[1]"));
+                match (lo, hi) {
+                    (Some(lo), Some(hi)) => format!("{f} BETWEEN {lo} AND {hi}"),
+                    _ => FAILED.into(),
+                }
+            }
+            (Op::In | Op::NotIn, Operand::List(xs)) => {
+                let mut texts = Vec::with_capacity(xs.len());
+                for (i, x) in xs.iter().enumerate() {
+                    if self.typed_check(x, col, &format!("{vpath}[{i}]")) {
+                        texts.push(scalar_text(x));
+                    }
+                }
+                if texts.len() != xs.len() {
+                    return FAILED.into();
+                }
+                let p = self.param(Param::TextArray(texts));
+                let any = format!("{f} = ANY ({p}::{}[])", col.type_sql);
+                if c.op == Op::In { any } else { format!("NOT ({any})") }
+            }
+            (Op::Contains | Op::StartsWith | Op::EndsWith, Operand::Scalar(Scalar::Str(s))) => {
+                if !need(self, col.kind == TypeKind::Text, "a text field") {
+                    return FAILED.into();
+                }
+                let esc = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                let pat = match c.op {
+                    Op::Contains => format!("%{esc}%"),
+                    Op::StartsWith => format!("{esc}%"),
+                    _ => format!("%{esc}"),
+                };
+                let p = self.param(Param::Text(pat));
+                format!("{f} ILIKE {p}::text")
+            }
+            (Op::Matches, Operand::Scalar(Scalar::Str(s))) => {
+                if !need(self, col.kind == TypeKind::Text, "a text field") {
+                    return FAILED.into();
+                }
+                let p = self.param(Param::Text(s.clone()));
+                format!("{f} ~ {p}::text")
+            }
+            (Op::WithinLast | Op::NotWithinLast, Operand::Span(span)) => {
+                if !need(self, col.kind.is_time(), "a date or timestamp field") {
+                    return FAILED.into();
+                }
+                let p = self.param(Param::Text(span.interval()));
+                let within = format!("({f} >= ($1 - {p}::interval) AND {f} <= $1)");
+                if c.op == Op::WithinLast { within } else { format!("NOT {within}") }
+            }
+            (Op::AgeBetween, Operand::Pair(Scalar::Num(lo), Scalar::Num(hi))) => {
+                if !need(self, col.kind.is_time(), "a birth date field") {
+                    return FAILED.into();
+                }
+                // age >= lo  ⇔  born on or before as_of − lo years;  age <= hi  ⇔  born after as_of − (hi+1) years
+                let lo = lo.as_i64().unwrap_or(0);
+                let hi = hi.as_i64().unwrap_or(0) + 1;
+                let plo = self.param(Param::Text(format!("{lo} years")));
+                let phi = self.param(Param::Text(format!("{hi} years")));
+                format!("({f} <= (($1)::date - {plo}::interval) AND {f} > (($1)::date - {phi}::interval))")
+            }
+            (op, _) => self.fail(Problem::invalid(&vpath, format!("op {} got a value of the wrong shape", op.name()))),
+        }
+    }
+
+    fn typed_check(&mut self, s: &Scalar, col: &Column, path: &str) -> bool {
+        let before = self.params.len();
+        let ok = self.typed(s, col, path).is_some();
+        self.params.truncate(before);
+        ok
+    }
+
+    fn source(&mut self, name: &str, path: &str) -> Option<&'m EventSource> {
+        let model = self.model;
+        let src = model.event(name);
+        if src.is_none() {
+            let known = choices(model.events.iter().map(|e| e.name.as_str()));
+            self.problems.push(Problem::invalid(path, format!("unknown event source \"{name}\""))
+                .hint(if known.is_empty() { "register one with segplan.register_events(name, source, contact_column, time_column)".to_string() } else { format!("registered event sources: {known}") }));
+        }
+        src
+    }
+
+    fn prop(&mut self, src: &'m EventSource, name: &str, path: &str) -> Option<&'m Column> {
+        let col = find(&src.columns, name);
+        if col.is_none() {
+            self.problems.push(Problem::invalid(path, format!("unknown property \"{name}\" of event source \"{}\"", src.name))
+                .hint(format!("properties of {}: {}", src.name, choices(src.columns.iter().map(|c| c.name.as_str())))));
+        }
+        col
+    }
+
+    fn props(&mut self, src: &'m EventSource, t: &PropTree, alias: &str, path: &str) -> String {
+        self.tree(t, path, &mut |c, cmp: &Compare, p| match c.prop(src, &cmp.field, &format!("{p}.prop")) {
+            Some(col) => c.compare(cmp, col, alias, p),
+            None => FAILED.into(),
+        })
+    }
+
+    /// The contact column of an event source, cast to the key's type when the types differ.
+    fn contact_expr(&mut self, src: &EventSource, alias: &str, path: &str) -> String {
+        let key = &self.contacts.key;
+        let c = format!("{alias}.{}", src.contact.sql);
+        if src.contact.type_sql == key.type_sql || (src.contact.kind == TypeKind::Integer && key.kind == TypeKind::Integer) {
+            c
+        } else if src.contact.kind == key.kind || key.kind == TypeKind::Text {
+            format!("{c}::{}", key.type_sql)
+        } else {
+            self.fail(Problem::invalid(path, format!("event source \"{}\" has contact column \"{}\" of type {}, but contact keys are {}", src.name, src.contact.name, src.contact.type_sql, key.type_sql))
+                .hint("register the event source with a contact column of the contact key's type"))
+        }
+    }
+
+    fn time_col(&mut self, src: &'m EventSource, path: &str) -> Option<&'m Column> {
+        if src.time.is_none() {
+            self.problems.push(Problem::invalid(path, format!("event source \"{}\" has no time column, so it cannot take a time window", src.name))
+                .hint("register it again with a time column: segplan.register_events(name, source, contact_column, time_column)"));
+        }
+        src.time.as_ref()
+    }
+
+    fn window(&mut self, src: &'m EventSource, w: &Window, alias: &str, path: &str) -> String {
+        let Some(t) = self.time_col(src, path) else { return FAILED.into() };
+        let t = format!("{alias}.{}", t.sql);
+        match w {
+            Window::Last(span) => {
+                let p = self.param(Param::Text(span.interval()));
+                format!("{t} >= ($1 - {p}::interval) AND {t} <= $1")
+            }
+            Window::Range { from, to } => {
+                let mut parts = Vec::new();
+                if let Some(f) = from {
+                    let p = self.param(Param::Text(f.clone()));
+                    parts.push(format!("{t} >= {p}::timestamptz"));
+                }
+                if let Some(x) = to {
+                    let p = self.param(Param::Text(x.clone()));
+                    parts.push(format!("{t} < {p}::timestamptz"));
+                }
+                parts.join(" AND ")
+            }
+        }
+    }
+
+    /// `WHERE` conditions of an event leaf (filter and window) over alias `e`.
+    fn event_filters(&mut self, src: &'m EventSource, e: &EventCond, alias: &str, path: &str) -> Vec<String> {
+        let mut conds = vec![format!("{alias}.{} IS NOT NULL", src.contact.sql)];
+        if let Some(f) = &e.filter {
+            conds.push(self.props(src, f, alias, &format!("{path}.where")));
+        }
+        if let Some(w) = &e.within {
+            conds.push(self.window(src, w, alias, &format!("{path}.within")));
+        }
+        conds
+    }
+
+    fn event(&mut self, e: &EventCond, path: &str) -> String {
+        let Some(src) = self.source(&e.event, &format!("{path}.event")) else { return FAILED.into() };
+        let contact = self.contact_expr(src, "e", &format!("{path}.event"));
+        let conds = self.event_filters(src, e, "e", path);
+        let (count_op, count_v) = e.count.unwrap_or((CmpOp::Gte, 1));
+        let mut tests = Vec::new();
+        let mut zero_ok = count_op.holds(0, count_v);
+        if e.count.is_some() {
+            let p = self.param(Param::Text(count_v.to_string()));
+            tests.push(format!("count(*) {} {p}::bigint", count_op.sql()));
+        }
+        for (i, h) in e.having.iter().enumerate() {
+            let hp = format!("{path}.having[{i}]");
+            let Some(col) = self.prop(src, &h.prop, &format!("{hp}.prop")) else { continue };
+            let arg = format!("e.{}", col.sql);
+            let (agg, value) = match h.func {
+                AggFn::Count | AggFn::CountDistinct => {
+                    let agg = if h.func == AggFn::Count { format!("count({arg})") } else { format!("count(DISTINCT {arg})") };
+                    match &h.value {
+                        Scalar::Num(n) if n.as_i64().is_some_and(|v| v >= 0) => {
+                            zero_ok &= h.op.holds(0, n.as_i64().unwrap_or(0));
+                            (agg, Some(format!("{}::bigint", self.param(Param::Text(n.to_string())))))
+                        }
+                        _ => {
+                            self.problems.push(Problem::invalid(&format!("{hp}.value"), "a count is compared with a whole number").hint("for example 3"));
+                            (agg, None)
+                        }
+                    }
+                }
+                AggFn::Sum | AggFn::Avg => {
+                    zero_ok = false;
+                    let agg = format!("{}({arg})", h.func.name());
+                    if !col.kind.is_number() {
+                        self.problems.push(Problem::invalid(&format!("{hp}.fn"), format!("{} needs a numeric property; \"{}\" is of type {}", h.func.name(), col.name, col.type_sql))
+                            .hint("use count, count_distinct, min or max"));
+                        (agg, None)
+                    } else if let Scalar::Num(n) = &h.value {
+                        (agg, Some(format!("{}::numeric", self.param(Param::Text(n.to_string())))))
+                    } else {
+                        self.problems.push(Problem::invalid(&format!("{hp}.value"), format!("{} is compared with a number", h.func.name())));
+                        (agg, None)
+                    }
+                }
+                AggFn::Min | AggFn::Max => {
+                    zero_ok = false;
+                    let v = self.typed(&h.value, col, &format!("{hp}.value"));
+                    (format!("{}({arg})", h.func.name()), v)
+                }
+            };
+            if let Some(v) = value {
+                tests.push(format!("{agg} {} {v}", h.op.sql()));
+            }
+        }
+        let from = format!("SELECT {contact} FROM {} AS e WHERE {}", src.rel.sql, conds.join(" AND "));
+        let key = format!("c.{}", self.contacts.key.sql);
+        let matched = if zero_ok && !tests.is_empty() {
+            // contacts without events pass the tests: exclude those whose events fail them
+            format!("NOT ({key} IN ({from} GROUP BY 1 HAVING NOT coalesce(({}), false)))", tests.join(" AND "))
+        } else if tests.is_empty() {
+            format!("{key} IN ({from})")
+        } else {
+            format!("{key} IN ({from} GROUP BY 1 HAVING {})", tests.join(" AND "))
+        };
+        if e.performed { matched } else { format!("NOT ({matched})") }
+    }
+
+    fn ratio(&mut self, r: &RatioCond, path: &str) -> String {
+        let Some(src) = self.source(&r.event, &format!("{path}.event")) else { return FAILED.into() };
+        let contact = self.contact_expr(src, "e", &format!("{path}.event"));
+        let Some(occ) = self.prop(src, &r.occasion, &format!("{path}.occasion")) else { return FAILED.into() };
+        let mut conds = vec![format!("e.{} IS NOT NULL", src.contact.sql), format!("e.{} IS NOT NULL", occ.sql)];
+        if let Some(w) = &r.within {
+            conds.push(self.window(src, w, "e", &format!("{path}.within")));
+        }
+        let is_of = match &r.of {
+            Some(of) => format!("coalesce({}, false)", self.props(src, of, "e", &format!("{path}.of"))),
+            None => "true".into(),
+        };
+        let is_match = format!("coalesce({}, false)", self.props(src, &r.matches, "e", &format!("{path}.match")));
+        let pmin = self.param(Param::Text(r.min_occasions.to_string()));
+        let pv = self.param(Param::Text(r.value.to_string()));
+        format!(
+            "c.{key} IN (SELECT o.contact FROM (SELECT {contact} AS contact, e.{occ} AS occasion, bool_or({is_of}) AS is_of, \
+             bool_or({is_match}) AS is_match FROM {rel} AS e WHERE {conds} GROUP BY 1, 2) AS o WHERE o.is_of GROUP BY o.contact \
+             HAVING count(*) >= {pmin}::bigint AND (count(*) FILTER (WHERE o.is_match))::float8 / count(*) {op} {pv}::float8)",
+            key = self.contacts.key.sql, occ = occ.sql, rel = src.rel.sql, conds = conds.join(" AND "), op = r.op.sql()
+        )
+    }
+
+    fn sequence(&mut self, s: &SequenceCond, path: &str) -> String {
+        let (fp, tp) = (format!("{path}.first"), format!("{path}.then"));
+        let a = self.source(&s.first.event, &format!("{fp}.event"));
+        let b = self.source(&s.then.event, &format!("{tp}.event"));
+        let (Some(a), Some(b)) = (a, b) else { return FAILED.into() };
+        let (Some(at), Some(bt)) = (self.time_col(a, &fp), self.time_col(b, &tp)) else { return FAILED.into() };
+        let ca = self.contact_expr(a, "ea", &format!("{fp}.event"));
+        let cb = self.contact_expr(b, "eb", &format!("{tp}.event"));
+        let fa = self.event_filters(a, &s.first, "ea", &fp).join(" AND ");
+        let fb = self.event_filters(b, &s.then, "eb", &tp).join(" AND ");
+        let gap = self.param(Param::Text(s.gap.interval()));
+        let key = &self.contacts.key.sql;
+        let op = s.gap_op.sql();
+        match s.gap_op {
+            // "more than": the earliest A and the latest B decide
+            CmpOp::Gt | CmpOp::Gte => format!(
+                "c.{key} IN (SELECT fa.contact FROM (SELECT {ca} AS contact, min(ea.{at}) AS t FROM {ra} AS ea WHERE {fa} GROUP BY 1) AS fa \
+                 JOIN (SELECT {cb} AS contact, max(eb.{bt}) AS t FROM {rb} AS eb WHERE {fb} GROUP BY 1) AS fb ON fb.contact = fa.contact \
+                 WHERE fb.t > fa.t AND fb.t {op} (fa.t + {gap}::interval))",
+                at = at.sql, bt = bt.sql, ra = a.rel.sql, rb = b.rel.sql
+            ),
+            // "within": some A shortly before some B
+            _ => format!(
+                "c.{key} IN (SELECT {cb} FROM {rb} AS eb WHERE {fb} AND EXISTS (SELECT 1 FROM {ra} AS ea WHERE {ca} = {cb} AND {fa} \
+                 AND ea.{at} < eb.{bt} AND eb.{bt} {op} (ea.{at} + {gap}::interval)))",
+                at = at.sql, bt = bt.sql, ra = a.rel.sql, rb = b.rel.sql
+            ),
+        }
+    }
+}
+
+fn scalar_text(s: &Scalar) -> String {
+    match s {
+        Scalar::Str(s) => s.clone(),
+        Scalar::Num(n) => n.to_string(),
+        Scalar::Bool(b) => b.to_string(),
+    }
+}

@@ -1,0 +1,83 @@
+//! Problems a user can cause, each with the SQLSTATE the extension raises it with.
+use std::fmt;
+
+/// Limits checked before and while parsing a rule.
+pub const MAX_RULE_BYTES: usize = 1 << 20;
+pub const MAX_DEPTH: usize = 64;
+pub const MAX_LIST: usize = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// 22023 invalid_parameter_value
+    InvalidParameter,
+    /// 54000 program_limit_exceeded
+    TooLarge,
+    /// 54001 statement_too_complex
+    TooComplex,
+    /// 0A000 feature_not_supported
+    NotSupported,
+}
+
+impl Code {
+    pub fn sqlstate(self) -> &'static str {
+        match self {
+            Code::InvalidParameter => "22023",
+            Code::TooLarge => "54000",
+            Code::TooComplex => "54001",
+            Code::NotSupported => "0A000",
+        }
+    }
+}
+
+/// One problem in a rule: what, where (a JSON path such as `$.all[2].where.prop`) and how to fix it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub code: Code,
+    pub message: String,
+    pub path: String,
+    pub hint: Option<String>,
+}
+
+impl Problem {
+    pub fn new(code: Code, path: &str, message: impl Into<String>) -> Self {
+        Problem { code, message: message.into(), path: path.to_string(), hint: None }
+    }
+    pub fn invalid(path: &str, message: impl Into<String>) -> Self {
+        Self::new(Code::InvalidParameter, path, message)
+    }
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+    /// The DETAIL line shown to the user.
+    pub fn detail(&self) -> String {
+        format!("at {}", self.path)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (at {})", self.message, self.path)
+    }
+}
+
+/// A non-empty list of problems; the first is the one raised as an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    pub fn first(&self) -> &Problem {
+        &self.0[0]
+    }
+}
+
+impl From<Problem> for Problems {
+    fn from(p: Problem) -> Self {
+        Problems(vec![p])
+    }
+}
+
+/// `a, b, c` for hints listing valid choices.
+pub fn choices<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    items.into_iter().collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,8 @@
+//! segplan's pure-Rust core. No Postgres here: `cargo test -p segplan-core` runs it all.
+//!
+//! Pipeline: rule (JSON | text) → [`rule`] AST → [`compile`] against a [`model::Model`]
+//! (the registered tables, read from the catalog by the extension) → parameterized SQL.
+pub mod compile;
+pub mod error;
+pub mod model;
+pub mod rule;

@@ -1,0 +1,107 @@
+//! The registered data model, as the extension reads it from the catalog on every use.
+//! Every `sql` string here was quoted by Postgres (`quote_ident`, `format_type`), never by us.
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeKind { Integer, Numeric, Text, Bool, Date, Timestamp, TimestampTz, Uuid, Other }
+
+impl TypeKind {
+    /// From the base type's `pg_type.typname`.
+    pub fn from_typname(t: &str) -> TypeKind {
+        match t {
+            "int2" | "int4" | "int8" => TypeKind::Integer,
+            "numeric" | "float4" | "float8" | "money" => TypeKind::Numeric,
+            "text" | "varchar" | "bpchar" | "name" | "citext" => TypeKind::Text,
+            "bool" => TypeKind::Bool,
+            "date" => TypeKind::Date,
+            "timestamp" => TypeKind::Timestamp,
+            "timestamptz" => TypeKind::TimestampTz,
+            "uuid" => TypeKind::Uuid,
+            _ => TypeKind::Other,
+        }
+    }
+    pub fn is_time(self) -> bool {
+        matches!(self, TypeKind::Date | TypeKind::Timestamp | TypeKind::TimestampTz)
+    }
+    pub fn is_number(self) -> bool {
+        matches!(self, TypeKind::Integer | TypeKind::Numeric)
+    }
+    fn label(self) -> &'static str {
+        match self {
+            TypeKind::Integer => "integer",
+            TypeKind::Numeric => "number",
+            TypeKind::Text => "text",
+            TypeKind::Bool => "boolean",
+            TypeKind::Date => "date",
+            TypeKind::Timestamp | TypeKind::TimestampTz => "timestamp",
+            TypeKind::Uuid => "uuid",
+            TypeKind::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    /// the quoted identifier
+    pub sql: String,
+    /// `format_type()` of the column's type, used in casts of bind parameters
+    pub type_sql: String,
+    pub kind: TypeKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relation {
+    /// schema-qualified display name
+    pub name: String,
+    /// quoted, schema-qualified
+    pub sql: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactSource {
+    pub rel: Relation,
+    pub key: Column,
+    pub columns: Vec<Column>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventSource {
+    pub name: String,
+    pub rel: Relation,
+    pub contact: Column,
+    pub time: Option<Column>,
+    pub columns: Vec<Column>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Model {
+    pub contacts: Option<ContactSource>,
+    pub events: Vec<EventSource>,
+}
+
+impl Model {
+    pub fn event(&self, name: &str) -> Option<&EventSource> {
+        self.events.iter().find(|e| e.name == name)
+    }
+}
+
+pub fn find<'a>(cols: &'a [Column], name: &str) -> Option<&'a Column> {
+    cols.iter().find(|c| c.name == name)
+}
+
+fn columns_json(cols: &[Column]) -> Value {
+    Value::Array(cols.iter().map(|c| json!({"name": c.name, "type": c.type_sql, "kind": c.kind.label()})).collect())
+}
+
+/// What a UI needs to build its pickers: attributes, event sources and their properties.
+pub fn to_json(m: &Model) -> Value {
+    let contacts = m.contacts.as_ref().map(|c| json!({
+        "source": c.rel.name, "key": c.key.name, "key_type": c.key.type_sql, "attributes": columns_json(&c.columns),
+    }));
+    let events: Vec<Value> = m.events.iter().map(|e| json!({
+        "name": e.name, "source": e.rel.name, "contact_column": e.contact.name,
+        "time_column": e.time.as_ref().map(|t| t.name.clone()), "properties": columns_json(&e.columns),
+    })).collect();
+    json!({"contacts": contacts, "events": events})
+}

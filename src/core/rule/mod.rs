@@ -1,0 +1,22 @@
+//! The rule language: one AST, read from JSON or text and written back to both.
+pub mod ast;
+pub mod json;
+pub mod text;
+
+pub use ast::*;
+
+use crate::error::{Code, Problem, Problems, MAX_RULE_BYTES};
+
+/// Reads a rule given as JSON (text starting with `{`) or in the text form.
+pub fn parse_any(input: &str) -> Result<Rule, Problems> {
+    if input.len() > MAX_RULE_BYTES {
+        return Err(Problem::new(Code::TooLarge, "$", format!("rule is {} bytes, over the limit of {} bytes", input.len(), MAX_RULE_BYTES))
+            .hint("split the rule into stored segments and reference them")
+            .into());
+    }
+    if input.trim_start().starts_with('{') {
+        json::parse_str(input)
+    } else {
+        text::parse(input)
+    }
+}

@@ -1,0 +1,41 @@
+//! Problems from the core become Postgres errors with SQLSTATE, DETAIL and HINT.
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+use segplan_core::error::{Code, Problem, Problems};
+
+fn sqlstate(code: Code) -> PgSqlErrorCode {
+    match code {
+        Code::InvalidParameter => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        Code::TooLarge => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        Code::TooComplex => PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX,
+        Code::NotSupported => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+    }
+}
+
+/// Raises the first problem; DETAIL says where, and how many more there are.
+pub fn raise(problems: &Problems) -> ! {
+    let p = problems.first();
+    let mut detail = p.detail();
+    if problems.0.len() > 1 {
+        detail += &format!(" (and {} more problems: segplan.validate(rule) lists them all)", problems.0.len() - 1);
+    }
+    report(sqlstate(p.code), &p.message, detail, p.hint.clone())
+}
+
+pub fn raise_one(p: Problem) -> ! {
+    raise(&Problems::from(p))
+}
+
+/// Raises an error with an explicit SQLSTATE.
+pub fn report(code: PgSqlErrorCode, message: &str, detail: String, hint: Option<String>) -> ! {
+    let mut r = ErrorReport::new(code, format!("segplan: {message}"), "segplan").set_detail(detail);
+    if let Some(h) = hint {
+        r = r.set_hint(h);
+    }
+    r.report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+pub fn internal(what: &str, e: impl std::fmt::Display) -> ! {
+    report(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, what, e.to_string(), None)
+}

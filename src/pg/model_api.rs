@@ -1,0 +1,100 @@
+//! Registering the customer's tables (nothing is copied) and describing the model.
+use super::catalog::{columns, load_model};
+use super::error::{internal, raise_one, report};
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgRelation, PgSqlErrorCode};
+use segplan_core::error::{choices, Problem};
+use segplan_core::model::{self, Column, TypeKind};
+
+fn column_of(relid: pg_sys::Oid, rel_name: &str, name: &str, what: &str, path: &str) -> Column {
+    let cols = Spi::connect(|client| columns(&client, relid));
+    match cols.iter().find(|c| c.name == name) {
+        Some(c) => c.clone(),
+        None => raise_one(
+            Problem::invalid(path, format!("{rel_name} has no column \"{name}\" to use as {what}"))
+                .hint(format!("columns of {rel_name}: {}", choices(cols.iter().map(|c| c.name.as_str())))),
+        ),
+    }
+}
+
+/// Registers the contact table or view and its key column (int2/int4/int8, uuid or text).
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn register_contacts(source: PgRelation, key_column: &str) {
+    let key = column_of(source.oid(), source.name(), key_column, "the contact key", "key_column");
+    if !matches!(key.kind, TypeKind::Integer | TypeKind::Uuid | TypeKind::Text) {
+        raise_one(
+            Problem::invalid("key_column", format!("contact key \"{}\" is of type {}", key.name, key.type_sql))
+                .hint("use a column of type integer, bigint, uuid or text"),
+        );
+    }
+    Spi::connect_mut(|client| {
+        client.update(
+            "INSERT INTO segplan.contact_source (relid, key_column) VALUES ($1, $2) \
+             ON CONFLICT (singleton) DO UPDATE SET relid = excluded.relid, key_column = excluded.key_column, \
+             registered_at = excluded.registered_at, registered_by = excluded.registered_by",
+            None,
+            &[source.oid().into(), key_column.into()],
+        )
+        .map(|_| ())
+    })
+    .unwrap_or_else(|e| internal("registering the contact source failed", e));
+}
+
+/// Registers (or updates) an event source: a table or view whose rows belong to a contact.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn register_events(name: &str, source: PgRelation, contact_column: &str, time_column: default!(Option<&str>, "NULL")) {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        raise_one(Problem::invalid("name", format!("invalid event source name \"{name}\""))
+            .hint("use lower-case letters, digits and underscores, starting with a letter (at most 63)"));
+    }
+    column_of(source.oid(), source.name(), contact_column, "the contact column", "contact_column");
+    if let Some(t) = time_column {
+        let col = column_of(source.oid(), source.name(), t, "the time column", "time_column");
+        if !col.kind.is_time() {
+            raise_one(Problem::invalid("time_column", format!("time column \"{t}\" is of type {}", col.type_sql))
+                .hint("use a column of type date, timestamp or timestamptz"));
+        }
+    }
+    Spi::connect_mut(|client| {
+        client.update(
+            "INSERT INTO segplan.event_sources (name, relid, contact_column, time_column) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET relid = excluded.relid, contact_column = excluded.contact_column, \
+             time_column = excluded.time_column, registered_at = excluded.registered_at, registered_by = excluded.registered_by",
+            None,
+            &[name.into(), source.oid().into(), contact_column.into(), time_column.into()],
+        )
+        .map(|_| ())
+    })
+    .unwrap_or_else(|e| internal("registering the event source failed", e));
+}
+
+/// Removes an event source registration.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn unregister_events(name: &str) {
+    let removed = Spi::connect_mut(|client| {
+        client.update("DELETE FROM segplan.event_sources WHERE name = $1 RETURNING name", None, &[name.into()]).map(|t| t.len())
+    })
+    .unwrap_or_else(|e| internal("unregistering failed", e));
+    if removed == 0 {
+        report(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            &format!("no event source named \"{name}\""),
+            "at name".into(),
+            Some("segplan.model() lists the registered event sources".into()),
+        );
+    }
+}
+
+/// The registered model as JSON: attributes, event sources and their properties with types.
+#[pg_extern(stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn model() -> JsonB {
+    JsonB(model::to_json(&Spi::connect(|client| load_model(&client))))
+}
