@@ -13,13 +13,13 @@ CREATE SCHEMA IF NOT EXISTS demo;
 
 -- uniform [0,1) from (seed, n, salt)
 CREATE OR REPLACE FUNCTION demo.rnd(seed int, n bigint, salt int) RETURNS float8
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT (pg_catalog.hashint8extended(n, seed::bigint * 1000 + salt) & 140737488355327)::float8
              / 140737488355328.0 $$;
 
 -- Zipf-like index in [0, k): small indexes are much more frequent (power-law skew)
 CREATE OR REPLACE FUNCTION demo.skewed(u float8, k bigint, power float8) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT least(k - 1, floor(k * pg_catalog.power(u, power))::bigint) $$;
 
 CREATE OR REPLACE FUNCTION demo.generate(n_contacts bigint, seed int DEFAULT 42,
@@ -81,6 +81,8 @@ BEGIN
   LEFT JOIN demo.cities c ON x.k <> 'online' AND c.idx = CASE WHEN i IN (6, 7) THEN 2 WHEN i IN (8, 9) THEN 0
                                          ELSE demo.skewed(demo.rnd(seed, i, 3), n_cities, 2.0) END;
 
+  ANALYZE demo.brands, demo.cities, demo.outlets;
+
   CREATE TABLE demo.contacts (
     id bigint PRIMARY KEY, email text, phone text, first_name text, gender text, birth_date date,
     city text, country text, language text, time_zone text, created_at timestamptz NOT NULL,
@@ -131,6 +133,8 @@ BEGIN
                              CASE WHEN demo.rnd(seed, i, 41) < 0.60 THEN 'newsletter'
                                   WHEN demo.rnd(seed, i, 41) < 0.90 THEN 'promo' ELSE 'transactional' END AS k) x;
 
+  ANALYZE demo.contacts, demo.products, demo.campaigns;
+
   -- Each send yields sent (+ delivered | bounce) (+ open (+ click)) (+ unsubscribe); campaign i goes
   -- out at start + i/n * span, so sends are in time order. Opens depend on a per-contact propensity.
   CREATE TABLE demo.message_events (id bigint PRIMARY KEY, contact_id bigint NOT NULL, brand_id int NOT NULL,
@@ -145,22 +149,23 @@ BEGIN
                CASE WHEN demo.rnd(seed, s, 52) < 0.75 THEN 'email'
                     WHEN demo.rnd(seed, s, 52) < 0.90 THEN 'sms' ELSE 'push' END AS channel,
                demo.rnd(seed, s, 53) AS u_deliver, demo.rnd(seed, s, 54) AS u_open,
-               demo.rnd(seed, s, 55) AS u_click, demo.rnd(seed, s, 56) AS u_unsub
-        FROM generate_series(1, n_sends) s) s
+               demo.rnd(seed, s, 55) AS u_click, demo.rnd(seed, s, 56) AS u_unsub,
+               demo.rnd(seed, 1 + (demo.skewed(demo.rnd(seed, s, 50), n_contacts, 2.0) * 7919) % n_contacts, 57) AS propensity
+        FROM generate_series(1, n_sends) s
+        OFFSET 0) s  -- computed once per send, not once per event row below
   JOIN demo.campaigns cp ON cp.id = s.campaign_id
-  CROSS JOIN LATERAL (SELECT demo.rnd(seed, s.contact_id, 57) AS propensity) p
   CROSS JOIN LATERAL (VALUES
       (1, 'sent', NULL::text, s.sent_at, true),
       (2, 'delivered', NULL, s.sent_at + interval '1 minute', s.u_deliver < 0.96),
       (3, 'bounce', NULL, s.sent_at + interval '2 minutes', s.u_deliver >= 0.96),
       (4, 'open', NULL, s.sent_at + interval '48 hours' * s.u_click,
-          s.u_deliver < 0.96 AND s.channel <> 'sms' AND s.u_open < 0.45 * p.propensity),
+          s.u_deliver < 0.96 AND s.channel <> 'sms' AND s.u_open < 0.45 * s.propensity),
       (5, 'click', 'https://shop.example.com/' ||
           (ARRAY['sale','new','kids','bags','shoes'])[1 + floor(s.u_unsub * 5)::int],
           s.sent_at + interval '48 hours' * s.u_click + interval '5 minutes',
-          s.u_deliver < 0.96 AND ((s.channel <> 'sms' AND s.u_open < 0.45 * p.propensity
-                                   AND s.u_click < 0.3 * p.propensity)
-                                  OR (s.channel = 'sms' AND s.u_open < 0.04 * p.propensity))),
+          s.u_deliver < 0.96 AND ((s.channel <> 'sms' AND s.u_open < 0.45 * s.propensity
+                                   AND s.u_click < 0.3 * s.propensity)
+                                  OR (s.channel = 'sms' AND s.u_open < 0.04 * s.propensity))),
       (6, 'unsubscribe', NULL, s.sent_at + interval '1 day',
           s.u_deliver < 0.96 AND s.channel = 'email' AND s.u_unsub < 0.003)
     ) e(ord, event_type, link_url, occurred_at, happens)
@@ -178,9 +183,10 @@ BEGIN
   FROM generate_series(1, n_orders) o
   CROSS JOIN LATERAL generate_series(1, 1 + floor(demo.rnd(seed, o, 60) * 3.5)::int) k
   CROSS JOIN LATERAL (SELECT 1 + demo.skewed(demo.rnd(seed, o * 8 + k, 61), n_products, 2.0)::int AS pid,
-                             demo.rnd(seed, o * 8 + k, 63) < 0.25 AS sale) x
+                             demo.rnd(seed, o * 8 + k, 63) < 0.25 AS sale OFFSET 0) x
   JOIN demo.products pr ON pr.id = x.pid;
 
+  ANALYZE demo.order_lines;
   INSERT INTO demo.orders
   SELECT o, 1 + (demo.skewed(demo.rnd(seed, o, 64), n_contacts / 2, 2.0) * 7919) % n_contacts, ou.id,
          CASE WHEN ou.kind = 'online' THEN 'online' ELSE 'store' END,
@@ -214,8 +220,7 @@ BEGIN
   JOIN demo.campaigns c ON c.id = m.campaign_id
   JOIN demo.brands b ON b.id = m.brand_id;
 
-  ANALYZE demo.brands, demo.cities, demo.outlets, demo.contacts, demo.products, demo.campaigns,
-          demo.message_events, demo.orders, demo.order_lines;
+  ANALYZE demo.message_events, demo.orders, demo.order_lines;
   RETURN format('%s contacts, %s message events, %s orders, %s order lines',
                 n_contacts, (SELECT count(*) FROM demo.message_events), n_orders,
                 (SELECT count(*) FROM demo.order_lines));
