@@ -10,9 +10,65 @@ mod pg;
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
+/// In-process tests (each runs in a rolled-back transaction). Golden tests of the SQL surface
+/// are in tests/pg_regress, races in tests/isolation, an application client in tests/client.
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
-mod tests;
+mod tests {
+    use pgrx::prelude::*;
+
+    fn setup() {
+        Spi::run(
+            "CREATE TABLE people (id int PRIMARY KEY, country text, born date);
+             INSERT INTO people VALUES (1, 'FR', '1990-05-01'), (2, 'DE', NULL), (3, NULL, '2001-01-01'), (4, 'FR', '1950-12-31');
+             CREATE TABLE clicks (person int, at timestamptz, url text);
+             INSERT INTO clicks VALUES (1, '2026-10-30', 'a'), (1, '2026-10-31', 'b'), (3, '2026-01-01', 'a');
+             SELECT segplan.register_contacts('people', 'id');
+             SELECT segplan.register_events('clicks', 'clicks', 'person', 'at');",
+        )
+        .expect("setup");
+    }
+
+    fn count(rule: &str) -> i64 {
+        Spi::get_one_with_args::<i64>("SELECT segplan.count($1, '2026-11-01T00:00:00Z')", &[rule.into()])
+            .expect("count")
+            .expect("not null")
+    }
+
+    #[pg_test]
+    fn counts_attribute_and_event_rules() {
+        setup();
+        assert_eq!(count("country = 'FR'"), 2);
+        assert_eq!(count(r#"{"attr": "country", "op": "ne", "value": "FR"}"#), 1);
+        assert_eq!(count("not country = 'FR'"), 2);
+        assert_eq!(count("clicks(within last 7 days)"), 1);
+        assert_eq!(count("clicks(count >= 2)"), 1);
+        assert_eq!(count("clicks(count < 2)"), 3);
+        assert_eq!(count("no clicks()"), 2);
+    }
+
+    #[pg_test]
+    fn jsonb_and_text_overloads_agree() {
+        setup();
+        let a = Spi::get_one::<i64>("SELECT segplan.count('{\"attr\":\"country\",\"op\":\"eq\",\"value\":\"FR\"}'::jsonb)").unwrap();
+        let b = Spi::get_one::<i64>("SELECT segplan.count('country = ''FR''')").unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[pg_test(error = "segplan: unknown attribute \"countri\"")]
+    fn unknown_attribute_is_an_error() {
+        setup();
+        count("countri = 'FR'");
+    }
+
+    #[pg_test]
+    fn a_renamed_column_is_an_error_not_a_wrong_answer() {
+        setup();
+        Spi::run("ALTER TABLE clicks RENAME COLUMN at TO happened_at").unwrap();
+        let r = std::panic::catch_unwind(|| count("clicks()"));
+        assert!(r.is_err());
+    }
+}
 
 /// Required by `cargo pgrx test`. The test cluster uses the same settings as every other cluster
 /// of the project (pg_test_config/postgresql.conf), with pg_cron pointed at its database.

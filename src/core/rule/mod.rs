@@ -20,3 +20,6 @@ pub fn parse_any(input: &str) -> Result<Rule, Problems> {
         text::parse(input)
     }
 }
+
+#[cfg(test)]
+mod tests;

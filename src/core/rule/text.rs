@@ -262,9 +262,6 @@ fn to_props(v: Value) -> Result<Value, String> {
         return Ok(json!({ "not": to_props(x)? }));
     }
     if let Some(f) = m.remove("attr") {
-        if m.get("op") == Some(&json!("age_between")) {
-            return Err("age(...)".into());
-        }
         let mut out = Map::new();
         out.insert("prop".into(), f);
         out.extend(m);

@@ -1,0 +1,50 @@
+-- segplan demo: run by `make demo` against the segplan_demo database (demo.* tables already loaded).
+\set ON_ERROR_STOP 1
+\pset footer off
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_cron;
+DROP EXTENSION IF EXISTS segplan CASCADE;
+CREATE EXTENSION segplan;
+RESET client_min_messages;
+
+\echo '== segplan' `date -u +%FT%TZ`
+SELECT extversion AS segplan_version FROM pg_extension WHERE extname = 'segplan';
+SELECT 'contacts' AS "table", count(*) AS "rows" FROM demo.contacts
+UNION ALL SELECT 'message_events', count(*) FROM demo.message_events
+UNION ALL SELECT 'orders', count(*) FROM demo.orders
+UNION ALL SELECT 'order_lines', count(*) FROM demo.order_lines;
+
+\echo '== 1. Register the customer''s own tables (nothing is copied)'
+SELECT segplan.register_contacts('demo.contacts', 'id');
+SELECT segplan.register_events('purchase_lines', 'demo.purchase_lines', 'contact_id', 'ordered_at');
+SELECT segplan.register_events('message_events', 'demo.message_activity', 'contact_id', 'occurred_at');
+SELECT e->>'name' AS event_source, e->>'source' AS source,
+       (SELECT string_agg(p->>'name', ', ') FROM jsonb_array_elements(e->'properties') p) AS properties
+FROM jsonb_array_elements(segplan.model()->'events') e;
+
+\echo '== 2. Three segments (counts straight from the tables)'
+\timing on
+SELECT segplan.count($$country = 'FR'$$) AS "living in France";
+SELECT segplan.count($$purchase_lines(where product_range = 'children' and on_sale and outlet_kind = 'airport'
+                       and city = 'Rome', within last 6 months, sum(qty) >= 3, sum(line_total) > 200)$$)
+       AS "children's range on sale, airport store in Rome, 6 months";
+SELECT segplan.count('{"ratio": {"event": "purchase_lines", "occasion": "order_id",
+                       "match": {"prop": "color", "op": "eq", "value": "yellow"},
+                       "op": "gte", "value": 0.10, "min_occasions": 3}}'::jsonb)
+       AS "yellow item on >= 10% of >= 3 purchase occasions";
+SELECT segplan.count($$sequence(message_events(where event_type = 'click' and campaign_kind = 'newsletter'),
+                       then purchase_lines(), gap > 30 days)$$) AS "ordered > 30 days after a newsletter click";
+
+\echo '== 3. A funnel as a rule is built condition by condition'
+SELECT * FROM segplan.count_steps($$country = 'FR' and age(birth_date) between 25 and 40
+   and email_opt_in and message_events(where event_type = 'open', within last 90 days, count >= 2)
+   and not message_events(where event_type = 'click', within last 30 days)$$);
+\timing off
+
+\echo '== 4. The same rule as JSON, and the SQL it runs (values are $n parameters)'
+SELECT jsonb_pretty(segplan.parse($$country = 'FR' and purchase_lines(within last 6 months, count >= 2)$$));
+SELECT segplan.to_sql($$country = 'FR' and purchase_lines(within last 6 months, count >= 2)$$);
+
+\echo '== 5. Mistakes are explained, with the JSON path'
+SELECT jsonb_pretty(segplan.validate('{"all": [{"attr": "countri", "op": "eq", "value": "FR"},
+                                               {"event": "purchase_lines", "where": {"prop": "colour", "op": "eq", "value": "red"}}]}'));
