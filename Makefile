@@ -68,7 +68,7 @@ pgrx-test:
 # a clean regression database in the test cluster, with small generated data
 regress-db: install
 	@$(CLUSTER) start test $(TEST_PORT) segplan_regress
-	@$(TEST_ENV); psql -X -q -d postgres -c "DROP DATABASE IF EXISTS segplan_regress" -c "CREATE DATABASE segplan_regress"
+	@$(TEST_ENV); psql -X -q -d postgres -c "DROP DATABASE IF EXISTS segplan_regress WITH (FORCE)" -c "CREATE DATABASE segplan_regress"
 	@$(TEST_ENV); $(PSQL) -d segplan_regress -f sql/datagen.sql \
 	  -c "SET client_min_messages = warning" -c "SELECT demo.generate(3000, 7, '2026-11-01 00:00:00+00')" >/dev/null
 
@@ -81,7 +81,7 @@ regress: regress-db
 
 isolation: install
 	@$(CLUSTER) start test $(TEST_PORT) segplan_regress
-	@$(TEST_ENV); psql -X -q -d postgres -c "DROP DATABASE IF EXISTS segplan_isolation" -c "CREATE DATABASE segplan_isolation"
+	@$(TEST_ENV); psql -X -q -d postgres -c "DROP DATABASE IF EXISTS segplan_isolation WITH (FORCE)" -c "CREATE DATABASE segplan_isolation"
 	@$(TEST_ENV); $(PG_LIB)/pgxs/src/test/isolation/pg_isolation_regress --use-existing --dbname=segplan_isolation \
 	  --host="$$PGHOST" --port=$(TEST_PORT) --user=postgres \
 	  --inputdir=tests/isolation --outputdir=tests/isolation \

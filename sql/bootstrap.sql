@@ -24,11 +24,12 @@ CREATE TABLE segplan.event_sources (
 SELECT pg_catalog.pg_extension_config_dump('segplan.contact_source', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.event_sources', '');
 
--- segplan works without pg_cron; say how scheduling works then.
+-- segplan works without pg_cron; say how scheduling works then (a WARNING: extension scripts
+-- run with client_min_messages = warning, so a NOTICE would never be seen).
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
-    RAISE NOTICE 'segplan: pg_cron is not installed in this database; segments and counts work, scheduled plans need a scheduler'
+    RAISE WARNING 'segplan: pg_cron is not installed in this database; segments and counts work, scheduled plans need a scheduler'
       USING HINT = 'To schedule with pg_cron: shared_preload_libraries = ''pg_cron'', cron.database_name = this database, then CREATE EXTENSION pg_cron. Any other scheduler can call segplan''s functions instead (see the README, "Scheduling").';
   END IF;
 END

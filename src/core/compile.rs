@@ -46,10 +46,13 @@ fn no_contacts() -> Problem {
         .hint("call segplan.register_contacts('schema.table', 'key_column') first")
 }
 
+/// Checks a `matches` pattern with the database's own regex engine: `Some(error)` if invalid.
+pub type RegexCheck<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// Checks the rule against the model and builds its predicate over the contacts row `c`.
-pub fn compile<'m>(rule: &Rule, model: &'m Model) -> Result<Compiled<'m>, Problems> {
+pub fn compile<'m>(rule: &Rule, model: &'m Model, regex: RegexCheck<'m>) -> Result<Compiled<'m>, Problems> {
     let contacts = model.contacts.as_ref().ok_or_else(no_contacts)?;
-    let mut c = Compiler { model, contacts, params: Vec::new(), problems: Vec::new() };
+    let mut c = Compiler { model, contacts, regex, params: Vec::new(), problems: Vec::new() };
     let predicate = c.rule(rule, "$");
     if !c.problems.is_empty() {
         return Err(Problems(c.problems));
@@ -58,8 +61,8 @@ pub fn compile<'m>(rule: &Rule, model: &'m Model) -> Result<Compiled<'m>, Proble
 }
 
 /// All problems of a rule against the model, without raising (for `segplan.validate`).
-pub fn check(rule: &Rule, model: &Model) -> Vec<Problem> {
-    match compile(rule, model) {
+pub fn check(rule: &Rule, model: &Model, regex: RegexCheck) -> Vec<Problem> {
+    match compile(rule, model, regex) {
         Ok(_) => Vec::new(),
         Err(p) => p.0,
     }
@@ -83,14 +86,14 @@ impl Compiled<'_> {
 
 /// The funnel of a rule's top-level conditions: one query returning, for k = 1..n, the count
 /// of condition k alone and the running count of conditions 1..k, as 2n bigint columns.
-pub fn steps(rule: &Rule, model: &Model) -> Result<(Vec<Step>, Query), Problems> {
+pub fn steps<'m>(rule: &Rule, model: &'m Model, regex: RegexCheck<'m>) -> Result<(Vec<Step>, Query), Problems> {
     let contacts = model.contacts.as_ref().ok_or_else(no_contacts)?;
     let (parts, key, join): (Vec<&Rule>, &str, &str) = match rule {
         Tree::All(xs) => (xs.iter().collect(), "all", " AND "),
         Tree::Any(xs) => (xs.iter().collect(), "any", " OR "),
         other => (vec![other], "", ""),
     };
-    let mut c = Compiler { model, contacts, params: Vec::new(), problems: Vec::new() };
+    let mut c = Compiler { model, contacts, regex, params: Vec::new(), problems: Vec::new() };
     let mut steps = Vec::new();
     let mut flags = Vec::new();
     for (i, part) in parts.iter().enumerate() {
@@ -119,6 +122,7 @@ pub fn steps(rule: &Rule, model: &Model) -> Result<(Vec<Step>, Query), Problems>
 struct Compiler<'m> {
     model: &'m Model,
     contacts: &'m ContactSource,
+    regex: RegexCheck<'m>,
     params: Vec<Param>,
     problems: Vec<Problem>,
 }
@@ -256,6 +260,10 @@ impl<'m> Compiler<'m> {
             (Op::Matches, Operand::Scalar(Scalar::Str(s))) => {
                 if !need(self, col.kind == TypeKind::Text, "a text field") {
                     return FAILED.into();
+                }
+                if let Some(e) = (self.regex)(s) {
+                    return self.fail(Problem::invalid(&vpath, e)
+                        .hint("write a POSIX regular expression as PostgreSQL's ~ operator reads it"));
                 }
                 let p = self.param(Param::Text(s.clone()));
                 format!("{f} ~ {p}::text")

@@ -21,7 +21,7 @@ fn relation(client: &SpiClient, relid: pg_sys::Oid, what: &str) -> Relation {
         _ => report(
             PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
             &format!("the registered {what} no longer exists"),
-            format!("relation oid {relid:?} was dropped"),
+            "the table or view it named was dropped".into(),
             Some("register it again with segplan.register_contacts / segplan.register_events".into()),
         ),
     }

@@ -4,6 +4,7 @@
 use super::catalog::load_model;
 use super::error::{internal, raise, report};
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
+use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
 use segplan_core::compile::{self, Param, Query};
@@ -28,15 +29,44 @@ fn args(as_of: TimestampWithTimeZone, params: &[Param]) -> Vec<DatumWithOid<'sta
     out
 }
 
-fn with_model<R>(f: impl FnOnce(&pgrx::spi::SpiClient, &Model) -> R) -> R {
-    Spi::connect(|client| {
-        let model = load_model(&client);
-        f(&client, &model)
-    })
+fn model_now() -> Model {
+    Spi::connect(|client| load_model(&client))
 }
 
 fn compiled<'m>(rule: &Rule, model: &'m Model) -> compile::Compiled<'m> {
-    compile::compile(rule, model).unwrap_or_else(|p| raise(&p))
+    compile::compile(rule, model, &regex_error).unwrap_or_else(|p| raise(&p))
+}
+
+/// Compiles a pattern with Postgres's regex engine (as `~` would) inside a subtransaction, the
+/// way PL/pgSQL runs an EXCEPTION block, and returns its error message if it is invalid.
+fn regex_error(pattern: &str) -> Option<String> {
+    let pattern = pattern.to_string();
+    unsafe {
+        let cxt = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        let result = PgTryBuilder::new(move || {
+            let empty = "".into_datum().unwrap_or_else(|| unreachable!());
+            let pat = pattern.as_str().into_datum().unwrap_or_else(|| unreachable!());
+            pg_sys::OidFunctionCall2Coll(pg_sys::Oid::from(pg_sys::F_TEXTREGEXEQ), pg_sys::DEFAULT_COLLATION_OID, empty, pat);
+            None
+        })
+        .catch_others(|e| {
+            Some(match e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r.message().to_string(),
+                CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
+            })
+        })
+        .execute();
+        if result.is_none() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(cxt);
+        pg_sys::CurrentResourceOwner = owner;
+        result
+    }
 }
 
 fn run_one(client: &pgrx::spi::SpiClient, q: &Query, as_of: TimestampWithTimeZone) -> i64 {
@@ -52,13 +82,16 @@ fn run_one(client: &pgrx::spi::SpiClient, q: &Query, as_of: TimestampWithTimeZon
 #[search_path(pg_catalog, pg_temp)]
 fn count(rule: &str, as_of: default!(TimestampWithTimeZone, "now()")) -> i64 {
     let r = read_rule(rule);
-    with_model(|client, model| run_one(client, &compiled(&r, model).count(), as_of))
+    let model = model_now();
+    let q = compiled(&r, &model).count();
+    Spi::connect(|client| run_one(&client, &q, as_of))
 }
 
 fn member_rows<T: FromDatum + IntoDatum>(rule: &str, as_of: TimestampWithTimeZone, cast: &str) -> Vec<T> {
     let r = read_rule(rule);
-    with_model(|client, model| {
-        let q = compiled(&r, model).members(cast);
+    let model = model_now();
+    let q = compiled(&r, &model).members(cast);
+    Spi::connect(|client| {
         let table = client.select(&q.sql, None, &args(as_of, &q.params)).unwrap_or_else(|e| internal("listing members failed", e));
         let mut out = Vec::with_capacity(table.len());
         for row in table {
@@ -75,7 +108,7 @@ fn member_rows<T: FromDatum + IntoDatum>(rule: &str, as_of: TimestampWithTimeZon
 #[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn members(rule: &str, as_of: default!(TimestampWithTimeZone, "now()")) -> SetOfIterator<'static, i64> {
-    let is_integer = with_model(|_, m| m.contacts.as_ref().map(|c| c.key.kind == TypeKind::Integer));
+    let is_integer = model_now().contacts.map(|c| c.key.kind == TypeKind::Integer);
     if is_integer == Some(false) {
         report(
             PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
@@ -102,8 +135,9 @@ fn count_steps(
     as_of: default!(TimestampWithTimeZone, "now()"),
 ) -> TableIterator<'static, (name!(step, i32), name!(path, String), name!(label, String), name!(matched, i64), name!(running, i64))> {
     let r = read_rule(rule);
-    let rows = with_model(|client, model| {
-        let (steps, q) = compile::steps(&r, model).unwrap_or_else(|p| raise(&p));
+    let model = model_now();
+    let (steps, q) = compile::steps(&r, &model, &regex_error).unwrap_or_else(|p| raise(&p));
+    let rows = Spi::connect(|client| {
         let table = client.select(&q.sql, Some(1), &args(as_of, &q.params)).unwrap_or_else(|e| internal("counting steps failed", e));
         let row = table.first();
         steps
@@ -124,7 +158,7 @@ fn count_steps(
 #[search_path(pg_catalog, pg_temp)]
 fn to_sql(rule: &str) -> String {
     let r = read_rule(rule);
-    with_model(|_, model| compiled(&r, model).members("bigint").sql)
+    compiled(&r, &model_now()).members("bigint").sql
 }
 
 /// Every problem of a rule (syntax, limits, unknown names, types), without raising.
@@ -133,7 +167,7 @@ fn to_sql(rule: &str) -> String {
 fn validate(rule: &str) -> JsonB {
     let problems: Vec<Problem> = match rule::parse_any(rule) {
         Err(p) => p.0,
-        Ok(r) => with_model(|_, model| compile::check(&r, model)),
+        Ok(r) => compile::check(&r, &model_now(), &regex_error),
     };
     let list: Vec<serde_json::Value> = problems
         .iter()

@@ -26,7 +26,8 @@ case "$cmd" in
       echo "unix_socket_directories = '$dir'"
       echo "cron.database_name = '$crondb'"; } | as_pg tee "$dir/data/segplan.conf" >/dev/null
     if ! as_pg "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
-      as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+      # no Rust backtraces in error details (a developer's RUST_BACKTRACE would leak into DETAIL)
+      as_pg env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
     fi
     ;;
   stop)

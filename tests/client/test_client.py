@@ -1,0 +1,107 @@
+"""segplan from an application's side: psycopg over the Unix socket, values as bind parameters.
+
+Run by `make client` (part of `make test`) against the regression database, which holds the
+generated demo data. Prints 'client: N passed, N failed'.
+"""
+import sys
+import traceback
+
+import psycopg
+
+AS_OF = "2026-11-01 00:00:00+00"
+results = []
+
+
+def test(fn):
+    try:
+        with psycopg.connect(autocommit=True) as conn:
+            fn(conn)
+        results.append((fn.__name__, None))
+    except Exception:  # noqa: BLE001 - report every failure, keep going
+        results.append((fn.__name__, traceback.format_exc()))
+    return fn
+
+
+def setup(conn):
+    conn.execute("SET client_min_messages = error")
+    conn.execute("CREATE EXTENSION IF NOT EXISTS segplan")
+    conn.execute("SELECT segplan.register_contacts('demo.contacts', 'id')")
+    conn.execute("SELECT segplan.register_events('purchase_lines', 'demo.purchase_lines', 'contact_id', 'ordered_at')")
+
+
+@test
+def count_with_a_bound_rule(conn):
+    setup(conn)
+    rule = "country = 'FR' and purchase_lines(within last 1 years)"
+    (n,) = conn.execute("SELECT segplan.count(%s, %s)", (rule, AS_OF)).fetchone()
+    (by_hand,) = conn.execute(
+        "SELECT count(*) FROM demo.contacts c WHERE country = 'FR' AND EXISTS (SELECT FROM demo.purchase_lines p "
+        "WHERE p.contact_id = c.id AND p.ordered_at BETWEEN %s::timestamptz - interval '1 year' AND %s)",
+        (AS_OF, AS_OF),
+    ).fetchone()
+    assert n == by_hand and n > 0, (n, by_hand)
+
+
+@test
+def json_rule_as_jsonb_parameter(conn):
+    setup(conn)
+    from psycopg.types.json import Jsonb
+
+    rule = {"all": [{"attr": "country", "op": "in", "value": ["IT", "ES"]}, {"attr": "email_opt_in", "op": "eq", "value": True}]}
+    (n,) = conn.execute("SELECT segplan.count(%s, %s)", (Jsonb(rule), AS_OF)).fetchone()
+    (by_hand,) = conn.execute("SELECT count(*) FROM demo.contacts WHERE country IN ('IT', 'ES') AND email_opt_in").fetchone()
+    assert n == by_hand, (n, by_hand)
+
+
+@test
+def members_join_contacts_like_a_table(conn):
+    setup(conn)
+    rows = conn.execute(
+        "SELECT c.id, c.email FROM demo.contacts c JOIN segplan.members(%s, %s) m ON c.id = m ORDER BY c.id LIMIT 5",
+        ("city = 'Rome'", AS_OF),
+    ).fetchall()
+    assert len(rows) == 5 and all(isinstance(r[0], int) for r in rows), rows
+
+
+@test
+def errors_carry_sqlstate_detail_and_hint(conn):
+    setup(conn)
+    try:
+        conn.execute("SELECT segplan.count(%s)", ('{"attr": "countri", "op": "eq", "value": "FR"}',))
+    except psycopg.errors.InvalidParameterValue as e:
+        assert e.sqlstate == "22023"
+        assert e.diag.message_detail == "at $.attr", e.diag.message_detail
+        assert "country" in (e.diag.message_hint or ""), e.diag.message_hint
+    else:
+        raise AssertionError("no error raised")
+
+
+@test
+def funnel_rows_for_a_ui(conn):
+    setup(conn)
+    rows = conn.execute(
+        "SELECT step, path, matched, running FROM segplan.count_steps(%s, %s)",
+        ("country = 'FR' and gender = 'F' and purchase_lines()", AS_OF),
+    ).fetchall()
+    assert [r[0] for r in rows] == [1, 2, 3]
+    assert [r[1] for r in rows] == ["$.all[0]", "$.all[1]", "$.all[2]"]
+    running = [r[3] for r in rows]
+    assert running == sorted(running, reverse=True) and running[0] == rows[0][2], rows
+
+
+@test
+def a_ui_builds_pickers_from_the_model(conn):
+    setup(conn)
+    (model,) = conn.execute("SELECT segplan.model()").fetchone()
+    attrs = {a["name"]: a["kind"] for a in model["contacts"]["attributes"]}
+    assert attrs["birth_date"] == "date" and attrs["country"] == "text", attrs
+    assert any(e["name"] == "purchase_lines" for e in model["events"])
+
+
+for name, err in results:
+    print(f"{'ok' if err is None else 'FAIL'}  {name}")
+    if err:
+        print(err)
+failed = sum(1 for _, e in results if e)
+print(f"client: {len(results) - failed} passed, {failed} failed")
+sys.exit(1 if failed else 0)

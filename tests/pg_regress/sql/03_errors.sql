@@ -1,0 +1,36 @@
+-- Bad input: a SQLSTATE, a message, DETAIL with the JSON path, HINT with the fix. Nothing runs.
+CREATE FUNCTION try(sql text) RETURNS TABLE (state text, message text, detail text, hint text)
+LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE sql;
+  state := 'ok'; RETURN NEXT;
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+  RETURN NEXT;
+END $$;
+\x on
+SELECT * FROM try($$SELECT segplan.count('{"all": [{"attr": "country", "op": "eq", "value": "FR"}, {"attr": "countri", "op": "eq", "value": "FR"}]}'::jsonb)$$);
+SELECT * FROM try($$SELECT segplan.count('{"event": "purchase_lines", "where": {"any": [{"prop": "colour", "op": "eq", "value": "red"}]}}'::jsonb)$$);
+SELECT * FROM try($$SELECT segplan.count('{"event": "nope"}'::jsonb)$$);
+SELECT * FROM try($$SELECT segplan.count('{"attr": "country", "op": "like", "value": "F%"}'::jsonb)$$);
+SELECT * FROM try($$SELECT segplan.count('{"attr": "country", "op": "eq", "value": "FR", "extra": 1}'::jsonb)$$);
+SELECT * FROM try($$SELECT segplan.count('{"attr": "home_outlet_id", "op": "eq", "value": "seven"}'::jsonb)$$);
+SELECT * FROM try($$SELECT segplan.count('{"attr": "birth_date", "op": "gt", "value": "yesterday"}'::jsonb)$$);
+SELECT * FROM try($$SELECT segplan.count('{"all": []}'::jsonb)$$);
+SELECT * FROM try($$SELECT segplan.count('{"attr": "home_outlet_id", "op": "between", "value": [9, 3]}'::jsonb)$$);
+SELECT * FROM try($$SELECT segplan.count('{"event": "purchase_lines", "within": {"last": {"fortnights": 2}}}'::jsonb)$$);
+SELECT * FROM try($$SELECT segplan.count('{"attr": "country", "op": "contains", "value": 3}'::jsonb)$$);
+SELECT * FROM try($$SELECT segplan.count('{"attr": "created_at", "op": "contains", "value": "x"}'::jsonb)$$);
+SELECT * FROM try($$SELECT segplan.count('{"event": "purchase_lines", "having": [{"fn": "sum", "prop": "category", "op": "gt", "value": 1}]}'::jsonb)$$);
+SELECT * FROM try($$SELECT segplan.count('{"segment": "vip"}'::jsonb)$$);
+SELECT * FROM try($$SELECT segplan.count('country = ''FR'' and and')$$);
+SELECT * FROM try($$SELECT segplan.count('{"attr": "country", "op": "matches", "value": "("}'::jsonb)$$);
+-- limits: depth (54001), size (54000), list length (54000)
+SELECT * FROM try($$SELECT segplan.count(repeat('{"not": ', 10000) || '{"attr": "country", "op": "is_null"}' || repeat('}', 10000))$$);
+SELECT * FROM try($$SELECT segplan.count(repeat('(', 100) || 'country = ''FR''' || repeat(')', 100))$$);
+SELECT * FROM try($$SELECT segplan.count('{"attr": "country", "op": "eq", "value": "' || repeat('x', 2000000) || '"}')$$);
+SELECT * FROM try($$SELECT segplan.count('{"attr": "country", "op": "in", "value": [' || (SELECT string_agg('"x"', ',') FROM generate_series(1, 100001)) || ']}')$$);
+\x off
+-- validate lists every problem and raises nothing
+SELECT jsonb_pretty(segplan.validate('{"all": [{"attr": "countri", "op": "eq", "value": 1}, {"event": "purchase_lines", "within": {"last": {"days": 0}}}]}'));
+SELECT segplan.validate($$country = 'FR'$$);
