@@ -301,7 +301,10 @@ impl<'m> Compiler<'m> {
     fn source(&mut self, name: &str, path: &str) -> Option<&'m EventSource> {
         let model = self.model;
         let src = model.event(name);
-        if src.is_none() {
+        if let Some(b) = model.broken.iter().find(|b| b.name == name) {
+            self.problems.push(Problem::new(b.code, path, format!("event source \"{name}\" is broken: {}", b.reason))
+                .hint("the table, view or column was dropped or renamed: register the source again with segplan.register_events"));
+        } else if src.is_none() {
             let known = choices(model.events.iter().map(|e| e.name.as_str()));
             self.problems.push(Problem::invalid(path, format!("unknown event source \"{name}\""))
                 .hint(if known.is_empty() { "register one with segplan.register_events(name, source, contact_column, time_column)".to_string() } else { format!("registered event sources: {known}") }));

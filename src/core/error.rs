@@ -16,6 +16,9 @@ pub enum Code {
     TooComplex,
     /// 0A000 feature_not_supported
     NotSupported,
+    /// 42P01 undefined_table / 42703 undefined_column: a registration points at something gone
+    UndefinedTable,
+    UndefinedColumn,
 }
 
 impl Code {
@@ -25,6 +28,8 @@ impl Code {
             Code::TooLarge => "54000",
             Code::TooComplex => "54001",
             Code::NotSupported => "0A000",
+            Code::UndefinedTable => "42P01",
+            Code::UndefinedColumn => "42703",
         }
     }
 }

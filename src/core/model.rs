@@ -78,6 +78,16 @@ pub struct EventSource {
 pub struct Model {
     pub contacts: Option<ContactSource>,
     pub events: Vec<EventSource>,
+    /// Registered event sources whose table, view or columns are gone: an error only for rules
+    /// that use them.
+    pub broken: Vec<Broken>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Broken {
+    pub name: String,
+    pub code: crate::error::Code,
+    pub reason: String,
 }
 
 impl Model {
@@ -103,5 +113,6 @@ pub fn to_json(m: &Model) -> Value {
         "name": e.name, "source": e.rel.name, "contact_column": e.contact.name,
         "time_column": e.time.as_ref().map(|t| t.name.clone()), "properties": columns_json(&e.columns),
     })).collect();
-    json!({"contacts": contacts, "events": events})
+    let broken: Vec<Value> = m.broken.iter().map(|b| json!({"name": b.name, "problem": b.reason})).collect();
+    json!({"contacts": contacts, "events": events, "broken_events": broken})
 }

@@ -4,9 +4,11 @@ use super::error::{internal, report};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::PgSqlErrorCode;
-use segplan_core::model::{Column, ContactSource, EventSource, Model, Relation, TypeKind};
+use segplan_core::error::Code;
+use segplan_core::model::{Broken, Column, ContactSource, EventSource, Model, Relation, TypeKind};
 
-fn relation(client: &SpiClient, relid: pg_sys::Oid, what: &str) -> Relation {
+/// The quoted and display names of a relation, or None if it no longer exists.
+fn relation(client: &SpiClient, relid: pg_sys::Oid) -> Option<Relation> {
     let row = client
         .select(
             "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), n.nspname || '.' || c.relname \
@@ -17,13 +19,8 @@ fn relation(client: &SpiClient, relid: pg_sys::Oid, what: &str) -> Relation {
         .and_then(|t| if t.is_empty() { Ok(None) } else { t.first().get_two::<String, String>().map(Some) })
         .unwrap_or_else(|e| internal("reading the catalog failed", e));
     match row {
-        Some((Some(sql), Some(name))) => Relation { sql, name },
-        _ => report(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
-            &format!("the registered {what} no longer exists"),
-            "the table or view it named was dropped".into(),
-            Some("register it again with segplan.register_contacts / segplan.register_events".into()),
-        ),
+        Some((Some(sql), Some(name))) => Some(Relation { sql, name }),
+        _ => None,
     }
 }
 
@@ -46,19 +43,16 @@ pub fn columns(client: &SpiClient, relid: pg_sys::Oid) -> Vec<Column> {
         .collect()
 }
 
-fn registered_column(cols: &[Column], name: &str, rel: &Relation, what: &str) -> Column {
-    match cols.iter().find(|c| c.name == name) {
-        Some(c) => c.clone(),
-        None => report(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-            &format!("the registered {what} \"{name}\" no longer exists in {}", rel.name),
-            format!("columns of {}: {}", rel.name, cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")),
-            Some("the column was dropped or renamed: register the source again".into()),
-        ),
-    }
+fn registered_column(cols: &[Column], name: &str, rel: &Relation, what: &str) -> Result<Column, Broken> {
+    cols.iter().find(|c| c.name == name).cloned().ok_or_else(|| Broken {
+        name: String::new(),
+        code: Code::UndefinedColumn,
+        reason: format!("its {what} \"{name}\" no longer exists in {}", rel.name),
+    })
 }
 
-/// The registered model, checked against the catalog now.
+/// The registered model, checked against the catalog now. A missing contact source is an error
+/// at once; a broken event source is recorded and is an error only for rules that use it.
 pub fn load_model(client: &SpiClient) -> Model {
     let mut model = Model::default();
     let contact = client
@@ -66,9 +60,23 @@ pub fn load_model(client: &SpiClient) -> Model {
         .and_then(|t| if t.is_empty() { Ok(None) } else { t.first().get_two::<pg_sys::Oid, String>().map(Some) })
         .unwrap_or_else(|e| internal("reading segplan.contact_source failed", e));
     if let Some((Some(relid), Some(key))) = contact {
-        let rel = relation(client, relid, "contact source");
+        let Some(rel) = relation(client, relid) else {
+            report(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                "the registered contact source no longer exists",
+                "the table or view it named was dropped".into(),
+                Some("register it again with segplan.register_contacts".into()),
+            )
+        };
         let cols = columns(client, relid);
-        let key = registered_column(&cols, &key, &rel, "contact key column");
+        let key = registered_column(&cols, &key, &rel, "contact key column").unwrap_or_else(|b| {
+            report(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                &format!("the registered contact source is broken: {}", b.reason),
+                format!("columns of {}: {}", rel.name, cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")),
+                Some("the column was dropped or renamed: register the source again".into()),
+            )
+        });
         model.contacts = Some(ContactSource { rel, key, columns: cols });
     }
     let events: Vec<(String, pg_sys::Oid, String, Option<String>)> = client
@@ -84,11 +92,19 @@ pub fn load_model(client: &SpiClient) -> Model {
         })
         .collect();
     for (name, relid, contact, time) in events {
-        let rel = relation(client, relid, &format!("event source \"{name}\""));
+        let Some(rel) = relation(client, relid) else {
+            model.broken.push(Broken { name, code: Code::UndefinedTable, reason: "the table or view it named was dropped".into() });
+            continue;
+        };
         let cols = columns(client, relid);
-        let contact = registered_column(&cols, &contact, &rel, "contact column");
-        let time = time.map(|t| registered_column(&cols, &t, &rel, "time column"));
-        model.events.push(EventSource { name, rel, contact, time, columns: cols });
+        let source = registered_column(&cols, &contact, &rel, "contact column").and_then(|contact| {
+            let time = time.map(|t| registered_column(&cols, &t, &rel, "time column")).transpose()?;
+            Ok((contact, time))
+        });
+        match source {
+            Ok((contact, time)) => model.events.push(EventSource { name, rel, contact, time, columns: cols }),
+            Err(b) => model.broken.push(Broken { name, ..b }),
+        }
     }
     model
 }

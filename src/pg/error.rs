@@ -9,6 +9,8 @@ fn sqlstate(code: Code) -> PgSqlErrorCode {
         Code::TooLarge => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         Code::TooComplex => PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX,
         Code::NotSupported => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        Code::UndefinedTable => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+        Code::UndefinedColumn => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
     }
 }
 

@@ -25,6 +25,7 @@ def test(fn):
 def setup(conn):
     conn.execute("SET client_min_messages = error")
     conn.execute("CREATE EXTENSION IF NOT EXISTS segplan")
+    conn.execute("DELETE FROM segplan.event_sources")
     conn.execute("SELECT segplan.register_contacts('demo.contacts', 'id')")
     conn.execute("SELECT segplan.register_events('purchase_lines', 'demo.purchase_lines', 'contact_id', 'ordered_at')")
 

@@ -53,6 +53,8 @@ SELECT segplan.register_events('visits', 'edge.visits', 'person', 'person');
 SELECT segplan.register_contacts('edge.people', 'id');
 ALTER TABLE edge.visits RENAME COLUMN at TO seen_at;
 SELECT segplan.count('visits()');
+SELECT segplan.count('name is null') AS rules_not_using_it_still_work;
+SELECT segplan.model()->'broken_events';
 ALTER TABLE edge.visits RENAME COLUMN seen_at TO at;
 SELECT segplan.unregister_events('local_visits');
 SELECT segplan.unregister_events('local_visits');
