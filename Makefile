@@ -32,17 +32,18 @@ demo: install
 	@$(DEMO_ENV); $(PSQL) -d segplan_demo -f sql/demo.sql
 	@echo; echo "Connect with:  make psql    (or: $$($(CLUSTER) env demo $(DEMO_PORT) | sed 's/^export //') psql segplan_demo)"
 
-# Generate the demo dataset (XS = 100k contacts, S = 1M, L = 10M) in the demo database.
+# Generate the demo dataset (XS = 100k contacts, S = 1M, L = 10M) into database $(DB).
+DB ?= segplan_demo
 data:
 	@$(CLUSTER) start demo $(DEMO_PORT) segplan_demo
 	@$(DEMO_ENV); n=$$(case "$(SIZE)" in XS) echo 100000;; S) echo 1000000;; L) echo 10000000;; \
 	    *) echo "SIZE must be XS, S or L" >&2; exit 2;; esac); \
-	  psql -X -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'segplan_demo'" | grep -q 1 || createdb segplan_demo; \
-	  have=$$(psql -X -d segplan_demo -tAc "SELECT CASE WHEN to_regclass('demo.contacts') IS NULL THEN 0 ELSE (SELECT count(*) FROM demo.contacts) END"); \
-	  if [ "$(ONLY_IF_MISSING)" = 1 ] && [ "$$have" = "$$n" ]; then echo "data: $(SIZE) dataset already loaded ($$n contacts)"; \
-	  else echo "data: generating $(SIZE) ($$n contacts, seed $(SEED))"; \
-	    $(PSQL) -d segplan_demo -f sql/datagen.sql && \
-	    time $(PSQL) -d segplan_demo -c "SET client_min_messages = warning" \
+	  psql -X -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$(DB)'" | grep -q 1 || createdb $(DB); \
+	  have=$$(psql -X -d $(DB) -tAc "SELECT CASE WHEN to_regclass('demo.contacts') IS NULL THEN 0 ELSE (SELECT count(*) FROM demo.contacts) END"); \
+	  if [ "$(ONLY_IF_MISSING)" = 1 ] && [ "$$have" = "$$n" ]; then echo "data: $(SIZE) dataset already in $(DB) ($$n contacts)"; \
+	  else echo "data: generating $(SIZE) in $(DB) ($$n contacts, seed $(SEED))"; \
+	    $(PSQL) -d $(DB) -f sql/datagen.sql && \
+	    time $(PSQL) -d $(DB) -c "SET client_min_messages = warning" \
 	      -c "SELECT demo.generate($$n, $(SEED), date_trunc('day', now()))"; fi
 
 psql:
@@ -93,8 +94,9 @@ client: regress-db
 	@$(TEST_ENV); PGDATABASE=segplan_regress python3 tests/client/test_client.py
 
 # ---- benchmark --------------------------------------------------------------------------------
+# make bench [SIZE=XS|S|L] (default S): its own database per size, kept between runs.
+BENCH_SIZE = $(if $(filter command line,$(origin SIZE)),$(SIZE),S)
 bench: install
 	@WITH_BENCH=1 tests/tools/deps.sh
-	@$(CLUSTER) start demo $(DEMO_PORT) segplan_demo
-	@$(MAKE) --no-print-directory data SIZE=$(SIZE) ONLY_IF_MISSING=1
-	@$(DEMO_ENV); PGDATABASE=segplan_demo python3 bench/bench.py --size $(SIZE)
+	@$(MAKE) --no-print-directory data SIZE=$(BENCH_SIZE) DB=segplan_bench_$(shell echo $(BENCH_SIZE) | tr A-Z a-z) ONLY_IF_MISSING=1
+	@$(DEMO_ENV); PGDATABASE=segplan_bench_$(shell echo $(BENCH_SIZE) | tr A-Z a-z) python3 bench/bench.py --size $(BENCH_SIZE)

@@ -18,6 +18,7 @@ UNION ALL SELECT 'order_lines', count(*) FROM demo.order_lines;
 SELECT segplan.register_contacts('demo.contacts', 'id');
 SELECT segplan.register_events('purchase_lines', 'demo.purchase_lines', 'contact_id', 'ordered_at');
 SELECT segplan.register_events('message_events', 'demo.message_activity', 'contact_id', 'occurred_at');
+SELECT segplan.register_events('orders', 'demo.orders', 'contact_id', 'ordered_at');
 SELECT e->>'name' AS event_source, e->>'source' AS source,
        (SELECT string_agg(p->>'name', ', ') FROM jsonb_array_elements(e->'properties') p) AS properties
 FROM jsonb_array_elements(segplan.model()->'events') e;
@@ -33,7 +34,7 @@ SELECT segplan.count('{"ratio": {"event": "purchase_lines", "occasion": "order_i
                        "op": "gte", "value": 0.10, "min_occasions": 3}}'::jsonb)
        AS "yellow item on >= 10% of >= 3 purchase occasions";
 SELECT segplan.count($$sequence(message_events(where event_type = 'click' and campaign_kind = 'newsletter'),
-                       then purchase_lines(), gap > 30 days)$$) AS "ordered > 30 days after a newsletter click";
+                       then orders(), gap > 30 days)$$) AS "ordered > 30 days after a newsletter click";
 
 \echo '== 3. A funnel as a rule is built condition by condition'
 SELECT * FROM segplan.count_steps($$country = 'FR' and age(birth_date) between 25 and 40

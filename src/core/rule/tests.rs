@@ -61,6 +61,9 @@ fn syntax_errors_point_at_the_text() {
     let p = problems("country = 'FR' and and");
     assert_eq!(p[0].0, Code::InvalidParameter);
     assert!(p[0].1.starts_with("line 1, column"), "{p:?}");
+    let Err(e) = parse_any("age(birth_date) between 25") else { panic!("parsed") };
+    assert!(e.first().message.contains("expected \"and\""), "{}", e.first().message);
+    assert!(!e.first().message.contains("kw_"), "{}", e.first().message);
 }
 
 #[test]

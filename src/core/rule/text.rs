@@ -29,6 +29,7 @@ pub fn parse(input: &str) -> Result<RuleAst, Problems> {
 pub fn to_json_value(input: &str) -> Result<Value, Problems> {
     check_nesting(input)?;
     let mut pairs = TextParser::parse(Rule::rule_text, input).map_err(|e| {
+        let e = e.renamed_rules(describe);
         let (line, col) = match e.line_col {
             pest::error::LineColLocation::Pos(p) => p,
             pest::error::LineColLocation::Span(p, _) => p,
@@ -41,6 +42,26 @@ pub fn to_json_value(input: &str) -> Result<Value, Problems> {
         Some(expr) => build_expr(expr),
         None => Err(Problem::invalid("$", "empty rule").into()),
     }
+}
+
+/// Grammar rules as a user reads them in "expected ..." messages.
+fn describe(r: &Rule) -> String {
+    let name = format!("{r:?}");
+    if let Some(kw) = name.strip_prefix("kw_") {
+        return format!("\"{kw}\"");
+    }
+    match r {
+        Rule::EOI => "end of rule",
+        Rule::value | Rule::list => "a value",
+        Rule::string => "a quoted string",
+        Rule::number | Rule::integer => "a number",
+        Rule::name | Rule::bare_name | Rule::quoted_name => "a name",
+        Rule::cmp_sym | Rule::cmp_tail | Rule::t_cmp => "a comparison such as = or >=",
+        Rule::span | Rule::unit => "a length of time such as 30 days",
+        Rule::event_arg | Rule::ratio_arg => "an argument",
+        _ => "a condition",
+    }
+    .to_string()
 }
 
 /// Refuses deep nesting before the parser recurses into it.

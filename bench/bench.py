@@ -1,0 +1,241 @@
+"""segplan side by side with hand-written SQL and DuckDB on the same data.
+
+Run by `make bench SIZE=XS|S|L` against the demo database (PGHOST/PGPORT/PGDATABASE set by make).
+Every query is answered by every engine and the counts must agree before any time is printed;
+a disagreement stops the benchmark with exit code 1. Prints medians and ratios computed in this one
+run, and writes bench/results/<size>.json.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import psycopg
+
+HERE = Path(__file__).resolve().parent
+TABLES = ["brands", "outlets", "contacts", "products", "campaigns", "message_events", "orders", "order_lines"]
+VIEWS = {
+    "purchase_lines": """
+        SELECT o.contact_id, o.id AS order_id, o.ordered_at, o.channel AS order_channel, l.product_id, l.qty,
+               l.qty * l.unit_price AS line_total, l.on_sale, p.category, p.color, p.product_range,
+               b.name AS brand, ou.kind AS outlet_kind, ou.city, ou.country
+        FROM demo.order_lines l JOIN demo.orders o ON o.id = l.order_id JOIN demo.products p ON p.id = l.product_id
+        JOIN demo.outlets ou ON ou.id = o.outlet_id JOIN demo.brands b ON b.id = ou.brand_id""",
+    "message_activity": """
+        SELECT m.id, m.contact_id, b.name AS brand, m.campaign_id, c.kind AS campaign_kind, m.channel,
+               m.event_type, m.link_url, m.occurred_at
+        FROM demo.message_events m JOIN demo.campaigns c ON c.id = m.campaign_id JOIN demo.brands b ON b.id = m.brand_id""",
+}
+
+# (name, segplan rule, hand-written SQL returning the count). :asof is the evaluation time
+# (a UTC timestamp), :asof_date its date. The same SQL runs on PostgreSQL and DuckDB.
+QUERIES = [
+    ("demographics + opt-in",
+     "country = 'FR' and gender = 'F' and email_opt_in and age(birth_date) between 25 and 40",
+     """SELECT count(*) FROM demo.contacts WHERE country = 'FR' AND gender = 'F' AND email_opt_in
+        AND birth_date <= :asof_date - INTERVAL 25 YEAR AND birth_date > :asof_date - INTERVAL 41 YEAR"""),
+    ("newsletter click, 90 days",
+     "message_events(where event_type = 'click' and campaign_kind = 'newsletter', within last 90 days)",
+     """SELECT count(DISTINCT m.contact_id) FROM demo.message_events m JOIN demo.campaigns c ON c.id = m.campaign_id
+        WHERE m.event_type = 'click' AND c.kind = 'newsletter' AND m.occurred_at BETWEEN :asof - INTERVAL 90 DAY AND :asof"""),
+    ("3+ opens, no click, 30 days",
+     "message_events(where event_type = 'open', within last 30 days, count >= 3) and no message_events(where event_type = 'click', within last 30 days)",
+     """SELECT count(*) FROM (SELECT contact_id FROM demo.message_events WHERE event_type = 'open'
+          AND occurred_at BETWEEN :asof - INTERVAL 30 DAY AND :asof GROUP BY contact_id HAVING count(*) >= 3
+        EXCEPT SELECT contact_id FROM demo.message_events WHERE event_type = 'click'
+          AND occurred_at BETWEEN :asof - INTERVAL 30 DAY AND :asof) x"""),
+    ("ratio: bags on 10% of 3+ occasions",
+     "ratio(purchase_lines, per order_id, match category = 'bags', min_occasions 3) >= 0.1",
+     """SELECT count(*) FROM (SELECT o.contact_id FROM (SELECT o.contact_id, o.id, bool_or(p.category = 'bags') AS hit
+          FROM demo.orders o JOIN demo.order_lines l ON l.order_id = o.id JOIN demo.products p ON p.id = l.product_id
+          GROUP BY o.contact_id, o.id) o GROUP BY o.contact_id
+          HAVING count(*) >= 3 AND count(*) FILTER (WHERE hit) >= 0.1 * count(*)) x"""),
+    ("sequence: order 30+ days after newsletter click",
+     "sequence(message_events(where event_type = 'click' and campaign_kind = 'newsletter'), then orders(), gap > 30 days)",
+     """SELECT count(*) FROM (SELECT m.contact_id, min(m.occurred_at) AS t FROM demo.message_events m
+          JOIN demo.campaigns c ON c.id = m.campaign_id WHERE m.event_type = 'click' AND c.kind = 'newsletter'
+          GROUP BY m.contact_id) a JOIN (SELECT contact_id, max(ordered_at) AS t FROM demo.orders GROUP BY contact_id) b
+        ON b.contact_id = a.contact_id WHERE b.t > a.t + INTERVAL 30 DAY"""),
+    ("children's range, airport store in Rome, 180 days",
+     "purchase_lines(where product_range = 'children' and outlet_kind = 'airport' and city = 'Rome', within last 180 days)",
+     """SELECT count(DISTINCT o.contact_id) FROM demo.orders o JOIN demo.order_lines l ON l.order_id = o.id
+        JOIN demo.products p ON p.id = l.product_id JOIN demo.outlets ou ON ou.id = o.outlet_id
+        WHERE p.product_range = 'children' AND ou.kind = 'airport' AND ou.city = 'Rome'
+          AND o.ordered_at BETWEEN :asof - INTERVAL 180 DAY AND :asof"""),
+    ("lapsed buyer who opened recently",
+     "orders(within last 730 days) and no orders(within last 180 days) and message_events(where event_type = 'open', within last 30 days)",
+     """SELECT count(*) FROM demo.contacts c WHERE
+          EXISTS (SELECT 1 FROM demo.orders o WHERE o.contact_id = c.id AND o.ordered_at BETWEEN :asof - INTERVAL 730 DAY AND :asof)
+          AND NOT EXISTS (SELECT 1 FROM demo.orders o WHERE o.contact_id = c.id AND o.ordered_at BETWEEN :asof - INTERVAL 180 DAY AND :asof)
+          AND EXISTS (SELECT 1 FROM demo.message_events m WHERE m.contact_id = c.id AND m.event_type = 'open'
+                      AND m.occurred_at BETWEEN :asof - INTERVAL 30 DAY AND :asof)"""),
+    ("any/not combination",
+     "(country = 'IT' or country = 'ES' or loyalty_tier = 'platinum') and not loyalty_tier = 'bronze' and not purchase_lines(where on_sale, within last 90 days)",
+     """SELECT count(*) FROM demo.contacts c WHERE (country IN ('IT', 'ES') OR loyalty_tier = 'platinum')
+          AND loyalty_tier IS DISTINCT FROM 'bronze'
+          AND NOT EXISTS (SELECT 1 FROM demo.orders o JOIN demo.order_lines l ON l.order_id = o.id
+                          WHERE o.contact_id = c.id AND l.on_sale AND o.ordered_at BETWEEN :asof - INTERVAL 90 DAY AND :asof)"""),
+    ("tiny segment",
+     "email = 'contact4242@example.com'",
+     "SELECT count(*) FROM demo.contacts WHERE email = 'contact4242@example.com'"),
+]
+
+INDEXES = [
+    "CREATE INDEX bench_me_type_time ON demo.message_events (event_type, occurred_at) INCLUDE (contact_id, campaign_id)",
+    "CREATE INDEX bench_orders_contact_time ON demo.orders (contact_id, ordered_at)",
+    "CREATE INDEX bench_orders_time ON demo.orders (ordered_at) INCLUDE (contact_id, outlet_id)",
+    "CREATE INDEX bench_contacts_country ON demo.contacts (country)",
+    "CREATE INDEX bench_contacts_email ON demo.contacts (email)",
+]
+
+
+def pg_sql(sql, asof):
+    return (sql.replace(":asof_date", f"date '{asof[:10]}'").replace(":asof", f"timestamptz '{asof}+00'")
+            .replace("INTERVAL 25 YEAR", "interval '25 years'").replace("INTERVAL 41 YEAR", "interval '41 years'")
+            .replace("INTERVAL 90 DAY", "interval '90 days'").replace("INTERVAL 30 DAY", "interval '30 days'")
+            .replace("INTERVAL 180 DAY", "interval '180 days'").replace("INTERVAL 730 DAY", "interval '730 days'"))
+
+
+def duck_sql(sql, asof):
+    return sql.replace(":asof_date", f"date '{asof[:10]}'").replace(":asof", f"timestamp '{asof}'")
+
+
+def timed(fn, runs):
+    out, times = None, []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return out, statistics.median(times)
+
+
+def export_to_duckdb(pg, path, key):
+    stamp = path.with_suffix(".key")
+    if path.exists() and stamp.exists() and stamp.read_text() == key:
+        return 0.0
+    path.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    db = duckdb.connect(str(path))
+    tmp = path.parent / "export.csv"
+    for t in TABLES:
+        # timestamptz leaves as UTC timestamps (the session is UTC): DuckDB compares them with a UTC as_of
+        cols = pg.execute("SELECT string_agg(CASE WHEN data_type = 'timestamp with time zone' THEN column_name || '::timestamp AS ' "
+                          "|| column_name ELSE column_name END, ',' ORDER BY ordinal_position) FROM information_schema.columns "
+                          "WHERE table_schema = 'demo' AND table_name = %s", (t,)).fetchone()[0]
+        with open(tmp, "wb") as f, pg.cursor().copy(
+                f"COPY (SELECT {cols} FROM demo.{t}) TO STDOUT WITH (FORMAT csv, HEADER)") as cp:
+            for chunk in cp:
+                f.write(chunk)
+        db.execute(f"CREATE OR REPLACE TABLE {t} AS SELECT * FROM read_csv('{tmp}', header = true)")
+    tmp.unlink(missing_ok=True)
+    db.execute("CREATE SCHEMA IF NOT EXISTS demo")
+    for t in TABLES:
+        db.execute(f"CREATE OR REPLACE VIEW demo.{t} AS SELECT * FROM main.{t}")
+    db.close()
+    stamp.write_text(key)
+    return time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", default="S")
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    pg = psycopg.connect(autocommit=True)
+    pg.execute("SET timezone = 'UTC'")
+    pg.execute("SET client_min_messages = warning")
+    pg.execute("CREATE EXTENSION IF NOT EXISTS segplan")
+    pg.execute("SELECT segplan.register_contacts('demo.contacts', 'id')")
+    pg.execute("SELECT segplan.register_events('purchase_lines', 'demo.purchase_lines', 'contact_id', 'ordered_at')")
+    pg.execute("SELECT segplan.register_events('message_events', 'demo.message_activity', 'contact_id', 'occurred_at')")
+    pg.execute("SELECT segplan.register_events('orders', 'demo.orders', 'contact_id', 'ordered_at')")
+    for sql in INDEXES:
+        pg.execute(f"DROP INDEX IF EXISTS demo.{sql.split()[2]}")
+    asof = pg.execute("SELECT to_char(date_trunc('day', max(occurred_at)) + interval '1 day', 'YYYY-MM-DD HH24:MI:SS') "
+                      "FROM demo.message_events").fetchone()[0]
+    counts = pg.execute("SELECT (SELECT count(*) FROM demo.contacts), (SELECT count(*) FROM demo.message_events), "
+                        "(SELECT count(*) FROM demo.orders), (SELECT max(id) FROM demo.message_events)").fetchone()
+    print(f"segplan bench, size {args.size}: {counts[0]} contacts, {counts[1]} message events, {counts[2]} orders; "
+          f"as_of {asof} UTC; median of {args.runs} runs, ms")
+
+    data_dir = HERE / "data"
+    data_dir.mkdir(exist_ok=True)
+    export_s = export_to_duckdb(pg, data_dir / f"{args.size}.duckdb", f"{counts}|{asof}")
+    if export_s:
+        print(f"exported to DuckDB in {export_s:.1f} s")
+    duck = duckdb.connect(str(data_dir / f"{args.size}.duckdb"), read_only=True)
+
+    def seg(rule):
+        return pg.execute("SELECT segplan.count(%s, %s::timestamptz)", (rule, asof + "+00")).fetchone()[0]
+
+    def sql(q):
+        return pg.execute(pg_sql(q, asof)).fetchone()[0]
+
+    def dk(q, threads):
+        duck.execute(f"SET threads = {threads}")
+        return duck.execute(duck_sql(q, asof)).fetchone()[0]
+
+    rows = []
+    for name, rule, hand in QUERIES:
+        n_seg, t_seg = timed(lambda: seg(rule), args.runs)
+        n_sql, t_sql = timed(lambda: sql(hand), args.runs)
+        n_d1, t_d1 = timed(lambda: dk(hand, 1), args.runs)
+        n_d2, t_d2 = timed(lambda: dk(hand, 2), args.runs)
+        if len({n_seg, n_sql, n_d1, n_d2}) != 1:
+            print(f"COUNTS DISAGREE for {name!r}: segplan {n_seg}, sql {n_sql}, duckdb {n_d1}/{n_d2}", file=sys.stderr)
+            sys.exit(1)
+        rows.append({"query": name, "count": n_seg, "segplan_ms": t_seg, "sql_ms": t_sql,
+                     "duckdb_1t_ms": t_d1, "duckdb_2t_ms": t_d2})
+
+    t0 = time.perf_counter()
+    for s in INDEXES:
+        pg.execute(s)
+    pg.execute("ANALYZE demo.message_events, demo.orders, demo.contacts")
+    index_s = time.perf_counter() - t0
+    index_mb = pg.execute("SELECT sum(pg_relation_size(indexrelid)) / 1e6 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                          "WHERE c.relname LIKE 'bench_%'").fetchone()[0]
+    for r, (name, rule, hand) in zip(rows, QUERIES):
+        n1, r["segplan_idx_ms"] = timed(lambda: seg(rule), args.runs)
+        n2, r["sql_idx_ms"] = timed(lambda: sql(hand), args.runs)
+        if {n1, n2} != {r["count"]}:
+            print(f"COUNTS DISAGREE with indexes for {name!r}: segplan {n1}, sql {n2}, before {r['count']}", file=sys.stderr)
+            sys.exit(1)
+    for s in INDEXES:
+        pg.execute(f"DROP INDEX demo.{s.split()[2]}")
+
+    # incremental funnel: count_steps as conditions are added one by one
+    conds = ["country = 'FR'", "gender = 'F'", "email_opt_in", "age(birth_date) between 25 and 40",
+             "message_events(where event_type = 'open', within last 90 days)"]
+    steps = []
+    for k in range(1, len(conds) + 1):
+        rule = " and ".join(conds[:k])
+        _, t = timed(lambda: pg.execute("SELECT count(*) FROM segplan.count_steps(%s, %s::timestamptz)", (rule, asof + "+00")).fetchall(), args.runs)
+        steps.append({"conditions": k, "ms": t})
+
+    head = f"{'query':<50} {'count':>9} {'segplan':>9} {'sql':>9} {'sql+idx':>9} {'seg+idx':>9} {'duck 1t':>9} {'duck 2t':>9} {'seg/sql':>8} {'seg/duck2':>9}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['query']:<50} {r['count']:>9} {r['segplan_ms']:>9.1f} {r['sql_ms']:>9.1f} {r['sql_idx_ms']:>9.1f} "
+              f"{r['segplan_idx_ms']:>9.1f} {r['duckdb_1t_ms']:>9.1f} {r['duckdb_2t_ms']:>9.1f} "
+              f"{r['segplan_ms'] / r['sql_ms']:>8.2f} {r['segplan_ms'] / r['duckdb_2t_ms']:>9.2f}")
+    print(f"\nindex set for 'sql+idx' / 'seg+idx': built in {index_s:.1f} s, {index_mb:.0f} MB")
+    print("count_steps latency as conditions are added: " + ", ".join(f"{s['conditions']}: {s['ms']:.1f} ms" for s in steps))
+    print("not measured yet: warm leaf-bitmap counts and bitmap operations (bitmap issue), RFM (RFM issue), plan runs")
+
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{args.size}.json").write_text(json.dumps({
+        "size": args.size, "contacts": counts[0], "message_events": counts[1], "orders": counts[2], "as_of": asof,
+        "runs": args.runs, "queries": rows, "index_build_s": index_s, "index_mb": float(index_mb or 0),
+        "count_steps": steps, "machine_cores": os.cpu_count(),
+    }, indent=2))
+    print(f"wrote {out / (args.size + '.json')}")
+
+
+if __name__ == "__main__":
+    main()
