@@ -35,6 +35,8 @@ DECLARE
   n_orders  bigint := n_contacts * 5;
   n_cities  int;
 BEGIN
+  -- the time-order sort of message events stays in memory up to S
+  PERFORM pg_catalog.set_config('work_mem', '2GB', true);
   DROP VIEW IF EXISTS demo.purchase_lines, demo.message_activity;
   DROP TABLE IF EXISTS demo.order_lines, demo.orders, demo.message_events, demo.campaigns,
                        demo.products, demo.contacts, demo.outlets, demo.cities, demo.brands;
