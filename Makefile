@@ -42,9 +42,7 @@ data:
 	  have=$$(psql -X -d $(DB) -tAc "SELECT CASE WHEN to_regclass('demo.contacts') IS NULL THEN 0 ELSE (SELECT count(*) FROM demo.contacts) END"); \
 	  if [ "$(ONLY_IF_MISSING)" = 1 ] && [ "$$have" = "$$n" ]; then echo "data: $(SIZE) dataset already in $(DB) ($$n contacts)"; \
 	  else echo "data: generating $(SIZE) in $(DB) ($$n contacts, seed $(SEED))"; \
-	    $(PSQL) -d $(DB) -f sql/datagen.sql && \
-	    time $(PSQL) -d $(DB) -c "SET client_min_messages = warning" \
-	      -c "SELECT demo.generate($$n, $(SEED), date_trunc('day', now()))"; fi
+	    time tests/tools/gendata.sh $(DB) $$n $(SEED); fi
 
 psql:
 	@$(DEMO_ENV); exec psql segplan_demo

@@ -3,6 +3,10 @@
 --
 --   SELECT demo.generate(n_contacts => 100000, seed => 42, end_at => '2026-11-01');
 --
+-- demo.generate runs four phases in one transaction: generate_base (dimensions and contacts), then
+-- generate_messages and generate_orders (independent of each other: tests/tools/gendata.sh runs them
+-- in two sessions at once, one per core), then generate_finish (indexes, views, statistics).
+--
 -- Deterministic: every random draw is demo.rnd(seed, n, salt), a hash of its inputs, so the same
 -- seed and end_at give the same rows (checked by demo.checksum() in the tests), whatever the plan.
 -- Sizes used by `make data SIZE=...`: XS = 100k contacts, S = 1M, L = 10M; message events are about
@@ -22,21 +26,14 @@ CREATE OR REPLACE FUNCTION demo.skewed(u float8, k bigint, power float8) RETURNS
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT least(k - 1, floor(k * pg_catalog.power(u, power))::bigint) $$;
 
-CREATE OR REPLACE FUNCTION demo.generate(n_contacts bigint, seed int DEFAULT 42,
-                                         end_at timestamptz DEFAULT '2026-11-01 00:00:00+00')
-RETURNS text LANGUAGE plpgsql AS $gen$
+CREATE OR REPLACE FUNCTION demo.generate_base(n_contacts bigint, seed int, end_at timestamptz)
+RETURNS void LANGUAGE plpgsql AS $gen$
 DECLARE
-  span      interval := interval '730 days';
-  start_at  timestamptz := end_at - span;
   n_outlets int := 40 + (n_contacts / 5000)::int;
   n_products int := 500 + (n_contacts / 1000)::int;
   n_campaigns int := 400 + (n_contacts / 2000)::int;
-  n_sends   bigint := n_contacts * 9;
-  n_orders  bigint := n_contacts * 5;
   n_cities  int;
 BEGIN
-  -- the time-order sort of message events stays in memory up to S
-  PERFORM pg_catalog.set_config('work_mem', '2GB', true);
   DROP VIEW IF EXISTS demo.purchase_lines, demo.message_activity;
   DROP TABLE IF EXISTS demo.order_lines, demo.orders, demo.message_events, demo.campaigns,
                        demo.products, demo.contacts, demo.outlets, demo.cities, demo.brands;
@@ -137,6 +134,20 @@ BEGIN
 
   ANALYZE demo.contacts, demo.products, demo.campaigns;
 
+END
+$gen$;
+
+CREATE OR REPLACE FUNCTION demo.generate_messages(n_contacts bigint, seed int, end_at timestamptz)
+RETURNS void LANGUAGE plpgsql AS $gen$
+DECLARE
+  span      interval := interval '730 days';
+  start_at  timestamptz := end_at - span;
+  n_campaigns int := 400 + (n_contacts / 2000)::int;
+  n_sends   bigint := n_contacts * 9;
+BEGIN
+  -- the time-order sort of message events stays in memory up to S
+  PERFORM pg_catalog.set_config('work_mem', '2GB', true);
+  DROP TABLE IF EXISTS demo.message_events CASCADE;
   -- Each send yields sent (+ delivered | bounce) (+ open (+ click)) (+ unsubscribe); campaign i goes
   -- out at start + i/n * span, so sends are in time order. Opens depend on a per-contact propensity.
   CREATE TABLE demo.message_events (id bigint PRIMARY KEY, contact_id bigint NOT NULL, brand_id int NOT NULL,
@@ -173,6 +184,20 @@ BEGIN
     ) e(ord, event_type, link_url, occurred_at, happens)
   WHERE e.happens;
 
+END
+$gen$;
+
+CREATE OR REPLACE FUNCTION demo.generate_orders(n_contacts bigint, seed int, end_at timestamptz)
+RETURNS void LANGUAGE plpgsql AS $gen$
+DECLARE
+  span      interval := interval '730 days';
+  start_at  timestamptz := end_at - span;
+  n_outlets int := 40 + (n_contacts / 5000)::int;
+  n_products int := 500 + (n_contacts / 1000)::int;
+  n_orders  bigint := n_contacts * 5;
+BEGIN
+  PERFORM pg_catalog.set_config('work_mem', '1GB', true);
+  DROP TABLE IF EXISTS demo.order_lines, demo.orders CASCADE;
   -- Buyers are about half of the contacts (the same permutation as message activity, so heavy
   -- readers tend to be heavy buyers); orders are drawn in time order.
   CREATE TABLE demo.orders (id bigint PRIMARY KEY, contact_id bigint NOT NULL, outlet_id int NOT NULL
@@ -199,6 +224,11 @@ BEGIN
   LEFT JOIN (SELECT l.order_id, sum(l.qty * l.unit_price) AS total FROM demo.order_lines l GROUP BY 1) t
          ON t.order_id = o;
 
+END
+$gen$;
+
+CREATE OR REPLACE FUNCTION demo.generate_finish() RETURNS text LANGUAGE plpgsql AS $gen$
+BEGIN
   CREATE INDEX ON demo.message_events (contact_id);
   CREATE INDEX ON demo.orders (contact_id);
   CREATE INDEX ON demo.order_lines (order_id);
@@ -224,8 +254,19 @@ BEGIN
 
   ANALYZE demo.message_events, demo.orders, demo.order_lines;
   RETURN format('%s contacts, %s message events, %s orders, %s order lines',
-                n_contacts, (SELECT count(*) FROM demo.message_events), n_orders,
-                (SELECT count(*) FROM demo.order_lines));
+                (SELECT count(*) FROM demo.contacts), (SELECT count(*) FROM demo.message_events),
+                (SELECT count(*) FROM demo.orders), (SELECT count(*) FROM demo.order_lines));
+END
+$gen$;
+
+CREATE OR REPLACE FUNCTION demo.generate(n_contacts bigint, seed int DEFAULT 42,
+                                         end_at timestamptz DEFAULT '2026-11-01 00:00:00+00')
+RETURNS text LANGUAGE plpgsql AS $gen$
+BEGIN
+  PERFORM demo.generate_base(n_contacts, seed, end_at);
+  PERFORM demo.generate_messages(n_contacts, seed, end_at);
+  PERFORM demo.generate_orders(n_contacts, seed, end_at);
+  RETURN demo.generate_finish();
 END
 $gen$;
 
