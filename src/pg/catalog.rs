@@ -51,6 +51,11 @@ fn registered_column(cols: &[Column], name: &str, rel: &Relation, what: &str) ->
     })
 }
 
+/// The registered model, read in its own SPI connection.
+pub fn current_model() -> Model {
+    Spi::connect(load_model)
+}
+
 /// The registered model, checked against the catalog now. A missing contact source is an error
 /// at once; a broken event source is recorded and is an error only for rules that use it.
 pub fn load_model(client: &SpiClient) -> Model {

@@ -1,5 +1,5 @@
 //! Registering the customer's tables (nothing is copied) and describing the model.
-use super::catalog::{columns, load_model};
+use super::catalog::{columns, current_model};
 use super::error::{internal, raise_one, report};
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgRelation, PgSqlErrorCode};
@@ -7,7 +7,7 @@ use segplan_core::error::{choices, Problem};
 use segplan_core::model::{self, Column, TypeKind};
 
 fn column_of(relid: pg_sys::Oid, rel_name: &str, name: &str, what: &str, path: &str) -> Column {
-    let cols = Spi::connect(|client| columns(&client, relid));
+    let cols = Spi::connect(|client| columns(client, relid));
     match cols.iter().find(|c| c.name == name) {
         Some(c) => c.clone(),
         None => raise_one(
@@ -96,5 +96,5 @@ fn unregister_events(name: &str) {
 #[pg_extern(stable)]
 #[search_path(pg_catalog, pg_temp)]
 fn model() -> JsonB {
-    JsonB(model::to_json(&Spi::connect(|client| load_model(&client))))
+    JsonB(model::to_json(&current_model()))
 }

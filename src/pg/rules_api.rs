@@ -1,7 +1,7 @@
 //! Rule functions. Each takes the rule as text (text form, or JSON text); the jsonb overloads in
 //! sql/finalize.sql pass their argument on as text. All run as the caller (SECURITY INVOKER), so
 //! the caller's grants and row-level security decide what is counted.
-use super::catalog::load_model;
+use super::catalog::current_model;
 use super::error::{internal, raise, report};
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::pg_sys::panic::CaughtError;
@@ -27,10 +27,6 @@ fn args(as_of: TimestampWithTimeZone, params: &[Param]) -> Vec<DatumWithOid<'sta
         });
     }
     out
-}
-
-fn model_now() -> Model {
-    Spi::connect(|client| load_model(&client))
 }
 
 fn compiled<'m>(rule: &Rule, model: &'m Model) -> compile::Compiled<'m> {
@@ -82,14 +78,14 @@ fn run_one(client: &pgrx::spi::SpiClient, q: &Query, as_of: TimestampWithTimeZon
 #[search_path(pg_catalog, pg_temp)]
 fn count(rule: &str, as_of: default!(TimestampWithTimeZone, "now()")) -> i64 {
     let r = read_rule(rule);
-    let model = model_now();
+    let model = current_model();
     let q = compiled(&r, &model).count();
-    Spi::connect(|client| run_one(&client, &q, as_of))
+    Spi::connect(|client| run_one(client, &q, as_of))
 }
 
 fn member_rows<T: FromDatum + IntoDatum>(rule: &str, as_of: TimestampWithTimeZone, cast: &str) -> Vec<T> {
     let r = read_rule(rule);
-    let model = model_now();
+    let model = current_model();
     let q = compiled(&r, &model).members(cast);
     Spi::connect(|client| {
         let table = client.select(&q.sql, None, &args(as_of, &q.params)).unwrap_or_else(|e| internal("listing members failed", e));
@@ -108,7 +104,7 @@ fn member_rows<T: FromDatum + IntoDatum>(rule: &str, as_of: TimestampWithTimeZon
 #[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn members(rule: &str, as_of: default!(TimestampWithTimeZone, "now()")) -> SetOfIterator<'static, i64> {
-    let is_integer = model_now().contacts.map(|c| c.key.kind == TypeKind::Integer);
+    let is_integer = current_model().contacts.map(|c| c.key.kind == TypeKind::Integer);
     if is_integer == Some(false) {
         report(
             PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
@@ -135,7 +131,7 @@ fn count_steps(
     as_of: default!(TimestampWithTimeZone, "now()"),
 ) -> TableIterator<'static, (name!(step, i32), name!(path, String), name!(label, String), name!(matched, i64), name!(running, i64))> {
     let r = read_rule(rule);
-    let model = model_now();
+    let model = current_model();
     let (steps, q) = compile::steps(&r, &model, &regex_error).unwrap_or_else(|p| raise(&p));
     let rows = Spi::connect(|client| {
         let table = client.select(&q.sql, Some(1), &args(as_of, &q.params)).unwrap_or_else(|e| internal("counting steps failed", e));
@@ -158,7 +154,7 @@ fn count_steps(
 #[search_path(pg_catalog, pg_temp)]
 fn to_sql(rule: &str) -> String {
     let r = read_rule(rule);
-    compiled(&r, &model_now()).members("bigint").sql
+    compiled(&r, &current_model()).members("bigint").sql
 }
 
 /// Every problem of a rule (syntax, limits, unknown names, types), without raising.
@@ -167,7 +163,7 @@ fn to_sql(rule: &str) -> String {
 fn validate(rule: &str) -> JsonB {
     let problems: Vec<Problem> = match rule::parse_any(rule) {
         Err(p) => p.0,
-        Ok(r) => compile::check(&r, &model_now(), &regex_error),
+        Ok(r) => compile::check(&r, &current_model(), &regex_error),
     };
     let list: Vec<serde_json::Value> = problems
         .iter()
