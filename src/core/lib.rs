@@ -2,6 +2,7 @@
 //!
 //! Pipeline: rule (JSON | text) → [`rule`] AST → [`compile`] against a [`model::Model`]
 //! (the registered tables, read from the catalog by the extension) → parameterized SQL.
+pub mod bitmap;
 pub mod compile;
 pub mod error;
 pub mod model;

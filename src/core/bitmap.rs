@@ -1,0 +1,120 @@
+//! Contact sets as roaring bitmaps: the text form `{1,2,3}` and the portable serialization that
+//! CRoaring and pg_roaringbitmap read and write (so bytea moves between them unchanged).
+//! 32-bit values are PostgreSQL int4s: negative numbers are stored as their unsigned bit pattern
+//! (so -1 sorts last), exactly as pg_roaringbitmap does.
+pub use roaring::RoaringBitmap;
+
+/// Reads `{1,2,3}` (whitespace allowed, `{}` is empty).
+pub fn parse_text(s: &str) -> Result<RoaringBitmap, String> {
+    let inner = s.trim().strip_prefix('{').and_then(|r| r.strip_suffix('}'))
+        .ok_or_else(|| format!("a roaring bitmap is written like {{1,2,3}}, not \"{}\"", preview(s)))?;
+    let mut b = RoaringBitmap::new();
+    if inner.trim().is_empty() {
+        return Ok(b);
+    }
+    for item in inner.split(',') {
+        let v: i32 = item.trim().parse().map_err(|_| format!("\"{}\" is not an integer (int4)", preview(item.trim())))?;
+        b.insert(v as u32);
+    }
+    Ok(b)
+}
+
+fn preview(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// `{1,2,3}`, in the bitmap's (unsigned) order.
+pub fn format_text(b: &RoaringBitmap) -> String {
+    let mut out = String::with_capacity(2 + b.len() as usize * 4);
+    out.push('{');
+    for (i, v) in b.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&(v as i32).to_string());
+    }
+    out.push('}');
+    out
+}
+
+/// The portable roaring format.
+pub fn to_bytes(b: &RoaringBitmap) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.serialized_size());
+    // writing to a Vec cannot fail
+    let _ = b.serialize_into(&mut out);
+    out
+}
+
+/// Reads the portable format, validating it; anything else is an error, never a panic.
+pub fn from_bytes(bytes: &[u8]) -> Result<RoaringBitmap, String> {
+    if bytes.len() < 8 {
+        return Err(format!("{} bytes is too short for a roaring bitmap", bytes.len()));
+    }
+    let mut reader = bytes;
+    let b = RoaringBitmap::deserialize_from(&mut reader).map_err(|e| format!("not a portable roaring bitmap: {e}"))?;
+    if !reader.is_empty() {
+        return Err(format!("{} bytes left over after the roaring bitmap", reader.len()));
+    }
+    Ok(b)
+}
+
+/// Jaccard distance 1 − |a∩b| / |a∪b| (0 for two empty sets).
+pub fn jaccard_dist(a: &RoaringBitmap, b: &RoaringBitmap) -> f64 {
+    let union = a.union_len(b);
+    if union == 0 { 0.0 } else { 1.0 - a.intersection_len(b) as f64 / union as f64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn portable_bytes_match_croaring() {
+        // pg_roaringbitmap: SELECT '{1,2,3}'::roaringbitmap::bytea
+        let b = parse_text("{1,2,3}").unwrap();
+        assert_eq!(hex(&to_bytes(&b)), "3a300000010000000000020010000000010002000300");
+        assert_eq!(from_bytes(&to_bytes(&b)).unwrap(), b);
+        // the empty bitmap
+        assert_eq!(hex(&to_bytes(&RoaringBitmap::new())), "3a30000000000000");
+    }
+
+    #[test]
+    fn text_edges() {
+        let b = parse_text(" { 0, 2147483647 , -1,-2147483648 } ").unwrap();
+        assert_eq!(format_text(&b), "{0,2147483647,-2147483648,-1}");
+        assert_eq!(parse_text("{}").unwrap().len(), 0);
+        for bad in ["", "{", "1,2", "{1,,2}", "{2147483648}", "{a}", "{1}x"] {
+            assert!(parse_text(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(values in prop::collection::vec(any::<u32>(), 0..2000), dense in 0u32..70000) {
+            let mut b: RoaringBitmap = values.into_iter().collect();
+            b.insert_range(0..dense);
+            prop_assert_eq!(from_bytes(&to_bytes(&b)).unwrap(), b.clone());
+            prop_assert_eq!(parse_text(&format_text(&b)).unwrap(), b);
+        }
+
+        #[test]
+        fn garbage_is_an_error_not_a_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+            let _ = from_bytes(&bytes);
+        }
+
+        #[test]
+        fn corrupted_bitmaps_are_errors_not_panics(values in prop::collection::vec(any::<u32>(), 1..300), at in any::<usize>(), x in any::<u8>()) {
+            let b: RoaringBitmap = values.into_iter().collect();
+            let mut bytes = to_bytes(&b);
+            let i = at % bytes.len();
+            bytes[i] ^= x | 1;
+            let _ = from_bytes(&bytes);
+            let _ = from_bytes(&bytes[..i]);
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! `segplan.roaringbitmap`: a 32-bit roaring bitmap with pg_roaringbitmap's SQL surface. Stored as
+//! the portable format (wrapped by pgrx's varlena encoding); `::bytea` gives the portable bytes
+//! exactly, so a bytea moves between segplan, pg_roaringbitmap and CRoaring unchanged.
+use super::error::report;
+use pgrx::prelude::*;
+use pgrx::{InOutFuncs, PgSqlErrorCode, StringInfo};
+use segplan_core::bitmap::{self, RoaringBitmap};
+use serde::{Deserialize, Serialize};
+use std::ffi::CStr;
+
+#[derive(PostgresType, Serialize, Deserialize, Clone, PartialEq, Debug)]
+#[inoutfuncs]
+pub struct Roaringbitmap(RoaringBitmap);
+
+impl InOutFuncs for Roaringbitmap {
+    fn input(input: &CStr) -> Self {
+        let text = input.to_string_lossy();
+        match bitmap::parse_text(&text) {
+            Ok(b) => Roaringbitmap(b),
+            Err(e) => report(
+                PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                &format!("invalid roaringbitmap: {e}"),
+                format!("input: {}", text.chars().take(80).collect::<String>()),
+                Some("write it like '{1,2,3}' with int4 values".into()),
+            ),
+        }
+    }
+
+    fn output(&self, buffer: &mut StringInfo) {
+        buffer.push_str(&bitmap::format_text(&self.0));
+    }
+}
+
+type Rb = Roaringbitmap;
+
+fn u(v: i32) -> u32 {
+    v as u32
+}
+
+/// A bigint bound of the unsigned 32-bit range, clamped to [0, 2^32].
+fn bound(v: i64) -> u64 {
+    v.clamp(0, 1 << 32) as u64
+}
+
+/// [start, end) as an inclusive range of u32 (end may be 2^32); `1..=0` when empty.
+fn range(start: i64, end: i64) -> std::ops::RangeInclusive<u32> {
+    let (s, e) = (bound(start), bound(end));
+    if s >= e { 1..=0 } else { s as u32..=(e - 1) as u32 }
+}
+
+// ---- bytea ⇄ roaringbitmap (portable format)
+
+#[pg_extern(immutable, parallel_safe, name = "roaringbitmap")]
+fn roaringbitmap_from_bytea(bytes: &[u8]) -> Rb {
+    match bitmap::from_bytes(bytes) {
+        Ok(b) => Roaringbitmap(b),
+        Err(e) => report(
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+            &format!("invalid roaringbitmap bytes: {e}"),
+            format!("{} bytes", bytes.len()),
+            Some("give the portable roaring format, as pg_roaringbitmap's ::bytea or CRoaring's portable serialization writes it".into()),
+        ),
+    }
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_to_bytea(rb: Rb) -> Vec<u8> {
+    bitmap::to_bytes(&rb.0)
+}
+
+// ---- building and reading
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_build(values: Vec<Option<i32>>) -> Rb {
+    Roaringbitmap(values.into_iter().flatten().map(u).collect())
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_to_array(rb: Rb) -> Vec<i32> {
+    rb.0.iter().map(|v| v as i32).collect()
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_iterate(rb: Rb) -> SetOfIterator<'static, i32> {
+    SetOfIterator::new(rb.0.into_iter().map(|v| v as i32))
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_cardinality(rb: Rb) -> i64 {
+    rb.0.len() as i64
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_is_empty(rb: Rb) -> bool {
+    rb.0.is_empty()
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_min(rb: Rb) -> Option<i32> {
+    rb.0.min().map(|v| v as i32)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_max(rb: Rb) -> Option<i32> {
+    rb.0.max().map(|v| v as i32)
+}
+
+/// Number of values ≤ v (in unsigned order).
+#[pg_extern(immutable, parallel_safe)]
+fn rb_rank(rb: Rb, v: i32) -> i64 {
+    rb.0.rank(u(v)) as i64
+}
+
+/// 0-based position of v, or -1.
+#[pg_extern(immutable, parallel_safe)]
+fn rb_index(rb: Rb, v: i32) -> i64 {
+    if rb.0.contains(u(v)) { rb.0.rank(u(v)) as i64 - 1 } else { -1 }
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_jaccard_dist(a: Rb, b: Rb) -> f64 {
+    bitmap::jaccard_dist(&a.0, &b.0)
+}
+
+// ---- set algebra: functions and their operators
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(&)]
+fn rb_and(a: Rb, b: Rb) -> Rb {
+    Roaringbitmap(a.0 & b.0)
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(|)]
+fn rb_or(a: Rb, b: Rb) -> Rb {
+    Roaringbitmap(a.0 | b.0)
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(#)]
+fn rb_xor(a: Rb, b: Rb) -> Rb {
+    Roaringbitmap(a.0 ^ b.0)
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(-)]
+fn rb_andnot(a: Rb, b: Rb) -> Rb {
+    Roaringbitmap(a.0 - b.0)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_and_cardinality(a: Rb, b: Rb) -> i64 {
+    a.0.intersection_len(&b.0) as i64
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_or_cardinality(a: Rb, b: Rb) -> i64 {
+    a.0.union_len(&b.0) as i64
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_xor_cardinality(a: Rb, b: Rb) -> i64 {
+    a.0.symmetric_difference_len(&b.0) as i64
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_andnot_cardinality(a: Rb, b: Rb) -> i64 {
+    a.0.difference_len(&b.0) as i64
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(|)]
+fn rb_add(rb: Rb, v: i32) -> Rb {
+    let mut b = rb.0;
+    b.insert(u(v));
+    Roaringbitmap(b)
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(|)]
+fn rb_add_left(v: i32, rb: Rb) -> Rb {
+    rb_add(rb, v)
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(-)]
+fn rb_remove(rb: Rb, v: i32) -> Rb {
+    let mut b = rb.0;
+    b.remove(u(v));
+    Roaringbitmap(b)
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(@>)]
+fn rb_contains(a: Rb, b: Rb) -> bool {
+    b.0.is_subset(&a.0)
+}
+
+#[pg_operator(immutable, parallel_safe, name = "rb_contains")]
+#[opname(@>)]
+fn rb_contains_value(a: Rb, v: i32) -> bool {
+    a.0.contains(u(v))
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(<@)]
+fn rb_containedby(a: Rb, b: Rb) -> bool {
+    a.0.is_subset(&b.0)
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(<@)]
+fn rb_value_containedby(v: i32, b: Rb) -> bool {
+    b.0.contains(u(v))
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(&&)]
+fn rb_intersect(a: Rb, b: Rb) -> bool {
+    !a.0.is_disjoint(&b.0)
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(=)]
+fn rb_equals(a: Rb, b: Rb) -> bool {
+    a.0 == b.0
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(<>)]
+fn rb_not_equals(a: Rb, b: Rb) -> bool {
+    a.0 != b.0
+}
+
+// ---- ranges over the unsigned values [range_start, range_end)
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_range(rb: Rb, range_start: i64, range_end: i64) -> Rb {
+    let r = range(range_start, range_end);
+    let mut window = RoaringBitmap::new();
+    window.insert_range(r);
+    Roaringbitmap(rb.0 & window)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_range_cardinality(rb: Rb, range_start: i64, range_end: i64) -> i64 {
+    rb.0.range_cardinality(range(range_start, range_end)) as i64
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_fill(rb: Rb, range_start: i64, range_end: i64) -> Rb {
+    let mut b = rb.0;
+    b.insert_range(range(range_start, range_end));
+    Roaringbitmap(b)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_clear(rb: Rb, range_start: i64, range_end: i64) -> Rb {
+    let mut b = rb.0;
+    b.remove_range(range(range_start, range_end));
+    Roaringbitmap(b)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_flip(rb: Rb, range_start: i64, range_end: i64) -> Rb {
+    let mut window = RoaringBitmap::new();
+    window.insert_range(range(range_start, range_end));
+    Roaringbitmap(rb.0 ^ window)
+}

@@ -1,0 +1,40 @@
+-- segplan.roaringbitmap: pg_roaringbitmap's SQL surface, edge values, the portable byte format.
+SET search_path = segplan, public;
+SELECT '{1,2,3}'::roaringbitmap, '{}'::roaringbitmap, ' { 3 , 1 } '::roaringbitmap;
+-- int4 edges: -1 is 2^32-1 unsigned, so it sorts last, as in pg_roaringbitmap
+SELECT '{0,2147483647,-1,-2147483648}'::roaringbitmap AS edges, rb_min('{5,-1}'), rb_max('{5,-1}');
+-- the portable format, byte for byte (what pg_roaringbitmap and CRoaring write)
+SELECT '{1,2,3}'::roaringbitmap::bytea, '{}'::roaringbitmap::bytea;
+SELECT '\x3a300000010000000000020010000000010002000300'::bytea::roaringbitmap AS from_portable;
+SELECT rb_build(ARRAY(SELECT generate_series(1, 100000, 3))) = rb_build(ARRAY(SELECT generate_series(1, 100000, 3)))::bytea::roaringbitmap AS bytea_round_trip;
+SELECT rb_build('{1,NULL,2}'), rb_to_array('{3,1,2}'), rb_cardinality('{}'), rb_is_empty('{}'), rb_is_empty('{0}');
+SELECT rb_iterate('{7,-1,3}');
+-- algebra: functions, operators and fused cardinalities agree
+WITH x(a, b) AS (SELECT '{1,2,3,4}'::roaringbitmap, '{3,4,5}'::roaringbitmap)
+SELECT a & b AS "and", a | b AS "or", a # b AS "xor", a - b AS andnot,
+       rb_and_cardinality(a, b), rb_or_cardinality(a, b), rb_xor_cardinality(a, b), rb_andnot_cardinality(a, b),
+       rb_cardinality(a & b) = rb_and_cardinality(a, b) AS fused_ok
+FROM x;
+SELECT '{1,2}'::roaringbitmap | 5, 5 | '{1,2}'::roaringbitmap, '{1,2}'::roaringbitmap - 2, rb_add('{}', -1), rb_remove('{1}', 1);
+SELECT '{1,2,3}'::roaringbitmap @> '{2,3}'::roaringbitmap AS contains, '{1,2,3}'::roaringbitmap @> 4 AS contains_4,
+       '{2}'::roaringbitmap <@ '{1,2}'::roaringbitmap AS contained, 2 <@ '{1,2}'::roaringbitmap AS value_in,
+       '{1,2}'::roaringbitmap && '{2,3}'::roaringbitmap AS overlap, '{1}'::roaringbitmap && '{2}'::roaringbitmap AS no_overlap,
+       '{1,2}'::roaringbitmap = '{2,1}'::roaringbitmap AS eq, '{1}'::roaringbitmap <> '{}'::roaringbitmap AS ne,
+       rb_contains('{1,2}', 1), rb_intersect('{}', '{}'), rb_equals('{}', '{}');
+SELECT rb_rank('{1,5,9}', 5), rb_rank('{1,5,9}', 0), rb_index('{1,5,9}', 9), rb_index('{1,5,9}', 4),
+       rb_jaccard_dist('{1,2}', '{2,3}'), rb_jaccard_dist('{}', '{}');
+-- ranges over unsigned values [start, end), bounds clamped to [0, 2^32]
+SELECT rb_range('{1,5,9,-1}', 2, 10), rb_range_cardinality('{1,5,9,-1}', 0, 4294967296),
+       rb_fill('{1}', 3, 6), rb_clear('{1,3,4,5,9}', 3, 6), rb_flip('{1,3}', 0, 4), rb_range('{1}', 5, 2);
+SELECT rb_fill('{}', 4294967290, 5000000000);
+-- malformed input is a clear error (22P02 / 22P03), never a crash
+SELECT '{1,2'::roaringbitmap;
+SELECT '{2147483648}'::roaringbitmap;
+SELECT '{a}'::roaringbitmap;
+SELECT '\x00'::bytea::roaringbitmap;
+SELECT '\x3a3000000100000000000200100000000100'::bytea::roaringbitmap;
+SELECT '\x3a30000001000000000002001000000001000200030000'::bytea::roaringbitmap;
+-- a bitmap column: stored, read back, NULL-safe
+CREATE TEMP TABLE bm (id int, b roaringbitmap);
+INSERT INTO bm VALUES (1, '{1,2}'), (2, NULL), (3, rb_build(ARRAY(SELECT generate_series(1, 70000))));
+SELECT id, rb_cardinality(b), rb_max(b) FROM bm ORDER BY id;
