@@ -82,3 +82,51 @@ COMMENT ON FUNCTION segplan.rb_range_cardinality(segplan.roaringbitmap, bigint, 
 COMMENT ON FUNCTION segplan.rb_fill(segplan.roaringbitmap, bigint, bigint) IS 'The bitmap with every value of [range_start, range_end) added.';
 COMMENT ON FUNCTION segplan.rb_clear(segplan.roaringbitmap, bigint, bigint) IS 'The bitmap with every value of [range_start, range_end) removed.';
 COMMENT ON FUNCTION segplan.rb_flip(segplan.roaringbitmap, bigint, bigint) IS 'The bitmap with every value of [range_start, range_end) flipped.';
+
+-- bitmap aggregates: internal state, parallel (combine + serialize/deserialize)
+CREATE AGGREGATE segplan.rb_build_agg(integer) (
+  SFUNC = segplan.rb_build_trans, STYPE = internal, FINALFUNC = segplan.rb_agg_final,
+  COMBINEFUNC = segplan.rb_or_combine, SERIALFUNC = segplan.rb_agg_serialize,
+  DESERIALFUNC = segplan.rb_agg_deserialize, PARALLEL = SAFE);
+CREATE AGGREGATE segplan.rb_or_agg(segplan.roaringbitmap) (
+  SFUNC = segplan.rb_or_trans, STYPE = internal, FINALFUNC = segplan.rb_agg_final,
+  COMBINEFUNC = segplan.rb_or_combine, SERIALFUNC = segplan.rb_agg_serialize,
+  DESERIALFUNC = segplan.rb_agg_deserialize, PARALLEL = SAFE);
+CREATE AGGREGATE segplan.rb_and_agg(segplan.roaringbitmap) (
+  SFUNC = segplan.rb_and_trans, STYPE = internal, FINALFUNC = segplan.rb_agg_final,
+  COMBINEFUNC = segplan.rb_and_combine, SERIALFUNC = segplan.rb_agg_serialize,
+  DESERIALFUNC = segplan.rb_agg_deserialize, PARALLEL = SAFE);
+CREATE AGGREGATE segplan.rb_xor_agg(segplan.roaringbitmap) (
+  SFUNC = segplan.rb_xor_trans, STYPE = internal, FINALFUNC = segplan.rb_agg_final,
+  COMBINEFUNC = segplan.rb_xor_combine, SERIALFUNC = segplan.rb_agg_serialize,
+  DESERIALFUNC = segplan.rb_agg_deserialize, PARALLEL = SAFE);
+CREATE AGGREGATE segplan.rb_or_cardinality_agg(segplan.roaringbitmap) (
+  SFUNC = segplan.rb_or_trans, STYPE = internal, FINALFUNC = segplan.rb_agg_cardinality_final,
+  COMBINEFUNC = segplan.rb_or_combine, SERIALFUNC = segplan.rb_agg_serialize,
+  DESERIALFUNC = segplan.rb_agg_deserialize, PARALLEL = SAFE);
+CREATE AGGREGATE segplan.rb_and_cardinality_agg(segplan.roaringbitmap) (
+  SFUNC = segplan.rb_and_trans, STYPE = internal, FINALFUNC = segplan.rb_agg_cardinality_final,
+  COMBINEFUNC = segplan.rb_and_combine, SERIALFUNC = segplan.rb_agg_serialize,
+  DESERIALFUNC = segplan.rb_agg_deserialize, PARALLEL = SAFE);
+CREATE AGGREGATE segplan.rb_xor_cardinality_agg(segplan.roaringbitmap) (
+  SFUNC = segplan.rb_xor_trans, STYPE = internal, FINALFUNC = segplan.rb_agg_cardinality_final,
+  COMBINEFUNC = segplan.rb_xor_combine, SERIALFUNC = segplan.rb_agg_serialize,
+  DESERIALFUNC = segplan.rb_agg_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE segplan.rb_build_agg(integer) IS 'A bitmap of the aggregated int4 values (NULLs ignored); parallel.';
+COMMENT ON AGGREGATE segplan.rb_or_agg(segplan.roaringbitmap) IS 'Union of the aggregated bitmaps; parallel.';
+COMMENT ON AGGREGATE segplan.rb_and_agg(segplan.roaringbitmap) IS 'Intersection of the aggregated bitmaps; parallel.';
+COMMENT ON AGGREGATE segplan.rb_xor_agg(segplan.roaringbitmap) IS 'Symmetric difference of the aggregated bitmaps; parallel.';
+COMMENT ON AGGREGATE segplan.rb_or_cardinality_agg(segplan.roaringbitmap) IS 'Size of the union of the aggregated bitmaps.';
+COMMENT ON AGGREGATE segplan.rb_and_cardinality_agg(segplan.roaringbitmap) IS 'Size of the intersection of the aggregated bitmaps.';
+COMMENT ON AGGREGATE segplan.rb_xor_cardinality_agg(segplan.roaringbitmap) IS 'Size of the symmetric difference of the aggregated bitmaps.';
+COMMENT ON FUNCTION segplan.rb_build_trans(internal, integer) IS 'Support function of rb_build_agg.';
+COMMENT ON FUNCTION segplan.rb_or_trans(internal, segplan.roaringbitmap) IS 'Support function of rb_or_agg.';
+COMMENT ON FUNCTION segplan.rb_and_trans(internal, segplan.roaringbitmap) IS 'Support function of rb_and_agg.';
+COMMENT ON FUNCTION segplan.rb_xor_trans(internal, segplan.roaringbitmap) IS 'Support function of rb_xor_agg.';
+COMMENT ON FUNCTION segplan.rb_or_combine(internal, internal) IS 'Support function of the bitmap aggregates (parallel combine).';
+COMMENT ON FUNCTION segplan.rb_and_combine(internal, internal) IS 'Support function of rb_and_agg (parallel combine).';
+COMMENT ON FUNCTION segplan.rb_xor_combine(internal, internal) IS 'Support function of rb_xor_agg (parallel combine).';
+COMMENT ON FUNCTION segplan.rb_agg_serialize(internal) IS 'Support function of the bitmap aggregates (parallel state out).';
+COMMENT ON FUNCTION segplan.rb_agg_deserialize(bytea, internal) IS 'Support function of the bitmap aggregates (parallel state in).';
+COMMENT ON FUNCTION segplan.rb_agg_final(internal) IS 'Support function of the bitmap aggregates (result).';
+COMMENT ON FUNCTION segplan.rb_agg_cardinality_final(internal) IS 'Support function of the cardinality aggregates (result).';

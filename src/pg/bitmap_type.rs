@@ -3,7 +3,8 @@
 //! exactly, so a bytea moves between segplan, pg_roaringbitmap and CRoaring unchanged.
 use super::error::report;
 use pgrx::prelude::*;
-use pgrx::{InOutFuncs, PgSqlErrorCode, StringInfo};
+use pgrx::datum::Internal;
+use pgrx::{InOutFuncs, PgMemoryContexts, PgSqlErrorCode, StringInfo};
 use segplan_core::bitmap::{self, RoaringBitmap};
 use serde::{Deserialize, Serialize};
 use std::ffi::CStr;
@@ -266,4 +267,126 @@ fn rb_flip(rb: Rb, range_start: i64, range_end: i64) -> Rb {
     let mut window = RoaringBitmap::new();
     window.insert_range(range(range_start, range_end));
     Roaringbitmap(rb.0 ^ window)
+}
+
+// ---- aggregates: an `internal` state in the aggregate's memory context (nothing is serialized per
+// row); combine, serialize and deserialize functions make them parallel (sql/finalize.sql).
+
+/// The running state: `seen` is false until the first input (so rb_and_agg starts from "all" and
+/// an aggregate over no rows returns NULL).
+#[derive(Default)]
+struct AggState {
+    seen: bool,
+    bitmap: RoaringBitmap,
+}
+
+/// Runs `f` on the state, created if needed, in the aggregate's memory context.
+fn with_state(mut state: Internal, fcinfo: pg_sys::FunctionCallInfo, f: impl FnOnce(&mut AggState)) -> Internal {
+    unsafe {
+        let mut agg_cxt: pg_sys::MemoryContext = std::ptr::null_mut();
+        if pg_sys::AggCheckCallContext(fcinfo, &mut agg_cxt) == 0 {
+            report(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "this function is an aggregate's support function",
+                "it was called outside an aggregate".into(),
+                Some("use rb_build_agg, rb_or_agg, rb_and_agg or rb_xor_agg".into()),
+            );
+        }
+        PgMemoryContexts::For(agg_cxt).switch_to(|_| f(state.get_or_insert_default::<AggState>()));
+    }
+    state
+}
+
+fn state_of(state: &Internal) -> Option<&AggState> {
+    unsafe { state.get::<AggState>() }.filter(|s| s.seen)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_build_trans(state: Internal, value: Option<i32>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    with_state(state, fcinfo, |s| {
+        if let Some(v) = value {
+            s.bitmap.insert(u(v));
+            s.seen = true;
+        }
+    })
+}
+
+fn fold(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo, op: fn(&mut RoaringBitmap, RoaringBitmap)) -> Internal {
+    with_state(state, fcinfo, |s| {
+        if let Some(Roaringbitmap(b)) = rb {
+            if s.seen {
+                op(&mut s.bitmap, b);
+            } else {
+                s.bitmap = b;
+                s.seen = true;
+            }
+        }
+    })
+}
+
+fn merge(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo, op: fn(&mut RoaringBitmap, RoaringBitmap)) -> Internal {
+    let other = state_of(&b).map(|s| s.bitmap.clone());
+    fold(a, other.map(Roaringbitmap), fcinfo, op)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_or_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    fold(state, rb, fcinfo, |a, b| *a |= b)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_and_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    fold(state, rb, fcinfo, |a, b| *a &= b)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_xor_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    fold(state, rb, fcinfo, |a, b| *a ^= b)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_or_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    merge(a, b, fcinfo, |a, b| *a |= b)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_and_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    merge(a, b, fcinfo, |a, b| *a &= b)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_xor_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    merge(a, b, fcinfo, |a, b| *a ^= b)
+}
+
+/// State → bytes for a parallel worker: a "seen" byte, then the portable bitmap.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn rb_agg_serialize(state: Internal) -> Vec<u8> {
+    match state_of(&state) {
+        Some(s) => {
+            let mut out = vec![1u8];
+            out.extend(bitmap::to_bytes(&s.bitmap));
+            out
+        }
+        None => vec![0u8],
+    }
+}
+
+#[pg_extern(immutable, parallel_safe, strict)]
+fn rb_agg_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    let restored = match bytes.split_first() {
+        Some((1, rest)) => Some(roaringbitmap_from_bytea(rest)),
+        _ => None,
+    };
+    fold(Internal::default(), restored, fcinfo, |a, b| *a |= b)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_agg_final(state: Internal) -> Option<Rb> {
+    state_of(&state).map(|s| Roaringbitmap(s.bitmap.clone()))
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb_agg_cardinality_final(state: Internal) -> Option<i64> {
+    state_of(&state).map(|s| s.bitmap.len() as i64)
 }
