@@ -65,9 +65,11 @@ fn regex_error(pattern: &str) -> Option<String> {
     }
 }
 
+/// Runs a one-row query. No SPI row limit: PostgreSQL runs no parallel workers for a statement
+/// executed with a limit, and segplan's counts scan large tables.
 fn run_one(client: &pgrx::spi::SpiClient, q: &Query, as_of: TimestampWithTimeZone) -> i64 {
     client
-        .select(&q.sql, Some(1), &args(as_of, &q.params))
+        .select(&q.sql, None, &args(as_of, &q.params))
         .and_then(|t| t.first().get_one::<i64>())
         .unwrap_or_else(|e| internal("running the count failed", e))
         .unwrap_or(0)
@@ -134,7 +136,7 @@ fn count_steps(
     let model = current_model();
     let (steps, q) = compile::steps(&r, &model, &regex_error).unwrap_or_else(|p| raise(&p));
     let rows = Spi::connect(|client| {
-        let table = client.select(&q.sql, Some(1), &args(as_of, &q.params)).unwrap_or_else(|e| internal("counting steps failed", e));
+        let table = client.select(&q.sql, None, &args(as_of, &q.params)).unwrap_or_else(|e| internal("counting steps failed", e));
         let row = table.first();
         steps
             .into_iter()
