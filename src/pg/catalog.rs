@@ -7,23 +7,6 @@ use pgrx::PgSqlErrorCode;
 use segplan_core::error::Code;
 use segplan_core::model::{Broken, Column, ContactSource, EventSource, Model, Relation, TypeKind};
 
-/// The quoted and display names of a relation, or None if it no longer exists.
-fn relation(client: &SpiClient, relid: pg_sys::Oid) -> Option<Relation> {
-    let row = client
-        .select(
-            "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), n.nspname || '.' || c.relname \
-             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
-            Some(1),
-            &[relid.into()],
-        )
-        .and_then(|t| if t.is_empty() { Ok(None) } else { t.first().get_two::<String, String>().map(Some) })
-        .unwrap_or_else(|e| internal("reading the catalog failed", e));
-    match row {
-        Some((Some(sql), Some(name))) => Some(Relation { sql, name }),
-        _ => None,
-    }
-}
-
 pub fn columns(client: &SpiClient, relid: pg_sys::Oid) -> Vec<Column> {
     let table = client
         .select(
@@ -56,16 +39,69 @@ pub fn current_model() -> Model {
     Spi::connect(load_model)
 }
 
+/// One registered source as the catalog describes it now.
+struct Source {
+    name: Option<String>,
+    contact_column: String,
+    time_column: Option<String>,
+    rel: Option<Relation>,
+    cols: Vec<Column>,
+}
+
+/// Every registered source with its relation and columns, in one query (one row per column).
+const MODEL_SQL: &str = "\
+WITH src AS (
+  SELECT 0 AS ord, NULL::text AS name, relid::oid AS relid, key_column::text AS contact_column, NULL::text AS time_column
+  FROM segplan.contact_source
+  UNION ALL
+  SELECT 1, name, relid::oid, contact_column::text, time_column::text FROM segplan.event_sources)
+SELECT s.ord, s.name, s.contact_column, s.time_column,
+       pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), n.nspname || '.' || c.relname,
+       a.attname::text, pg_catalog.quote_ident(a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod), bt.typname::text
+FROM src s
+LEFT JOIN pg_catalog.pg_class c ON c.oid = s.relid
+LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+ORDER BY s.ord, s.name, a.attnum";
+
+fn read_sources(client: &SpiClient) -> (Option<Source>, Vec<Source>) {
+    let rows = client.select(MODEL_SQL, None, &[]).unwrap_or_else(|e| internal("reading the registered model failed", e));
+    let mut sources: Vec<(i32, Source)> = Vec::new();
+    for row in rows {
+        let text = |i| row.get::<String>(i).ok().flatten();
+        let ord = row.get::<i32>(1).ok().flatten().unwrap_or(1);
+        let name = text(2);
+        let same = sources.last().is_some_and(|(o, s)| *o == ord && s.name == name);
+        if !same {
+            let rel = match (text(5), text(6)) {
+                (Some(sql), Some(name)) => Some(Relation { sql, name }),
+                _ => None,
+            };
+            let src = Source { name, contact_column: text(3).unwrap_or_default(), time_column: text(4), rel, cols: Vec::new() };
+            sources.push((ord, src));
+        }
+        if let (Some((_, src)), Some(col)) = (sources.last_mut(), text(7)) {
+            let kind = TypeKind::from_typname(&text(10).unwrap_or_default());
+            src.cols.push(Column { name: col, sql: text(8).unwrap_or_default(), type_sql: text(9).unwrap_or_default(), kind });
+        }
+    }
+    let mut contacts = None;
+    let mut events = Vec::new();
+    for (ord, src) in sources {
+        if ord == 0 { contacts = Some(src) } else { events.push(src) }
+    }
+    (contacts, events)
+}
+
 /// The registered model, checked against the catalog now. A missing contact source is an error
 /// at once; a broken event source is recorded and is an error only for rules that use it.
 pub fn load_model(client: &SpiClient) -> Model {
     let mut model = Model::default();
-    let contact = client
-        .select("SELECT relid::oid, key_column::text FROM segplan.contact_source", Some(1), &[])
-        .and_then(|t| if t.is_empty() { Ok(None) } else { t.first().get_two::<pg_sys::Oid, String>().map(Some) })
-        .unwrap_or_else(|e| internal("reading segplan.contact_source failed", e));
-    if let Some((Some(relid), Some(key))) = contact {
-        let Some(rel) = relation(client, relid) else {
+    let (contacts, events) = read_sources(client);
+    if let Some(src) = contacts {
+        let Some(rel) = src.rel else {
             report(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
                 "the registered contact source no longer exists",
@@ -73,40 +109,28 @@ pub fn load_model(client: &SpiClient) -> Model {
                 Some("register it again with segplan.register_contacts".into()),
             )
         };
-        let cols = columns(client, relid);
-        let key = registered_column(&cols, &key, &rel, "contact key column").unwrap_or_else(|b| {
+        let key = registered_column(&src.cols, &src.contact_column, &rel, "contact key column").unwrap_or_else(|b| {
             report(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
                 &format!("the registered contact source is broken: {}", b.reason),
-                format!("columns of {}: {}", rel.name, cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")),
+                format!("columns of {}: {}", rel.name, src.cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")),
                 Some("the column was dropped or renamed: register the source again".into()),
             )
         });
-        model.contacts = Some(ContactSource { rel, key, columns: cols });
+        model.contacts = Some(ContactSource { rel, key, columns: src.cols });
     }
-    let events: Vec<(String, pg_sys::Oid, String, Option<String>)> = client
-        .select("SELECT name, relid::oid, contact_column::text, time_column::text FROM segplan.event_sources ORDER BY name", None, &[])
-        .unwrap_or_else(|e| internal("reading segplan.event_sources failed", e))
-        .filter_map(|row| {
-            Some((
-                row.get::<String>(1).ok()??,
-                row.get::<pg_sys::Oid>(2).ok()??,
-                row.get::<String>(3).ok()??,
-                row.get::<String>(4).ok()?,
-            ))
-        })
-        .collect();
-    for (name, relid, contact, time) in events {
-        let Some(rel) = relation(client, relid) else {
+    for src in events {
+        let name = src.name.unwrap_or_default();
+        let Some(rel) = src.rel else {
             model.broken.push(Broken { name, code: Code::UndefinedTable, reason: "the table or view it named was dropped".into() });
             continue;
         };
-        let cols = columns(client, relid);
-        let source = registered_column(&cols, &contact, &rel, "contact column").and_then(|contact| {
-            let time = time.map(|t| registered_column(&cols, &t, &rel, "time column")).transpose()?;
+        let cols = src.cols;
+        let found = registered_column(&cols, &src.contact_column, &rel, "contact column").and_then(|contact| {
+            let time = src.time_column.map(|t| registered_column(&cols, &t, &rel, "time column")).transpose()?;
             Ok((contact, time))
         });
-        match source {
+        match found {
             Ok((contact, time)) => model.events.push(EventSource { name, rel, contact, time, columns: cols }),
             Err(b) => model.broken.push(Broken { name, ..b }),
         }
