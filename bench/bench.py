@@ -18,19 +18,6 @@ import psycopg
 
 HERE = Path(__file__).resolve().parent
 TABLES = ["brands", "outlets", "contacts", "products", "campaigns", "message_events", "orders", "order_lines"]
-VIEWS = {
-    "purchase_lines": """
-        SELECT o.contact_id, o.id AS order_id, o.ordered_at, o.channel AS order_channel, l.product_id, l.qty,
-               l.qty * l.unit_price AS line_total, l.on_sale, p.category, p.color, p.product_range,
-               b.name AS brand, ou.kind AS outlet_kind, ou.city, ou.country
-        FROM demo.order_lines l JOIN demo.orders o ON o.id = l.order_id JOIN demo.products p ON p.id = l.product_id
-        JOIN demo.outlets ou ON ou.id = o.outlet_id JOIN demo.brands b ON b.id = ou.brand_id""",
-    "message_activity": """
-        SELECT m.id, m.contact_id, b.name AS brand, m.campaign_id, c.kind AS campaign_kind, m.channel,
-               m.event_type, m.link_url, m.occurred_at
-        FROM demo.message_events m JOIN demo.campaigns c ON c.id = m.campaign_id JOIN demo.brands b ON b.id = m.brand_id""",
-}
-
 # (name, segplan rule, hand-written SQL returning the count). :asof is the evaluation time
 # (a UTC timestamp), :asof_date its date. The same SQL runs on PostgreSQL and DuckDB.
 QUERIES = [

@@ -202,7 +202,7 @@ impl<'m> Compiler<'m> {
             return None;
         }
         let p = self.param(Param::Text(scalar_text(s)));
-        Some(format!("{p}::{}", col.type_sql))
+        Some(once(&format!("{p}::{}", col.type_sql)))
     }
 
     fn compare(&mut self, c: &Compare, col: &Column, alias: &str, path: &str) -> String {
@@ -241,7 +241,8 @@ impl<'m> Compiler<'m> {
                     return FAILED.into();
                 }
                 let p = self.param(Param::TextArray(texts));
-                let any = format!("{f} = ANY ({p}::{}[])", col.type_sql);
+                // the outer cast keeps it an array expression (ANY (sub-select) would compare rows)
+                let any = format!("{f} = ANY ({}::{}[])", once(&format!("{p}::{}[]", col.type_sql)), col.type_sql);
                 if c.op == Op::In { any } else { format!("NOT ({any})") }
             }
             (Op::Contains | Op::StartsWith | Op::EndsWith, Operand::Scalar(Scalar::Str(s))) => {
@@ -273,7 +274,7 @@ impl<'m> Compiler<'m> {
                     return FAILED.into();
                 }
                 let p = self.param(Param::Text(span.interval()));
-                let within = format!("({f} >= ($1 - {p}::interval) AND {f} <= $1)");
+                let within = format!("({f} >= {} AND {f} <= $1)", once(&format!("$1 - {p}::interval")));
                 if c.op == Op::WithinLast { within } else { format!("NOT {within}") }
             }
             (Op::AgeBetween, Operand::Pair(Scalar::Num(lo), Scalar::Num(hi))) => {
@@ -285,7 +286,7 @@ impl<'m> Compiler<'m> {
                 let hi = hi.as_i64().unwrap_or(0) + 1;
                 let plo = self.param(Param::Text(format!("{lo} years")));
                 let phi = self.param(Param::Text(format!("{hi} years")));
-                format!("({f} <= (($1)::date - {plo}::interval) AND {f} > (($1)::date - {phi}::interval))")
+                format!("({f} <= {} AND {f} > {})", once(&format!("($1)::date - {plo}::interval")), once(&format!("($1)::date - {phi}::interval")))
             }
             (op, _) => self.fail(Problem::invalid(&vpath, format!("op {} got a value of the wrong shape", op.name()))),
         }
@@ -356,17 +357,17 @@ impl<'m> Compiler<'m> {
         match w {
             Window::Last(span) => {
                 let p = self.param(Param::Text(span.interval()));
-                format!("{t} >= ($1 - {p}::interval) AND {t} <= $1")
+                format!("{t} >= {} AND {t} <= $1", once(&format!("$1 - {p}::interval")))
             }
             Window::Range { from, to } => {
                 let mut parts = Vec::new();
                 if let Some(f) = from {
                     let p = self.param(Param::Text(f.clone()));
-                    parts.push(format!("{t} >= {p}::timestamptz"));
+                    parts.push(format!("{t} >= {}", once(&format!("{p}::timestamptz"))));
                 }
                 if let Some(x) = to {
                     let p = self.param(Param::Text(x.clone()));
-                    parts.push(format!("{t} < {p}::timestamptz"));
+                    parts.push(format!("{t} < {}", once(&format!("{p}::timestamptz"))));
                 }
                 parts.join(" AND ")
             }
@@ -484,7 +485,7 @@ impl<'m> Compiler<'m> {
         let cb = self.contact_expr(b, "eb", &format!("{tp}.event"));
         let fa = self.event_filters(a, &s.first, "ea", &fp).join(" AND ");
         let fb = self.event_filters(b, &s.then, "eb", &tp).join(" AND ");
-        let gap = self.param(Param::Text(s.gap.interval()));
+        let gap = once(&format!("{}::interval", self.param(Param::Text(s.gap.interval()))));
         let key = &self.contacts.key.sql;
         let op = s.gap_op.sql();
         match s.gap_op {
@@ -492,17 +493,25 @@ impl<'m> Compiler<'m> {
             CmpOp::Gt | CmpOp::Gte => format!(
                 "c.{key} IN (SELECT fa.contact FROM (SELECT {ca} AS contact, min(ea.{at}) AS t FROM {ra} AS ea WHERE {fa} GROUP BY 1) AS fa \
                  JOIN (SELECT {cb} AS contact, max(eb.{bt}) AS t FROM {rb} AS eb WHERE {fb} GROUP BY 1) AS fb ON fb.contact = fa.contact \
-                 WHERE fb.t > fa.t AND fb.t {op} (fa.t + {gap}::interval))",
+                 WHERE fb.t > fa.t AND fb.t {op} (fa.t + {gap}))",
                 at = at.sql, bt = bt.sql, ra = a.rel.sql, rb = b.rel.sql
             ),
             // "within": some A shortly before some B
             _ => format!(
                 "c.{key} IN (SELECT {cb} FROM {rb} AS eb WHERE {fb} AND EXISTS (SELECT 1 FROM {ra} AS ea WHERE {ca} = {cb} AND {fa} \
-                 AND ea.{at} < eb.{bt} AND eb.{bt} {op} (ea.{at} + {gap}::interval)))",
+                 AND ea.{at} < eb.{bt} AND eb.{bt} {op} (ea.{at} + {gap})))",
                 at = at.sql, bt = bt.sql, ra = a.rel.sql, rb = b.rel.sql
             ),
         }
     }
+}
+
+/// An expression of parameters only, as a scalar sub-select: PostgreSQL computes it once per
+/// statement (an InitPlan) instead of once per row. Casts from text to timestamptz or interval and
+/// timestamptz arithmetic are not constant-folded (they depend on settings), so without this every
+/// scanned event row would parse and compute the window bound again.
+fn once(expr: &str) -> String {
+    format!("(SELECT {expr})")
 }
 
 fn scalar_text(s: &Scalar) -> String {
