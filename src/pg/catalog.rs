@@ -48,26 +48,22 @@ struct Source {
     cols: Vec<Column>,
 }
 
-/// Every registered source with its relation and columns, in one query (one row per column);
-/// LATERAL keeps it to index lookups per source.
+/// Every registered source with its relation and columns, in one query (one row per column).
 const MODEL_SQL: &str = "\
 WITH src AS (
   SELECT 0 AS ord, NULL::text AS name, relid::oid AS relid, key_column::text AS contact_column, NULL::text AS time_column
   FROM segplan.contact_source
   UNION ALL
   SELECT 1, name, relid::oid, contact_column::text, time_column::text FROM segplan.event_sources)
-SELECT s.ord, s.name, s.contact_column, s.time_column, r.rel_sql, r.rel_name, a.name, a.sql, a.type_sql, a.typname
+SELECT s.ord, s.name, s.contact_column, s.time_column,
+       pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), n.nspname || '.' || c.relname,
+       a.attname::text, pg_catalog.quote_ident(a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod), bt.typname::text
 FROM src s
-LEFT JOIN LATERAL (
-  SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS rel_sql, n.nspname || '.' || c.relname AS rel_name
-  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = s.relid) r ON true
-LEFT JOIN LATERAL (
-  SELECT a.attnum, a.attname::text AS name, pg_catalog.quote_ident(a.attname) AS sql,
-         pg_catalog.format_type(a.atttypid, a.atttypmod) AS type_sql,
-         (SELECT bt.typname::text FROM pg_catalog.pg_type t
-          JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
-          WHERE t.oid = a.atttypid) AS typname
-  FROM pg_catalog.pg_attribute a WHERE a.attrelid = s.relid AND a.attnum > 0 AND NOT a.attisdropped) a ON r.rel_sql IS NOT NULL
+LEFT JOIN pg_catalog.pg_class c ON c.oid = s.relid
+LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
 ORDER BY s.ord, s.name, a.attnum";
 
 fn read_sources(client: &SpiClient) -> (Option<Source>, Vec<Source>) {
