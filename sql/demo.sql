@@ -49,3 +49,11 @@ SELECT segplan.to_sql($$country = 'FR' and purchase_lines(within last 6 months, 
 \echo '== 5. Mistakes are explained, with the JSON path'
 SELECT jsonb_pretty(segplan.validate('{"all": [{"attr": "countri", "op": "eq", "value": "FR"},
                                                {"event": "purchase_lines", "where": {"prop": "colour", "op": "eq", "value": "red"}}]}'));
+
+\echo '== 6. Contact sets as roaring bitmaps (pg_roaringbitmap-compatible, parallel aggregates)'
+WITH fr AS (SELECT segplan.rb_build_agg(m::int) AS b FROM segplan.members($$country = 'FR'$$) m),
+     buyers AS (SELECT segplan.rb_build_agg(m::int) AS b FROM segplan.members($$orders(within last 90 days)$$) m)
+SELECT segplan.rb_cardinality(fr.b) AS in_france, segplan.rb_cardinality(buyers.b) AS bought_in_90_days,
+       segplan.rb_and_cardinality(fr.b, buyers.b) AS both,
+       pg_size_pretty(octet_length(segplan.rb_and(fr.b, buyers.b)::bytea)::bigint) AS both_as_portable_bitmap
+FROM fr, buyers;
