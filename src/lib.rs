@@ -8,6 +8,11 @@ mod pg;
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    pg::bitmap_type::register_settings();
+}
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// In-process tests (each runs in a rolled-back transaction). Golden tests of the SQL surface

@@ -4,6 +4,36 @@
 //! (so -1 sorts last), exactly as pg_roaringbitmap does.
 pub use roaring::RoaringBitmap;
 
+/// Reads either text form: `{1,2,3}`, or `\x…` (the portable bytes in hex, as the `bytea` output
+/// format writes them).
+pub fn parse_any(s: &str) -> Result<RoaringBitmap, String> {
+    match s.trim().strip_prefix("\\x") {
+        Some(hex) => from_bytes(&from_hex(hex)?),
+        None => parse_text(s),
+    }
+}
+
+/// `\x` followed by the portable bytes in lower-case hex.
+pub fn to_hex(b: &RoaringBitmap) -> String {
+    let bytes = to_bytes(b);
+    let mut out = String::with_capacity(2 + bytes.len() * 2);
+    out.push_str("\\x");
+    for x in bytes {
+        out.push_str(&format!("{x:02x}"));
+    }
+    out
+}
+
+fn from_hex(hex: &str) -> Result<Vec<u8>, String> {
+    if hex.len() % 2 != 0 {
+        return Err("hex input has an odd number of digits".into());
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|d| u8::from_str_radix(d, 16).ok()).ok_or_else(|| format!("\"{}\" is not hex", preview(&hex[i..]))))
+        .collect()
+}
+
 /// Reads `{1,2,3}` (whitespace allowed, `{}` is empty).
 pub fn parse_text(s: &str) -> Result<RoaringBitmap, String> {
     let inner = s.trim().strip_prefix('{').and_then(|r| r.strip_suffix('}'))
@@ -81,6 +111,17 @@ mod tests {
         assert_eq!(from_bytes(&to_bytes(&b)).unwrap(), b);
         // the empty bitmap
         assert_eq!(hex(&to_bytes(&RoaringBitmap::new())), "3a30000000000000");
+    }
+
+    #[test]
+    fn hex_form_reads_back() {
+        let b = parse_text("{1,2,3}").unwrap();
+        assert_eq!(to_hex(&b), "\\x3a300000010000000000020010000000010002000300");
+        assert_eq!(parse_any(&to_hex(&b)).unwrap(), b);
+        assert_eq!(parse_any("{1,2,3}").unwrap(), b);
+        for bad in ["\\x3a3", "\\xzz", "\\x", "\\x3a30000001"] {
+            assert!(parse_any(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

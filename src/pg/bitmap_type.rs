@@ -4,6 +4,7 @@
 use super::error::report;
 use pgrx::prelude::*;
 use pgrx::datum::Internal;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::{InOutFuncs, PgMemoryContexts, PgSqlErrorCode, StringInfo};
 use segplan_core::bitmap::{self, RoaringBitmap};
 use serde::{Deserialize, Serialize};
@@ -13,22 +14,47 @@ use std::ffi::CStr;
 #[inoutfuncs]
 pub struct Roaringbitmap(RoaringBitmap);
 
+/// `segplan.roaringbitmap.output_format`: how a bitmap is written as text.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum OutputFormat {
+    #[name = c"array"]
+    Array,
+    #[name = c"bytea"]
+    Bytea,
+}
+
+static OUTPUT_FORMAT: GucSetting<OutputFormat> = GucSetting::<OutputFormat>::new(OutputFormat::Array);
+
+pub fn register_settings() {
+    GucRegistry::define_enum_guc(
+        c"segplan.roaringbitmap.output_format",
+        c"Text output of roaringbitmap values: array ({1,2,3}) or bytea (the portable format as \\x hex).",
+        c"Input accepts both forms whatever the setting.",
+        &OUTPUT_FORMAT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
+
 impl InOutFuncs for Roaringbitmap {
     fn input(input: &CStr) -> Self {
         let text = input.to_string_lossy();
-        match bitmap::parse_text(&text) {
+        match bitmap::parse_any(&text) {
             Ok(b) => Roaringbitmap(b),
             Err(e) => report(
                 PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
                 &format!("invalid roaringbitmap: {e}"),
                 format!("input: {}", text.chars().take(80).collect::<String>()),
-                Some("write it like '{1,2,3}' with int4 values".into()),
+                Some("write it like '{1,2,3}' with int4 values, or as \\x followed by the portable bytes in hex".into()),
             ),
         }
     }
 
     fn output(&self, buffer: &mut StringInfo) {
-        buffer.push_str(&bitmap::format_text(&self.0));
+        match OUTPUT_FORMAT.get() {
+            OutputFormat::Array => buffer.push_str(&bitmap::format_text(&self.0)),
+            OutputFormat::Bytea => buffer.push_str(&bitmap::to_hex(&self.0)),
+        }
     }
 }
 

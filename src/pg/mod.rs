@@ -1,5 +1,5 @@
 //! SQL functions and their plumbing.
-mod bitmap_type;
+pub mod bitmap_type;
 mod catalog;
 mod error;
 mod model_api;

@@ -34,6 +34,14 @@ SELECT '{a}'::roaringbitmap;
 SELECT '\x00'::bytea::roaringbitmap;
 SELECT '\x3a3000000100000000000200100000000100'::bytea::roaringbitmap;
 SELECT '\x3a30000001000000000002001000000001000200030000'::bytea::roaringbitmap;
+-- segplan.roaringbitmap.output_format: array (default) or bytea; input reads both forms
+SHOW segplan.roaringbitmap.output_format;
+SET segplan.roaringbitmap.output_format = 'bytea';
+SELECT '{1,2,3}'::roaringbitmap AS bytea_output, rb_build('{}') AS empty;
+RESET segplan.roaringbitmap.output_format;
+SELECT '\x3a300000010000000000020010000000010002000300'::roaringbitmap AS hex_input;
+SELECT '\x3a3'::roaringbitmap;
+SET segplan.roaringbitmap.output_format = 'json';
 -- a bitmap column: stored, read back, NULL-safe
 CREATE TEMP TABLE bm (id int, b roaringbitmap);
 INSERT INTO bm VALUES (1, '{1,2}'), (2, NULL), (3, rb_build(ARRAY(SELECT generate_series(1, 70000))));
