@@ -142,7 +142,7 @@ RETURNS void LANGUAGE plpgsql AS $gen$
 DECLARE
   span      interval := interval '730 days';
   start_at  timestamptz := end_at - span;
-  n_campaigns int := 400 + (n_contacts / 2000)::int;
+  n_campaigns int := (SELECT count(*) FROM demo.campaigns);  -- as generate_base made them
   n_sends   bigint := n_contacts * 9;
 BEGIN
   -- the time-order sort of message events stays in memory up to S
@@ -192,8 +192,8 @@ RETURNS void LANGUAGE plpgsql AS $gen$
 DECLARE
   span      interval := interval '730 days';
   start_at  timestamptz := end_at - span;
-  n_outlets int := 40 + (n_contacts / 5000)::int;
-  n_products int := 500 + (n_contacts / 1000)::int;
+  n_outlets int := (SELECT count(*) FROM demo.outlets);  -- as generate_base made them
+  n_products int := (SELECT count(*) FROM demo.products);
   n_orders  bigint := n_contacts * 5;
 BEGIN
   PERFORM pg_catalog.set_config('work_mem', '1GB', true);

@@ -25,7 +25,7 @@ pub fn to_hex(b: &RoaringBitmap) -> String {
 }
 
 fn from_hex(hex: &str) -> Result<Vec<u8>, String> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err("hex input has an odd number of digits".into());
     }
     (0..hex.len())

@@ -72,7 +72,7 @@ fn bound(v: i64) -> u64 {
 /// [start, end) as an inclusive range of u32 (end may be 2^32); `1..=0` when empty.
 fn range(start: i64, end: i64) -> std::ops::RangeInclusive<u32> {
     let (s, e) = (bound(start), bound(end));
-    if s >= e { 1..=0 } else { s as u32..=(e - 1) as u32 }
+    if s >= e { std::ops::RangeInclusive::new(1, 0) } else { s as u32..=(e - 1) as u32 }
 }
 
 // ---- bytea ⇄ roaringbitmap (portable format)

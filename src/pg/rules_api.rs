@@ -85,9 +85,18 @@ fn count(rule: &str, as_of: default!(TimestampWithTimeZone, "now()")) -> i64 {
     Spi::connect(|client| run_one(client, &q, as_of))
 }
 
-fn member_rows<T: FromDatum + IntoDatum>(rule: &str, as_of: TimestampWithTimeZone, cast: &str) -> Vec<T> {
+/// The matching keys cast to `cast`; `integer_keys` refuses a contact source whose keys are not integers.
+fn member_rows<T: FromDatum + IntoDatum>(rule: &str, as_of: TimestampWithTimeZone, cast: &str, integer_keys: bool) -> Vec<T> {
     let r = read_rule(rule);
     let model = current_model();
+    if integer_keys && model.contacts.as_ref().is_some_and(|c| c.key.kind != TypeKind::Integer) {
+        report(
+            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            "contact keys are not integers",
+            "segplan.members returns bigint keys".into(),
+            Some("use segplan.members_text(rule), which returns keys of any type as text".into()),
+        );
+    }
     let q = compiled(&r, &model).members(cast);
     Spi::connect(|client| {
         let table = client.select(&q.sql, None, &args(as_of, &q.params)).unwrap_or_else(|e| internal("listing members failed", e));
@@ -106,23 +115,14 @@ fn member_rows<T: FromDatum + IntoDatum>(rule: &str, as_of: TimestampWithTimeZon
 #[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn members(rule: &str, as_of: default!(TimestampWithTimeZone, "now()")) -> SetOfIterator<'static, i64> {
-    let is_integer = current_model().contacts.map(|c| c.key.kind == TypeKind::Integer);
-    if is_integer == Some(false) {
-        report(
-            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-            "contact keys are not integers",
-            "segplan.members returns bigint keys".into(),
-            Some("use segplan.members_text(rule), which returns keys of any type as text".into()),
-        );
-    }
-    SetOfIterator::new(member_rows::<i64>(rule, as_of, "bigint"))
+    SetOfIterator::new(member_rows::<i64>(rule, as_of, "bigint", true))
 }
 
 /// Keys of the matching contacts as text, for any key type (uuid, text, integers).
 #[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn members_text(rule: &str, as_of: default!(TimestampWithTimeZone, "now()")) -> SetOfIterator<'static, String> {
-    SetOfIterator::new(member_rows::<String>(rule, as_of, "text"))
+    SetOfIterator::new(member_rows::<String>(rule, as_of, "text", false))
 }
 
 /// The funnel of the top-level conditions: each alone, and the running result of 1..k.
