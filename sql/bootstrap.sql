@@ -20,6 +20,108 @@ CREATE TABLE segplan.event_sources (
     registered_by  pg_catalog.name NOT NULL DEFAULT CURRENT_USER
 );
 
+-- The change log behind the bitmap cache: one row per (tracked relation, writing transaction),
+-- written by a statement trigger in the writer's own transaction, so it becomes visible exactly
+-- when the data does (src/core/freshness.rs has the rules). Rows below the horizon are pruned.
+CREATE TABLE segplan.changes (
+    relid pg_catalog.oid NOT NULL,
+    xid   pg_catalog.xid8 NOT NULL
+);
+CREATE INDEX changes_relid_xid ON segplan.changes (relid, xid);
+CREATE TABLE segplan.cache_horizon (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    xid       pg_catalog.xid8 NOT NULL
+);
+INSERT INTO segplan.cache_horizon (xid) VALUES ('0');
+-- every caller reads them to check its cached bitmaps (oids and transaction ids only)
+GRANT SELECT ON segplan.changes, segplan.cache_horizon TO PUBLIC;
+
+-- The trigger function: runs as the extension's owner (writers need no grant on segplan.changes),
+-- records each relation once per transaction.
+CREATE FUNCTION segplan._note_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  seen text := coalesce(pg_catalog.current_setting('segplan_internal.changed', true), '');
+  mark text := ',' OPERATOR(pg_catalog.||) TG_RELID::text OPERATOR(pg_catalog.||) ',';
+BEGIN
+  IF pg_catalog.strpos(seen, mark) OPERATOR(pg_catalog.=) 0 THEN
+    INSERT INTO segplan.changes (relid, xid) VALUES (TG_RELID, pg_catalog.pg_current_xact_id());
+    PERFORM pg_catalog.set_config('segplan_internal.changed', seen OPERATOR(pg_catalog.||) mark, true);
+  END IF;
+  RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION segplan._note_change() FROM PUBLIC;
+
+-- The tables a source reads: itself, what its views read, what row-level security policies on
+-- them read, and partitions/children, recursively.
+CREATE FUNCTION segplan._closure(sources pg_catalog.oid[]) RETURNS TABLE (source pg_catalog.oid, rel pg_catalog.oid)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+WITH RECURSIVE edges(parent, child) AS (
+  SELECT r.ev_class, d.refobjid FROM pg_catalog.pg_rewrite r
+  JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+   AND d.objid OPERATOR(pg_catalog.=) r.oid AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+   AND d.refobjid OPERATOR(pg_catalog.<>) r.ev_class
+  UNION ALL
+  SELECT p.polrelid, d.refobjid FROM pg_catalog.pg_policy p
+  JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_policy'::pg_catalog.regclass
+   AND d.objid OPERATOR(pg_catalog.=) p.oid AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+   AND d.refobjid OPERATOR(pg_catalog.<>) p.polrelid
+  UNION ALL
+  SELECT i.inhparent, i.inhrelid FROM pg_catalog.pg_inherits i
+), closure(source, rel) AS (
+  SELECT s, s FROM pg_catalog.unnest(sources) AS s
+  UNION
+  SELECT c.source, e.child FROM closure c JOIN edges e ON e.parent OPERATOR(pg_catalog.=) c.rel
+)
+SELECT c.source, c.rel FROM closure c JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.rel
+WHERE k.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f}'::"char"[])
+$$;
+
+-- Installs the change-log trigger on every table a source reads (as the caller: it needs to own
+-- them). ENABLE ALWAYS: it fires for logical replication too. Returns the tables it could not
+-- track; counts over those are computed afresh each time, never cached.
+CREATE FUNCTION segplan._track(source pg_catalog.regclass) RETURNS pg_catalog.regclass[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  t pg_catalog.regclass;
+  missed pg_catalog.regclass[] := '{}';
+BEGIN
+  FOR t IN
+    SELECT DISTINCT c.rel::pg_catalog.regclass FROM segplan._closure(ARRAY[source::pg_catalog.oid]) c
+    JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.rel
+    WHERE k.relkind OPERATOR(pg_catalog.<>) 'v'
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) c.rel
+                      AND g.tgname OPERATOR(pg_catalog.=) 'segplan_changes' AND g.tgenabled OPERATOR(pg_catalog.=) 'A')
+  LOOP
+    BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) t AND g.tgname OPERATOR(pg_catalog.=) 'segplan_changes') THEN
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_changes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_change()', t);
+      END IF;
+      EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_changes', t);
+    EXCEPTION WHEN insufficient_privilege OR wrong_object_type OR feature_not_supported THEN
+      missed := missed OPERATOR(pg_catalog.||) t;
+    END;
+  END LOOP;
+  RETURN missed;
+END
+$$;
+
+-- Prunes the change log: rows of transactions every snapshot sees are dropped and the horizon
+-- moves up (cached bitmaps built before it are rebuilt). Returns the number of rows dropped.
+CREATE FUNCTION segplan._prune_changes() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h pg_catalog.xid8 := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+  n bigint;
+BEGIN
+  UPDATE segplan.cache_horizon SET xid = h WHERE xid OPERATOR(pg_catalog.<) h;
+  DELETE FROM segplan.changes WHERE xid OPERATOR(pg_catalog.<) h;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END
+$$;
+
 -- Registrations are part of a dump of the database.
 SELECT pg_catalog.pg_extension_config_dump('segplan.contact_source', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.event_sources', '');

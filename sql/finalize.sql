@@ -1,14 +1,16 @@
 -- jsonb overloads and documentation; runs last in the install script.
 
-CREATE FUNCTION segplan.count(rule jsonb, as_of timestamptz DEFAULT pg_catalog.now()) RETURNS bigint
+CREATE FUNCTION segplan.count(rule jsonb, as_of timestamptz DEFAULT pg_catalog.date_trunc('minute', pg_catalog.now())) RETURNS bigint
 LANGUAGE sql STABLE STRICT AS 'SELECT segplan.count($1::text, $2)';
-CREATE FUNCTION segplan.members(rule jsonb, as_of timestamptz DEFAULT pg_catalog.now()) RETURNS SETOF bigint
+CREATE FUNCTION segplan.members(rule jsonb, as_of timestamptz DEFAULT pg_catalog.date_trunc('minute', pg_catalog.now())) RETURNS SETOF bigint
 LANGUAGE sql STABLE STRICT AS 'SELECT segplan.members($1::text, $2)';
-CREATE FUNCTION segplan.members_text(rule jsonb, as_of timestamptz DEFAULT pg_catalog.now()) RETURNS SETOF text
+CREATE FUNCTION segplan.members_text(rule jsonb, as_of timestamptz DEFAULT pg_catalog.date_trunc('minute', pg_catalog.now())) RETURNS SETOF text
 LANGUAGE sql STABLE STRICT AS 'SELECT segplan.members_text($1::text, $2)';
-CREATE FUNCTION segplan.count_steps(rule jsonb, as_of timestamptz DEFAULT pg_catalog.now())
+CREATE FUNCTION segplan.count_steps(rule jsonb, as_of timestamptz DEFAULT pg_catalog.date_trunc('minute', pg_catalog.now()))
 RETURNS TABLE (step int, path text, label text, matched bigint, running bigint)
 LANGUAGE sql STABLE STRICT AS 'SELECT * FROM segplan.count_steps($1::text, $2)';
+CREATE FUNCTION segplan.bitmap(rule jsonb, as_of timestamptz DEFAULT pg_catalog.date_trunc('minute', pg_catalog.now())) RETURNS segplan.roaringbitmap64
+LANGUAGE sql STABLE STRICT AS 'SELECT segplan.bitmap($1::text, $2)';
 CREATE FUNCTION segplan.to_sql(rule jsonb) RETURNS text
 LANGUAGE sql STABLE STRICT AS 'SELECT segplan.to_sql($1::text)';
 CREATE FUNCTION segplan.validate(rule jsonb) RETURNS jsonb
@@ -33,6 +35,14 @@ COMMENT ON FUNCTION segplan.members_text(jsonb, timestamptz) IS 'Keys, as text, 
 COMMENT ON FUNCTION segplan.count_steps(text, timestamptz) IS
   'Funnel of the top-level conditions: contacts matching each alone and the running result of conditions 1..k.';
 COMMENT ON FUNCTION segplan.count_steps(jsonb, timestamptz) IS 'Funnel of the top-level conditions of a JSON rule.';
+COMMENT ON FUNCTION segplan.bitmap(text, timestamptz) IS 'The contacts matching a rule as a roaringbitmap64 of their (integer) keys.';
+COMMENT ON FUNCTION segplan.bitmap(jsonb, timestamptz) IS 'The contacts matching a JSON rule as a roaringbitmap64.';
+COMMENT ON FUNCTION segplan.cache_stats() IS 'This session''s cached leaf bitmaps: condition, contacts, bytes, hits, build time.';
+COMMENT ON FUNCTION segplan.cache_clear() IS 'Drops this session''s cached leaf bitmaps and prunes the change log; returns the number dropped.';
+COMMENT ON FUNCTION segplan._note_change() IS 'Internal: the change-log trigger function on tracked tables.';
+COMMENT ON FUNCTION segplan._closure(oid[]) IS 'Internal: the relations each source reads (views, policies and partitions expanded).';
+COMMENT ON FUNCTION segplan._track(regclass) IS 'Internal: puts the change-log trigger on the tables a source reads; returns those it could not.';
+COMMENT ON FUNCTION segplan._prune_changes() IS 'Internal: prunes the change log up to the oldest running transaction.';
 COMMENT ON FUNCTION segplan.to_sql(text) IS 'The SQL segplan runs for a rule, with $n placeholders ($1 is as_of).';
 COMMENT ON FUNCTION segplan.to_sql(jsonb) IS 'The SQL segplan runs for a JSON rule.';
 COMMENT ON FUNCTION segplan.validate(text) IS 'All problems of a rule with their JSON paths, without raising.';
@@ -58,6 +68,10 @@ COMMENT ON FUNCTION segplan.rb_min(segplan.roaringbitmap) IS 'Smallest value (un
 COMMENT ON FUNCTION segplan.rb_max(segplan.roaringbitmap) IS 'Largest value (unsigned order), NULL if empty.';
 COMMENT ON FUNCTION segplan.rb_rank(segplan.roaringbitmap, integer) IS 'Number of values less than or equal to the given one.';
 COMMENT ON FUNCTION segplan.rb_index(segplan.roaringbitmap, integer) IS '0-based position of a value, or -1 if absent.';
+COMMENT ON FUNCTION segplan.rb_select(segplan.roaringbitmap, bigint, bigint, boolean, bigint, bigint) IS
+  'Up to bitset_limit values of [range_start, range_end) after skipping bitset_offset, from the low end (or high end when reverse).';
+COMMENT ON FUNCTION segplan.rb_runoptimize(segplan.roaringbitmap) IS
+  'The same bitmap: run-length containers are not written by segplan''s roaring library, so there is nothing to convert.';
 COMMENT ON FUNCTION segplan.rb_jaccard_dist(segplan.roaringbitmap, segplan.roaringbitmap) IS 'Jaccard distance 1 - |a and b| / |a or b|.';
 COMMENT ON FUNCTION segplan.rb_and(segplan.roaringbitmap, segplan.roaringbitmap) IS 'Intersection (operator &).';
 COMMENT ON FUNCTION segplan.rb_or(segplan.roaringbitmap, segplan.roaringbitmap) IS 'Union (operator |).';
@@ -130,3 +144,92 @@ COMMENT ON FUNCTION segplan.rb_agg_serialize(internal) IS 'Support function of t
 COMMENT ON FUNCTION segplan.rb_agg_deserialize(bytea, internal) IS 'Support function of the bitmap aggregates (parallel state in).';
 COMMENT ON FUNCTION segplan.rb_agg_final(internal) IS 'Support function of the bitmap aggregates (result).';
 COMMENT ON FUNCTION segplan.rb_agg_cardinality_final(internal) IS 'Support function of the cardinality aggregates (result).';
+
+-- 64-bit bitmaps
+CREATE CAST (bytea AS segplan.roaringbitmap64) WITH FUNCTION segplan.roaringbitmap64(bytea);
+CREATE CAST (segplan.roaringbitmap64 AS bytea) WITH FUNCTION segplan.rb64_to_bytea(segplan.roaringbitmap64);
+CREATE AGGREGATE segplan.rb64_build_agg(bigint) (
+  SFUNC = segplan.rb64_build_trans, STYPE = internal, FINALFUNC = segplan.rb64_agg_final,
+  COMBINEFUNC = segplan.rb64_or_combine, SERIALFUNC = segplan.rb64_agg_serialize,
+  DESERIALFUNC = segplan.rb64_agg_deserialize, PARALLEL = SAFE);
+CREATE AGGREGATE segplan.rb64_or_agg(segplan.roaringbitmap64) (
+  SFUNC = segplan.rb64_or_trans, STYPE = internal, FINALFUNC = segplan.rb64_agg_final,
+  COMBINEFUNC = segplan.rb64_or_combine, SERIALFUNC = segplan.rb64_agg_serialize,
+  DESERIALFUNC = segplan.rb64_agg_deserialize, PARALLEL = SAFE);
+CREATE AGGREGATE segplan.rb64_or_cardinality_agg(segplan.roaringbitmap64) (
+  SFUNC = segplan.rb64_or_trans, STYPE = internal, FINALFUNC = segplan.rb64_agg_cardinality_final,
+  COMBINEFUNC = segplan.rb64_or_combine, SERIALFUNC = segplan.rb64_agg_serialize,
+  DESERIALFUNC = segplan.rb64_agg_deserialize, PARALLEL = SAFE);
+CREATE AGGREGATE segplan.rb64_and_agg(segplan.roaringbitmap64) (
+  SFUNC = segplan.rb64_and_trans, STYPE = internal, FINALFUNC = segplan.rb64_agg_final,
+  COMBINEFUNC = segplan.rb64_and_combine, SERIALFUNC = segplan.rb64_agg_serialize,
+  DESERIALFUNC = segplan.rb64_agg_deserialize, PARALLEL = SAFE);
+CREATE AGGREGATE segplan.rb64_and_cardinality_agg(segplan.roaringbitmap64) (
+  SFUNC = segplan.rb64_and_trans, STYPE = internal, FINALFUNC = segplan.rb64_agg_cardinality_final,
+  COMBINEFUNC = segplan.rb64_and_combine, SERIALFUNC = segplan.rb64_agg_serialize,
+  DESERIALFUNC = segplan.rb64_agg_deserialize, PARALLEL = SAFE);
+CREATE AGGREGATE segplan.rb64_xor_agg(segplan.roaringbitmap64) (
+  SFUNC = segplan.rb64_xor_trans, STYPE = internal, FINALFUNC = segplan.rb64_agg_final,
+  COMBINEFUNC = segplan.rb64_xor_combine, SERIALFUNC = segplan.rb64_agg_serialize,
+  DESERIALFUNC = segplan.rb64_agg_deserialize, PARALLEL = SAFE);
+CREATE AGGREGATE segplan.rb64_xor_cardinality_agg(segplan.roaringbitmap64) (
+  SFUNC = segplan.rb64_xor_trans, STYPE = internal, FINALFUNC = segplan.rb64_agg_cardinality_final,
+  COMBINEFUNC = segplan.rb64_xor_combine, SERIALFUNC = segplan.rb64_agg_serialize,
+  DESERIALFUNC = segplan.rb64_agg_deserialize, PARALLEL = SAFE);
+COMMENT ON TYPE segplan.roaringbitmap64 IS 'A set of int8 values as a 64-bit roaring bitmap; text form {1,2,3}, ::bytea is the portable 64-bit roaring format.';
+COMMENT ON FUNCTION segplan.roaringbitmap64_in(cstring) IS 'Text input of roaringbitmap64: {1,2,3}.';
+COMMENT ON FUNCTION segplan.roaringbitmap64_out(segplan.roaringbitmap64) IS 'Text output of roaringbitmap64: {1,2,3}.';
+COMMENT ON FUNCTION segplan.roaringbitmap64(bytea) IS 'Reads the portable 64-bit roaring format (as written by pg_roaringbitmap or CRoaring).';
+COMMENT ON FUNCTION segplan.rb64_to_bytea(segplan.roaringbitmap64) IS 'The portable 64-bit roaring format of a bitmap.';
+COMMENT ON FUNCTION segplan.rb64_build(bigint[]) IS 'A 64-bit bitmap of the array''s values (NULLs ignored).';
+COMMENT ON FUNCTION segplan.rb64_to_array(segplan.roaringbitmap64) IS 'The values of a 64-bit bitmap as an array, in bitmap order.';
+COMMENT ON FUNCTION segplan.rb64_iterate(segplan.roaringbitmap64) IS 'The values of a 64-bit bitmap as rows, in bitmap order.';
+COMMENT ON FUNCTION segplan.rb64_cardinality(segplan.roaringbitmap64) IS 'Number of values in a 64-bit bitmap.';
+COMMENT ON FUNCTION segplan.rb64_is_empty(segplan.roaringbitmap64) IS 'True if the 64-bit bitmap has no values.';
+COMMENT ON FUNCTION segplan.rb64_min(segplan.roaringbitmap64) IS 'Smallest value (unsigned order), NULL if empty.';
+COMMENT ON FUNCTION segplan.rb64_max(segplan.roaringbitmap64) IS 'Largest value (unsigned order), NULL if empty.';
+COMMENT ON FUNCTION segplan.rb64_rank(segplan.roaringbitmap64, bigint) IS 'Number of values less than or equal to the given one.';
+COMMENT ON FUNCTION segplan.rb64_index(segplan.roaringbitmap64, bigint) IS '0-based position of a value, or -1 if absent.';
+COMMENT ON FUNCTION segplan.rb64_jaccard_dist(segplan.roaringbitmap64, segplan.roaringbitmap64) IS 'Jaccard distance 1 - |a and b| / |a or b|.';
+COMMENT ON FUNCTION segplan.rb64_and(segplan.roaringbitmap64, segplan.roaringbitmap64) IS 'Intersection (operator &).';
+COMMENT ON FUNCTION segplan.rb64_or(segplan.roaringbitmap64, segplan.roaringbitmap64) IS 'Union (operator |).';
+COMMENT ON FUNCTION segplan.rb64_xor(segplan.roaringbitmap64, segplan.roaringbitmap64) IS 'Symmetric difference (operator #).';
+COMMENT ON FUNCTION segplan.rb64_andnot(segplan.roaringbitmap64, segplan.roaringbitmap64) IS 'Difference (operator -).';
+COMMENT ON FUNCTION segplan.rb64_and_cardinality(segplan.roaringbitmap64, segplan.roaringbitmap64) IS 'Size of the intersection, without building it.';
+COMMENT ON FUNCTION segplan.rb64_or_cardinality(segplan.roaringbitmap64, segplan.roaringbitmap64) IS 'Size of the union, without building it.';
+COMMENT ON FUNCTION segplan.rb64_xor_cardinality(segplan.roaringbitmap64, segplan.roaringbitmap64) IS 'Size of the symmetric difference, without building it.';
+COMMENT ON FUNCTION segplan.rb64_andnot_cardinality(segplan.roaringbitmap64, segplan.roaringbitmap64) IS 'Size of the difference, without building it.';
+COMMENT ON FUNCTION segplan.rb64_add(segplan.roaringbitmap64, bigint) IS 'The bitmap with a value added (operator |).';
+COMMENT ON FUNCTION segplan.rb64_remove(segplan.roaringbitmap64, bigint) IS 'The bitmap with a value removed (operator -).';
+COMMENT ON FUNCTION segplan.rb64_contains(segplan.roaringbitmap64, segplan.roaringbitmap64) IS 'True if the first bitmap contains the second (operator @>).';
+COMMENT ON FUNCTION segplan.rb64_contains(segplan.roaringbitmap64, bigint) IS 'True if the bitmap contains the value (operator @>).';
+COMMENT ON FUNCTION segplan.rb64_containedby(segplan.roaringbitmap64, segplan.roaringbitmap64) IS 'True if the first bitmap is contained in the second (operator <@).';
+COMMENT ON FUNCTION segplan.rb64_value_containedby(bigint, segplan.roaringbitmap64) IS 'True if the value is in the bitmap (operator <@).';
+COMMENT ON FUNCTION segplan.rb64_intersect(segplan.roaringbitmap64, segplan.roaringbitmap64) IS 'True if the bitmaps share a value (operator &&).';
+COMMENT ON FUNCTION segplan.rb64_equals(segplan.roaringbitmap64, segplan.roaringbitmap64) IS 'True if the bitmaps hold the same values (operator =).';
+COMMENT ON FUNCTION segplan.rb64_not_equals(segplan.roaringbitmap64, segplan.roaringbitmap64) IS 'True if the bitmaps differ (operator <>).';
+COMMENT ON FUNCTION segplan.rb64_range(segplan.roaringbitmap64, bigint, bigint) IS 'The values in [range_start, range_end) (bounds and values read as unsigned).';
+COMMENT ON FUNCTION segplan.rb64_range_cardinality(segplan.roaringbitmap64, bigint, bigint) IS 'Number of values in [range_start, range_end).';
+COMMENT ON FUNCTION segplan.rb64_fill(segplan.roaringbitmap64, bigint, bigint) IS 'The bitmap with every value of [range_start, range_end) added.';
+COMMENT ON FUNCTION segplan.rb64_clear(segplan.roaringbitmap64, bigint, bigint) IS 'The bitmap with every value of [range_start, range_end) removed.';
+COMMENT ON FUNCTION segplan.rb64_flip(segplan.roaringbitmap64, bigint, bigint) IS 'The bitmap with every value of [range_start, range_end) flipped.';
+COMMENT ON FUNCTION segplan.rb64_select(segplan.roaringbitmap64, bigint, bigint, boolean, bigint, bigint) IS 'Up to bitset_limit values of [range_start, range_end) after skipping bitset_offset, from the low end (or high end when reverse).';
+COMMENT ON FUNCTION segplan.rb64_runoptimize(segplan.roaringbitmap64) IS 'The same bitmap (no run-length containers to convert, see rb_runoptimize).';
+COMMENT ON AGGREGATE segplan.rb64_build_agg(bigint) IS 'A 64-bit bitmap of the aggregated int8 values (NULLs ignored); parallel.';
+COMMENT ON AGGREGATE segplan.rb64_or_agg(segplan.roaringbitmap64) IS 'Union of the aggregated 64-bit bitmaps; parallel.';
+COMMENT ON AGGREGATE segplan.rb64_and_agg(segplan.roaringbitmap64) IS 'Intersection of the aggregated 64-bit bitmaps; parallel.';
+COMMENT ON AGGREGATE segplan.rb64_xor_agg(segplan.roaringbitmap64) IS 'Symmetric difference of the aggregated 64-bit bitmaps; parallel.';
+COMMENT ON AGGREGATE segplan.rb64_or_cardinality_agg(segplan.roaringbitmap64) IS 'Size of the union of the aggregated 64-bit bitmaps.';
+COMMENT ON AGGREGATE segplan.rb64_and_cardinality_agg(segplan.roaringbitmap64) IS 'Size of the intersection of the aggregated 64-bit bitmaps.';
+COMMENT ON AGGREGATE segplan.rb64_xor_cardinality_agg(segplan.roaringbitmap64) IS 'Size of the symmetric difference of the aggregated 64-bit bitmaps.';
+COMMENT ON FUNCTION segplan.rb64_build_trans(internal, bigint) IS 'Support function of rb64_build_agg.';
+COMMENT ON FUNCTION segplan.rb64_or_trans(internal, segplan.roaringbitmap64) IS 'Support function of rb64_or_agg.';
+COMMENT ON FUNCTION segplan.rb64_and_trans(internal, segplan.roaringbitmap64) IS 'Support function of rb64_and_agg.';
+COMMENT ON FUNCTION segplan.rb64_xor_trans(internal, segplan.roaringbitmap64) IS 'Support function of rb64_xor_agg.';
+COMMENT ON FUNCTION segplan.rb64_or_combine(internal, internal) IS 'Support function of the 64-bit bitmap aggregates (parallel combine).';
+COMMENT ON FUNCTION segplan.rb64_and_combine(internal, internal) IS 'Support function of rb64_and_agg (parallel combine).';
+COMMENT ON FUNCTION segplan.rb64_xor_combine(internal, internal) IS 'Support function of rb64_xor_agg (parallel combine).';
+COMMENT ON FUNCTION segplan.rb64_agg_serialize(internal) IS 'Support function of the 64-bit bitmap aggregates (parallel state out).';
+COMMENT ON FUNCTION segplan.rb64_agg_deserialize(bytea, internal) IS 'Support function of the 64-bit bitmap aggregates (parallel state in).';
+COMMENT ON FUNCTION segplan.rb64_agg_final(internal) IS 'Support function of the 64-bit bitmap aggregates (result).';
+COMMENT ON FUNCTION segplan.rb64_agg_cardinality_final(internal) IS 'Support function of the 64-bit cardinality aggregates (result).';

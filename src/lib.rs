@@ -12,6 +12,7 @@ extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     pg::bitmap_type::register_settings();
+    pg::engine::register_settings();
 }
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

@@ -2,7 +2,9 @@
 //! CRoaring and pg_roaringbitmap read and write (so bytea moves between them unchanged).
 //! 32-bit values are PostgreSQL int4s: negative numbers are stored as their unsigned bit pattern
 //! (so -1 sorts last), exactly as pg_roaringbitmap does.
-pub use roaring::RoaringBitmap;
+//! The 64-bit form (`RoaringTreemap`) holds PostgreSQL int8s the same way, in the portable 64-bit
+//! format of CRoaring (a count of 32-bit buckets, then each bucket's high half and bitmap).
+pub use roaring::{RoaringBitmap, RoaringTreemap};
 
 /// Reads either text form: `{1,2,3}`, or `\x…` (the portable bytes in hex, as the `bytea` output
 /// format writes them).
@@ -15,7 +17,60 @@ pub fn parse_any(s: &str) -> Result<RoaringBitmap, String> {
 
 /// `\x` followed by the portable bytes in lower-case hex.
 pub fn to_hex(b: &RoaringBitmap) -> String {
-    let bytes = to_bytes(b);
+    hex_of(&to_bytes(b))
+}
+
+/// Reads either text form of a 64-bit bitmap: `{1,2,3}` or `\x…`.
+pub fn parse_any64(s: &str) -> Result<RoaringTreemap, String> {
+    match s.trim().strip_prefix("\\x") {
+        Some(hex) => from_bytes64(&from_hex(hex)?),
+        None => Ok(parse_list::<i64>(s, "bigint")?.into_iter().map(|v| v as u64).collect()),
+    }
+}
+
+pub fn to_hex64(b: &RoaringTreemap) -> String {
+    hex_of(&to_bytes64(b))
+}
+
+/// `{1,2,3}`, in the bitmap's (unsigned) order, values shown as int8.
+pub fn format_text64(b: &RoaringTreemap) -> String {
+    format_list(b.iter().map(|v| v as i64))
+}
+
+/// The portable 64-bit format.
+pub fn to_bytes64(b: &RoaringTreemap) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.serialized_size());
+    // writing to a Vec cannot fail
+    let _ = b.serialize_into(&mut out);
+    out
+}
+
+/// Reads the portable 64-bit format, validating it; anything else is an error, never a panic.
+pub fn from_bytes64(bytes: &[u8]) -> Result<RoaringTreemap, String> {
+    let (head, mut rest) = bytes.split_at_checked(8).ok_or_else(|| format!("{} bytes is too short for a 64-bit roaring bitmap", bytes.len()))?;
+    let n = u64::from_le_bytes(head.try_into().unwrap_or_default());
+    // each bucket takes at least 12 bytes: its key and an empty bitmap's header
+    if n > (rest.len() / 12) as u64 {
+        return Err(format!("the header announces {n} buckets but only {} bytes follow", rest.len()));
+    }
+    let mut buckets = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let (key, after) = rest.split_at_checked(4).ok_or("a bucket is cut short")?;
+        let key = u32::from_le_bytes(key.try_into().unwrap_or_default());
+        if buckets.last().is_some_and(|(k, _)| *k >= key) {
+            return Err("bucket keys are not in increasing order".into());
+        }
+        rest = after;
+        let b = RoaringBitmap::deserialize_from(&mut rest).map_err(|e| format!("not a portable roaring bitmap: {e}"))?;
+        buckets.push((key, b));
+    }
+    if !rest.is_empty() {
+        return Err(format!("{} bytes left over after the roaring bitmap", rest.len()));
+    }
+    Ok(RoaringTreemap::from_bitmaps(buckets))
+}
+
+fn hex_of(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(2 + bytes.len() * 2);
     out.push_str("\\x");
     for x in bytes {
@@ -36,17 +91,16 @@ fn from_hex(hex: &str) -> Result<Vec<u8>, String> {
 
 /// Reads `{1,2,3}` (whitespace allowed, `{}` is empty).
 pub fn parse_text(s: &str) -> Result<RoaringBitmap, String> {
+    Ok(parse_list::<i32>(s, "int4")?.into_iter().map(|v| v as u32).collect())
+}
+
+fn parse_list<T: std::str::FromStr>(s: &str, what: &str) -> Result<Vec<T>, String> {
     let inner = s.trim().strip_prefix('{').and_then(|r| r.strip_suffix('}'))
         .ok_or_else(|| format!("a roaring bitmap is written like {{1,2,3}}, not \"{}\"", preview(s)))?;
-    let mut b = RoaringBitmap::new();
     if inner.trim().is_empty() {
-        return Ok(b);
+        return Ok(Vec::new());
     }
-    for item in inner.split(',') {
-        let v: i32 = item.trim().parse().map_err(|_| format!("\"{}\" is not an integer (int4)", preview(item.trim())))?;
-        b.insert(v as u32);
-    }
-    Ok(b)
+    inner.split(',').map(|item| item.trim().parse().map_err(|_| format!("\"{}\" is not an integer ({what})", preview(item.trim())))).collect()
 }
 
 fn preview(s: &str) -> String {
@@ -55,13 +109,16 @@ fn preview(s: &str) -> String {
 
 /// `{1,2,3}`, in the bitmap's (unsigned) order.
 pub fn format_text(b: &RoaringBitmap) -> String {
-    let mut out = String::with_capacity(2 + b.len() as usize * 4);
-    out.push('{');
-    for (i, v) in b.iter().enumerate() {
+    format_list(b.iter().map(|v| v as i32))
+}
+
+fn format_list<T: std::fmt::Display>(values: impl Iterator<Item = T>) -> String {
+    let mut out = String::from("{");
+    for (i, v) in values.enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&(v as i32).to_string());
+        out.push_str(&v.to_string());
     }
     out.push('}');
     out
@@ -134,7 +191,41 @@ mod tests {
         }
     }
 
+    #[test]
+    fn portable_64_bit_bytes() {
+        // CRoaring roaring64_bitmap_portable_serialize of {1, 2^32}: 2 buckets (high 0 and 1)
+        let b = parse_any64("{1,4294967296}").unwrap();
+        assert_eq!(
+            hex(&to_bytes64(&b)),
+            "0200000000000000000000003a3000000100000000000000100000000100010000003a3000000100000000000000100000000000"
+        );
+        assert_eq!(from_bytes64(&to_bytes64(&b)).unwrap(), b);
+        assert_eq!(hex(&to_bytes64(&RoaringTreemap::new())), "0000000000000000");
+        assert_eq!(format_text64(&parse_any64("{-1, 0, 9223372036854775807}").unwrap()), "{0,9223372036854775807,-1}");
+        assert_eq!(parse_any64(&to_hex64(&b)).unwrap(), b);
+        for bad in ["{1,}", "{9223372036854775808}", "\\x00", "\\x0100000000000000"] {
+            assert!(parse_any64(bad).is_err(), "{bad}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn round_trips_64(values in prop::collection::vec(any::<u64>(), 0..500), low in prop::collection::vec(0u64..300_000, 0..500)) {
+            let b: RoaringTreemap = values.into_iter().chain(low).collect();
+            prop_assert_eq!(from_bytes64(&to_bytes64(&b)).unwrap(), b.clone());
+            prop_assert_eq!(parse_any64(&format_text64(&b)).unwrap(), b);
+        }
+
+        #[test]
+        fn corrupted_64_bit_bitmaps_are_errors_not_panics(values in prop::collection::vec(any::<u64>(), 1..200), at in any::<usize>(), x in any::<u8>()) {
+            let b: RoaringTreemap = values.into_iter().collect();
+            let mut bytes = to_bytes64(&b);
+            let i = at % bytes.len();
+            bytes[i] ^= x | 1;
+            let _ = from_bytes64(&bytes);
+            let _ = from_bytes64(&bytes[..i]);
+        }
+
         #[test]
         fn round_trips(values in prop::collection::vec(any::<u32>(), 0..2000), dense in 0u32..70000) {
             let mut b: RoaringBitmap = values.into_iter().collect();

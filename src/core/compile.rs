@@ -9,6 +9,7 @@
 //! it), and `not` matches whatever its inner condition does not match (so NULLs included). An
 //! event condition counts the contact's events that pass `where` and `within`; the default is "at
 //! least one"; when the count test accepts zero (e.g. `count < 3`) contacts without events match.
+pub use crate::algebra::Expr;
 use crate::error::{choices, Code, Problem, Problems};
 use crate::model::{find, Column, ContactSource, EventSource, Model, TypeKind};
 use crate::rule::json::valid_timestamp;
@@ -52,7 +53,7 @@ pub type RegexCheck<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// Checks the rule against the model and builds its predicate over the contacts row `c`.
 pub fn compile<'m>(rule: &Rule, model: &'m Model, regex: RegexCheck<'m>) -> Result<Compiled<'m>, Problems> {
     let contacts = model.contacts.as_ref().ok_or_else(no_contacts)?;
-    let mut c = Compiler { model, contacts, regex, params: Vec::new(), problems: Vec::new() };
+    let mut c = Compiler::new(model, contacts, regex);
     let predicate = c.rule(rule, "$");
     if !c.problems.is_empty() {
         return Err(Problems(c.problems));
@@ -88,16 +89,13 @@ impl Compiled<'_> {
 /// of condition k alone and the running count of conditions 1..k, as 2n bigint columns.
 pub fn steps<'m>(rule: &Rule, model: &'m Model, regex: RegexCheck<'m>) -> Result<(Vec<Step>, Query), Problems> {
     let contacts = model.contacts.as_ref().ok_or_else(no_contacts)?;
-    let (parts, key, join): (Vec<&Rule>, &str, &str) = match rule {
-        Tree::All(xs) => (xs.iter().collect(), "all", " AND "),
-        Tree::Any(xs) => (xs.iter().collect(), "any", " OR "),
-        other => (vec![other], "", ""),
-    };
-    let mut c = Compiler { model, contacts, regex, params: Vec::new(), problems: Vec::new() };
+    let (parts, key, any) = top_level(rule);
+    let join = if any { " OR " } else { " AND " };
+    let mut c = Compiler::new(model, contacts, regex);
     let mut steps = Vec::new();
     let mut flags = Vec::new();
     for (i, part) in parts.iter().enumerate() {
-        let path = if key.is_empty() { "$".to_string() } else { format!("$.{key}[{i}]") };
+        let path = part_path(key, i);
         let pred = c.rule(part, &path);
         flags.push(format!("({pred}) IS TRUE AS b{}", i + 1));
         steps.push(Step { path, label: crate::rule::text::format(part) });
@@ -119,12 +117,93 @@ pub fn steps<'m>(rule: &Rule, model: &'m Model, regex: RegexCheck<'m>) -> Result
     Ok((steps, Query { sql, params: c.params }))
 }
 
+/// One leaf condition of a rule as a query returning its contacts as one `roaringbitmap64`
+/// (its portable bytes, so the result reads back without a type lookup).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leaf {
+    pub query: Query,
+    /// the answer depends on `$1` (as_of): a relative window or an age
+    pub uses_as_of: bool,
+    /// oids of the relations the query reads (sorted)
+    pub relations: Vec<u32>,
+    /// the condition in the text form
+    pub label: String,
+}
+
+/// A rule as bitmap algebra: the top-level conditions (`steps`, combined with AND, or OR when
+/// `any`) over distinct leaves; every result is intersected with `universe` (all contacts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub universe: Leaf,
+    pub leaves: Vec<Leaf>,
+    pub steps: Vec<(Step, Expr)>,
+    pub any: bool,
+}
+
+impl Plan {
+    /// The whole rule.
+    pub fn expr(&self) -> Expr {
+        let parts = self.steps.iter().map(|(_, e)| e.clone()).collect();
+        if self.any { Expr::Any(parts) } else { Expr::All(parts) }
+    }
+}
+
+/// Splits a rule into its top-level conditions: (parts, "all"/"any"/"", any?).
+fn top_level(rule: &Rule) -> (Vec<&Rule>, &'static str, bool) {
+    match rule {
+        Tree::All(xs) => (xs.iter().collect(), "all", false),
+        Tree::Any(xs) => (xs.iter().collect(), "any", true),
+        other => (vec![other], "", false),
+    }
+}
+
+fn part_path(key: &str, i: usize) -> String {
+    if key.is_empty() { "$".to_string() } else { format!("$.{key}[{i}]") }
+}
+
+/// Checks the rule against the model and plans it as bitmap algebra over leaf queries (integer
+/// contact keys: each leaf returns the keys as bigint in a `roaringbitmap64`).
+pub fn plan(rule: &Rule, model: &Model, regex: RegexCheck) -> Result<Plan, Problems> {
+    let contacts = model.contacts.as_ref().ok_or_else(no_contacts)?;
+    let mut c = Compiler::new(model, contacts, regex);
+    let (parts, key, any) = top_level(rule);
+    let mut leaves = Vec::new();
+    let mut steps = Vec::new();
+    for (i, part) in parts.into_iter().enumerate() {
+        let path = part_path(key, i);
+        let expr = c.plan(part, &path, &mut leaves);
+        steps.push((Step { path, label: crate::rule::text::format(part) }, expr));
+    }
+    if !c.problems.is_empty() {
+        return Err(Problems(c.problems));
+    }
+    let k = &contacts.key.sql;
+    let universe = Leaf {
+        query: Query { sql: format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(c.{k}::bigint)) FROM {} AS c WHERE c.{k} IS NOT NULL", contacts.rel.sql), params: Vec::new() },
+        uses_as_of: false,
+        relations: vec![contacts.rel.oid],
+        label: "all contacts".into(),
+    };
+    Ok(Plan { universe, leaves, steps, any })
+}
+
 struct Compiler<'m> {
     model: &'m Model,
     contacts: &'m ContactSource,
     regex: RegexCheck<'m>,
     params: Vec<Param>,
     problems: Vec<Problem>,
+    /// whether `$1` (as_of) was used since the last reset
+    as_of_used: bool,
+    /// oids of the relations read since the last reset
+    relations: Vec<u32>,
+}
+
+/// What a condition compiles to: a predicate over the contacts row `c`, or a query listing contact
+/// keys (`negate`: the condition holds for the contacts *not* listed).
+enum Piece {
+    Pred(String),
+    Set { sql: String, negate: bool },
 }
 
 const FAILED: &str = "false";
@@ -140,6 +219,15 @@ fn kind_word(k: TypeKind) -> &'static str {
 }
 
 impl<'m> Compiler<'m> {
+    fn new(model: &'m Model, contacts: &'m ContactSource, regex: RegexCheck<'m>) -> Self {
+        Compiler { model, contacts, regex, params: Vec::new(), problems: Vec::new(), as_of_used: false, relations: Vec::new() }
+    }
+
+    fn as_of(&mut self) -> &'static str {
+        self.as_of_used = true;
+        "$1"
+    }
+
     fn param(&mut self, p: Param) -> String {
         self.params.push(p);
         format!("${}", self.params.len() + 1)
@@ -151,7 +239,57 @@ impl<'m> Compiler<'m> {
     }
 
     fn rule(&mut self, t: &Rule, path: &str) -> String {
-        self.tree(t, path, &mut |c, leaf, p| c.cond(leaf, p))
+        self.tree(t, path, &mut |c, leaf, p| {
+            let piece = c.cond(leaf, p);
+            c.pred(piece)
+        })
+    }
+
+    fn pred(&self, piece: Piece) -> String {
+        match piece {
+            Piece::Pred(p) => p,
+            Piece::Set { sql, negate: false } => format!("c.{} IN ({sql})", self.contacts.key.sql),
+            Piece::Set { sql, negate: true } => format!("NOT (c.{} IN ({sql}))", self.contacts.key.sql),
+        }
+    }
+
+    /// The rule as bitmap algebra over leaves; each new leaf (one per distinct condition) is
+    /// appended to `leaves` as a query returning its contacts as a `roaringbitmap64`.
+    fn plan(&mut self, t: &Rule, path: &str, leaves: &mut Vec<Leaf>) -> Expr {
+        match t {
+            Tree::All(xs) => Expr::All(xs.iter().enumerate().map(|(i, x)| self.plan(x, &format!("{path}.all[{i}]"), leaves)).collect()),
+            Tree::Any(xs) => Expr::Any(xs.iter().enumerate().map(|(i, x)| self.plan(x, &format!("{path}.any[{i}]"), leaves)).collect()),
+            Tree::Not(x) => Expr::not(self.plan(x, &format!("{path}.not"), leaves)),
+            Tree::Leaf(cond) => {
+                let params = std::mem::take(&mut self.params);
+                let as_of_used = std::mem::take(&mut self.as_of_used);
+                let relations = std::mem::take(&mut self.relations);
+                let piece = self.cond(cond, path);
+                let params = std::mem::replace(&mut self.params, params);
+                let uses_as_of = std::mem::replace(&mut self.as_of_used, as_of_used);
+                let mut relations = std::mem::replace(&mut self.relations, relations);
+                let (key, rel) = (&self.contacts.key.sql, &self.contacts.rel.sql);
+                let (sql, negate) = match piece {
+                    Piece::Pred(p) => {
+                        relations.push(self.contacts.rel.oid);
+                        (format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(c.{key}::bigint)) FROM {rel} AS c WHERE c.{key} IS NOT NULL AND ({p})"), false)
+                    }
+                    Piece::Set { sql, negate } => (format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(s.k::bigint)) FROM ({sql}) AS s(k)"), negate),
+                };
+                relations.sort_unstable();
+                relations.dedup();
+                let label = crate::rule::text::format(&Tree::Leaf(cond.clone()));
+                let leaf = Leaf { query: Query { sql, params }, uses_as_of, relations, label };
+                let i = match leaves.iter().position(|l| *l == leaf) {
+                    Some(i) => i,
+                    None => {
+                        leaves.push(leaf);
+                        leaves.len() - 1
+                    }
+                };
+                if negate { Expr::not(Expr::Leaf(i)) } else { Expr::Leaf(i) }
+            }
+        }
     }
 
     fn tree<L>(&mut self, t: &Tree<L>, path: &str, leaf: &mut dyn FnMut(&mut Self, &L, &str) -> String) -> String {
@@ -167,21 +305,21 @@ impl<'m> Compiler<'m> {
         }
     }
 
-    fn cond(&mut self, c: &Cond, path: &str) -> String {
+    fn cond(&mut self, c: &Cond, path: &str) -> Piece {
         match c {
             Cond::Attr(cmp) => {
                 let contacts = self.contacts;
-                match find(&contacts.columns, &cmp.field) {
+                Piece::Pred(match find(&contacts.columns, &cmp.field) {
                     Some(col) => self.compare(cmp, col, "c", path),
                     None => self.fail(Problem::invalid(&format!("{path}.attr"), format!("unknown attribute \"{}\"", cmp.field))
                         .hint(format!("attributes of {}: {}", contacts.rel.name, choices(contacts.columns.iter().map(|c| c.name.as_str()))))),
-                }
+                })
             }
             Cond::Event(e) => self.event(e, path),
             Cond::Ratio(r) => self.ratio(r, &format!("{path}.ratio")),
             Cond::Sequence(s) => self.sequence(s, &format!("{path}.sequence")),
-            Cond::Segment(name) => self.fail(Problem::new(Code::NotSupported, &format!("{path}.segment"), format!("segment \"{name}\" cannot be referenced: stored segments are not available yet"))
-                .hint("inline the segment's rule instead")),
+            Cond::Segment(name) => Piece::Pred(self.fail(Problem::new(Code::NotSupported, &format!("{path}.segment"), format!("segment \"{name}\" cannot be referenced: stored segments are not available yet"))
+                .hint("inline the segment's rule instead"))),
         }
     }
 
@@ -274,7 +412,8 @@ impl<'m> Compiler<'m> {
                     return FAILED.into();
                 }
                 let p = self.param(Param::Text(span.interval()));
-                let within = format!("({f} >= {} AND {f} <= $1)", once(&format!("$1 - {p}::interval")));
+                let a = self.as_of();
+                let within = format!("({f} >= {} AND {f} <= {a})", once(&format!("{a} - {p}::interval")));
                 if c.op == Op::WithinLast { within } else { format!("NOT {within}") }
             }
             (Op::AgeBetween, Operand::Pair(Scalar::Num(lo), Scalar::Num(hi))) => {
@@ -286,7 +425,8 @@ impl<'m> Compiler<'m> {
                 let hi = hi.as_i64().unwrap_or(0) + 1;
                 let plo = self.param(Param::Text(format!("{lo} years")));
                 let phi = self.param(Param::Text(format!("{hi} years")));
-                format!("({f} <= {} AND {f} > {})", once(&format!("($1)::date - {plo}::interval")), once(&format!("($1)::date - {phi}::interval")))
+                let a = self.as_of();
+                format!("({f} <= {} AND {f} > {})", once(&format!("({a})::date - {plo}::interval")), once(&format!("({a})::date - {phi}::interval")))
             }
             (op, _) => self.fail(Problem::invalid(&vpath, format!("op {} got a value of the wrong shape", op.name()))),
         }
@@ -302,6 +442,9 @@ impl<'m> Compiler<'m> {
     fn source(&mut self, name: &str, path: &str) -> Option<&'m EventSource> {
         let model = self.model;
         let src = model.event(name);
+        if let Some(s) = src {
+            self.relations.push(s.rel.oid);
+        }
         if let Some(b) = model.broken.iter().find(|b| b.name == name) {
             self.problems.push(Problem::new(b.code, path, format!("event source \"{name}\" is broken: {}", b.reason))
                 .hint("the table, view or column was dropped or renamed: register the source again with segplan.register_events"));
@@ -357,7 +500,8 @@ impl<'m> Compiler<'m> {
         match w {
             Window::Last(span) => {
                 let p = self.param(Param::Text(span.interval()));
-                format!("{t} >= {} AND {t} <= $1", once(&format!("$1 - {p}::interval")))
+                let a = self.as_of();
+                format!("{t} >= {} AND {t} <= {a}", once(&format!("{a} - {p}::interval")))
             }
             Window::Range { from, to } => {
                 let mut parts = Vec::new();
@@ -386,8 +530,8 @@ impl<'m> Compiler<'m> {
         conds
     }
 
-    fn event(&mut self, e: &EventCond, path: &str) -> String {
-        let Some(src) = self.source(&e.event, &format!("{path}.event")) else { return FAILED.into() };
+    fn event(&mut self, e: &EventCond, path: &str) -> Piece {
+        let Some(src) = self.source(&e.event, &format!("{path}.event")) else { return Piece::Pred(FAILED.into()) };
         let contact = self.contact_expr(src, "e", &format!("{path}.event"));
         let conds = self.event_filters(src, e, "e", path);
         let (count_op, count_v) = e.count.unwrap_or((CmpOp::Gte, 1));
@@ -440,22 +584,21 @@ impl<'m> Compiler<'m> {
             }
         }
         let from = format!("SELECT {contact} FROM {} AS e WHERE {}", src.rel.sql, conds.join(" AND "));
-        let key = format!("c.{}", self.contacts.key.sql);
-        let matched = if zero_ok && !tests.is_empty() {
+        let (sql, zero) = if zero_ok && !tests.is_empty() {
             // contacts without events pass the tests: exclude those whose events fail them
-            format!("NOT ({key} IN ({from} GROUP BY 1 HAVING NOT coalesce(({}), false)))", tests.join(" AND "))
+            (format!("{from} GROUP BY 1 HAVING NOT coalesce(({}), false)", tests.join(" AND ")), true)
         } else if tests.is_empty() {
-            format!("{key} IN ({from})")
+            (from, false)
         } else {
-            format!("{key} IN ({from} GROUP BY 1 HAVING {})", tests.join(" AND "))
+            (format!("{from} GROUP BY 1 HAVING {}", tests.join(" AND ")), false)
         };
-        if e.performed { matched } else { format!("NOT ({matched})") }
+        Piece::Set { sql, negate: zero == e.performed }
     }
 
-    fn ratio(&mut self, r: &RatioCond, path: &str) -> String {
-        let Some(src) = self.source(&r.event, &format!("{path}.event")) else { return FAILED.into() };
+    fn ratio(&mut self, r: &RatioCond, path: &str) -> Piece {
+        let Some(src) = self.source(&r.event, &format!("{path}.event")) else { return Piece::Pred(FAILED.into()) };
         let contact = self.contact_expr(src, "e", &format!("{path}.event"));
-        let Some(occ) = self.prop(src, &r.occasion, &format!("{path}.occasion")) else { return FAILED.into() };
+        let Some(occ) = self.prop(src, &r.occasion, &format!("{path}.occasion")) else { return Piece::Pred(FAILED.into()) };
         let mut conds = vec![format!("e.{} IS NOT NULL", src.contact.sql), format!("e.{} IS NOT NULL", occ.sql)];
         if let Some(w) = &r.within {
             conds.push(self.window(src, w, "e", &format!("{path}.within")));
@@ -467,15 +610,20 @@ impl<'m> Compiler<'m> {
         let is_match = format!("coalesce({}, false)", self.props(src, &r.matches, "e", &format!("{path}.match")));
         let pmin = self.param(Param::Text(r.min_occasions.to_string()));
         let pv = self.param(Param::Text(r.value.to_string()));
-        format!(
-            "c.{key} IN (SELECT o.contact FROM (SELECT {contact} AS contact, e.{occ} AS occasion, bool_or({is_of}) AS is_of, \
+        let sql = format!(
+            "SELECT o.contact FROM (SELECT {contact} AS contact, e.{occ} AS occasion, bool_or({is_of}) AS is_of, \
              bool_or({is_match}) AS is_match FROM {rel} AS e WHERE {conds} GROUP BY 1, 2) AS o WHERE o.is_of GROUP BY o.contact \
-             HAVING count(*) >= {pmin}::bigint AND (count(*) FILTER (WHERE o.is_match))::float8 / count(*) {op} {pv}::float8)",
-            key = self.contacts.key.sql, occ = occ.sql, rel = src.rel.sql, conds = conds.join(" AND "), op = r.op.sql()
-        )
+             HAVING count(*) >= {pmin}::bigint AND (count(*) FILTER (WHERE o.is_match))::float8 / count(*) {op} {pv}::float8",
+            occ = occ.sql, rel = src.rel.sql, conds = conds.join(" AND "), op = r.op.sql()
+        );
+        Piece::Set { sql, negate: false }
     }
 
-    fn sequence(&mut self, s: &SequenceCond, path: &str) -> String {
+    fn sequence(&mut self, s: &SequenceCond, path: &str) -> Piece {
+        Piece::Set { sql: self.sequence_set(s, path), negate: false }
+    }
+
+    fn sequence_set(&mut self, s: &SequenceCond, path: &str) -> String {
         let (fp, tp) = (format!("{path}.first"), format!("{path}.then"));
         let a = self.source(&s.first.event, &format!("{fp}.event"));
         let b = self.source(&s.then.event, &format!("{tp}.event"));
@@ -486,20 +634,19 @@ impl<'m> Compiler<'m> {
         let fa = self.event_filters(a, &s.first, "ea", &fp).join(" AND ");
         let fb = self.event_filters(b, &s.then, "eb", &tp).join(" AND ");
         let gap = once(&format!("{}::interval", self.param(Param::Text(s.gap.interval()))));
-        let key = &self.contacts.key.sql;
         let op = s.gap_op.sql();
         match s.gap_op {
             // "more than": the earliest A and the latest B decide
             CmpOp::Gt | CmpOp::Gte => format!(
-                "c.{key} IN (SELECT fa.contact FROM (SELECT {ca} AS contact, min(ea.{at}) AS t FROM {ra} AS ea WHERE {fa} GROUP BY 1) AS fa \
+                "SELECT fa.contact FROM (SELECT {ca} AS contact, min(ea.{at}) AS t FROM {ra} AS ea WHERE {fa} GROUP BY 1) AS fa \
                  JOIN (SELECT {cb} AS contact, max(eb.{bt}) AS t FROM {rb} AS eb WHERE {fb} GROUP BY 1) AS fb ON fb.contact = fa.contact \
-                 WHERE fb.t > fa.t AND fb.t {op} (fa.t + {gap}))",
+                 WHERE fb.t > fa.t AND fb.t {op} (fa.t + {gap})",
                 at = at.sql, bt = bt.sql, ra = a.rel.sql, rb = b.rel.sql
             ),
             // "within": some A shortly before some B
             _ => format!(
-                "c.{key} IN (SELECT {cb} FROM {rb} AS eb WHERE {fb} AND EXISTS (SELECT 1 FROM {ra} AS ea WHERE {ca} = {cb} AND {fa} \
-                 AND ea.{at} < eb.{bt} AND eb.{bt} {op} (ea.{at} + {gap})))",
+                "SELECT {cb} FROM {rb} AS eb WHERE {fb} AND EXISTS (SELECT 1 FROM {ra} AS ea WHERE {ca} = {cb} AND {fa} \
+                 AND ea.{at} < eb.{bt} AND eb.{bt} {op} (ea.{at} + {gap}))",
                 at = at.sql, bt = bt.sql, ra = a.rel.sql, rb = b.rel.sql
             ),
         }

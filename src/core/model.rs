@@ -52,6 +52,8 @@ pub struct Column {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Relation {
+    /// `pg_class.oid`
+    pub oid: u32,
     /// schema-qualified display name
     pub name: String,
     /// quoted, schema-qualified

@@ -5,7 +5,8 @@ use super::error::report;
 use pgrx::prelude::*;
 use pgrx::datum::Internal;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
-use pgrx::{InOutFuncs, PgMemoryContexts, PgSqlErrorCode, StringInfo};
+use super::agg::{fold, merge, state_of, with_state};
+use pgrx::{InOutFuncs, PgSqlErrorCode, StringInfo};
 use segplan_core::bitmap::{self, RoaringBitmap};
 use serde::{Deserialize, Serialize};
 use std::ffi::CStr;
@@ -24,6 +25,11 @@ pub enum OutputFormat {
 }
 
 static OUTPUT_FORMAT: GucSetting<OutputFormat> = GucSetting::<OutputFormat>::new(OutputFormat::Array);
+
+/// Whether bitmaps are written as `\x` hex (the setting is `bytea`).
+pub fn output_as_bytea() -> bool {
+    OUTPUT_FORMAT.get() == OutputFormat::Bytea
+}
 
 pub fn register_settings() {
     GucRegistry::define_enum_guc(
@@ -51,9 +57,10 @@ impl InOutFuncs for Roaringbitmap {
     }
 
     fn output(&self, buffer: &mut StringInfo) {
-        match OUTPUT_FORMAT.get() {
-            OutputFormat::Array => buffer.push_str(&bitmap::format_text(&self.0)),
-            OutputFormat::Bytea => buffer.push_str(&bitmap::to_hex(&self.0)),
+        if output_as_bytea() {
+            buffer.push_str(&bitmap::to_hex(&self.0))
+        } else {
+            buffer.push_str(&bitmap::format_text(&self.0))
         }
     }
 }
@@ -142,6 +149,34 @@ fn rb_rank(rb: Rb, v: i32) -> i64 {
 #[pg_extern(immutable, parallel_safe)]
 fn rb_index(rb: Rb, v: i32) -> i64 {
     if rb.0.contains(u(v)) { rb.0.rank(u(v)) as i64 - 1 } else { -1 }
+}
+
+/// Up to `bitset_limit` values of [range_start, range_end) after skipping `bitset_offset` of
+/// them, from the low end (or the high end when `reverse`), as pg_roaringbitmap's rb_select.
+#[pg_extern(immutable, parallel_safe)]
+fn rb_select(
+    rb: Rb,
+    bitset_limit: i64,
+    bitset_offset: default!(i64, 0),
+    reverse: default!(bool, false),
+    range_start: default!(i64, 0),
+    range_end: default!(i64, 4294967296),
+) -> Rb {
+    let r = range(range_start, range_end);
+    let (skip, take) = (bitset_offset.max(0) as usize, bitset_limit.max(0) as usize);
+    let inside = rb.0.iter().skip_while(|v| *v < *r.start()).take_while(|v| r.contains(v));
+    Roaringbitmap(if reverse {
+        inside.collect::<Vec<_>>().into_iter().rev().skip(skip).take(take).collect()
+    } else {
+        inside.skip(skip).take(take).collect()
+    })
+}
+
+/// The same set. pg_roaringbitmap converts containers to run-length form here; the Rust roaring
+/// crate stores array and bitmap containers only, so the value (and its size) stays as it is.
+#[pg_extern(immutable, parallel_safe)]
+fn rb_runoptimize(rb: Rb) -> Rb {
+    rb
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -295,41 +330,11 @@ fn rb_flip(rb: Rb, range_start: i64, range_end: i64) -> Rb {
     Roaringbitmap(rb.0 ^ window)
 }
 
-// ---- aggregates: an `internal` state in the aggregate's memory context (nothing is serialized per
-// row); combine, serialize and deserialize functions make them parallel (sql/finalize.sql).
-
-/// The running state: `seen` is false until the first input (so rb_and_agg starts from "all" and
-/// an aggregate over no rows returns NULL).
-#[derive(Default)]
-struct AggState {
-    seen: bool,
-    bitmap: RoaringBitmap,
-}
-
-/// Runs `f` on the state, created if needed, in the aggregate's memory context.
-fn with_state(mut state: Internal, fcinfo: pg_sys::FunctionCallInfo, f: impl FnOnce(&mut AggState)) -> Internal {
-    unsafe {
-        let mut agg_cxt: pg_sys::MemoryContext = std::ptr::null_mut();
-        if pg_sys::AggCheckCallContext(fcinfo, &mut agg_cxt) == 0 {
-            report(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                "this function is an aggregate's support function",
-                "it was called outside an aggregate".into(),
-                Some("use rb_build_agg, rb_or_agg, rb_and_agg or rb_xor_agg".into()),
-            );
-        }
-        PgMemoryContexts::For(agg_cxt).switch_to(|_| f(state.get_or_insert_default::<AggState>()));
-    }
-    state
-}
-
-fn state_of(state: &Internal) -> Option<&AggState> {
-    unsafe { state.get::<AggState>() }.filter(|s| s.seen)
-}
+// ---- aggregates (state handling in agg.rs)
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_build_trans(state: Internal, value: Option<i32>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    with_state(state, fcinfo, |s| {
+    with_state(state, fcinfo, |s: &mut super::agg::AggState<RoaringBitmap>| {
         if let Some(v) = value {
             s.bitmap.insert(u(v));
             s.seen = true;
@@ -337,58 +342,40 @@ fn rb_build_trans(state: Internal, value: Option<i32>, fcinfo: pg_sys::FunctionC
     })
 }
 
-fn fold(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo, op: fn(&mut RoaringBitmap, RoaringBitmap)) -> Internal {
-    with_state(state, fcinfo, |s| {
-        if let Some(Roaringbitmap(b)) = rb {
-            if s.seen {
-                op(&mut s.bitmap, b);
-            } else {
-                s.bitmap = b;
-                s.seen = true;
-            }
-        }
-    })
-}
-
-fn merge(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo, op: fn(&mut RoaringBitmap, RoaringBitmap)) -> Internal {
-    let other = state_of(&b).map(|s| s.bitmap.clone());
-    fold(a, other.map(Roaringbitmap), fcinfo, op)
-}
-
 #[pg_extern(immutable, parallel_safe)]
 fn rb_or_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    fold(state, rb, fcinfo, |a, b| *a |= b)
+    fold(state, rb.map(|r| r.0), fcinfo, |a, b| *a |= b)
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_and_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    fold(state, rb, fcinfo, |a, b| *a &= b)
+    fold(state, rb.map(|r| r.0), fcinfo, |a, b| *a &= b)
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_xor_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    fold(state, rb, fcinfo, |a, b| *a ^= b)
+    fold(state, rb.map(|r| r.0), fcinfo, |a, b| *a ^= b)
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_or_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    merge(a, b, fcinfo, |a, b| *a |= b)
+    merge::<RoaringBitmap>(a, b, fcinfo, |a, b| *a |= b)
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_and_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    merge(a, b, fcinfo, |a, b| *a &= b)
+    merge::<RoaringBitmap>(a, b, fcinfo, |a, b| *a &= b)
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_xor_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    merge(a, b, fcinfo, |a, b| *a ^= b)
+    merge::<RoaringBitmap>(a, b, fcinfo, |a, b| *a ^= b)
 }
 
 /// State → bytes for a parallel worker: a "seen" byte, then the portable bitmap.
 #[pg_extern(immutable, parallel_safe, strict)]
 fn rb_agg_serialize(state: Internal) -> Vec<u8> {
-    match state_of(&state) {
+    match state_of::<RoaringBitmap>(&state) {
         Some(s) => {
             let mut out = vec![1u8];
             out.extend(bitmap::to_bytes(&s.bitmap));
@@ -401,7 +388,7 @@ fn rb_agg_serialize(state: Internal) -> Vec<u8> {
 #[pg_extern(immutable, parallel_safe, strict)]
 fn rb_agg_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     let restored = match bytes.split_first() {
-        Some((1, rest)) => Some(roaringbitmap_from_bytea(rest)),
+        Some((1, rest)) => Some(roaringbitmap_from_bytea(rest).0),
         _ => None,
     };
     fold(Internal::default(), restored, fcinfo, |a, b| *a |= b)
@@ -409,10 +396,10 @@ fn rb_agg_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionC
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_agg_final(state: Internal) -> Option<Rb> {
-    state_of(&state).map(|s| Roaringbitmap(s.bitmap.clone()))
+    state_of::<RoaringBitmap>(&state).map(|s| Roaringbitmap(s.bitmap.clone()))
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_agg_cardinality_final(state: Internal) -> Option<i64> {
-    state_of(&state).map(|s| s.bitmap.len() as i64)
+    state_of::<RoaringBitmap>(&state).map(|s| s.bitmap.len() as i64)
 }

@@ -57,7 +57,8 @@ WITH src AS (
   SELECT 1, name, relid::oid, contact_column::text, time_column::text FROM segplan.event_sources)
 SELECT s.ord, s.name, s.contact_column, s.time_column,
        pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), n.nspname || '.' || c.relname,
-       a.attname::text, pg_catalog.quote_ident(a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod), bt.typname::text
+       a.attname::text, pg_catalog.quote_ident(a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod), bt.typname::text,
+       c.oid
 FROM src s
 LEFT JOIN pg_catalog.pg_class c ON c.oid = s.relid
 LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -75,8 +76,9 @@ fn read_sources(client: &SpiClient) -> (Option<Source>, Vec<Source>) {
         let name = text(2);
         let same = sources.last().is_some_and(|(o, s)| *o == ord && s.name == name);
         if !same {
-            let rel = match (text(5), text(6)) {
-                (Some(sql), Some(name)) => Some(Relation { sql, name }),
+            let oid = row.get::<pg_sys::Oid>(11).ok().flatten();
+            let rel = match (text(5), text(6), oid) {
+                (Some(sql), Some(name), Some(oid)) => Some(Relation { oid: oid.to_u32(), sql, name }),
                 _ => None,
             };
             let src = Source { name, contact_column: text(3).unwrap_or_default(), time_column: text(4), rel, cols: Vec::new() };

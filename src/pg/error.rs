@@ -41,3 +41,11 @@ pub fn report(code: PgSqlErrorCode, message: &str, detail: String, hint: Option<
 pub fn internal(what: &str, e: impl std::fmt::Display) -> ! {
     report(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, what, e.to_string(), None)
 }
+
+/// A WARNING with a hint (the statement goes on).
+pub fn warn(message: &str, detail: String, hint: &str) {
+    ErrorReport::new(PgSqlErrorCode::ERRCODE_WARNING, format!("segplan: {message}"), "segplan")
+        .set_detail(detail)
+        .set_hint(hint)
+        .report(PgLogLevel::WARNING);
+}

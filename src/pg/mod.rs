@@ -1,6 +1,9 @@
 //! SQL functions and their plumbing.
+mod agg;
+pub mod bitmap64_type;
 pub mod bitmap_type;
 mod catalog;
+pub mod engine;
 mod error;
 mod model_api;
 mod rules_api;

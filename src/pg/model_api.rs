@@ -1,10 +1,30 @@
 //! Registering the customer's tables (nothing is copied) and describing the model.
 use super::catalog::{columns, current_model};
-use super::error::{internal, raise_one, report};
+use super::error::{internal, raise_one, report, warn};
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgRelation, PgSqlErrorCode};
 use segplan_core::error::{choices, Problem};
 use segplan_core::model::{self, Column, TypeKind};
+
+/// Puts the change-log trigger on every table the source reads, so cached counts over it stay
+/// exact; warns about tables it could not track (counts over them are never cached).
+/// Takes the relation by value and closes it first: a table this session holds open cannot get a trigger.
+fn track(source: PgRelation) {
+    let (oid, name) = (source.oid(), source.name().to_string());
+    drop(source);
+    let missed = Spi::connect_mut(|client| {
+        client.update("SELECT segplan._track($1)::text[]", None, &[oid.into()])?.first().get_one::<Vec<String>>()
+    })
+    .unwrap_or_else(|e| internal("tracking changes failed", e))
+    .unwrap_or_default();
+    if !missed.is_empty() {
+        warn(
+            &format!("changes to {} cannot be tracked, so counts over {name} are computed afresh every time", missed.join(", ")),
+            "tracking needs a statement trigger on each table the source reads; only the table's owner can create one (views over functions, materialized views and foreign tables cannot be tracked)".into(),
+            "run the registration as the owner of those tables to enable the bitmap cache for this source",
+        );
+    }
+}
 
 fn column_of(relid: pg_sys::Oid, rel_name: &str, name: &str, what: &str, path: &str) -> Column {
     let cols = Spi::connect(|client| columns(client, relid));
@@ -39,6 +59,7 @@ fn register_contacts(source: PgRelation, key_column: &str) {
         .map(|_| ())
     })
     .unwrap_or_else(|e| internal("registering the contact source failed", e));
+    track(source);
 }
 
 /// Registers (or updates) an event source: a table or view whose rows belong to a contact.
@@ -72,6 +93,7 @@ fn register_events(name: &str, source: PgRelation, contact_column: &str, time_co
         .map(|_| ())
     })
     .unwrap_or_else(|e| internal("registering the event source failed", e));
+    track(source);
 }
 
 /// Removes an event source registration.

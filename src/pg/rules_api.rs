@@ -3,11 +3,14 @@
 //! the caller's grants and row-level security decide what is counted.
 use super::catalog::current_model;
 use super::error::{internal, raise, report};
-use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
+use super::bitmap64_type::Roaringbitmap64;
+use super::engine::{self, args};
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
-use segplan_core::compile::{self, Param, Query};
+use segplan_core::algebra;
+use segplan_core::compile::{self, Query};
 use segplan_core::error::Problem;
 use segplan_core::model::{Model, TypeKind};
 use segplan_core::rule::{self, json, text, Rule};
@@ -17,16 +20,13 @@ fn read_rule(rule: &str) -> Rule {
     rule::parse_any(rule).unwrap_or_else(|p| raise(&p))
 }
 
-fn args(as_of: TimestampWithTimeZone, params: &[Param]) -> Vec<DatumWithOid<'static>> {
-    let mut out: Vec<DatumWithOid<'static>> = Vec::with_capacity(params.len() + 1);
-    out.push(as_of.into());
-    for p in params {
-        out.push(match p {
-            Param::Text(s) => s.clone().into(),
-            Param::TextArray(v) => v.clone().into(),
-        });
-    }
-    out
+/// Whether the bitmap engine evaluates rules over this model (it needs integer contact keys).
+fn bitmap_engine(model: &Model) -> bool {
+    engine::engine() == engine::Engine::Bitmap && model.contacts.as_ref().is_some_and(|c| c.key.kind == TypeKind::Integer)
+}
+
+fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone) -> engine::Evaluation {
+    engine::evaluate(rule, model, as_of, &regex_error)
 }
 
 fn compiled<'m>(rule: &Rule, model: &'m Model) -> compile::Compiled<'m> {
@@ -78,24 +78,45 @@ fn run_one(client: &pgrx::spi::SpiClient, q: &Query, as_of: TimestampWithTimeZon
 /// Number of contacts matching the rule.
 #[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn count(rule: &str, as_of: default!(TimestampWithTimeZone, "now()")) -> i64 {
+fn count(rule: &str, as_of: default!(TimestampWithTimeZone, "pg_catalog.date_trunc('minute', pg_catalog.now())")) -> i64 {
     let r = read_rule(rule);
     let model = current_model();
+    if bitmap_engine(&model) {
+        let ev = evaluate(&r, &model, as_of);
+        return algebra::count(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe) as i64;
+    }
     let q = compiled(&r, &model).count();
     Spi::connect(|client| run_one(client, &q, as_of))
 }
 
-/// The matching keys cast to `cast`; `integer_keys` refuses a contact source whose keys are not integers.
-fn member_rows<T: FromDatum + IntoDatum>(rule: &str, as_of: TimestampWithTimeZone, cast: &str, integer_keys: bool) -> Vec<T> {
+/// The matching contacts as a bitmap of their (integer) keys.
+#[pg_extern(stable, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn bitmap(rule: &str, as_of: default!(TimestampWithTimeZone, "pg_catalog.date_trunc('minute', pg_catalog.now())")) -> Roaringbitmap64 {
     let r = read_rule(rule);
     let model = current_model();
-    if integer_keys && model.contacts.as_ref().is_some_and(|c| c.key.kind != TypeKind::Integer) {
-        report(
-            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-            "contact keys are not integers",
-            "segplan.members returns bigint keys".into(),
-            Some("use segplan.members_text(rule), which returns keys of any type as text".into()),
-        );
+    require_integer_keys(&model, "segplan.bitmap returns the keys in a roaringbitmap64", "use segplan.members_text(rule)");
+    let ev = evaluate(&r, &model, as_of);
+    Roaringbitmap64(algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe))
+}
+
+fn require_integer_keys(model: &Model, detail: &str, hint: &str) {
+    if model.contacts.as_ref().is_some_and(|c| c.key.kind != TypeKind::Integer) {
+        report(PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, "contact keys are not integers", detail.into(), Some(hint.into()));
+    }
+}
+
+/// The matching keys cast to `cast`; `integer_keys` refuses a contact source whose keys are not integers.
+fn member_rows<T: FromDatum + IntoDatum + Key>(rule: &str, as_of: TimestampWithTimeZone, cast: &str, integer_keys: bool) -> Vec<T> {
+    let r = read_rule(rule);
+    let model = current_model();
+    if integer_keys {
+        require_integer_keys(&model, "segplan.members returns bigint keys", "use segplan.members_text(rule), which returns keys of any type as text");
+    }
+    if bitmap_engine(&model) {
+        let ev = evaluate(&r, &model, as_of);
+        let b = algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe);
+        return b.iter().map(|k| T::from_key(k as i64)).collect();
     }
     let q = compiled(&r, &model).members(cast);
     Spi::connect(|client| {
@@ -111,17 +132,34 @@ fn member_rows<T: FromDatum + IntoDatum>(rule: &str, as_of: TimestampWithTimeZon
     })
 }
 
+/// A member key from an integer key (the bitmap engine).
+trait Key {
+    fn from_key(k: i64) -> Self;
+}
+
+impl Key for i64 {
+    fn from_key(k: i64) -> Self {
+        k
+    }
+}
+
+impl Key for String {
+    fn from_key(k: i64) -> Self {
+        k.to_string()
+    }
+}
+
 /// Keys of the matching contacts, as bigint (integer contact keys).
 #[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn members(rule: &str, as_of: default!(TimestampWithTimeZone, "now()")) -> SetOfIterator<'static, i64> {
+fn members(rule: &str, as_of: default!(TimestampWithTimeZone, "pg_catalog.date_trunc('minute', pg_catalog.now())")) -> SetOfIterator<'static, i64> {
     SetOfIterator::new(member_rows::<i64>(rule, as_of, "bigint", true))
 }
 
 /// Keys of the matching contacts as text, for any key type (uuid, text, integers).
 #[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn members_text(rule: &str, as_of: default!(TimestampWithTimeZone, "now()")) -> SetOfIterator<'static, String> {
+fn members_text(rule: &str, as_of: default!(TimestampWithTimeZone, "pg_catalog.date_trunc('minute', pg_catalog.now())")) -> SetOfIterator<'static, String> {
     SetOfIterator::new(member_rows::<String>(rule, as_of, "text", false))
 }
 
@@ -130,10 +168,28 @@ fn members_text(rule: &str, as_of: default!(TimestampWithTimeZone, "now()")) -> 
 #[search_path(pg_catalog, pg_temp)]
 fn count_steps(
     rule: &str,
-    as_of: default!(TimestampWithTimeZone, "now()"),
+    as_of: default!(TimestampWithTimeZone, "pg_catalog.date_trunc('minute', pg_catalog.now())"),
 ) -> TableIterator<'static, (name!(step, i32), name!(path, String), name!(label, String), name!(matched, i64), name!(running, i64))> {
     let r = read_rule(rule);
     let model = current_model();
+    if bitmap_engine(&model) {
+        let ev = evaluate(&r, &model, as_of);
+        let leaves = ev.leaf_refs();
+        let mut rows = Vec::with_capacity(ev.plan.steps.len());
+        let mut running: Option<segplan_core::bitmap::RoaringTreemap> = None;
+        for (i, (step, expr)) in ev.plan.steps.iter().enumerate() {
+            let alone = algebra::eval(expr, &leaves, &ev.universe);
+            let matched = alone.len() as i64;
+            let acc = match running.take() {
+                None => alone,
+                Some(prev) if ev.plan.any => prev | alone,
+                Some(prev) => prev & alone,
+            };
+            rows.push((i as i32 + 1, step.path.clone(), step.label.clone(), matched, acc.len() as i64));
+            running = Some(acc);
+        }
+        return TableIterator::new(rows);
+    }
     let (steps, q) = compile::steps(&r, &model, &regex_error).unwrap_or_else(|p| raise(&p));
     let rows = Spi::connect(|client| {
         let table = client.select(&q.sql, None, &args(as_of, &q.params)).unwrap_or_else(|e| internal("counting steps failed", e));

@@ -90,3 +90,8 @@ SELECT segplan.count('purchase_lines(within last 30 days)', '2026-11-01') AS nov
 
 -- members joins back to the contacts' index
 SELECT count(*) FROM demo.contacts c JOIN segplan.members($$country = 'IT'$$) m ON c.id = m;
+
+-- the same cases through the plain SQL engine (no bitmaps, no cache)
+SET segplan.engine = sql;
+SELECT count(*) AS cases, count(*) FILTER (WHERE r.same_count AND r.same_members) AS agree FROM cases c, check_rule(c.rule, c.hand) r;
+RESET segplan.engine;

@@ -1,0 +1,349 @@
+//! `segplan.roaringbitmap64`: a 64-bit roaring bitmap of int8 values with pg_roaringbitmap's
+//! `rb64_*` surface. `::bytea` is CRoaring's portable 64-bit format. Negative int8s are stored as
+//! their unsigned bit pattern (so -1 sorts last), as in the 32-bit type. segplan.bitmap(rule)
+//! returns this type: contact keys are bigint.
+use super::agg::{fold, merge, state_of, with_state, AggState};
+use super::bitmap_type::output_as_bytea;
+use super::error::report;
+use pgrx::datum::Internal;
+use pgrx::prelude::*;
+use pgrx::{InOutFuncs, PgSqlErrorCode, StringInfo};
+use segplan_core::bitmap::{self, RoaringTreemap};
+use serde::{Deserialize, Serialize};
+use std::ffi::CStr;
+
+#[derive(PostgresType, Serialize, Deserialize, Clone, PartialEq, Debug)]
+#[inoutfuncs]
+pub struct Roaringbitmap64(pub RoaringTreemap);
+
+impl InOutFuncs for Roaringbitmap64 {
+    fn input(input: &CStr) -> Self {
+        let text = input.to_string_lossy();
+        match bitmap::parse_any64(&text) {
+            Ok(b) => Roaringbitmap64(b),
+            Err(e) => report(
+                PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                &format!("invalid roaringbitmap64: {e}"),
+                format!("input: {}", text.chars().take(80).collect::<String>()),
+                Some("write it like '{1,2,3}' with int8 values, or as \\x followed by the portable 64-bit bytes in hex".into()),
+            ),
+        }
+    }
+
+    fn output(&self, buffer: &mut StringInfo) {
+        if output_as_bytea() {
+            buffer.push_str(&bitmap::to_hex64(&self.0))
+        } else {
+            buffer.push_str(&bitmap::format_text64(&self.0))
+        }
+    }
+}
+
+type Rb = Roaringbitmap64;
+
+fn u(v: i64) -> u64 {
+    v as u64
+}
+
+fn wrap(b: RoaringTreemap) -> Rb {
+    Roaringbitmap64(b)
+}
+
+/// [start, end) over the unsigned values, with int8 bounds read as unsigned (as the values are).
+fn range(start: i64, end: i64) -> Option<std::ops::RangeInclusive<u64>> {
+    let (s, e) = (u(start), u(end));
+    (s < e).then(|| s..=e - 1)
+}
+
+fn window(start: i64, end: i64) -> RoaringTreemap {
+    let mut w = RoaringTreemap::new();
+    if let Some(r) = range(start, end) {
+        w.insert_range(r);
+    }
+    w
+}
+
+#[pg_extern(immutable, parallel_safe, name = "roaringbitmap64")]
+fn roaringbitmap64_from_bytea(bytes: &[u8]) -> Rb {
+    match bitmap::from_bytes64(bytes) {
+        Ok(b) => wrap(b),
+        Err(e) => report(
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+            &format!("invalid roaringbitmap64 bytes: {e}"),
+            format!("{} bytes", bytes.len()),
+            Some("give the portable 64-bit roaring format, as pg_roaringbitmap's roaringbitmap64::bytea or CRoaring's roaring64 portable serialization writes it".into()),
+        ),
+    }
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_to_bytea(rb: Rb) -> Vec<u8> {
+    bitmap::to_bytes64(&rb.0)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_build(values: Vec<Option<i64>>) -> Rb {
+    wrap(values.into_iter().flatten().map(u).collect())
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_to_array(rb: Rb) -> Vec<i64> {
+    rb.0.iter().map(|v| v as i64).collect()
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_iterate(rb: Rb) -> SetOfIterator<'static, i64> {
+    SetOfIterator::new(rb.0.into_iter().map(|v| v as i64))
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_cardinality(rb: Rb) -> i64 {
+    rb.0.len() as i64
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_is_empty(rb: Rb) -> bool {
+    rb.0.is_empty()
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_min(rb: Rb) -> Option<i64> {
+    rb.0.min().map(|v| v as i64)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_max(rb: Rb) -> Option<i64> {
+    rb.0.max().map(|v| v as i64)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_rank(rb: Rb, v: i64) -> i64 {
+    rb.0.rank(u(v)) as i64
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_index(rb: Rb, v: i64) -> i64 {
+    if rb.0.contains(u(v)) { rb.0.rank(u(v)) as i64 - 1 } else { -1 }
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_jaccard_dist(a: Rb, b: Rb) -> f64 {
+    let union = a.0.union_len(&b.0);
+    if union == 0 { 0.0 } else { 1.0 - a.0.intersection_len(&b.0) as f64 / union as f64 }
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(&)]
+fn rb64_and(a: Rb, b: Rb) -> Rb {
+    wrap(a.0 & b.0)
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(|)]
+fn rb64_or(a: Rb, b: Rb) -> Rb {
+    wrap(a.0 | b.0)
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(#)]
+fn rb64_xor(a: Rb, b: Rb) -> Rb {
+    wrap(a.0 ^ b.0)
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(-)]
+fn rb64_andnot(a: Rb, b: Rb) -> Rb {
+    wrap(a.0 - b.0)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_and_cardinality(a: Rb, b: Rb) -> i64 {
+    a.0.intersection_len(&b.0) as i64
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_or_cardinality(a: Rb, b: Rb) -> i64 {
+    a.0.union_len(&b.0) as i64
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_xor_cardinality(a: Rb, b: Rb) -> i64 {
+    a.0.symmetric_difference_len(&b.0) as i64
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_andnot_cardinality(a: Rb, b: Rb) -> i64 {
+    a.0.difference_len(&b.0) as i64
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(|)]
+fn rb64_add(rb: Rb, v: i64) -> Rb {
+    let mut b = rb.0;
+    b.insert(u(v));
+    wrap(b)
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(-)]
+fn rb64_remove(rb: Rb, v: i64) -> Rb {
+    let mut b = rb.0;
+    b.remove(u(v));
+    wrap(b)
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(@>)]
+fn rb64_contains(a: Rb, b: Rb) -> bool {
+    b.0.is_subset(&a.0)
+}
+
+#[pg_operator(immutable, parallel_safe, name = "rb64_contains")]
+#[opname(@>)]
+fn rb64_contains_value(a: Rb, v: i64) -> bool {
+    a.0.contains(u(v))
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(<@)]
+fn rb64_containedby(a: Rb, b: Rb) -> bool {
+    a.0.is_subset(&b.0)
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(<@)]
+fn rb64_value_containedby(v: i64, b: Rb) -> bool {
+    b.0.contains(u(v))
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(&&)]
+fn rb64_intersect(a: Rb, b: Rb) -> bool {
+    !a.0.is_disjoint(&b.0)
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(=)]
+fn rb64_equals(a: Rb, b: Rb) -> bool {
+    a.0 == b.0
+}
+
+#[pg_operator(immutable, parallel_safe)]
+#[opname(<>)]
+fn rb64_not_equals(a: Rb, b: Rb) -> bool {
+    a.0 != b.0
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_range(rb: Rb, range_start: i64, range_end: i64) -> Rb {
+    wrap(rb.0 & window(range_start, range_end))
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_range_cardinality(rb: Rb, range_start: i64, range_end: i64) -> i64 {
+    rb.0.intersection_len(&window(range_start, range_end)) as i64
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_fill(rb: Rb, range_start: i64, range_end: i64) -> Rb {
+    wrap(rb.0 | window(range_start, range_end))
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_clear(rb: Rb, range_start: i64, range_end: i64) -> Rb {
+    wrap(rb.0 - window(range_start, range_end))
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_flip(rb: Rb, range_start: i64, range_end: i64) -> Rb {
+    wrap(rb.0 ^ window(range_start, range_end))
+}
+
+/// Up to `bitset_limit` values after skipping `bitset_offset`, from the low end (or the high end
+/// when `reverse`), of the values in [range_start, range_end) read as unsigned.
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_select(rb: Rb, bitset_limit: i64, bitset_offset: default!(i64, 0), reverse: default!(bool, false), range_start: default!(i64, 0), range_end: default!(i64, -1)) -> Rb {
+    let Some(r) = range(range_start, range_end) else { return wrap(RoaringTreemap::new()) };
+    let (skip, take) = (bitset_offset.max(0) as usize, bitset_limit.max(0) as usize);
+    let inside = rb.0.iter().skip_while(|v| *v < *r.start()).take_while(|v| r.contains(v));
+    wrap(if reverse { inside.collect::<Vec<_>>().into_iter().rev().skip(skip).take(take).collect() } else { inside.skip(skip).take(take).collect() })
+}
+
+/// The same set (see rb_runoptimize: the Rust roaring crate has no run containers).
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_runoptimize(rb: Rb) -> Rb {
+    rb
+}
+
+// ---- aggregates (state handling in agg.rs)
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_build_trans(state: Internal, value: Option<i64>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    with_state(state, fcinfo, |s: &mut AggState<RoaringTreemap>| {
+        if let Some(v) = value {
+            s.bitmap.insert(u(v));
+            s.seen = true;
+        }
+    })
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_or_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    fold(state, rb.map(|r| r.0), fcinfo, |a, b| *a |= b)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_and_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    fold(state, rb.map(|r| r.0), fcinfo, |a, b| *a &= b)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_xor_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    fold(state, rb.map(|r| r.0), fcinfo, |a, b| *a ^= b)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_or_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    merge::<RoaringTreemap>(a, b, fcinfo, |a, b| *a |= b)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_and_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    merge::<RoaringTreemap>(a, b, fcinfo, |a, b| *a &= b)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_xor_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    merge::<RoaringTreemap>(a, b, fcinfo, |a, b| *a ^= b)
+}
+
+#[pg_extern(immutable, parallel_safe, strict)]
+fn rb64_agg_serialize(state: Internal) -> Vec<u8> {
+    match state_of::<RoaringTreemap>(&state) {
+        Some(s) => {
+            let mut out = vec![1u8];
+            out.extend(bitmap::to_bytes64(&s.bitmap));
+            out
+        }
+        None => vec![0u8],
+    }
+}
+
+#[pg_extern(immutable, parallel_safe, strict)]
+fn rb64_agg_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    let restored = match bytes.split_first() {
+        Some((1, rest)) => Some(roaringbitmap64_from_bytea(rest).0),
+        _ => None,
+    };
+    fold(Internal::default(), restored, fcinfo, |a, b| *a |= b)
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_agg_final(state: Internal) -> Option<Rb> {
+    state_of::<RoaringTreemap>(&state).map(|s| wrap(s.bitmap.clone()))
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn rb64_agg_cardinality_final(state: Internal) -> Option<i64> {
+    state_of::<RoaringTreemap>(&state).map(|s| s.bitmap.len() as i64)
+}

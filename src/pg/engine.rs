@@ -1,0 +1,346 @@
+//! The bitmap engine: each leaf condition of a rule becomes one `roaringbitmap64` (one SQL
+//! statement, run as the caller); groups are combined in Rust (segplan_core::algebra). Leaf
+//! bitmaps are kept in this session's memory and reused while they are fresh
+//! (segplan_core::freshness): keyed by the leaf's SQL and parameters, the caller's role, and
+//! as_of when the leaf is relative. Leaves over relations under row-level security for the
+//! caller, or with changes that cannot be tracked, are evaluated afresh every time.
+use super::error::{internal, raise};
+use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use segplan_core::compile::{self, Leaf, Param, Plan};
+use segplan_core::freshness::{is_fresh, Built, Change, Snapshot};
+use segplan_core::model::Model;
+use segplan_core::rule::Rule;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use segplan_core::bitmap::{self, RoaringTreemap};
+
+/// `segplan.engine`: how rules are evaluated.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Engine {
+    /// leaf bitmaps, cached
+    #[name = c"bitmap"]
+    Bitmap,
+    /// one SQL statement per rule, nothing cached
+    #[name = c"sql"]
+    Sql,
+}
+
+static ENGINE: GucSetting<Engine> = GucSetting::<Engine>::new(Engine::Bitmap);
+static CACHE_MB: GucSetting<i32> = GucSetting::<i32>::new(256);
+
+pub fn register_settings() {
+    GucRegistry::define_enum_guc(
+        c"segplan.engine",
+        c"How rules are evaluated: bitmap (leaf bitmaps, cached) or sql (one statement per rule).",
+        c"Both give the same answers; sql is there to compare and to debug.",
+        &ENGINE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"segplan.cache_memory",
+        c"Memory for this session's cache of leaf bitmaps, in MB (0 turns the cache off).",
+        c"Least recently used bitmaps are dropped first.",
+        &CACHE_MB,
+        0,
+        1 << 20,
+        GucContext::Userset,
+        GucFlags::UNIT_MB,
+    );
+}
+
+pub fn engine() -> Engine {
+    ENGINE.get()
+}
+
+/// Bind parameters: `$1` is as_of, then the query's own.
+pub fn args(as_of: TimestampWithTimeZone, params: &[Param]) -> Vec<DatumWithOid<'static>> {
+    let mut out: Vec<DatumWithOid<'static>> = Vec::with_capacity(params.len() + 1);
+    out.push(as_of.into());
+    for p in params {
+        out.push(match p {
+            Param::Text(s) => s.clone().into(),
+            Param::TextArray(v) => v.clone().into(),
+        });
+    }
+    out
+}
+
+struct Entry {
+    bitmap: Rc<RoaringTreemap>,
+    built: Built,
+    label: String,
+    bytes: usize,
+    build_ms: f64,
+    built_at: TimestampWithTimeZone,
+    hits: i64,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct Cache {
+    entries: HashMap<String, Entry>,
+    clock: u64,
+    bytes: usize,
+    hits: i64,
+    misses: i64,
+}
+
+impl Cache {
+    fn insert(&mut self, key: String, e: Entry, cap: usize) {
+        self.bytes += e.bytes;
+        if let Some(old) = self.entries.insert(key, e) {
+            self.bytes -= old.bytes;
+        }
+        while self.bytes > cap && !self.entries.is_empty() {
+            let Some(k) = self.entries.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| k.clone()) else { break };
+            if let Some(old) = self.entries.remove(&k) {
+                self.bytes -= old.bytes;
+            }
+        }
+    }
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+}
+
+/// A rule's plan and the bitmaps of its leaves and of all contacts.
+pub struct Evaluation {
+    pub plan: Plan,
+    pub universe: Rc<RoaringTreemap>,
+    pub leaves: Vec<Rc<RoaringTreemap>>,
+}
+
+impl Evaluation {
+    pub fn leaf_refs(&self) -> Vec<&RoaringTreemap> {
+        self.leaves.iter().map(|b| b.as_ref()).collect()
+    }
+}
+
+/// What the catalog says now about a relation a leaf reads.
+struct SourceState {
+    relations: Vec<u32>,
+    fingerprint: String,
+    /// every table under it carries the change-log trigger
+    tracked: bool,
+    row_security: bool,
+    readable: bool,
+}
+
+/// Per source: every relation it reads (views expanded), their definitions, tracking, RLS.
+const SOURCES_SQL: &str = "\
+SELECT c.source::int8, pg_catalog.array_agg(c.rel::int8),
+  pg_catalog.string_agg(k.oid::text || '/' || k.relfilenode::text || '/' || k.xmin::text
+    || '/' || coalesce((SELECT pg_catalog.string_agg(r.xmin::text, ',') FROM pg_catalog.pg_rewrite r WHERE r.ev_class = k.oid), '')
+    || '/' || coalesce((SELECT pg_catalog.string_agg(p.xmin::text, ',') FROM pg_catalog.pg_policy p WHERE p.polrelid = k.oid), ''),
+    ';' ORDER BY k.oid),
+  pg_catalog.bool_and(k.relkind = 'v' OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = k.oid
+    AND g.tgname = 'segplan_changes' AND g.tgenabled = 'A')),
+  pg_catalog.bool_or(pg_catalog.row_security_active(k.oid::pg_catalog.regclass)),
+  pg_catalog.has_table_privilege(c.source, 'SELECT')
+FROM segplan._closure($1) c JOIN pg_catalog.pg_class k ON k.oid = c.rel
+GROUP BY c.source";
+
+/// The reader's snapshot, the log horizon, visible change-log rows from `$2` on, this
+/// transaction's id and the role.
+const READER_SQL: &str = "\
+SELECT pg_catalog.pg_current_snapshot()::text, (SELECT h.xid::text FROM segplan.cache_horizon h),
+  ARRAY(SELECT ch.relid::int8 || ':' || ch.xid::text FROM segplan.changes ch WHERE ch.relid = ANY ($1) AND ch.xid >= $2::xid8),
+  pg_catalog.pg_current_xact_id_if_assigned()::text,
+  current_user::pg_catalog.regrole::pg_catalog.oid::text";
+
+struct Reader {
+    snapshot: Snapshot,
+    horizon: u64,
+    changes: Vec<Change>,
+    own_xid: Option<u64>,
+    role: String,
+}
+
+fn read_sources(client: &SpiClient, oids: &[u32]) -> HashMap<u32, SourceState> {
+    let arg: Vec<pg_sys::Oid> = oids.iter().map(|o| pg_sys::Oid::from(*o)).collect();
+    let rows = client.select(SOURCES_SQL, None, &[arg.into()]).unwrap_or_else(|e| internal("reading the catalog failed", e));
+    let mut out = HashMap::new();
+    for row in rows {
+        let source = row.get::<i64>(1).ok().flatten().unwrap_or(0) as u32;
+        let relations = row.get::<Vec<i64>>(2).ok().flatten().unwrap_or_default().into_iter().map(|o| o as u32).collect();
+        let fingerprint = row.get::<String>(3).ok().flatten().unwrap_or_default();
+        let flag = |i| row.get::<bool>(i).ok().flatten().unwrap_or(false);
+        out.insert(source, SourceState { relations, fingerprint, tracked: flag(4), row_security: flag(5), readable: flag(6) });
+    }
+    out
+}
+
+fn read_reader(client: &SpiClient, relations: &[u32], from_xid: u64) -> Reader {
+    let arg: Vec<pg_sys::Oid> = relations.iter().map(|o| pg_sys::Oid::from(*o)).collect();
+    let row = client
+        .select(READER_SQL, None, &[arg.into(), from_xid.to_string().into()])
+        .unwrap_or_else(|e| internal("reading the change log failed", e));
+    let row = row.first();
+    let text = |i| row.get::<String>(i).ok().flatten().unwrap_or_default();
+    let snapshot = Snapshot::parse(&text(1)).unwrap_or_else(|| internal("reading the snapshot failed", text(1)));
+    let changes = row
+        .get::<Vec<String>>(3)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| s.split_once(':').and_then(|(r, x)| Some(Change { relid: r.parse().ok()?, xid: x.parse().ok()? })))
+        .collect();
+    Reader {
+        snapshot,
+        horizon: text(2).parse().unwrap_or(0),
+        changes,
+        own_xid: row.get::<String>(4).ok().flatten().and_then(|x| x.parse().ok()),
+        role: text(5),
+    }
+}
+
+/// The cache key of a leaf and whether its bitmap may be cached at all, with what it was built on.
+fn leaf_identity(leaf: &Leaf, sources: &HashMap<u32, SourceState>, reader: &Reader, as_of: &str) -> Option<(String, Built)> {
+    let mut relations = Vec::new();
+    let mut fingerprint = String::new();
+    for oid in &leaf.relations {
+        let s = sources.get(oid)?;
+        // Row-level security may depend on anything (settings, lookups, functions): answers
+        // under it are never cached, so no context can be served another's.
+        if !s.tracked || !s.readable || s.row_security {
+            return None;
+        }
+        relations.extend(&s.relations);
+        fingerprint.push_str(&s.fingerprint);
+        fingerprint.push('|');
+    }
+    relations.sort_unstable();
+    relations.dedup();
+    // a transaction that wrote to these tables itself may roll back: its view is not shared
+    if let Some(own) = reader.own_xid {
+        if reader.changes.iter().any(|c| c.xid == own && relations.contains(&c.relid)) {
+            return None;
+        }
+    }
+    let key = format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{:?}",
+        reader.role,
+        if leaf.uses_as_of { as_of } else { "" },
+        leaf.query.sql,
+        leaf.query.params
+    );
+    Some((key, Built { snapshot: reader.snapshot.clone(), fingerprint, relations }))
+}
+
+fn build(client: &SpiClient, leaf: &Leaf, as_of: TimestampWithTimeZone) -> RoaringTreemap {
+    client
+        .select(&leaf.query.sql, None, &args(as_of, &leaf.query.params))
+        .and_then(|t| t.first().get_one::<Vec<u8>>())
+        .unwrap_or_else(|e| internal("evaluating a condition failed", e))
+        .map(|b| bitmap::from_bytes64(&b).unwrap_or_else(|e| internal("reading a condition's bitmap failed", e)))
+        .unwrap_or_default()
+}
+
+/// Plans the rule (raising its problems) and evaluates every leaf, from the cache when fresh.
+pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex: compile::RegexCheck) -> Evaluation {
+    let plan = compile::plan(rule, model, regex).unwrap_or_else(|p| raise(&p));
+    let cap = CACHE_MB.get().max(0) as usize * 1024 * 1024;
+    let as_of_text = format!("{as_of:?}");
+    let started = Instant::now();
+    let (universe, leaves) = Spi::connect(|client| {
+        let mut oids: Vec<u32> = plan.leaves.iter().chain([&plan.universe]).flat_map(|l| l.relations.iter().copied()).collect();
+        oids.sort_unstable();
+        oids.dedup();
+        let sources = if cap > 0 { read_sources(client, &oids) } else { HashMap::new() };
+        let all: Vec<u32> = sources.values().flat_map(|s| s.relations.iter().copied()).collect();
+        let from_xid = CACHE.with(|c| c.borrow().entries.values().map(|e| e.built.snapshot.xmin).min().unwrap_or(u64::MAX));
+        let reader = (cap > 0).then(|| read_reader(client, &all, from_xid));
+        let total = plan.leaves.len() + 1;
+        let get = |i: usize, leaf: &Leaf| -> Rc<RoaringTreemap> {
+            pgrx::check_for_interrupts!();
+            let identity = reader.as_ref().and_then(|r| leaf_identity(leaf, &sources, r, &as_of_text));
+            if let (Some((key, _)), Some(r)) = (&identity, &reader) {
+                let hit = CACHE.with(|c| {
+                    let mut c = c.borrow_mut();
+                    c.clock += 1;
+                    let clock = c.clock;
+                    let found = c.entries.get_mut(key).and_then(|e| {
+                        let fp = &identity.as_ref()?.1.fingerprint;
+                        is_fresh(&e.built, &r.snapshot, fp, &r.changes, r.horizon).then(|| {
+                            e.hits += 1;
+                            e.last_used = clock;
+                            e.bitmap.clone()
+                        })
+                    });
+                    if found.is_some() { c.hits += 1 } else { c.misses += 1 }
+                    found
+                });
+                if let Some(b) = hit {
+                    return b;
+                }
+            }
+            let t0 = Instant::now();
+            let bitmap = Rc::new(build(client, leaf, as_of));
+            let build_ms = t0.elapsed().as_secs_f64() * 1000.0;
+            if started.elapsed().as_secs() >= 2 {
+                notice!("segplan: condition {}/{total} ({}) evaluated: {} contacts in {build_ms:.0} ms", i + 1, leaf.label, bitmap.len());
+            }
+            if let Some((key, built)) = identity {
+                let bytes = bitmap.serialized_size() + leaf.query.sql.len();
+                let entry = Entry {
+                    bitmap: bitmap.clone(),
+                    built,
+                    label: leaf.label.clone(),
+                    bytes,
+                    build_ms,
+                    built_at: pgrx::datum::TimestampWithTimeZone::try_from(unsafe { pg_sys::GetCurrentTimestamp() })
+                        .unwrap_or(as_of),
+                    hits: 0,
+                    last_used: CACHE.with(|c| c.borrow().clock),
+                };
+                CACHE.with(|c| c.borrow_mut().insert(key, entry, cap));
+            }
+            bitmap
+        };
+        let universe = get(plan.leaves.len(), &plan.universe);
+        let leaves: Vec<Rc<RoaringTreemap>> = plan.leaves.iter().enumerate().map(|(i, l)| get(i, l)).collect();
+        (universe, leaves)
+    });
+    Evaluation { plan, universe, leaves }
+}
+
+/// This session's cached leaf bitmaps.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn cache_stats() -> TableIterator<
+    'static,
+    (name!(condition, String), name!(contacts, i64), name!(bytes, i64), name!(hits, i64), name!(build_ms, f64), name!(built_at, TimestampWithTimeZone)),
+> {
+    let mut rows: Vec<_> = CACHE.with(|c| {
+        c.borrow()
+            .entries
+            .values()
+            .map(|e| (e.label.clone(), e.bitmap.len() as i64, e.bytes as i64, e.hits, e.build_ms, e.built_at))
+            .collect()
+    });
+    rows.sort_by(|a, b| b.3.cmp(&a.3).then(a.0.cmp(&b.0)));
+    TableIterator::new(rows)
+}
+
+/// Drops this session's cached bitmaps and prunes the change log; returns the number dropped.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn cache_clear() -> i64 {
+    let n = CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let n = c.entries.len() as i64;
+        *c = Cache::default();
+        n
+    });
+    Spi::run("SELECT segplan._prune_changes()").unwrap_or_else(|e| internal("pruning the change log failed", e));
+    n
+}

@@ -1,0 +1,96 @@
+-- The bitmap engine: one bitmap per leaf condition, cached in the session, fresh after every
+-- committed change, never shared across roles or row-level security contexts.
+SET timezone = 'UTC';
+SET client_min_messages = warning;
+SELECT segplan.register_contacts('demo.contacts', 'id');
+SELECT segplan.register_events('purchase_lines', 'demo.purchase_lines', 'contact_id', 'ordered_at');
+RESET client_min_messages;
+-- the change-log trigger sits on every table the sources read (the view is expanded)
+SELECT tgrelid::regclass AS tracked, tgenabled FROM pg_trigger WHERE tgname = 'segplan_changes' ORDER BY 1::text;
+
+-- bitmap(rule) holds exactly the members
+SELECT segplan.rb64_to_array(segplan.bitmap($$country = 'FR' and purchase_lines(within last 90 days)$$, '2026-11-01'))
+     = (SELECT array_agg(m ORDER BY m) FROM segplan.members($$country = 'FR' and purchase_lines(within last 90 days)$$, '2026-11-01') m) AS bitmap_is_members;
+SELECT segplan.bitmap('{"attr": "country", "op": "eq", "value": "XX"}'::jsonb) AS empty_bitmap;
+
+-- the second count is served from the cache: each leaf (and all contacts) built once
+SELECT segplan.cache_clear() >= 0 AS cleared;
+SELECT segplan.count($$country = 'FR' and purchase_lines(within last 90 days)$$, '2026-11-01') AS first;
+SELECT segplan.count($$country = 'FR' and purchase_lines(within last 90 days)$$, '2026-11-01') AS second;
+SELECT condition, contacts, hits FROM segplan.cache_stats() ORDER BY condition;
+-- a relative window at another as_of is another bitmap
+SELECT segplan.count($$purchase_lines(within last 90 days)$$, '2026-06-01') AS june;
+SELECT count(*) AS entries FROM segplan.cache_stats();
+
+-- a committed change is counted at once
+CREATE FUNCTION fr() RETURNS bigint LANGUAGE sql AS $$ SELECT segplan.count($q$country = 'FR'$q$) $$;
+SELECT fr() = (SELECT count(*) FROM demo.contacts WHERE country = 'FR') AS before_ok;
+INSERT INTO demo.contacts (id, country, created_at, email_opt_in, sms_opt_in, push_opt_in)
+VALUES (900001, 'FR', '2026-01-01', true, false, false);
+SELECT fr() = (SELECT count(*) FROM demo.contacts WHERE country = 'FR') AS after_insert_ok;
+-- this transaction's own writes are counted; after a rollback they are gone again
+BEGIN;
+UPDATE demo.contacts SET country = 'DE' WHERE id = 900001;
+SELECT fr() = (SELECT count(*) FROM demo.contacts WHERE country = 'FR') AS own_write_ok;
+ROLLBACK;
+SELECT fr() = (SELECT count(*) FROM demo.contacts WHERE country = 'FR') AS after_rollback_ok;
+DELETE FROM demo.contacts WHERE id = 900001;
+SELECT fr() = (SELECT count(*) FROM demo.contacts WHERE country = 'FR') AS after_delete_ok;
+TRUNCATE segplan.changes;  -- even with the log emptied behind its back, a changed file is seen
+SELECT fr() AS cached_fr;
+
+-- a view redefined in place is a new definition, not a stale bitmap
+CREATE VIEW big_lines AS SELECT * FROM demo.purchase_lines WHERE line_total > 100;
+SELECT segplan.register_events('big_lines', 'big_lines', 'contact_id', 'ordered_at');
+SELECT segplan.count('big_lines()') = (SELECT count(DISTINCT contact_id) FROM demo.purchase_lines WHERE line_total > 100) AS view_ok;
+CREATE OR REPLACE VIEW big_lines AS SELECT * FROM demo.purchase_lines WHERE line_total > 200;
+SELECT segplan.count('big_lines()') = (SELECT count(DISTINCT contact_id) FROM demo.purchase_lines WHERE line_total > 200) AS replaced_view_ok;
+
+-- a materialized view cannot be tracked: a WARNING, correct answers, nothing cached
+CREATE MATERIALIZED VIEW order_days AS SELECT contact_id, ordered_at FROM demo.orders;
+SELECT segplan.register_events('order_days', 'order_days', 'contact_id', 'ordered_at');
+SELECT segplan.count('order_days()') = (SELECT count(DISTINCT contact_id) FROM demo.orders) AS matview_ok;
+SELECT count(*) AS cached_order_days FROM segplan.cache_stats() WHERE condition LIKE 'order_days%';
+
+-- row-level security that reads a setting: each context its own answer, in either order
+-- (answers under RLS are never cached)
+CREATE ROLE seg_brand;
+GRANT USAGE ON SCHEMA segplan, demo TO seg_brand;
+GRANT SELECT ON segplan.contact_source, segplan.event_sources TO seg_brand;
+GRANT SELECT ON demo.contacts TO seg_brand;
+ALTER TABLE demo.contacts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY by_country ON demo.contacts FOR SELECT TO seg_brand USING (country = current_setting('app.country', true));
+SELECT segplan.count('email_opt_in') AS as_owner;
+SET ROLE seg_brand;
+SET app.country = 'FR';
+SELECT segplan.count('email_opt_in') AS fr, (SELECT count(*) FROM demo.contacts WHERE email_opt_in) AS fr_by_hand;
+SET app.country = 'IT';
+SELECT segplan.count('email_opt_in') AS it, (SELECT count(*) FROM demo.contacts WHERE email_opt_in) AS it_by_hand;
+SET app.country = 'FR';
+SELECT segplan.count('email_opt_in') AS fr_again;
+SELECT count(*) AS cached_under_rls FROM segplan.cache_stats() WHERE condition = 'email_opt_in';
+RESET app.country;
+RESET ROLE;
+-- a role that loses its grant gets 42501, not the answer it had cached
+REVOKE SELECT ON demo.contacts FROM seg_brand;
+SET ROLE seg_brand;
+SET app.country = 'FR';
+SELECT segplan.count('email_opt_in');
+RESET ROLE;
+DROP POLICY by_country ON demo.contacts;
+ALTER TABLE demo.contacts DISABLE ROW LEVEL SECURITY;
+DROP OWNED BY seg_brand;
+DROP ROLE seg_brand;
+
+-- the plain SQL engine gives the same answers
+SET segplan.engine = sql;
+SELECT segplan.count($$country = 'FR' and purchase_lines(within last 90 days)$$, '2026-11-01') AS sql_engine;
+SELECT * FROM segplan.count_steps($$country = 'FR' and not purchase_lines(within last 1 years)$$, '2026-11-01');
+RESET segplan.engine;
+SELECT * FROM segplan.count_steps($$country = 'FR' and not purchase_lines(within last 1 years)$$, '2026-11-01');
+
+SELECT segplan.unregister_events('big_lines');
+SELECT segplan.unregister_events('order_days');
+DROP VIEW big_lines;
+DROP MATERIALIZED VIEW order_days;
+DROP FUNCTION fr();
