@@ -6,7 +6,7 @@ SELECT segplan.register_contacts('demo.contacts', 'id');
 SELECT segplan.register_events('purchase_lines', 'demo.purchase_lines', 'contact_id', 'ordered_at');
 RESET client_min_messages;
 -- the change-log trigger sits on every table the sources read (the view is expanded)
-SELECT tgrelid::regclass AS tracked, tgenabled FROM pg_trigger WHERE tgname = 'segplan_changes' ORDER BY 1::text;
+SELECT tgrelid::regclass::text AS tracked, tgenabled FROM pg_trigger WHERE tgname = 'segplan_changes' AND tgrelid::regclass::text LIKE 'demo.%' ORDER BY 1;
 
 -- bitmap(rule) holds exactly the members
 SELECT segplan.rb64_to_array(segplan.bitmap($$country = 'FR' and purchase_lines(within last 90 days)$$, '2026-11-01'))
