@@ -57,3 +57,27 @@ SELECT segplan.rb_cardinality(fr.b) AS in_france, segplan.rb_cardinality(buyers.
        segplan.rb_and_cardinality(fr.b, buyers.b) AS both,
        pg_size_pretty(octet_length(segplan.rb_and(fr.b, buyers.b)::bytea)::bigint) AS both_as_portable_bitmap
 FROM fr, buyers;
+
+\echo '== 7. Editing a rule: each condition is one cached bitmap, so adding one costs only that one'
+SELECT segplan.cache_clear() AS dropped_cached_bitmaps;
+\timing on
+SELECT * FROM segplan.count_steps($$country = 'FR'$$);
+SELECT * FROM segplan.count_steps($$country = 'FR' and email_opt_in$$);
+SELECT * FROM segplan.count_steps($$country = 'FR' and email_opt_in and message_events(where event_type = 'open', within last 90 days)$$);
+SELECT * FROM segplan.count_steps($$country = 'FR' and email_opt_in and message_events(where event_type = 'open', within last 90 days)
+   and not orders(within last 1 years)$$);
+\echo '   ... the same 4-condition rule again: every bitmap is cached'
+SELECT segplan.count($$country = 'FR' and email_opt_in and message_events(where event_type = 'open', within last 90 days)
+   and not orders(within last 1 years)$$) AS warm_count;
+\timing off
+SELECT condition, contacts, pg_size_pretty(bytes) AS size, hits, round(build_ms::numeric, 1) AS build_ms FROM segplan.cache_stats();
+\echo '   one of them orders now: the next count drops by one (only the orders bitmap is rebuilt)'
+BEGIN;
+INSERT INTO demo.orders (id, contact_id, outlet_id, channel, ordered_at, total)
+SELECT (SELECT max(id) + 1 FROM demo.orders), m, 1, 'online', now() - interval '1 hour', 10
+FROM segplan.members($$country = 'FR' and email_opt_in and message_events(where event_type = 'open', within last 90 days)
+   and not orders(within last 1 years)$$) m LIMIT 1;
+SELECT segplan.count($$country = 'FR' and email_opt_in and message_events(where event_type = 'open', within last 90 days)
+   and not orders(within last 1 years)$$) AS after_one_new_order;
+ROLLBACK;
+SELECT segplan.rb64_cardinality(segplan.bitmap($$country = 'FR' and email_opt_in$$)) AS "segplan.bitmap(rule) -> roaringbitmap64";
