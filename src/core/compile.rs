@@ -668,3 +668,62 @@ fn scalar_text(s: &Scalar) -> String {
         Scalar::Bool(b) => b.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Column, ContactSource, EventSource, Model, Relation, TypeKind};
+
+    fn col(name: &str, type_sql: &str, kind: TypeKind) -> Column {
+        Column { name: name.into(), sql: name.into(), type_sql: type_sql.into(), kind }
+    }
+
+    fn model() -> Model {
+        let key = col("id", "bigint", TypeKind::Integer);
+        let contacts = ContactSource {
+            rel: Relation { oid: 10, name: "public.people".into(), sql: "public.people".into() },
+            key: key.clone(),
+            columns: vec![key, col("country", "text", TypeKind::Text)],
+        };
+        let cols = vec![col("person", "bigint", TypeKind::Integer), col("at", "timestamp with time zone", TypeKind::TimestampTz)];
+        let clicks = EventSource {
+            name: "clicks".into(),
+            rel: Relation { oid: 20, name: "public.clicks".into(), sql: "public.clicks".into() },
+            contact: cols[0].clone(),
+            time: Some(cols[1].clone()),
+            columns: cols,
+        };
+        Model { contacts: Some(contacts), events: vec![clicks], broken: vec![] }
+    }
+
+    fn plan_of(text: &str) -> Plan {
+        let rule = crate::rule::parse_any(text).unwrap();
+        plan(&rule, &model(), &|_| None).unwrap()
+    }
+
+    #[test]
+    fn leaves_are_one_query_each_with_their_own_parameters() {
+        let p = plan_of("country = 'FR' and clicks(within last 7 days) and not country = 'FR'");
+        // the repeated condition is one leaf
+        assert_eq!(p.leaves.len(), 2);
+        assert_eq!(p.expr(), Expr::All(vec![Expr::Leaf(0), Expr::Leaf(1), Expr::not(Expr::Leaf(0))]));
+        assert_eq!(p.leaves[0].query.params, vec![Param::Text("FR".into())]);
+        assert!(p.leaves[0].query.sql.contains("$2::text") && !p.leaves[0].uses_as_of);
+        assert_eq!(p.leaves[0].relations, vec![10]);
+        assert!(p.leaves[1].uses_as_of && p.leaves[1].query.sql.contains("$1"));
+        assert_eq!(p.leaves[1].relations, vec![20]);
+        assert_eq!(p.universe.relations, vec![10]);
+        assert_eq!(p.steps.len(), 3);
+    }
+
+    #[test]
+    fn zero_accepting_counts_and_no_events_are_complements() {
+        // count < 2 holds for contacts without clicks: all contacts minus those with 2 or more
+        let p = plan_of("clicks(count < 2)");
+        assert_eq!(p.expr(), Expr::All(vec![Expr::not(Expr::Leaf(0))]));
+        assert!(p.leaves[0].query.sql.contains("HAVING NOT coalesce"));
+        // "no clicks" is the complement of "some click"; "no clicks(count < 2)" is the set itself
+        assert_eq!(plan_of("no clicks()").expr(), Expr::All(vec![Expr::not(Expr::Leaf(0))]));
+        assert_eq!(plan_of("no clicks(count < 2)").expr(), Expr::All(vec![Expr::Leaf(0)]));
+    }
+}

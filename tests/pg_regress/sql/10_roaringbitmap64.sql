@@ -1,0 +1,58 @@
+-- segplan.roaringbitmap64: the 64-bit twin, edge values, the portable 64-bit format, rb_select.
+SET search_path = segplan, public;
+SELECT '{1,2,3}'::roaringbitmap64, '{}'::roaringbitmap64, ' { 3 , 1 } '::roaringbitmap64;
+-- int8 edges: 2^32 is another bucket; -1 is 2^64-1 unsigned, so it sorts last
+SELECT '{0,2147483647,4294967295,4294967296,9223372036854775807,-1}'::roaringbitmap64 AS edges,
+       rb64_min('{5,-1}'), rb64_max('{5,-1}'), rb64_cardinality('{4294967296,1}');
+-- the portable 64-bit format, byte for byte (CRoaring's roaring64 portable serialization)
+SELECT '{1,4294967296}'::roaringbitmap64::bytea, '{}'::roaringbitmap64::bytea;
+SELECT '\x0200000000000000000000003a3000000100000000000000100000000100010000003a3000000100000000000000100000000000'::bytea::roaringbitmap64 AS from_portable;
+SELECT rb64_build(ARRAY(SELECT g * 1000003 FROM generate_series(1, 20000) g))
+     = rb64_build(ARRAY(SELECT g * 1000003 FROM generate_series(1, 20000) g))::bytea::roaringbitmap64 AS bytea_round_trip;
+SELECT rb64_build('{1,NULL,2}'), rb64_to_array('{3,1,2}'), rb64_cardinality('{}'), rb64_is_empty('{}'), rb64_is_empty('{0}');
+SELECT rb64_iterate('{7,-1,4294967296}');
+-- algebra: functions, operators and fused cardinalities agree
+WITH x(a, b) AS (SELECT '{1,2,3,4,4294967296}'::roaringbitmap64, '{3,4,5,4294967296}'::roaringbitmap64)
+SELECT a & b AS "and", a | b AS "or", a # b AS "xor", a - b AS andnot,
+       rb64_and_cardinality(a, b), rb64_or_cardinality(a, b), rb64_xor_cardinality(a, b), rb64_andnot_cardinality(a, b),
+       rb64_cardinality(a & b) = rb64_and_cardinality(a, b) AS fused_ok
+FROM x;
+SELECT '{1,2}'::roaringbitmap64 | 5::bigint, '{1,2}'::roaringbitmap64 - 2::bigint, rb64_add('{}', -1), rb64_remove('{1}', 1);
+SELECT '{1,2,3}'::roaringbitmap64 @> '{2,3}'::roaringbitmap64 AS contains, '{1,2,3}'::roaringbitmap64 @> 4::bigint AS contains_4,
+       '{2}'::roaringbitmap64 <@ '{1,2}'::roaringbitmap64 AS contained, 2::bigint <@ '{1,2}'::roaringbitmap64 AS value_in,
+       '{1,2}'::roaringbitmap64 && '{2,3}'::roaringbitmap64 AS overlap, '{1}'::roaringbitmap64 && '{2}'::roaringbitmap64 AS no_overlap,
+       '{1,2}'::roaringbitmap64 = '{2,1}'::roaringbitmap64 AS eq, '{1}'::roaringbitmap64 <> '{}'::roaringbitmap64 AS ne,
+       rb64_contains('{1,2}', 1::bigint), rb64_intersect('{}', '{}'), rb64_equals('{}', '{}');
+SELECT rb64_rank('{1,5,9}', 5), rb64_index('{1,5,9}', 9), rb64_index('{1,5,9}', 4),
+       rb64_jaccard_dist('{1,2}', '{2,3}'), rb64_jaccard_dist('{}', '{}');
+-- ranges over unsigned values [start, end)
+SELECT rb64_range('{1,5,9,4294967296,-1}', 2, 4294967297), rb64_range_cardinality('{1,5,9,-1}', 0, 10),
+       rb64_fill('{1}', 4294967295, 4294967298), rb64_clear('{1,3,4,5,9}', 3, 6), rb64_flip('{1,3}', 0, 4), rb64_range('{1}', 5, 2);
+-- rb_select / rb64_select: limit, offset, from the high end, inside a range
+SELECT rb_select('{1,2,3,4,5,-1}', 2), rb_select('{1,2,3,4,5,-1}', 2, 1), rb_select('{1,2,3,4,5,-1}', 2, 0, true),
+       rb_select('{1,2,3,4,5,-1}', 10, 0, false, 2, 5), rb_select('{1,2,3}', 0), rb_runoptimize('{1,2,3}');
+SELECT rb64_select('{1,2,3,4294967296,-1}', 3, 1), rb64_select('{1,2,3,4294967296}', 1, 0, true), rb64_runoptimize('{7}');
+-- aggregates, also under a forced parallel plan
+SELECT rb64_build_agg(g * 4294967296) FROM generate_series(1, 3) g;
+SELECT rb64_build_agg(g) FROM generate_series(1, 0) g;
+SELECT rb64_or_agg(b), rb64_and_agg(b), rb64_xor_agg(b), rb64_or_cardinality_agg(b), rb64_and_cardinality_agg(b), rb64_xor_cardinality_agg(b)
+FROM (VALUES ('{1,2,3}'::roaringbitmap64), ('{2,3,4}'), (NULL)) v(b);
+CREATE TABLE big64 AS SELECT g::bigint * 7 AS v FROM generate_series(1, 200000) g;
+ANALYZE big64;
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT rb64_build_agg(v) FROM big64;
+SELECT rb64_cardinality(rb64_build_agg(v)) = (SELECT count(DISTINCT v) FROM big64) AS parallel_ok,
+       rb64_to_array(rb64_build_agg(v)) = (SELECT array_agg(v ORDER BY v) FROM big64) AS parallel_members_ok FROM big64;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
+DROP TABLE big64;
+-- malformed input is a clear error, never a crash
+SELECT '{1,2'::roaringbitmap64;
+SELECT '{9223372036854775808}'::roaringbitmap64;
+SELECT '\x00'::bytea::roaringbitmap64;
+SELECT '\x0900000000000000'::bytea::roaringbitmap64;
+SELECT '\x0200000000000000010000003a30000000000000000000003a30000000000000'::bytea::roaringbitmap64;
+SELECT rb64_build_trans(NULL, 1);
+-- the output format setting applies to both types
+SET segplan.roaringbitmap.output_format = 'bytea';
+SELECT '{1}'::roaringbitmap64;
+RESET segplan.roaringbitmap.output_format;
