@@ -7,8 +7,8 @@ SELECT '{0,2147483647,4294967295,4294967296,9223372036854775807,-1}'::roaringbit
 -- the portable 64-bit format, byte for byte (CRoaring's roaring64 portable serialization)
 SELECT '{1,4294967296}'::roaringbitmap64::bytea, '{}'::roaringbitmap64::bytea;
 SELECT '\x0200000000000000000000003a3000000100000000000000100000000100010000003a3000000100000000000000100000000000'::bytea::roaringbitmap64 AS from_portable;
-SELECT rb64_build(ARRAY(SELECT g * 1000003 FROM generate_series(1, 20000) g))
-     = rb64_build(ARRAY(SELECT g * 1000003 FROM generate_series(1, 20000) g))::bytea::roaringbitmap64 AS bytea_round_trip;
+SELECT rb64_build(ARRAY(SELECT g::bigint * 1000003 FROM generate_series(1, 20000) g))
+     = rb64_build(ARRAY(SELECT g::bigint * 1000003 FROM generate_series(1, 20000) g))::bytea::roaringbitmap64 AS bytea_round_trip;
 SELECT rb64_build('{1,NULL,2}'), rb64_to_array('{3,1,2}'), rb64_cardinality('{}'), rb64_is_empty('{}'), rb64_is_empty('{0}');
 SELECT rb64_iterate('{7,-1,4294967296}');
 -- algebra: functions, operators and fused cardinalities agree
@@ -51,7 +51,6 @@ SELECT '{9223372036854775808}'::roaringbitmap64;
 SELECT '\x00'::bytea::roaringbitmap64;
 SELECT '\x0900000000000000'::bytea::roaringbitmap64;
 SELECT '\x0200000000000000010000003a30000000000000000000003a30000000000000'::bytea::roaringbitmap64;
-SELECT rb64_build_trans(NULL, 1);
 -- the output format setting applies to both types
 SET segplan.roaringbitmap.output_format = 'bytea';
 SELECT '{1}'::roaringbitmap64;
