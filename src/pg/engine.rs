@@ -88,8 +88,6 @@ struct Cache {
     entries: HashMap<String, Entry>,
     clock: u64,
     bytes: usize,
-    hits: i64,
-    misses: i64,
 }
 
 impl Cache {
@@ -268,16 +266,14 @@ pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex:
                     let mut c = c.borrow_mut();
                     c.clock += 1;
                     let clock = c.clock;
-                    let found = c.entries.get_mut(key).and_then(|e| {
+                    c.entries.get_mut(key).and_then(|e| {
                         let fp = &identity.as_ref()?.1.fingerprint;
                         is_fresh(&e.built, &r.snapshot, fp, &r.changes, r.horizon).then(|| {
                             e.hits += 1;
                             e.last_used = clock;
                             e.bitmap.clone()
                         })
-                    });
-                    if found.is_some() { c.hits += 1 } else { c.misses += 1 }
-                    found
+                    })
                 });
                 if let Some(b) = hit {
                     return b;
