@@ -20,6 +20,23 @@ CREATE TABLE segplan.event_sources (
     registered_by  pg_catalog.name NOT NULL DEFAULT CURRENT_USER
 );
 
+-- Where RFM reads purchases (segplan.configure_rfm): a registered event source, its amount
+-- property, what makes one purchase occasion, the look-back window, an optional fixed as_of.
+CREATE TABLE segplan.rfm_config (
+    singleton         boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    event             text NOT NULL,
+    amount_property   pg_catalog.name NOT NULL,
+    occasion_property pg_catalog.name,
+    "window"          interval NOT NULL CHECK ("window" OPERATOR(pg_catalog.>) '0'::interval),
+    as_of             timestamptz,
+    configured_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    configured_by     pg_catalog.name NOT NULL DEFAULT CURRENT_USER
+);
+
+-- The model names tables and columns, which the catalog shows everyone anyway; every function
+-- reads it as the caller. What a caller may count is decided by their grants on the data itself.
+GRANT SELECT ON segplan.contact_source, segplan.event_sources, segplan.rfm_config TO PUBLIC;
+
 -- The change log behind the bitmap cache: one row per (tracked relation, writing transaction),
 -- written by a statement trigger in the writer's own transaction, so it becomes visible exactly
 -- when the data does (src/core/freshness.rs has the rules). Rows below the horizon are pruned.

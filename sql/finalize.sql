@@ -51,6 +51,54 @@ COMMENT ON FUNCTION segplan.parse(text) IS 'The JSON form of a rule written in t
 COMMENT ON FUNCTION segplan.format(text) IS 'The text form of a rule (normalized).';
 COMMENT ON FUNCTION segplan.format(jsonb) IS 'The text form of a JSON rule.';
 
+-- RFM: the scores query is generated from the model (segplan._rfm_query) and run here as the
+-- caller, so the caller's grants and row-level security apply to the purchases read.
+CREATE FUNCTION segplan.rfm_scores(as_of timestamptz DEFAULT NULL)
+RETURNS TABLE (contact_key bigint, recency_days integer, frequency bigint, monetary numeric, r integer, f integer, m integer, cluster text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE q record;
+BEGIN
+  SELECT * INTO q FROM segplan._rfm_query('bigint');
+  RETURN QUERY EXECUTE q.sql USING coalesce(as_of, date_trunc('minute', now())), q.params[1], q.params[2];
+END
+$$;
+CREATE FUNCTION segplan.rfm_scores_text(as_of timestamptz DEFAULT NULL)
+RETURNS TABLE (contact_key text, recency_days integer, frequency bigint, monetary numeric, r integer, f integer, m integer, cluster text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE q record;
+BEGIN
+  SELECT * INTO q FROM segplan._rfm_query('text');
+  RETURN QUERY EXECUTE q.sql USING coalesce(as_of, date_trunc('minute', now())), q.params[1], q.params[2];
+END
+$$;
+CREATE FUNCTION segplan.rfm_summary(as_of timestamptz DEFAULT NULL)
+RETURNS TABLE (cluster text, contacts bigint, share numeric, avg_recency_days numeric, avg_frequency numeric, avg_monetary numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE q record;
+BEGIN
+  SELECT * INTO q FROM segplan._rfm_query('text');
+  RETURN QUERY EXECUTE
+    'WITH s AS (' || q.sql || '),
+     g AS (SELECT s.cluster, count(*) AS n, avg(s.recency_days) AS r, avg(s.frequency) AS f, avg(s.monetary) AS m
+           FROM s GROUP BY s.cluster),
+     c AS (SELECT k.cluster, min(k.ord) AS ord FROM segplan.rfm_clusters() WITH ORDINALITY AS k(cluster, r_min, r_max, fm_min, fm_max, description, ord)
+           GROUP BY k.cluster)
+     SELECT c.cluster, coalesce(g.n, 0), round(coalesce(g.n, 0)::numeric / nullif(sum(g.n) OVER (), 0), 4),
+            round(g.r, 1), round(g.f, 2), round(g.m, 2)
+     FROM c LEFT JOIN g ON g.cluster = c.cluster ORDER BY c.ord'
+  USING coalesce(as_of, date_trunc('minute', now())), q.params[1], q.params[2];
+END
+$$;
+COMMENT ON FUNCTION segplan.configure_rfm(text, text, text, interval, timestamptz) IS
+  'Sets where RFM reads purchases: an event source, its amount property, what makes one occasion, the look-back window, an optional fixed as_of.';
+COMMENT ON FUNCTION segplan._rfm_query(text) IS 'Internal: the RFM scores query for the current configuration and its parameters.';
+COMMENT ON FUNCTION segplan.rfm_clusters() IS 'The RFM cluster grid: ranges of R and of fm (the average of F and M) for each of the 11 clusters.';
+COMMENT ON FUNCTION segplan.rfm_scores(timestamptz) IS
+  'Recency (days), frequency, monetary, their 1-5 scores and the cluster of every contact with a purchase in the RFM window.';
+COMMENT ON FUNCTION segplan.rfm_scores_text(timestamptz) IS 'rfm_scores with the contact keys as text (any key type).';
+COMMENT ON FUNCTION segplan.rfm_summary(timestamptz) IS
+  'Per RFM cluster: contacts, share of the scored contacts, average recency, frequency and monetary value.';
+
 -- roaring bitmaps: portable bytes both ways, as pg_roaringbitmap's casts
 CREATE CAST (bytea AS segplan.roaringbitmap) WITH FUNCTION segplan.roaringbitmap(bytea);
 CREATE CAST (segplan.roaringbitmap AS bytea) WITH FUNCTION segplan.rb_to_bytea(segplan.roaringbitmap);

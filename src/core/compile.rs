@@ -122,12 +122,22 @@ pub fn steps<'m>(rule: &Rule, model: &'m Model, regex: RegexCheck<'m>) -> Result
 #[derive(Debug, Clone, PartialEq)]
 pub struct Leaf {
     pub query: Query,
-    /// the answer depends on `$1` (as_of): a relative window or an age
-    pub uses_as_of: bool,
+    /// how the answer depends on `$1` (as_of)
+    pub as_of: AsOf,
     /// oids of the relations the query reads (sorted)
     pub relations: Vec<u32>,
     /// the condition in the text form
     pub label: String,
+}
+
+/// How much of `$1` (as_of) a query depends on: not at all, only its calendar date in the
+/// session's time zone (RFM), or the exact instant (relative windows, ages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum AsOf {
+    #[default]
+    No,
+    Date,
+    Exact,
 }
 
 /// A rule as bitmap algebra: the top-level conditions (`steps`, combined with AND, or OR when
@@ -180,7 +190,7 @@ pub fn plan(rule: &Rule, model: &Model, regex: RegexCheck) -> Result<Plan, Probl
     let k = &contacts.key.sql;
     let universe = Leaf {
         query: Query { sql: format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(c.{k}::bigint)) FROM {} AS c WHERE c.{k} IS NOT NULL", contacts.rel.sql), params: Vec::new() },
-        uses_as_of: false,
+        as_of: AsOf::No,
         relations: vec![contacts.rel.oid],
         label: "all contacts".into(),
     };
@@ -193,8 +203,8 @@ struct Compiler<'m> {
     regex: RegexCheck<'m>,
     params: Vec<Param>,
     problems: Vec<Problem>,
-    /// whether `$1` (as_of) was used since the last reset
-    as_of_used: bool,
+    /// how `$1` (as_of) was used since the last reset
+    as_of_used: AsOf,
     /// oids of the relations read since the last reset
     relations: Vec<u32>,
 }
@@ -220,12 +230,18 @@ fn kind_word(k: TypeKind) -> &'static str {
 
 impl<'m> Compiler<'m> {
     fn new(model: &'m Model, contacts: &'m ContactSource, regex: RegexCheck<'m>) -> Self {
-        Compiler { model, contacts, regex, params: Vec::new(), problems: Vec::new(), as_of_used: false, relations: Vec::new() }
+        Compiler { model, contacts, regex, params: Vec::new(), problems: Vec::new(), as_of_used: AsOf::No, relations: Vec::new() }
     }
 
     fn as_of(&mut self) -> &'static str {
-        self.as_of_used = true;
+        self.as_of_used = AsOf::Exact;
         "$1"
+    }
+
+    /// as_of's calendar date (session time zone), computed once per statement.
+    fn as_of_date(&mut self) -> String {
+        self.as_of_used = self.as_of_used.max(AsOf::Date);
+        once("($1)::date")
     }
 
     fn param(&mut self, p: Param) -> String {
@@ -266,7 +282,7 @@ impl<'m> Compiler<'m> {
                 let relations = std::mem::take(&mut self.relations);
                 let piece = self.cond(cond, path);
                 let params = std::mem::replace(&mut self.params, params);
-                let uses_as_of = std::mem::replace(&mut self.as_of_used, as_of_used);
+                let as_of = std::mem::replace(&mut self.as_of_used, as_of_used);
                 let mut relations = std::mem::replace(&mut self.relations, relations);
                 let (key, rel) = (&self.contacts.key.sql, &self.contacts.rel.sql);
                 let (sql, negate) = match piece {
@@ -279,7 +295,7 @@ impl<'m> Compiler<'m> {
                 relations.sort_unstable();
                 relations.dedup();
                 let label = crate::rule::text::format(&Tree::Leaf(cond.clone()));
-                let leaf = Leaf { query: Query { sql, params }, uses_as_of, relations, label };
+                let leaf = Leaf { query: Query { sql, params }, as_of, relations, label };
                 let i = match leaves.iter().position(|l| *l == leaf) {
                     Some(i) => i,
                     None => {
@@ -318,6 +334,7 @@ impl<'m> Compiler<'m> {
             Cond::Event(e) => self.event(e, path),
             Cond::Ratio(r) => self.ratio(r, &format!("{path}.ratio")),
             Cond::Sequence(s) => self.sequence(s, &format!("{path}.sequence")),
+            Cond::Rfm(r) => self.rfm(r, &format!("{path}.rfm")),
             Cond::Segment(name) => Piece::Pred(self.fail(Problem::new(Code::NotSupported, &format!("{path}.segment"), format!("segment \"{name}\" cannot be referenced: stored segments are not available yet"))
                 .hint("inline the segment's rule instead"))),
         }
@@ -619,6 +636,81 @@ impl<'m> Compiler<'m> {
         Piece::Set { sql, negate: false }
     }
 
+    fn rfm(&mut self, r: &RfmCond, path: &str) -> Piece {
+        let key_type = self.contacts.key.type_sql.clone();
+        let Some(scores) = self.rfm_scores(path, &key_type) else { return Piece::Pred(FAILED.into()) };
+        let mut tests = Vec::new();
+        if !r.clusters.is_empty() {
+            let p = self.param(Param::TextArray(r.clusters.clone()));
+            tests.push(format!("s.cluster = ANY ({p}::text[])"));
+        }
+        for (score, op, v) in &r.scores {
+            let (sql, factor) = crate::rfm::score_sql(*score, "s");
+            let p = self.param(Param::Text(v.to_string()));
+            tests.push(format!("{sql} {} {factor} * {p}::numeric", op.sql()));
+        }
+        Piece::Set { sql: format!("SELECT s.k FROM ({scores}) AS s WHERE {}", tests.join(" AND ")), negate: false }
+    }
+
+    /// The RFM scores of every contact with a purchase in the configured window, as a query with
+    /// columns k (the contact, cast to `key_cast` when it is not the contacts' key type),
+    /// recency_days, frequency, monetary, r, f, m, cluster. See [`crate::rfm`] for the method.
+    fn rfm_scores(&mut self, path: &str, key_cast: &str) -> Option<String> {
+        let model = self.model;
+        let Some(cfg) = &model.rfm else {
+            self.problems.push(Problem::invalid(path, "RFM is not configured")
+                .hint("call segplan.configure_rfm(event, amount_property, occasion_property) first"));
+            return None;
+        };
+        let src = self.source(&cfg.event, path)?;
+        let time = self.time_col(src, path)?;
+        let amount = self.prop(src, &cfg.amount, path)?;
+        if !amount.kind.is_number() {
+            self.problems.push(Problem::invalid(path, format!("the RFM amount \"{}\" is of type {}, not a number", amount.name, amount.type_sql))
+                .hint("configure RFM again with a numeric amount_property"));
+            return None;
+        }
+        let occasion = match &cfg.occasion {
+            Some(o) => Some(self.prop(src, o, path)?),
+            None => None,
+        };
+        let contact = self.contact_expr(src, "e", path);
+        let day = match &cfg.as_of {
+            Some(t) => {
+                let p = self.param(Param::Text(t.clone()));
+                once(&format!("({p}::timestamptz)::date"))
+            }
+            None => self.as_of_date(),
+        };
+        let window = once(&format!("({day} + 1) - {}::interval", self.param(Param::Text(cfg.window.clone()))));
+        let t = format!("e.{}", time.sql);
+        // one row per contact and occasion first: two hash aggregates instead of a sort for DISTINCT
+        let (occ, freq) = match occasion {
+            Some(o) => (format!("e.{}", o.sql), "count(o.occ)"),
+            None => ("NULL::int".to_string(), "count(*)"),
+        };
+        let group = if occasion.is_some() { "GROUP BY 1, 2" } else { "" };
+        let per_occasion = if occasion.is_some() {
+            format!("max({t}) AS last_at, sum(e.{amt}) AS amount", amt = amount.sql)
+        } else {
+            format!("{t} AS last_at, e.{amt} AS amount", amt = amount.sql)
+        };
+        let key = if key_cast == self.contacts.key.type_sql { "o.k".to_string() } else { format!("o.k::{key_cast}") };
+        Some(format!(
+            "SELECT q.k, q.recency_days, q.frequency, q.monetary, q.r, q.f, q.m, {case} AS cluster FROM (\
+             SELECT a.k, a.recency_days, a.frequency, a.monetary, \
+             (1 + 5 * (rank() OVER (ORDER BY a.recency_days DESC) - 1) / a.n)::int AS r, \
+             (1 + 5 * (rank() OVER (ORDER BY a.frequency) - 1) / a.n)::int AS f, \
+             (1 + 5 * (rank() OVER (ORDER BY a.monetary) - 1) / a.n)::int AS m \
+             FROM (SELECT b.*, count(*) OVER () AS n FROM (\
+             SELECT {key} AS k, ({day} - (max(o.last_at))::date)::int AS recency_days, {freq}::bigint AS frequency, \
+             coalesce(sum(o.amount), 0)::numeric AS monetary \
+             FROM (SELECT {contact} AS k, {occ} AS occ, {per_occasion} FROM {rel} AS e \
+             WHERE e.{c} IS NOT NULL AND {t} < ({day} + 1) AND {t} >= {window} {group}) AS o GROUP BY o.k) AS b) AS a) AS q",
+            case = crate::rfm::cluster_case("q"), rel = src.rel.sql, c = src.contact.sql
+        ))
+    }
+
     fn sequence(&mut self, s: &SequenceCond, path: &str) -> Piece {
         Piece::Set { sql: self.sequence_set(s, path), negate: false }
     }
@@ -653,6 +745,18 @@ impl<'m> Compiler<'m> {
     }
 }
 
+/// The RFM scores of all contacts as a query (see [`crate::rfm`]); `key_cast` is the type the
+/// contact keys are returned in (`bigint` or `text`); problems are reported at `path`.
+pub fn rfm_scores(model: &Model, key_cast: &str, path: &str) -> Result<Query, Problems> {
+    let contacts = model.contacts.as_ref().ok_or_else(no_contacts)?;
+    let mut c = Compiler::new(model, contacts, &|_| None);
+    let sql = c.rfm_scores(path, key_cast);
+    match sql {
+        Some(sql) if c.problems.is_empty() => Ok(Query { sql, params: c.params }),
+        _ => Err(Problems(c.problems)),
+    }
+}
+
 /// An expression of parameters only, as a scalar sub-select: PostgreSQL computes it once per
 /// statement (an InitPlan) instead of once per row. Casts from text to timestamptz or interval and
 /// timestamptz arithmetic are not constant-folded (they depend on settings), so without this every
@@ -672,7 +776,7 @@ fn scalar_text(s: &Scalar) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Column, ContactSource, EventSource, Model, Relation, TypeKind};
+    use crate::model::{Column, ContactSource, EventSource, Model, Relation, RfmConfig, TypeKind};
 
     fn col(name: &str, type_sql: &str, kind: TypeKind) -> Column {
         Column { name: name.into(), sql: name.into(), type_sql: type_sql.into(), kind }
@@ -685,7 +789,8 @@ mod tests {
             key: key.clone(),
             columns: vec![key, col("country", "text", TypeKind::Text)],
         };
-        let cols = vec![col("person", "bigint", TypeKind::Integer), col("at", "timestamp with time zone", TypeKind::TimestampTz)];
+        let cols = vec![col("person", "bigint", TypeKind::Integer), col("at", "timestamp with time zone", TypeKind::TimestampTz),
+                        col("amount", "numeric", TypeKind::Numeric), col("order_id", "bigint", TypeKind::Integer)];
         let clicks = EventSource {
             name: "clicks".into(),
             rel: Relation { oid: 20, name: "public.clicks".into(), sql: "public.clicks".into() },
@@ -693,7 +798,7 @@ mod tests {
             time: Some(cols[1].clone()),
             columns: cols,
         };
-        Model { contacts: Some(contacts), events: vec![clicks], broken: vec![] }
+        Model { contacts: Some(contacts), events: vec![clicks], broken: vec![], rfm: None }
     }
 
     fn plan_of(text: &str) -> Plan {
@@ -708,9 +813,9 @@ mod tests {
         assert_eq!(p.leaves.len(), 2);
         assert_eq!(p.expr(), Expr::All(vec![Expr::Leaf(0), Expr::Leaf(1), Expr::not(Expr::Leaf(0))]));
         assert_eq!(p.leaves[0].query.params, vec![Param::Text("FR".into())]);
-        assert!(p.leaves[0].query.sql.contains("$2::text") && !p.leaves[0].uses_as_of);
+        assert!(p.leaves[0].query.sql.contains("$2::text") && p.leaves[0].as_of == AsOf::No);
         assert_eq!(p.leaves[0].relations, vec![10]);
-        assert!(p.leaves[1].uses_as_of && p.leaves[1].query.sql.contains("$1"));
+        assert!(p.leaves[1].as_of == AsOf::Exact && p.leaves[1].query.sql.contains("$1"));
         assert_eq!(p.leaves[1].relations, vec![20]);
         assert_eq!(p.universe.relations, vec![10]);
         assert_eq!(p.steps.len(), 3);
@@ -725,5 +830,44 @@ mod tests {
         // "no clicks" is the complement of "some click"; "no clicks(count < 2)" is the set itself
         assert_eq!(plan_of("no clicks()").expr(), Expr::All(vec![Expr::not(Expr::Leaf(0))]));
         assert_eq!(plan_of("no clicks(count < 2)").expr(), Expr::All(vec![Expr::Leaf(0)]));
+    }
+
+    fn rfm_model(as_of: Option<&str>) -> Model {
+        let mut m = model();
+        m.rfm = Some(RfmConfig { event: "clicks".into(), amount: "amount".into(), occasion: Some("order_id".into()), window: "2 years".into(), as_of: as_of.map(String::from) });
+        m
+    }
+
+    #[test]
+    fn rfm_leaves_depend_on_the_date_only_or_on_nothing_when_as_of_is_fixed() {
+        let rule = crate::rule::parse_any("rfm(cluster in ('champions'), fm >= 3.5)").unwrap();
+        let p = plan(&rule, &rfm_model(None), &|_| None).unwrap();
+        let leaf = &p.leaves[0];
+        assert_eq!(leaf.as_of, AsOf::Date);
+        assert_eq!(leaf.relations, vec![20]);
+        // window, clusters, fm: all parameters
+        assert_eq!(leaf.query.params, vec![Param::Text("2 years".into()), Param::TextArray(vec!["champions".into()]), Param::Text("3.5".into())]);
+        assert!(leaf.query.sql.contains("(s.f + s.m) >= 2 * $4::numeric"));
+        // with a window in the same rule, the leaf of that window is exact, the RFM one still by date
+        let rule = crate::rule::parse_any("rfm(r >= 4) and clicks(within last 7 days)").unwrap();
+        let p = plan(&rule, &rfm_model(None), &|_| None).unwrap();
+        assert_eq!((p.leaves[0].as_of, p.leaves[1].as_of), (AsOf::Date, AsOf::Exact));
+        let p = plan(&rule, &rfm_model(Some("2026-01-01 00:00:00+00")), &|_| None).unwrap();
+        assert_eq!(p.leaves[0].as_of, AsOf::No);
+    }
+
+    #[test]
+    fn rfm_needs_a_configuration_and_a_numeric_amount() {
+        let rule = crate::rule::parse_any("rfm(r >= 4)").unwrap();
+        let e = plan(&rule, &model(), &|_| None).unwrap_err();
+        assert_eq!(e.0[0].path, "$.rfm");
+        assert!(e.0[0].message.contains("not configured"));
+        let mut m = rfm_model(None);
+        if let Some(c) = m.rfm.as_mut() { c.amount = "at".into() }
+        let e = plan(&rule, &m, &|_| None).unwrap_err();
+        assert!(e.0[0].message.contains("not a number"), "{:?}", e);
+        if let Some(c) = m.rfm.as_mut() { c.amount = "gone".into() }
+        let e = plan(&rule, &m, &|_| None).unwrap_err();
+        assert!(e.0[0].message.contains("unknown property \"gone\""), "{:?}", e);
     }
 }

@@ -9,4 +9,5 @@ pub mod compile;
 pub mod error;
 pub mod freshness;
 pub mod model;
+pub mod rfm;
 pub mod rule;

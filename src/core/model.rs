@@ -83,6 +83,21 @@ pub struct Model {
     /// Registered event sources whose table, view or columns are gone: an error only for rules
     /// that use them.
     pub broken: Vec<Broken>,
+    /// set by `segplan.configure_rfm`
+    pub rfm: Option<RfmConfig>,
+}
+
+/// Where RFM reads purchases. Names are checked against the model when a rule or function uses
+/// them; `window` and `as_of` are Postgres's own text of an interval and a timestamptz.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RfmConfig {
+    pub event: String,
+    pub amount: String,
+    /// one purchase occasion per distinct value (e.g. the order id); otherwise one per row
+    pub occasion: Option<String>,
+    pub window: String,
+    /// a fixed evaluation time; otherwise the caller's as_of
+    pub as_of: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,5 +131,10 @@ pub fn to_json(m: &Model) -> Value {
         "time_column": e.time.as_ref().map(|t| t.name.clone()), "properties": columns_json(&e.columns),
     })).collect();
     let broken: Vec<Value> = m.broken.iter().map(|b| json!({"name": b.name, "problem": b.reason})).collect();
-    json!({"contacts": contacts, "events": events, "broken_events": broken})
+    let rfm = m.rfm.as_ref().map(rfm_json);
+    json!({"contacts": contacts, "events": events, "broken_events": broken, "rfm": rfm})
+}
+
+pub fn rfm_json(r: &RfmConfig) -> Value {
+    json!({"event": r.event, "amount_property": r.amount, "occasion_property": r.occasion, "window": r.window, "as_of": r.as_of})
 }

@@ -5,7 +5,7 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::PgSqlErrorCode;
 use segplan_core::error::Code;
-use segplan_core::model::{Broken, Column, ContactSource, EventSource, Model, Relation, TypeKind};
+use segplan_core::model::{Broken, Column, ContactSource, EventSource, Model, Relation, RfmConfig, TypeKind};
 
 pub fn columns(client: &SpiClient, relid: pg_sys::Oid) -> Vec<Column> {
     let table = client
@@ -137,5 +137,22 @@ pub fn load_model(client: &SpiClient) -> Model {
             Err(b) => model.broken.push(Broken { name, ..b }),
         }
     }
+    model.rfm = read_rfm(client);
     model
+}
+
+fn read_rfm(client: &SpiClient) -> Option<RfmConfig> {
+    let rows = client
+        .select("SELECT event, amount_property::text, occasion_property::text, \"window\"::text, as_of::text FROM segplan.rfm_config", None, &[])
+        .unwrap_or_else(|e| internal("reading the RFM configuration failed", e));
+    rows.into_iter().next().map(|row| {
+        let text = |i| row.get::<String>(i).ok().flatten();
+        RfmConfig {
+            event: text(1).unwrap_or_default(),
+            amount: text(2).unwrap_or_default(),
+            occasion: text(3),
+            window: text(4).unwrap_or_default(),
+            as_of: text(5),
+        }
+    })
 }

@@ -9,7 +9,7 @@ use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use segplan_core::compile::{self, Leaf, Param, Plan};
+use segplan_core::compile::{self, AsOf, Leaf, Param, Plan};
 use segplan_core::freshness::{is_fresh, Built, Change, Snapshot};
 use segplan_core::model::Model;
 use segplan_core::rule::Rule;
@@ -147,12 +147,14 @@ FROM segplan._closure($1) c JOIN pg_catalog.pg_class k ON k.oid = c.rel
 GROUP BY c.source";
 
 /// The reader's snapshot, the log horizon, visible change-log rows from `$2` on, this
-/// transaction's id and the role.
+/// transaction's id, the role with the time zone (relative windows and dates depend on it), and
+/// the date of as_of (`$3`) there.
 const READER_SQL: &str = "\
 SELECT pg_catalog.pg_current_snapshot()::text, (SELECT h.xid::text FROM segplan.cache_horizon h),
   ARRAY(SELECT ch.relid::int8 || ':' || ch.xid::text FROM segplan.changes ch WHERE ch.relid = ANY ($1) AND ch.xid >= $2::xid8),
   pg_catalog.pg_current_xact_id_if_assigned()::text,
-  current_user::pg_catalog.regrole::pg_catalog.oid::text";
+  current_user::pg_catalog.regrole::pg_catalog.oid::text || ' ' || pg_catalog.current_setting('TimeZone'),
+  $3::pg_catalog.date::text";
 
 struct Reader {
     snapshot: Snapshot,
@@ -160,6 +162,7 @@ struct Reader {
     changes: Vec<Change>,
     own_xid: Option<u64>,
     role: String,
+    as_of_date: String,
 }
 
 fn read_sources(client: &SpiClient, oids: &[u32]) -> HashMap<u32, SourceState> {
@@ -176,10 +179,10 @@ fn read_sources(client: &SpiClient, oids: &[u32]) -> HashMap<u32, SourceState> {
     out
 }
 
-fn read_reader(client: &SpiClient, relations: &[u32], from_xid: u64) -> Reader {
+fn read_reader(client: &SpiClient, relations: &[u32], from_xid: u64, as_of: TimestampWithTimeZone) -> Reader {
     let arg: Vec<pg_sys::Oid> = relations.iter().map(|o| pg_sys::Oid::from(*o)).collect();
     let row = client
-        .select(READER_SQL, None, &[arg.into(), from_xid.to_string().into()])
+        .select(READER_SQL, None, &[arg.into(), from_xid.to_string().into(), as_of.into()])
         .unwrap_or_else(|e| internal("reading the change log failed", e));
     let row = row.first();
     let text = |i| row.get::<String>(i).ok().flatten().unwrap_or_default();
@@ -198,6 +201,7 @@ fn read_reader(client: &SpiClient, relations: &[u32], from_xid: u64) -> Reader {
         changes,
         own_xid: row.get::<String>(4).ok().flatten().and_then(|x| x.parse().ok()),
         role: text(5),
+        as_of_date: text(6),
     }
 }
 
@@ -227,7 +231,11 @@ fn leaf_identity(leaf: &Leaf, sources: &HashMap<u32, SourceState>, reader: &Read
     let key = format!(
         "{}\u{1f}{}\u{1f}{}\u{1f}{:?}",
         reader.role,
-        if leaf.uses_as_of { as_of } else { "" },
+        match leaf.as_of {
+            AsOf::No => "",
+            AsOf::Date => &reader.as_of_date,
+            AsOf::Exact => as_of,
+        },
         leaf.query.sql,
         leaf.query.params
     );
@@ -256,7 +264,7 @@ pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex:
         let sources = if cap > 0 { read_sources(client, &oids) } else { HashMap::new() };
         let all: Vec<u32> = sources.values().flat_map(|s| s.relations.iter().copied()).collect();
         let from_xid = CACHE.with(|c| c.borrow().entries.values().map(|e| e.built.snapshot.xmin).min().unwrap_or(u64::MAX));
-        let reader = (cap > 0).then(|| read_reader(client, &all, from_xid));
+        let reader = (cap > 0).then(|| read_reader(client, &all, from_xid, as_of));
         let total = plan.leaves.len() + 1;
         let get = |i: usize, leaf: &Leaf| -> Rc<RoaringTreemap> {
             pgrx::check_for_interrupts!();

@@ -6,4 +6,5 @@ mod catalog;
 pub mod engine;
 mod error;
 mod model_api;
+mod rfm_api;
 mod rules_api;

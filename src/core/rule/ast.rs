@@ -20,6 +20,7 @@ pub enum Cond {
     Ratio(RatioCond),
     Sequence(SequenceCond),
     Segment(String),
+    Rfm(RfmCond),
 }
 
 /// `field op value`: `attr` on contacts, `prop` on events.
@@ -194,4 +195,25 @@ pub struct SequenceCond {
     pub then: EventCond,
     pub gap_op: CmpOp,
     pub gap: Span,
+}
+
+/// `{"rfm": {"cluster": [...], "r": {...}, "fm": {...}}}`: all parts must hold (at least one given).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RfmCond {
+    /// empty: any cluster
+    pub clusters: Vec<String>,
+    /// in the order r, f, m, fm; each score at most once
+    pub scores: Vec<(Score, CmpOp, Number)>,
+}
+
+/// An RFM score: r, f and m are whole numbers 1–5; fm is the average of f and m (1, 1.5, … 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Score { R, F, M, Fm }
+
+pub const SCORES: &[(&str, Score)] = &[("r", Score::R), ("f", Score::F), ("m", Score::M), ("fm", Score::Fm)];
+
+impl Score {
+    pub fn name(self) -> &'static str {
+        SCORES.iter().find(|(_, s)| *s == self).map(|(n, _)| *n).unwrap_or("?")
+    }
 }

@@ -3,7 +3,7 @@ use super::ast::*;
 use crate::error::{choices, Code, Problem, Problems, MAX_DEPTH, MAX_LIST};
 use serde_json::{json, Map, Number, Value};
 
-const RULE_KEYS: &[&str] = &["all", "any", "not", "attr", "event", "ratio", "sequence", "segment"];
+const RULE_KEYS: &[&str] = &["all", "any", "not", "attr", "event", "ratio", "sequence", "segment", "rfm"];
 const PROP_KEYS: &[&str] = &["all", "any", "not", "prop"];
 const MAX_SPAN: i64 = 100_000;
 
@@ -200,6 +200,9 @@ impl Reader {
         } else if let Some(v) = m.get("sequence") {
             self.known_keys(m, path, &["sequence"]);
             self.sequence(v, &format!("{path}.sequence")).map(Cond::Sequence)
+        } else if let Some(v) = m.get("rfm") {
+            self.known_keys(m, path, &["rfm"]);
+            self.rfm(v, &format!("{path}.rfm")).map(Cond::Rfm)
         } else {
             let ok = self.known_keys(m, path, &["segment"]);
             let name = self.string(&m["segment"], &format!("{path}.segment"));
@@ -564,6 +567,71 @@ impl Reader {
     }
 }
 
+impl Reader {
+    fn rfm(&mut self, v: &Value, path: &str) -> Option<RfmCond> {
+        let m = self.object(v, path, "an rfm condition")?;
+        let mut keys = vec!["cluster"];
+        keys.extend(SCORES.iter().map(|(n, _)| *n));
+        let mut ok = self.known_keys(m, path, &keys);
+        if m.is_empty() {
+            self.err(Problem::invalid(path, "an rfm condition needs a cluster or a score")
+                .hint("for example {\"cluster\": [\"champions\"]} or {\"r\": {\"op\": \"gte\", \"value\": 4}}"));
+            return None;
+        }
+        let mut clusters = Vec::new();
+        if let Some(c) = m.get("cluster") {
+            let p = format!("{path}.cluster");
+            match c {
+                Value::Array(xs) if !xs.is_empty() => {
+                    for (i, x) in xs.iter().enumerate() {
+                        let xp = format!("{p}[{i}]");
+                        match self.string(x, &xp) {
+                            Some(name) if crate::rfm::is_cluster(&name) => clusters.push(name),
+                            Some(name) => {
+                                ok = false;
+                                self.err(Problem::invalid(&xp, format!("unknown RFM cluster \"{name}\""))
+                                    .hint(format!("clusters: {}", choices(crate::rfm::cluster_names()))));
+                            }
+                            None => ok = false,
+                        }
+                    }
+                }
+                other => {
+                    ok = false;
+                    self.err(Problem::invalid(&p, format!("cluster must be a non-empty array of cluster names, not {}", kind(other)))
+                        .hint(format!("clusters: {}", choices(crate::rfm::cluster_names()))));
+                }
+            }
+        }
+        let mut scores = Vec::new();
+        for (name, score) in SCORES {
+            let Some(x) = m.get(*name) else { continue };
+            let p = format!("{path}.{name}");
+            let Some(sm) = self.object(x, &p, "a score test") else {
+                ok = false;
+                continue;
+            };
+            ok &= self.known_keys(sm, &p, &["op", "value"]);
+            let op = self.cmp_op(sm.get("op"), &format!("{p}.op"), &p, &CMP_ALL);
+            let step = if *score == Score::Fm { 0.5 } else { 1.0 };
+            let value = match self.required(sm, &p, "value") {
+                Some(Value::Number(n)) if n.as_f64().is_some_and(|f| (1.0..=5.0).contains(&f) && (f / step).fract() == 0.0) => Some(n.clone()),
+                Some(other) => {
+                    self.err(Problem::invalid(&format!("{p}.value"), format!("{name} is compared with a score from 1 to 5, not {other}"))
+                        .hint(if *score == Score::Fm { "fm is the average of f and m: 1, 1.5, 2, … 5" } else { "give a whole number from 1 to 5" }));
+                    None
+                }
+                None => None,
+            };
+            match (op, value) {
+                (Some(op), Some(v)) => scores.push((*score, op, v)),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(RfmCond { clusters, scores })
+    }
+}
+
 const CMP_ALL: [CmpOp; 6] = [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Lte, CmpOp::Gt, CmpOp::Gte];
 
 fn out_of_order(lo: &Scalar, hi: &Scalar) -> bool {
@@ -626,6 +694,16 @@ fn cond_json(c: &Cond) -> Value {
             json!({"sequence": {"first": event_json(&s.first), "then": event_json(&s.then), "gap": gap}})
         }
         Cond::Segment(name) => json!({"segment": name}),
+        Cond::Rfm(r) => {
+            let mut m = Map::new();
+            if !r.clusters.is_empty() {
+                m.insert("cluster".into(), json!(r.clusters));
+            }
+            for (score, op, v) in &r.scores {
+                m.insert(score.name().into(), json!({"op": op.name(), "value": v}));
+            }
+            json!({"rfm": m})
+        }
     }
 }
 

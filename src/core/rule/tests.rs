@@ -36,6 +36,23 @@ fn unknown_keys_and_ops_have_paths() {
 }
 
 #[test]
+fn rfm_conditions_are_checked() {
+    let p = problems(r#"{"rfm": {"cluster": ["champions", "vips"], "r": {"op": "gte", "value": 6}, "fm": {"op": "lt", "value": 2.25}, "x": 1}}"#);
+    assert_eq!(p, vec![
+        (Code::InvalidParameter, "$.rfm.x".into()),
+        (Code::InvalidParameter, "$.rfm.cluster[1]".into()),
+        (Code::InvalidParameter, "$.rfm.r.value".into()),
+        (Code::InvalidParameter, "$.rfm.fm.value".into()),
+    ]);
+    assert_eq!(problems(r#"{"rfm": {}}"#), vec![(Code::InvalidParameter, "$.rfm".into())]);
+    assert_eq!(problems(r#"{"rfm": {"cluster": []}}"#), vec![(Code::InvalidParameter, "$.rfm.cluster".into())]);
+    assert_eq!(problems("rfm(r >= 4, r <= 5)"), vec![(Code::InvalidParameter, "line 1, column 13".into())]);
+    // the text form reads in any order and writes r, f, m, fm
+    let r = parse_any("rfm(fm <= 2, cluster in ('lost'), R = 1)").unwrap();
+    assert_eq!(text::format(&r), "rfm(cluster in ('lost'), r = 1, fm <= 2)");
+}
+
+#[test]
 fn limits_are_enforced_before_work() {
     let deep = format!("{}{}{}", "{\"not\":".repeat(10_000), r#"{"attr":"a","op":"is_null"}"#, "}".repeat(10_000));
     assert_eq!(problems(&deep)[0].0, Code::TooComplex);
@@ -173,7 +190,22 @@ fn cond() -> impl Strategy<Value = Cond> {
         (event(false), event(false), prop::sample::select(vec![CmpOp::Gt, CmpOp::Gte, CmpOp::Lt, CmpOp::Lte]), span())
             .prop_map(|(first, then, gap_op, gap)| Cond::Sequence(SequenceCond { first, then, gap_op, gap })),
         "[a-z]{1,8}".prop_map(Cond::Segment),
+        rfm().prop_map(Cond::Rfm),
     ]
+}
+
+fn rfm() -> impl Strategy<Value = RfmCond> {
+    let names: Vec<String> = crate::rfm::cluster_names().map(String::from).collect();
+    let test = |lo: i64, hi: i64, halves: bool| prop::option::of((cmp_op(), lo..=hi).prop_map(move |(op, v)| {
+        let n = if halves && v % 2 == 1 { Number::from_f64(v as f64 / 2.0).unwrap_or(1.into()) } else if halves { Number::from(v / 2) } else { Number::from(v) };
+        (op, n)
+    }));
+    (prop::sample::subsequence(names, 0..=3), test(1, 5, false), test(1, 5, false), test(1, 5, false), test(2, 10, true))
+        .prop_filter("an rfm condition tests something", |(c, r, f, m, fm)| !c.is_empty() || r.is_some() || f.is_some() || m.is_some() || fm.is_some())
+        .prop_map(|(clusters, r, f, m, fm)| RfmCond {
+            clusters,
+            scores: [(Score::R, r), (Score::F, f), (Score::M, m), (Score::Fm, fm)].into_iter().filter_map(|(s, t)| t.map(|(op, v)| (s, op, v))).collect(),
+        })
 }
 
 proptest! {

@@ -18,7 +18,7 @@ pub const KEYWORDS: &[&str] = &[
     "and", "or", "not", "no", "all", "any", "between", "in", "is", "null", "true", "false", "within",
     "last", "contains", "starts", "ends", "with", "matches", "age", "where", "count_distinct", "count",
     "sum", "avg", "min_occasions", "min", "max", "ratio", "per", "of", "match", "sequence", "then",
-    "gap", "segment", "from", "to",
+    "gap", "segment", "from", "to", "rfm",
 ];
 
 pub fn parse(input: &str) -> Result<RuleAst, Problems> {
@@ -161,8 +161,28 @@ fn build_expr(p: Pair<Rule>) -> R<Value> {
             let s = p.into_inner().find(|x| x.as_rule() == Rule::string).map(|x| string(&x)).unwrap_or_default();
             Ok(json!({ "segment": s }))
         }
+        Rule::rfm => rfm(p),
         _ => Err(pos_err(&p, format!("unexpected {:?}", p.as_rule()))),
     }
+}
+
+fn rfm(p: Pair<Rule>) -> R<Value> {
+    let mut m = Map::new();
+    for arg in p.into_inner().filter(|x| x.as_rule() == Rule::rfm_arg) {
+        let arg = first(arg);
+        let at = arg.clone();
+        if arg.as_rule() == Rule::rfm_cluster {
+            let list = arg.into_inner().find(|y| y.as_rule() == Rule::list).ok_or_else(|| pos_err(&at, "missing list"))?;
+            let items: Vec<Value> = list.into_inner().map(|x| value(&x)).collect::<R<_>>()?;
+            set_once(&mut m, &at, "cluster", Value::Array(items))?;
+        } else {
+            let mut it = arg.into_inner();
+            let (Some(n), Some(op), Some(v)) = (it.next(), it.next(), it.next()) else { return Err(pos_err(&at, "incomplete score test")) };
+            let v = number_from_str(v.as_str()).ok_or_else(|| pos_err(&v, "bad number"))?;
+            set_once(&mut m, &at, &n.as_str().to_ascii_lowercase(), json!({"op": cmp_name(&op)?, "value": v}))?;
+        }
+    }
+    Ok(json!({ "rfm": m }))
 }
 
 fn first(p: Pair<Rule>) -> Pair<Rule> {
@@ -534,5 +554,15 @@ fn fmt_cond(c: &Cond) -> String {
             fmt_event(&s.first), fmt_event(&s.then), s.gap_op.sql(), fmt_span(&s.gap)
         ),
         Cond::Segment(n) => format!("segment({})", quote_str(n)),
+        Cond::Rfm(r) => {
+            let mut args = Vec::new();
+            if !r.clusters.is_empty() {
+                args.push(format!("cluster in ({})", r.clusters.iter().map(|c| quote_str(c)).collect::<Vec<_>>().join(", ")));
+            }
+            for (score, op, v) in &r.scores {
+                args.push(format!("{} {} {v}", score.name(), op.sql()));
+            }
+            format!("rfm({})", args.join(", "))
+        }
     }
 }
