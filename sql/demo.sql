@@ -81,3 +81,14 @@ SELECT segplan.count($$country = 'FR' and email_opt_in and message_events(where 
    and not orders(within last 1 years)$$) AS after_one_new_order;
 ROLLBACK;
 SELECT segplan.rb64_cardinality(segplan.bitmap($$country = 'FR' and email_opt_in$$)) AS "segplan.bitmap(rule) -> roaringbitmap64";
+
+\echo '== 8. RFM: recency, frequency and monetary scores and the 11 clusters, usable in any rule'
+SELECT segplan.configure_rfm('orders', 'total', NULL, '2 years') AS rfm_configuration;
+\timing on
+SELECT * FROM segplan.rfm_summary();
+SELECT segplan.count($$rfm(cluster in ('at_risk', 'cant_lose_them')) and email_opt_in$$)
+       AS "at risk or can't lose, reachable by email";
+\echo '   ... again: the RFM bitmap is cached until purchases change'
+SELECT segplan.count($$rfm(cluster in ('at_risk', 'cant_lose_them')) and email_opt_in$$) AS warm;
+\timing off
+SELECT * FROM segplan.rfm_scores() ORDER BY monetary DESC LIMIT 3;

@@ -682,7 +682,10 @@ impl<'m> Compiler<'m> {
             }
             None => self.as_of_date(),
         };
-        let window = once(&format!("({day} + 1) - {}::interval", self.param(Param::Text(cfg.window.clone()))));
+        // bounds computed once, in a type the column compares with natively (no per-row time zone work)
+        let bound = if time.kind == TypeKind::TimestampTz { "timestamptz" } else { "timestamp" };
+        let end = once(&format!("(({day} + 1)::{bound})"));
+        let start = once(&format!("((({day} + 1) - {}::interval)::{bound})", self.param(Param::Text(cfg.window.clone()))));
         let t = format!("e.{}", time.sql);
         // one row per contact and occasion first: two hash aggregates instead of a sort for DISTINCT
         let (occ, freq) = match occasion {
@@ -706,7 +709,7 @@ impl<'m> Compiler<'m> {
              SELECT {key} AS k, ({day} - (max(o.last_at))::date)::int AS recency_days, {freq}::bigint AS frequency, \
              coalesce(sum(o.amount), 0)::numeric AS monetary \
              FROM (SELECT {contact} AS k, {occ} AS occ, {per_occasion} FROM {rel} AS e \
-             WHERE e.{c} IS NOT NULL AND {t} < ({day} + 1) AND {t} >= {window} {group}) AS o GROUP BY o.k) AS b) AS a) AS q",
+             WHERE e.{c} IS NOT NULL AND {t} < {end} AND {t} >= {start} {group}) AS o GROUP BY o.k) AS b) AS a) AS q",
             case = crate::rfm::cluster_case("q"), rel = src.rel.sql, c = src.contact.sql
         ))
     }
