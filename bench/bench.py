@@ -66,6 +66,14 @@ QUERIES = [
           AND loyalty_tier IS DISTINCT FROM 'bronze'
           AND NOT EXISTS (SELECT 1 FROM demo.orders o JOIN demo.order_lines l ON l.order_id = o.id
                           WHERE o.contact_id = c.id AND l.on_sale AND o.ordered_at BETWEEN :asof - INTERVAL 90 DAY AND :asof)"""),
+    ("RFM cluster: champions (2-year window)",
+     "rfm(cluster in ('champions'))",
+     """SELECT count(*) FROM (
+          SELECT count(*) OVER () AS n, rank() OVER (ORDER BY rec DESC) - 1 AS wr,
+                 rank() OVER (ORDER BY freq) - 1 AS wf, rank() OVER (ORDER BY mon) - 1 AS wm
+          FROM (SELECT contact_id, :asof_date - CAST(max(ordered_at) AS DATE) AS rec, count(*) AS freq, sum(total) AS mon
+                FROM demo.orders WHERE ordered_at < :day_end AND ordered_at >= :window_start GROUP BY contact_id) b) s
+        WHERE 1 + floor(5 * wr / n) >= 4 AND 2 + floor(5 * wf / n) + floor(5 * wm / n) >= 8"""),
     ("tiny segment",
      "email = 'contact4242@example.com'",
      "SELECT count(*) FROM demo.contacts WHERE email = 'contact4242@example.com'"),
@@ -80,7 +88,16 @@ INDEXES = [
 ]
 
 
+def rfm_bounds(asof):
+    """The RFM day's end and the 2-year window's start, as 'YYYY-MM-DD' (segplan's method, UTC session)."""
+    import datetime
+    end = datetime.date.fromisoformat(asof[:10]) + datetime.timedelta(days=1)
+    return end.isoformat(), end.replace(year=end.year - 2).isoformat()
+
+
 def pg_sql(sql, asof):
+    end, start = rfm_bounds(asof)
+    sql = sql.replace(":day_end", f"timestamptz '{end} 00:00:00+00'").replace(":window_start", f"timestamptz '{start} 00:00:00+00'")
     return (sql.replace(":asof_date", f"date '{asof[:10]}'").replace(":asof", f"timestamptz '{asof}+00'")
             .replace("INTERVAL 25 YEAR", "interval '25 years'").replace("INTERVAL 41 YEAR", "interval '41 years'")
             .replace("INTERVAL 90 DAY", "interval '90 days'").replace("INTERVAL 30 DAY", "interval '30 days'")
@@ -88,6 +105,8 @@ def pg_sql(sql, asof):
 
 
 def duck_sql(sql, asof):
+    end, start = rfm_bounds(asof)
+    sql = sql.replace(":day_end", f"timestamp '{end} 00:00:00'").replace(":window_start", f"timestamp '{start} 00:00:00'")
     return sql.replace(":asof_date", f"date '{asof[:10]}'").replace(":asof", f"timestamp '{asof}'")
 
 
@@ -143,6 +162,7 @@ def main():
     pg.execute("SELECT segplan.register_events('purchase_lines', 'demo.purchase_lines', 'contact_id', 'ordered_at')")
     pg.execute("SELECT segplan.register_events('message_events', 'demo.message_activity', 'contact_id', 'occurred_at')")
     pg.execute("SELECT segplan.register_events('orders', 'demo.orders', 'contact_id', 'ordered_at')")
+    pg.execute("SELECT segplan.configure_rfm('orders', 'total', NULL, '2 years')")
     for sql in INDEXES:
         pg.execute(f"DROP INDEX IF EXISTS demo.{sql.split()[2]}")
     asof = pg.execute("SELECT to_char(date_trunc('day', max(occurred_at)) + interval '1 day', 'YYYY-MM-DD HH24:MI:SS') "
@@ -241,7 +261,7 @@ def main():
     print("count_steps as conditions are added (earlier ones cached): " + ", ".join(f"{s['conditions']}: {s['ms']:.1f} ms" for s in steps))
     print(f"warm 5-condition count: {warm5:.1f} ms; warm 5-step count_steps: {warm_steps5:.1f} ms")
     print(f"bitmap ops on stored values: rb_and_cardinality 5M x 3M in 10M: {t_and:.1f} ms; 4-way AND count: {t_and4:.1f} ms")
-    print("not measured yet: RFM (RFM issue), plan runs and export throughput (plans issue), peak backend memory")
+    print("not measured yet: plan runs and export throughput (plans issue), peak backend memory")
 
     out = HERE / "results"
     out.mkdir(exist_ok=True)
