@@ -33,9 +33,59 @@ CREATE TABLE segplan.rfm_config (
     configured_by     pg_catalog.name NOT NULL DEFAULT CURRENT_USER
 );
 
+-- Stored segments: a name, the brand it belongs to, its rule in versions (who, when), the members
+-- of its last refresh (portable roaring bytes: segplan.roaringbitmap64's ::bytea) and the history
+-- of refreshes. Names are valid unquoted identifiers, so a published view can carry the name.
+CREATE SEQUENCE segplan.segment_id_seq;
+CREATE TABLE segplan.segment (
+    id           bigint PRIMARY KEY DEFAULT pg_catalog.nextval('segplan.segment_id_seq'),
+    name         text NOT NULL UNIQUE CHECK (name OPERATOR(pg_catalog.~) '^[a-z_][a-z0-9_]{0,62}$'),
+    brand        text,
+    description  text,
+    owner        pg_catalog.name NOT NULL DEFAULT CURRENT_USER,
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    version      integer NOT NULL DEFAULT 1,
+    members      bytea,
+    size         bigint,
+    refreshed_at timestamptz
+);
+ALTER SEQUENCE segplan.segment_id_seq OWNED BY segplan.segment.id;
+CREATE TABLE segplan.segment_versions (
+    segment_id bigint NOT NULL REFERENCES segplan.segment ON DELETE CASCADE,
+    version    integer NOT NULL,
+    rule       jsonb NOT NULL,
+    rule_text  text NOT NULL,
+    -- the segments this version references directly
+    refs       text[] NOT NULL DEFAULT '{}',
+    saved_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    saved_by   pg_catalog.name NOT NULL DEFAULT CURRENT_USER,
+    PRIMARY KEY (segment_id, version)
+);
+CREATE TABLE segplan.segment_history (
+    segment_id   bigint NOT NULL REFERENCES segplan.segment ON DELETE CASCADE,
+    refreshed_at timestamptz NOT NULL,
+    version      integer NOT NULL,
+    size         bigint NOT NULL,
+    entered      bigint NOT NULL,
+    exited       bigint NOT NULL,
+    PRIMARY KEY (segment_id, refreshed_at)
+);
+-- Views segplan created for BI tools (publish_segment); only these may be replaced or dropped.
+CREATE TABLE segplan.published_views (
+    segment_id   bigint PRIMARY KEY REFERENCES segplan.segment ON DELETE CASCADE,
+    view_schema  pg_catalog.name NOT NULL,
+    view_name    pg_catalog.name NOT NULL,
+    published_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    published_by pg_catalog.name NOT NULL DEFAULT CURRENT_USER,
+    UNIQUE (view_schema, view_name)
+);
+
 -- The model names tables and columns, which the catalog shows everyone anyway; every function
 -- reads it as the caller. What a caller may count is decided by their grants on the data itself.
 GRANT SELECT ON segplan.contact_source, segplan.event_sources, segplan.rfm_config TO PUBLIC;
+-- rules read the segments they reference as the caller (brand scoping comes with the roles issue)
+GRANT SELECT (id, name, version) ON segplan.segment TO PUBLIC;
+GRANT SELECT (segment_id, version, rule) ON segplan.segment_versions TO PUBLIC;
 
 -- The change log behind the bitmap cache: one row per (tracked relation, writing transaction),
 -- written by a statement trigger in the writer's own transaction, so it becomes visible exactly
@@ -142,6 +192,12 @@ $$;
 -- Registrations are part of a dump of the database.
 SELECT pg_catalog.pg_extension_config_dump('segplan.contact_source', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.event_sources', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.rfm_config', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.segment', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.segment_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.segment_versions', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.segment_history', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.published_views', '');
 
 -- segplan works without pg_cron; say how scheduling works then (a WARNING: extension scripts
 -- run with client_min_messages = warning, so a NOTICE would never be seen).

@@ -281,3 +281,190 @@ COMMENT ON FUNCTION segplan.rb64_agg_serialize(internal) IS 'Support function of
 COMMENT ON FUNCTION segplan.rb64_agg_deserialize(bytea, internal) IS 'Support function of the 64-bit bitmap aggregates (parallel state in).';
 COMMENT ON FUNCTION segplan.rb64_agg_final(internal) IS 'Support function of the 64-bit bitmap aggregates (result).';
 COMMENT ON FUNCTION segplan.rb64_agg_cardinality_final(internal) IS 'Support function of the 64-bit cardinality aggregates (result).';
+
+-- ---------------------------------------------------------------------------------------------
+-- Stored segments (save_segment and reference expansion are in src/pg/segments_api.rs). Every
+-- function runs as the caller; counts go through segplan.bitmap / members, so the caller's grants
+-- and row-level security on the customer's tables apply.
+CREATE FUNCTION segplan.save_segment(name text, rule jsonb, description text DEFAULT NULL, brand text DEFAULT NULL) RETURNS bigint
+LANGUAGE sql VOLATILE AS 'SELECT segplan.save_segment($1, $2::text, $3, $4)';
+
+CREATE VIEW segplan.segments AS
+SELECT s.name, s.brand, s.description, v.rule, v.rule_text, s.size, s.refreshed_at, s.version, s.owner,
+       s.created_at, v.saved_at AS changed_at, v.saved_by AS changed_by, v.refs AS references_segments,
+       CASE WHEN p.segment_id IS NOT NULL THEN pg_catalog.format('%I.%I', p.view_schema, p.view_name) END AS published_as
+FROM segplan.segment s
+JOIN segplan.segment_versions v ON v.segment_id OPERATOR(pg_catalog.=) s.id AND v.version OPERATOR(pg_catalog.=) s.version
+LEFT JOIN segplan.published_views p ON p.segment_id OPERATOR(pg_catalog.=) s.id;
+
+-- the segment row, locked, or a clear error
+CREATE FUNCTION segplan._segment(segment_name text) RETURNS segplan.segment
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE s segplan.segment;
+BEGIN
+  SELECT * INTO s FROM segplan.segment WHERE name = segment_name FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'segplan: unknown segment "%"', segment_name USING ERRCODE = '22023', DETAIL = 'at name',
+      HINT = 'the segplan.segments view lists the saved segments';
+  END IF;
+  RETURN s;
+END
+$$;
+
+CREATE FUNCTION segplan.drop_segment(name text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE s segplan.segment := segplan._segment(name); users text;
+BEGIN
+  SELECT string_agg(x.name, ', ' ORDER BY x.name) INTO users FROM segplan.segment x
+  JOIN segplan.segment_versions v ON v.segment_id = x.id AND v.version = x.version WHERE s.name = ANY (v.refs);
+  IF users IS NOT NULL THEN
+    RAISE EXCEPTION 'segplan: segment "%" is referenced by other segments', s.name USING ERRCODE = '2BP01',
+      DETAIL = 'referenced by: ' || users, HINT = 'change or drop those segments first';
+  END IF;
+  PERFORM segplan.unpublish_segment(s.name) FROM segplan.published_views p WHERE p.segment_id = s.id;
+  DELETE FROM segplan.segment WHERE id = s.id;
+END
+$$;
+
+CREATE FUNCTION segplan.refresh_segment(name text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  s segplan.segment := segplan._segment(name);
+  now_ timestamptz := clock_timestamp();
+  fresh segplan.roaringbitmap64 := segplan.bitmap(jsonb_build_object('segment', s.name), date_trunc('minute', now()));
+  old segplan.roaringbitmap64 := coalesce(s.members::segplan.roaringbitmap64, '{}'::segplan.roaringbitmap64);
+  n bigint := segplan.rb64_cardinality(fresh);
+BEGIN
+  UPDATE segplan.segment SET members = fresh::bytea, size = n, refreshed_at = now_ WHERE id = s.id;
+  INSERT INTO segplan.segment_history (segment_id, refreshed_at, version, size, entered, exited)
+  VALUES (s.id, now_, s.version, n, segplan.rb64_andnot_cardinality(fresh, old), segplan.rb64_andnot_cardinality(old, fresh));
+  RETURN n;
+END
+$$;
+
+CREATE FUNCTION segplan.refresh_all() RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE n integer := 0; x record;
+BEGIN
+  FOR x IN SELECT name FROM segplan.segment ORDER BY name LOOP
+    PERFORM segplan.refresh_segment(x.name);
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END
+$$;
+
+CREATE FUNCTION segplan.segment_history(name text)
+RETURNS TABLE (refreshed_at timestamptz, version integer, size bigint, entered bigint, exited bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE sid bigint;
+BEGIN
+  SELECT id INTO sid FROM segplan.segment s WHERE s.name = segment_history.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'segplan: unknown segment "%"', segment_history.name USING ERRCODE = '22023', DETAIL = 'at name',
+      HINT = 'the segplan.segments view lists the saved segments';
+  END IF;
+  RETURN QUERY SELECT h.refreshed_at, h.version, h.size, h.entered, h.exited
+               FROM segplan.segment_history h WHERE h.segment_id = sid ORDER BY h.refreshed_at;
+END
+$$;
+
+CREATE FUNCTION segplan.segment_members(name text, live boolean DEFAULT true) RETURNS SETOF bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE s record;
+BEGIN
+  SELECT x.name, x.members INTO s FROM segplan.segment x WHERE x.name = segment_members.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'segplan: unknown segment "%"', segment_members.name USING ERRCODE = '22023', DETAIL = 'at name',
+      HINT = 'the segplan.segments view lists the saved segments';
+  END IF;
+  IF live THEN
+    RETURN QUERY SELECT segplan.members(jsonb_build_object('segment', s.name), date_trunc('minute', now()));
+  ELSIF s.members IS NULL THEN
+    RAISE EXCEPTION 'segplan: segment "%" was never refreshed', s.name USING ERRCODE = '55000',
+      HINT = 'call segplan.refresh_segment(name) first, or ask for live members';
+  ELSE
+    RETURN QUERY SELECT segplan.rb64_iterate(s.members::segplan.roaringbitmap64);
+  END IF;
+END
+$$;
+
+CREATE FUNCTION segplan.segment_overlap(names text[])
+RETURNS TABLE (segment_a text, segment_b text, size_a bigint, size_b bigint, overlap bigint, jaccard float8)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+  WITH b AS MATERIALIZED (
+    SELECT u.n, u.ord, segplan.bitmap(jsonb_build_object('segment', u.n), date_trunc('minute', now())) AS bm
+    FROM unnest(names) WITH ORDINALITY AS u(n, ord))
+  SELECT x.n, y.n, segplan.rb64_cardinality(x.bm), segplan.rb64_cardinality(y.bm), segplan.rb64_and_cardinality(x.bm, y.bm),
+         CASE WHEN segplan.rb64_or_cardinality(x.bm, y.bm) = 0 THEN 0
+              ELSE segplan.rb64_and_cardinality(x.bm, y.bm)::float8 / segplan.rb64_or_cardinality(x.bm, y.bm) END
+  FROM b x JOIN b y ON x.ord < y.ord ORDER BY x.ord, y.ord
+$$;
+
+-- Published views: every column of the contact source, the segment's live members, run with the
+-- reader's privileges (security_invoker), so a BI tool sees exactly what its role may see.
+CREATE FUNCTION segplan.publish_segment(name text, schema name DEFAULT 'segments') RETURNS text
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  s segplan.segment := segplan._segment(name);
+  src regclass; key name; key_type text; ours record; target text := format('%I.%I', schema, s.name);
+  filter text;
+BEGIN
+  SELECT c.relid, c.key_column INTO src, key FROM segplan.contact_source c;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'segplan: no contact source is registered' USING ERRCODE = '22023',
+      HINT = 'call segplan.register_contacts(''schema.table'', ''key_column'') first';
+  END IF;
+  SELECT format_type(a.atttypid, NULL) INTO key_type FROM pg_attribute a WHERE a.attrelid = src AND a.attname = key;
+  SELECT * INTO ours FROM segplan.published_views p WHERE p.segment_id = s.id;
+  IF to_regclass(target) IS NOT NULL AND NOT (FOUND AND ours.view_schema = schema AND ours.view_name = s.name) THEN
+    RAISE EXCEPTION 'segplan: % already exists and is not this segment''s published view', target USING ERRCODE = '42P07',
+      HINT = 'publish into another schema: segplan.publish_segment(name, ''other_schema'')';
+  END IF;
+  IF FOUND AND ours.view_schema <> schema THEN
+    PERFORM segplan.unpublish_segment(s.name);
+  END IF;
+  filter := CASE WHEN key_type IN ('smallint', 'integer', 'bigint')
+    THEN format('c.%I IN (SELECT segplan.members(%L::jsonb))', key, jsonb_build_object('segment', s.name))
+    ELSE format('c.%I::text IN (SELECT segplan.members_text(%L::jsonb))', key, jsonb_build_object('segment', s.name)) END;
+  IF to_regnamespace(schema) IS NULL THEN
+    EXECUTE format('CREATE SCHEMA %I', schema);
+  END IF;
+  EXECUTE format('CREATE OR REPLACE VIEW %s WITH (security_invoker = true) AS SELECT c.* FROM %s AS c WHERE %s', target, src, filter);
+  EXECUTE format('COMMENT ON VIEW %s IS %L', target,
+                 'segplan segment ' || s.name || coalesce(': ' || s.description, '') || ' (live members; published by segplan.publish_segment)');
+  INSERT INTO segplan.published_views (segment_id, view_schema, view_name) VALUES (s.id, schema, s.name)
+  ON CONFLICT (segment_id) DO UPDATE SET published_at = now(), published_by = current_user;
+  RETURN target;
+END
+$$;
+
+CREATE FUNCTION segplan.unpublish_segment(name text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE s segplan.segment := segplan._segment(name); p record;
+BEGIN
+  SELECT * INTO p FROM segplan.published_views v WHERE v.segment_id = s.id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'segplan: segment "%" is not published', s.name USING ERRCODE = '22023', DETAIL = 'at name',
+      HINT = 'the published_as column of segplan.segments shows where segments are published';
+  END IF;
+  EXECUTE format('DROP VIEW IF EXISTS %I.%I', p.view_schema, p.view_name);
+  DELETE FROM segplan.published_views WHERE segment_id = s.id;
+END
+$$;
+
+COMMENT ON FUNCTION segplan.save_segment(text, text, text, text) IS
+  'Saves a segment (create or update): the rule is validated, references to other segments checked for cycles, a changed rule becomes a new version.';
+COMMENT ON FUNCTION segplan.save_segment(text, jsonb, text, text) IS 'Saves a segment with a JSON rule.';
+COMMENT ON FUNCTION segplan.segment_rule(text) IS 'The rule a segment stands for now, with the segments it references expanded.';
+COMMENT ON VIEW segplan.segments IS 'Saved segments: rule (JSON and text), version, size and time of the last refresh, owner, where published.';
+COMMENT ON FUNCTION segplan._segment(text) IS 'Internal: the segment row, locked, or an error naming the unknown segment.';
+COMMENT ON FUNCTION segplan.drop_segment(text) IS 'Drops a segment, its versions, history and published view; refused while other segments reference it.';
+COMMENT ON FUNCTION segplan.refresh_segment(text) IS 'Stores the segment''s current members and appends size, entered and exited to its history; returns the size.';
+COMMENT ON FUNCTION segplan.refresh_all() IS 'Refreshes every segment (for a scheduled job); returns how many.';
+COMMENT ON FUNCTION segplan.segment_history(text) IS 'Refreshes of a segment: when, with which version, size, contacts entered and exited since the previous one.';
+COMMENT ON FUNCTION segplan.segment_members(text, boolean) IS 'Members of a segment: live (its current rule now) or as of its last refresh.';
+COMMENT ON FUNCTION segplan.segment_overlap(text[]) IS 'Pairwise overlap of segments (live): sizes, common contacts and Jaccard index.';
+COMMENT ON FUNCTION segplan.publish_segment(text, name) IS
+  'Creates (or replaces) a view named after the segment with every column of the contact source, for BI tools; returns its name.';
+COMMENT ON FUNCTION segplan.unpublish_segment(text) IS 'Drops the view publish_segment created.';

@@ -10,7 +10,7 @@
 //! event condition counts the contact's events that pass `where` and `within`; the default is "at
 //! least one"; when the count test accepts zero (e.g. `count < 3`) contacts without events match.
 pub use crate::algebra::Expr;
-use crate::error::{choices, Code, Problem, Problems};
+use crate::error::{choices, Problem, Problems};
 use crate::model::{find, Column, ContactSource, EventSource, Model, TypeKind};
 use crate::rule::json::valid_timestamp;
 use crate::rule::*;
@@ -335,8 +335,9 @@ impl<'m> Compiler<'m> {
             Cond::Ratio(r) => self.ratio(r, &format!("{path}.ratio")),
             Cond::Sequence(s) => self.sequence(s, &format!("{path}.sequence")),
             Cond::Rfm(r) => self.rfm(r, &format!("{path}.rfm")),
-            Cond::Segment(name) => Piece::Pred(self.fail(Problem::new(Code::NotSupported, &format!("{path}.segment"), format!("segment \"{name}\" cannot be referenced: stored segments are not available yet"))
-                .hint("inline the segment's rule instead"))),
+            // references are replaced by the segments' rules before compiling (crate::segments::expand)
+            Cond::Segment(name) => Piece::Pred(self.fail(Problem::invalid(&format!("{path}.segment"), format!("unknown segment \"{name}\""))
+                .hint("the segplan.segments view lists the saved segments"))),
         }
     }
 

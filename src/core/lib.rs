@@ -11,3 +11,4 @@ pub mod freshness;
 pub mod model;
 pub mod rfm;
 pub mod rule;
+pub mod segments;

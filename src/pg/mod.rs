@@ -8,3 +8,4 @@ mod error;
 mod model_api;
 mod rfm_api;
 mod rules_api;
+mod segments_api;

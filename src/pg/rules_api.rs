@@ -5,6 +5,7 @@ use super::catalog::current_model;
 use super::error::{internal, raise, report};
 use super::bitmap64_type::Roaringbitmap64;
 use super::engine::{self, args};
+use super::segments_api;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
@@ -16,8 +17,13 @@ use segplan_core::model::{Model, TypeKind};
 use segplan_core::rule::{self, json, text, Rule};
 use serde_json::json;
 
-fn read_rule(rule: &str) -> Rule {
+fn parse_rule(rule: &str) -> Rule {
     rule::parse_any(rule).unwrap_or_else(|p| raise(&p))
+}
+
+/// A rule to evaluate: parsed, with stored segments' current rules in place of references.
+fn read_rule(rule: &str) -> Rule {
+    segments_api::expand(&parse_rule(rule), None).unwrap_or_else(|p| raise(&p))
 }
 
 /// Whether the bitmap engine evaluates rules over this model (it needs integer contact keys).
@@ -35,7 +41,7 @@ fn compiled<'m>(rule: &Rule, model: &'m Model) -> compile::Compiled<'m> {
 
 /// Compiles a pattern with Postgres's regex engine (as `~` would) inside a subtransaction, the
 /// way PL/pgSQL runs an EXCEPTION block, and returns its error message if it is invalid.
-fn regex_error(pattern: &str) -> Option<String> {
+pub(super) fn regex_error(pattern: &str) -> Option<String> {
     let pattern = pattern.to_string();
     unsafe {
         let cxt = pg_sys::CurrentMemoryContext;
@@ -221,7 +227,10 @@ fn to_sql(rule: &str) -> String {
 fn validate(rule: &str) -> JsonB {
     let problems: Vec<Problem> = match rule::parse_any(rule) {
         Err(p) => p.0,
-        Ok(r) => compile::check(&r, &current_model(), &regex_error),
+        Ok(r) => match segments_api::expand(&r, None) {
+            Ok(r) => compile::check(&r, &current_model(), &regex_error),
+            Err(p) => p.0,
+        },
     };
     let list: Vec<serde_json::Value> = problems
         .iter()
@@ -234,12 +243,12 @@ fn validate(rule: &str) -> JsonB {
 #[pg_extern(immutable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
 fn parse(rule: &str) -> JsonB {
-    JsonB(json::to_json(&read_rule(rule)))
+    JsonB(json::to_json(&parse_rule(rule)))
 }
 
 /// The text form of a rule given as JSON (or text, normalized).
 #[pg_extern(immutable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
 fn format(rule: &str) -> String {
-    text::format(&read_rule(rule))
+    text::format(&parse_rule(rule))
 }
