@@ -3,6 +3,8 @@
 Run by `make client` (part of `make test`) against the regression database, which holds the
 generated demo data. Prints 'client: N passed, N failed'.
 """
+import os
+import subprocess
 import sys
 import traceback
 
@@ -97,6 +99,50 @@ def a_ui_builds_pickers_from_the_model(conn):
     attrs = {a["name"]: a["kind"] for a in model["contacts"]["attributes"]}
     assert attrs["birth_date"] == "date" and attrs["country"] == "text", attrs
     assert any(e["name"] == "purchase_lines" for e in model["events"])
+
+
+@test
+def a_bi_tool_lists_and_reads_published_segments(conn):
+    setup(conn)
+    conn.execute("SELECT segplan.save_segment('vip_fr', %s, 'French buyers of the last year')",
+                 ("country = 'FR' and purchase_lines(within last 1 years)",))
+    conn.execute("SELECT segplan.publish_segment('vip_fr')")
+    # what Metabase/Superset/SQLAlchemy's inspector do: reflect the schema, then select
+    views = conn.execute("SELECT table_name FROM information_schema.views WHERE table_schema = 'segments'").fetchall()
+    assert ("vip_fr",) in views, views
+    cols = conn.execute("SELECT column_name, data_type FROM information_schema.columns "
+                        "WHERE table_schema = 'segments' AND table_name = 'vip_fr' ORDER BY ordinal_position").fetchall()
+    assert cols[0] == ("id", "bigint") and ("birth_date", "date") in cols and ("email_opt_in", "boolean") in cols, cols
+    cur = conn.execute("SELECT * FROM segments.vip_fr ORDER BY id LIMIT 5")
+    assert [d.name for d in cur.description] == [c[0] for c in cols]
+    rows = cur.fetchall()
+    assert rows and all(r[[c[0] for c in cols].index("country")] == "FR" for r in rows), rows
+    (n,) = conn.execute("SELECT count(*) FROM segments.vip_fr").fetchone()
+    (live,) = conn.execute("SELECT count(*) FROM segplan.segment_members('vip_fr')").fetchone()
+    assert n == live > 0, (n, live)
+
+
+@test
+def a_published_view_survives_dump_and_restore(conn):
+    setup(conn)
+    conn.execute("SELECT segplan.save_segment('dump_fr', %s)", ("country = 'FR' and email_opt_in",))
+    conn.execute("SELECT segplan.refresh_segment('dump_fr')")
+    conn.execute("SELECT segplan.publish_segment('dump_fr')")
+    (n,) = conn.execute("SELECT count(*) FROM segments.dump_fr").fetchone()
+    src = os.environ.get("PGDATABASE", "segplan_regress")
+    conn.execute("DROP DATABASE IF EXISTS segplan_restore WITH (FORCE)")
+    conn.execute("CREATE DATABASE segplan_restore")
+    try:
+        dump = subprocess.run(["pg_dump", "--extension=segplan", "--no-owner", src], check=True, capture_output=True).stdout
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "segplan_restore"], input=dump, check=True, capture_output=True)
+        with psycopg.connect(dbname="segplan_restore", autocommit=True) as restored:
+            (m,) = restored.execute("SELECT count(*) FROM segments.dump_fr").fetchone()
+            seg = restored.execute("SELECT rule_text, version, size FROM segplan.segments WHERE name = 'dump_fr'").fetchone()
+            hist = restored.execute("SELECT count(*) FROM segplan.segment_history('dump_fr')").fetchone()[0]
+        assert m == n > 0, (m, n)
+        assert seg == ("country = 'FR' and email_opt_in = true", 1, n) and hist == 1, (seg, hist)
+    finally:
+        conn.execute("DROP DATABASE IF EXISTS segplan_restore WITH (FORCE)")
 
 
 for name, err in results:
