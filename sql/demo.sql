@@ -92,3 +92,21 @@ SELECT segplan.count($$rfm(cluster in ('at_risk', 'cant_lose_them')) and email_o
 SELECT segplan.count($$rfm(cluster in ('at_risk', 'cant_lose_them')) and email_opt_in$$) AS warm;
 \timing off
 SELECT * FROM segplan.rfm_scores() ORDER BY monetary DESC LIMIT 3;
+
+\echo '== 9. Stored segments: saved with versions, referenced live, refreshed with history, published for BI'
+SELECT segplan.save_segment('fr_buyers', $$country = 'FR' and orders(within last 1 years)$$, 'French customers who bought this year');
+SELECT segplan.save_segment('fr_buyers_at_risk', $$segment('fr_buyers') and rfm(cluster in ('at_risk', 'cant_lose_them', 'about_to_sleep'))$$,
+                            'French buyers drifting away: the win-back list');
+SELECT segplan.refresh_segment('fr_buyers') AS fr_buyers, segplan.refresh_segment('fr_buyers_at_risk') AS fr_buyers_at_risk;
+\echo '   one French contact buys today: the next refresh records who entered'
+BEGIN;
+INSERT INTO demo.orders (id, contact_id, outlet_id, channel, ordered_at, total)
+SELECT (SELECT max(id) + 1 FROM demo.orders), c.id, 1, 'online', now() - interval '1 hour', 25
+FROM demo.contacts c WHERE c.country = 'FR' AND c.id NOT IN (SELECT segplan.segment_members('fr_buyers')) ORDER BY c.id LIMIT 1;
+SELECT segplan.refresh_segment('fr_buyers') AS fr_buyers_now;
+SELECT refreshed_at::time(0) AS refreshed_at, version, size, entered, exited FROM segplan.segment_history('fr_buyers');
+ROLLBACK;
+SELECT name, description, rule_text, version, size FROM segplan.segments ORDER BY name;
+SELECT * FROM segplan.segment_overlap(ARRAY['fr_buyers', 'fr_buyers_at_risk']);
+SELECT segplan.publish_segment('fr_buyers_at_risk') AS "published for BI tools";
+SELECT id, email, city, loyalty_tier FROM segments.fr_buyers_at_risk ORDER BY id LIMIT 5;
