@@ -297,12 +297,16 @@ FROM segplan.segment s
 JOIN segplan.segment_versions v ON v.segment_id OPERATOR(pg_catalog.=) s.id AND v.version OPERATOR(pg_catalog.=) s.version
 LEFT JOIN segplan.published_views p ON p.segment_id OPERATOR(pg_catalog.=) s.id;
 
--- the segment row, locked, or a clear error
-CREATE FUNCTION segplan._segment(segment_name text) RETURNS segplan.segment
+-- the segment row (locked when it is to be changed), or a clear error
+CREATE FUNCTION segplan._segment(segment_name text, lock boolean DEFAULT true) RETURNS segplan.segment
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE s segplan.segment;
 BEGIN
-  SELECT * INTO s FROM segplan.segment WHERE name = segment_name FOR UPDATE;
+  IF lock THEN
+    SELECT * INTO s FROM segplan.segment WHERE name = segment_name FOR UPDATE;
+  ELSE
+    SELECT * INTO s FROM segplan.segment WHERE name = segment_name;
+  END IF;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'segplan: unknown segment "%"', segment_name USING ERRCODE = '22023', DETAIL = 'at name',
       HINT = 'the segplan.segments view lists the saved segments';
@@ -357,27 +361,17 @@ $$;
 CREATE FUNCTION segplan.segment_history(name text)
 RETURNS TABLE (refreshed_at timestamptz, version integer, size bigint, entered bigint, exited bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE sid bigint;
+DECLARE s segplan.segment := segplan._segment(name, false);
 BEGIN
-  SELECT id INTO sid FROM segplan.segment s WHERE s.name = segment_history.name;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'segplan: unknown segment "%"', segment_history.name USING ERRCODE = '22023', DETAIL = 'at name',
-      HINT = 'the segplan.segments view lists the saved segments';
-  END IF;
   RETURN QUERY SELECT h.refreshed_at, h.version, h.size, h.entered, h.exited
-               FROM segplan.segment_history h WHERE h.segment_id = sid ORDER BY h.refreshed_at;
+               FROM segplan.segment_history h WHERE h.segment_id = s.id ORDER BY h.refreshed_at;
 END
 $$;
 
 CREATE FUNCTION segplan.segment_members(name text, live boolean DEFAULT true) RETURNS SETOF bigint
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE s record;
+DECLARE s segplan.segment := segplan._segment(name, false);
 BEGIN
-  SELECT x.name, x.members INTO s FROM segplan.segment x WHERE x.name = segment_members.name;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'segplan: unknown segment "%"', segment_members.name USING ERRCODE = '22023', DETAIL = 'at name',
-      HINT = 'the segplan.segments view lists the saved segments';
-  END IF;
   IF live THEN
     RETURN QUERY SELECT segplan.members(jsonb_build_object('segment', s.name), date_trunc('minute', now()));
   ELSIF s.members IS NULL THEN
@@ -458,7 +452,7 @@ COMMENT ON FUNCTION segplan.save_segment(text, text, text, text) IS
 COMMENT ON FUNCTION segplan.save_segment(text, jsonb, text, text) IS 'Saves a segment with a JSON rule.';
 COMMENT ON FUNCTION segplan.segment_rule(text) IS 'The rule a segment stands for now, with the segments it references expanded.';
 COMMENT ON VIEW segplan.segments IS 'Saved segments: rule (JSON and text), version, size and time of the last refresh, owner, where published.';
-COMMENT ON FUNCTION segplan._segment(text) IS 'Internal: the segment row, locked, or an error naming the unknown segment.';
+COMMENT ON FUNCTION segplan._segment(text, boolean) IS 'Internal: the segment row (locked to change it), or an error naming the unknown segment.';
 COMMENT ON FUNCTION segplan.drop_segment(text) IS 'Drops a segment, its versions, history and published view; refused while other segments reference it.';
 COMMENT ON FUNCTION segplan.refresh_segment(text) IS 'Stores the segment''s current members and appends size, entered and exited to its history; returns the size.';
 COMMENT ON FUNCTION segplan.refresh_all() IS 'Refreshes every segment (for a scheduled job); returns how many.';

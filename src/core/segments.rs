@@ -131,7 +131,7 @@ mod tests {
     use super::*;
     use crate::rule::parse_any;
 
-    fn lookup_in(defs: &[(&str, &str)]) -> impl FnMut(&str) -> Option<Rule> + '_ {
+    fn lookup_in<'a>(defs: &'a [(&'a str, &'a str)]) -> impl FnMut(&str) -> Option<Rule> + 'a {
         move |n| defs.iter().find(|(k, _)| *k == n).map(|(_, r)| parse_any(r).unwrap())
     }
 
