@@ -33,6 +33,15 @@ CREATE TABLE segplan.rfm_config (
     configured_by     pg_catalog.name NOT NULL DEFAULT CURRENT_USER
 );
 
+-- The segment dashboard's field mapping: overrides of what segplan detects from the model's names
+-- (segplan.configure_dashboard / segplan.dashboard_fields).
+CREATE TABLE segplan.dashboard_config (
+    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    fields        jsonb NOT NULL,
+    configured_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    configured_by pg_catalog.name NOT NULL DEFAULT CURRENT_USER
+);
+
 -- Stored segments: a name, the brand it belongs to, its rule in versions (who, when), the members
 -- of its last refresh (portable roaring bytes: segplan.roaringbitmap64's ::bytea) and the history
 -- of refreshes. Names are valid unquoted identifiers, so a published view can carry the name.
@@ -82,7 +91,7 @@ CREATE TABLE segplan.published_views (
 
 -- The model names tables and columns, which the catalog shows everyone anyway; every function
 -- reads it as the caller. What a caller may count is decided by their grants on the data itself.
-GRANT SELECT ON segplan.contact_source, segplan.event_sources, segplan.rfm_config TO PUBLIC;
+GRANT SELECT ON segplan.contact_source, segplan.event_sources, segplan.rfm_config, segplan.dashboard_config TO PUBLIC;
 -- rules read the segments they reference as the caller (brand scoping comes with the roles issue)
 GRANT SELECT (id, name, version) ON segplan.segment TO PUBLIC;
 GRANT SELECT (segment_id, version, rule) ON segplan.segment_versions TO PUBLIC;
@@ -193,6 +202,7 @@ $$;
 SELECT pg_catalog.pg_extension_config_dump('segplan.contact_source', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.event_sources', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.rfm_config', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.dashboard_config', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment_versions', '');

@@ -462,3 +462,9 @@ COMMENT ON FUNCTION segplan.segment_overlap(text[]) IS 'Pairwise overlap of segm
 COMMENT ON FUNCTION segplan.publish_segment(text, name) IS
   'Creates (or replaces) a view named after the segment with every column of the contact source, for BI tools; returns its name.';
 COMMENT ON FUNCTION segplan.unpublish_segment(text) IS 'Drops the view publish_segment created.';
+COMMENT ON FUNCTION segplan.configure_dashboard(jsonb) IS
+  'Sets which attributes and event properties the segment dashboard uses (keys left out stay detected, null turns one off); returns the fields in use.';
+COMMENT ON FUNCTION segplan.dashboard_fields() IS 'The fields the segment dashboard uses: detected from the model''s names and types, with the configured overrides.';
+COMMENT ON FUNCTION segplan.segment_dashboard(text, integer, timestamptz) IS
+  'Key indicators of a segment''s live members as jsonb: size and share, distributions, age bands, reachability, engagement, purchases, RFM mix.';
+COMMENT ON FUNCTION segplan.segment_dashboard_rows(text, integer, timestamptz) IS 'The segment dashboard as rows (section, label, contacts, value).';

@@ -6,6 +6,7 @@
 pub mod algebra;
 pub mod bitmap;
 pub mod compile;
+pub mod dashboard;
 pub mod error;
 pub mod freshness;
 pub mod model;

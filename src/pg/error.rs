@@ -24,6 +24,13 @@ pub fn raise(problems: &Problems) -> ! {
     report(sqlstate(p.code), &p.message, detail, p.hint.clone())
 }
 
+/// Raises the first problem of a configuration; DETAIL lists every problem with its path.
+pub fn raise_all(problems: &Problems) -> ! {
+    let p = problems.first();
+    let detail = problems.0.iter().map(|x| format!("{}: {}", x.path, x.message)).collect::<Vec<_>>().join("; ");
+    report(sqlstate(p.code), &p.message, detail, p.hint.clone())
+}
+
 pub fn raise_one(p: Problem) -> ! {
     raise(&Problems::from(p))
 }

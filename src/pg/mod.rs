@@ -3,6 +3,7 @@ mod agg;
 pub mod bitmap64_type;
 pub mod bitmap_type;
 mod catalog;
+mod dashboard_api;
 pub mod engine;
 mod error;
 mod model_api;
