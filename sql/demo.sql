@@ -108,5 +108,13 @@ SELECT refreshed_at::time(0) AS refreshed_at, version, size, entered, exited FRO
 ROLLBACK;
 SELECT name, description, rule_text, version, size FROM segplan.segments ORDER BY name;
 SELECT * FROM segplan.segment_overlap(ARRAY['fr_buyers', 'fr_buyers_at_risk']);
+\echo '   the dashboard of the win-back list (fields detected from the model; purchases at line level for categories)'
+SELECT segplan.configure_dashboard('{"purchases": {"event": "purchase_lines", "amount": "line_total", "occasion": "order_id", "category": "category"}}') IS NOT NULL AS dashboard_configured;
+\timing on
+SELECT section, label, contacts, round(value, 2) AS value FROM segplan.segment_dashboard_rows('fr_buyers_at_risk', 3);
+SELECT t.j->'share_of_contacts' AS share_of_contacts, t.j->'engagement_90_days' AS engagement_90_days,
+       (t.j->'purchases_365_days') - 'top_categories' AS purchases_365_days
+FROM segplan.segment_dashboard('fr_buyers_at_risk', 3) AS t(j);
+\timing off
 SELECT segplan.publish_segment('fr_buyers_at_risk') AS "published for BI tools";
 SELECT id, email, city, loyalty_tier FROM segments.fr_buyers_at_risk ORDER BY id LIMIT 5;

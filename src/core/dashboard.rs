@@ -238,7 +238,7 @@ pub fn query(model: &Model, f: &Fields) -> Option<String> {
         parts.push(format!(
             "(SELECT 'age_band', CASE WHEN {age} IS NULL THEN '(none)' WHEN {age} < 25 THEN '<25' WHEN {age} < 35 THEN '25-34' \
              WHEN {age} < 45 THEN '35-44' WHEN {age} < 55 THEN '45-54' WHEN {age} < 65 THEN '55-64' ELSE '65+' END, count(*), NULL \
-             FROM c GROUP BY 2 ORDER BY 2)"
+             FROM c GROUP BY 2 ORDER BY min({age}) NULLS FIRST)"
         ));
     }
     // labelled by position in `opt_ins` (the caller maps them back to names)
