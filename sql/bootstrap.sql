@@ -89,6 +89,45 @@ CREATE TABLE segplan.published_views (
     UNIQUE (view_schema, view_name)
 );
 
+-- Contact policies (segplan.create_policy): a scope and rules, validated like rules.
+CREATE TABLE segplan.policies (
+    name       text PRIMARY KEY CHECK (name OPERATOR(pg_catalog.~) '^[a-z_][a-z0-9_]{0,62}$'),
+    spec       jsonb NOT NULL,
+    version    integer NOT NULL DEFAULT 1,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by pg_catalog.name NOT NULL DEFAULT CURRENT_USER,
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_by pg_catalog.name NOT NULL DEFAULT CURRENT_USER
+);
+-- Every contact made, by any channel, brand or system: plan runs append, other systems import
+-- (segplan.record_contacts or COPY). Caps and gaps count these rows.
+CREATE TABLE segplan.contact_history (
+    contact_key  bigint NOT NULL,
+    brand        text,
+    outlet       text,
+    channel      text NOT NULL,
+    plan_id      bigint,
+    run_id       bigint,
+    contacted_at timestamptz NOT NULL,
+    source       text NOT NULL DEFAULT 'segplan'
+);
+CREATE INDEX contact_history_time ON segplan.contact_history (contacted_at) INCLUDE (contact_key, brand, outlet, channel);
+CREATE INDEX contact_history_contact ON segplan.contact_history (contact_key, contacted_at);
+-- Per-contact pauses: no contact during the range (every year when yearly), on the listed
+-- channels or on all.
+CREATE TABLE segplan.contact_pauses (
+    contact_key bigint NOT NULL,
+    during      tstzrange NOT NULL CHECK (NOT pg_catalog.isempty(during)),
+    reason      text,
+    yearly      boolean NOT NULL DEFAULT false,
+    channels    text[],
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by  pg_catalog.name NOT NULL DEFAULT CURRENT_USER,
+    CHECK (NOT yearly OR (NOT pg_catalog.lower_inf(during) AND NOT pg_catalog.upper_inf(during)
+                          AND pg_catalog.upper(during) OPERATOR(pg_catalog.<=) (pg_catalog.lower(during) OPERATOR(pg_catalog.+) '1 year'::interval)))
+);
+CREATE INDEX contact_pauses_contact ON segplan.contact_pauses (contact_key);
+
 -- The model names tables and columns, which the catalog shows everyone anyway; every function
 -- reads it as the caller. What a caller may count is decided by their grants on the data itself.
 GRANT SELECT ON segplan.contact_source, segplan.event_sources, segplan.rfm_config, segplan.dashboard_config TO PUBLIC;
@@ -203,6 +242,9 @@ SELECT pg_catalog.pg_extension_config_dump('segplan.contact_source', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.event_sources', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.rfm_config', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.dashboard_config', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.policies', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.contact_history', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.contact_pauses', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment_versions', '');

@@ -468,3 +468,65 @@ COMMENT ON FUNCTION segplan.dashboard_fields() IS 'The fields the segment dashbo
 COMMENT ON FUNCTION segplan.segment_dashboard(text, integer, timestamptz) IS
   'Key indicators of a segment''s live members as jsonb: size and share, distributions, age bands, reachability, engagement, purchases, RFM mix.';
 COMMENT ON FUNCTION segplan.segment_dashboard_rows(text, integer, timestamptz) IS 'The segment dashboard as rows (section, label, contacts, value).';
+
+-- ---------------------------------------------------------------------------------------------
+-- Contact policies (create/update/drop, policy_impact, eligible in src/pg/policy_api.rs)
+CREATE FUNCTION segplan.policy_impact(rule jsonb, policies text[], channel text, brand text DEFAULT NULL,
+                                      at timestamptz DEFAULT pg_catalog.now(), outlet text DEFAULT NULL)
+RETURNS TABLE (step int, policy text, rule text, excluded bigint, remaining bigint)
+LANGUAGE sql VOLATILE AS 'SELECT * FROM segplan.policy_impact($1::text, $2, $3, $4, $5, $6)';
+
+CREATE FUNCTION segplan.record_contacts(contact_keys bigint[], channel text, brand text DEFAULT NULL, outlet text DEFAULT NULL,
+                                        contacted_at timestamptz DEFAULT pg_catalog.now(), source text DEFAULT 'import')
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE n bigint;
+BEGIN
+  IF channel IS NULL OR channel = '' THEN
+    RAISE EXCEPTION 'segplan: a contact needs a channel' USING ERRCODE = '22023', DETAIL = 'at channel', HINT = 'for example ''email'' or ''sms''';
+  END IF;
+  INSERT INTO segplan.contact_history (contact_key, brand, outlet, channel, contacted_at, source)
+  SELECT k, brand, outlet, channel, contacted_at, source FROM unnest(contact_keys) AS k WHERE k IS NOT NULL;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END
+$$;
+
+CREATE FUNCTION segplan.pause_contact(contact_key bigint, during tstzrange, reason text DEFAULT NULL,
+                                      yearly boolean DEFAULT false, channels text[] DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF during IS NULL OR isempty(during) THEN
+    RAISE EXCEPTION 'segplan: a pause needs a non-empty period' USING ERRCODE = '22023', DETAIL = 'at during',
+      HINT = 'for example tstzrange(''2026-08-01'', ''2026-09-01'')';
+  END IF;
+  IF yearly AND (lower_inf(during) OR upper_inf(during) OR upper(during) > lower(during) + interval '1 year') THEN
+    RAISE EXCEPTION 'segplan: a yearly pause is a period of at most one year with both ends given' USING ERRCODE = '22023',
+      DETAIL = 'at during: ' || during::text, HINT = 'for example every August: daterange(''2026-08-01'', ''2026-09-01''), yearly => true';
+  END IF;
+  INSERT INTO segplan.contact_pauses (contact_key, during, reason, yearly, channels)
+  VALUES (contact_key, during, reason, yearly, channels);
+END
+$$;
+-- whole days in the session's time zone
+CREATE FUNCTION segplan.pause_contact(contact_key bigint, during daterange, reason text DEFAULT NULL,
+                                      yearly boolean DEFAULT false, channels text[] DEFAULT NULL)
+RETURNS void LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT segplan.pause_contact(contact_key,
+    CASE WHEN during IS NULL OR isempty(during) THEN 'empty'::tstzrange
+         ELSE tstzrange(lower(during)::timestamptz, upper(during)::timestamptz, '[)') END,
+    reason, yearly, channels)
+$$;
+
+COMMENT ON FUNCTION segplan.create_policy(text, jsonb) IS 'Creates a contact policy (scope and rules, validated against the model); returns the spec as kept.';
+COMMENT ON FUNCTION segplan.update_policy(text, jsonb) IS 'Replaces a policy''s spec; its version goes up.';
+COMMENT ON FUNCTION segplan.drop_policy(text) IS 'Drops a contact policy.';
+COMMENT ON FUNCTION segplan.policy_impact(text, text[], text, text, timestamptz, text) IS
+  'Waterfall of a segment through contact policies for one send: contacts each rule removes (under the first rule that excludes them) and what remains.';
+COMMENT ON FUNCTION segplan.policy_impact(jsonb, text[], text, text, timestamptz, text) IS 'policy_impact for a JSON rule.';
+COMMENT ON FUNCTION segplan.eligible(bigint, text[], text, text, timestamptz, text) IS
+  'Whether one contact may be contacted now under the policies, with every reason it may not.';
+COMMENT ON FUNCTION segplan.record_contacts(bigint[], text, text, text, timestamptz, text) IS
+  'Records contacts made by another system (call centre, ESP) in the contact history; returns the number recorded.';
+COMMENT ON FUNCTION segplan.pause_contact(bigint, tstzrange, text, boolean, text[]) IS
+  'Pauses a contact for a period (every year when yearly), on the listed channels or on all.';
+COMMENT ON FUNCTION segplan.pause_contact(bigint, daterange, text, boolean, text[]) IS 'Pauses a contact for whole days (session time zone).';

@@ -1,0 +1,259 @@
+//! Contact policies: kept in segplan.policies, applied to a segment as a waterfall of bitmaps
+//! (policy_impact) or to one contact at interaction time (eligible). Everything runs as the caller.
+use super::catalog::current_model;
+use super::engine;
+use super::error::{internal, raise, raise_all, raise_one, report};
+use super::rules_api::regex_error;
+use super::segments_api;
+use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::{JsonB, PgSqlErrorCode};
+use segplan_core::bitmap::{self, RoaringTreemap};
+use segplan_core::compile::{self, Param};
+use segplan_core::error::{choices, Problem, Problems};
+use segplan_core::model::{Model, TypeKind};
+use segplan_core::policy::{self, Exclusion, Policy, Send, PAUSED_SQL};
+use segplan_core::{algebra, rule, segments};
+
+fn valid_name(name: &str) {
+    if !segments::valid_name(name) {
+        raise_one(Problem::invalid("name", format!("invalid policy name \"{name}\""))
+            .hint("use lower-case letters, digits and underscores, starting with a letter or underscore (at most 63)"));
+    }
+}
+
+/// Reads a spec and checks every rule against the model and the saved segments.
+fn checked(spec: &serde_json::Value, model: &Model) -> Policy {
+    let p = policy::parse(spec).unwrap_or_else(|e| raise_all(&e));
+    let mut problems = Vec::new();
+    for (i, r) in p.rules.iter().enumerate() {
+        let path = format!("$.rules[{i}]");
+        match policy::exclusion(r, model, &path) {
+            Ok(Exclusion::Rule(rule)) => match segments_api::expand(&rule, None) {
+                Ok(x) => problems.extend(compile::check(&x, model, &regex_error).into_iter().map(|mut q| {
+                    q.path = format!("{path}{}", q.path.trim_start_matches('$'));
+                    q
+                })),
+                Err(e) => problems.extend(e.0.into_iter().map(|mut q| {
+                    q.path = format!("{path}{}", q.path.trim_start_matches('$'));
+                    q
+                })),
+            },
+            Ok(Exclusion::Sql { .. }) => {}
+            Err(e) => problems.extend(e.0),
+        }
+    }
+    if !problems.is_empty() {
+        raise_all(&Problems(problems));
+    }
+    p
+}
+
+/// Creates a policy; returns its spec as kept (normalized).
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn create_policy(name: &str, spec: JsonB) -> JsonB {
+    valid_name(name);
+    let p = checked(&spec.0, &current_model());
+    let kept = policy::to_json(&p);
+    let inserted = Spi::connect_mut(|c| {
+        c.update("INSERT INTO segplan.policies (name, spec) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING 1", None, &[name.into(), JsonB(kept.clone()).into()])
+            .map(|t| t.len())
+    })
+    .unwrap_or_else(|e| internal("saving the policy failed", e));
+    if inserted == 0 {
+        report(PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT, &format!("policy \"{name}\" already exists"), "at name".into(),
+               Some("change it with segplan.update_policy(name, spec)".into()));
+    }
+    JsonB(kept)
+}
+
+/// Replaces a policy's spec (its version goes up); returns the spec as kept.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn update_policy(name: &str, spec: JsonB) -> JsonB {
+    let p = checked(&spec.0, &current_model());
+    let kept = policy::to_json(&p);
+    let updated = Spi::connect_mut(|c| {
+        c.update(
+            "UPDATE segplan.policies SET spec = $2, version = version + 1, updated_at = now(), updated_by = current_user WHERE name = $1 RETURNING 1",
+            None,
+            &[name.into(), JsonB(kept.clone()).into()],
+        )
+        .map(|t| t.len())
+    })
+    .unwrap_or_else(|e| internal("saving the policy failed", e));
+    if updated == 0 {
+        unknown(name, "name");
+    }
+    JsonB(kept)
+}
+
+/// Drops a policy.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn drop_policy(name: &str) {
+    let n = Spi::connect_mut(|c| c.update("DELETE FROM segplan.policies WHERE name = $1 RETURNING 1", None, &[name.into()]).map(|t| t.len()))
+        .unwrap_or_else(|e| internal("dropping the policy failed", e));
+    if n == 0 {
+        unknown(name, "name");
+    }
+}
+
+fn unknown(name: &str, at: &str) -> ! {
+    let known: Vec<String> = Spi::connect(|c| {
+        c.select("SELECT name FROM segplan.policies ORDER BY name", None, &[])
+            .map(|t| t.filter_map(|r| r.get::<String>(1).ok().flatten()).collect())
+    })
+    .unwrap_or_default();
+    report(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        &format!("unknown policy \"{name}\""),
+        format!("at {at}"),
+        Some(if known.is_empty() { "create one with segplan.create_policy(name, spec)".into() } else { format!("policies: {}", choices(known.iter().map(|s| s.as_str()))) }),
+    )
+}
+
+/// The named policies, in the order given.
+fn load(client: &SpiClient, names: &[String]) -> Vec<(String, Policy)> {
+    let rows: Vec<(String, String)> = client
+        .select("SELECT name, spec::text FROM segplan.policies WHERE name = ANY ($1)", None, &[names.to_vec().into()])
+        .map(|t| t.filter_map(|r| Some((r.get::<String>(1).ok()??, r.get::<String>(2).ok()??))).collect())
+        .unwrap_or_else(|e| internal("reading the policies failed", e));
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let Some((_, spec)) = rows.iter().find(|(k, _)| k == n) else { unknown(n, &format!("policies[{}]", i + 1)) };
+            let v: serde_json::Value = serde_json::from_str(spec).unwrap_or_else(|e| internal("a stored policy is not JSON", e));
+            (n.clone(), policy::parse(&v).unwrap_or_else(|e| raise(&e)))
+        })
+        .collect()
+}
+
+fn send_args(at: TimestampWithTimeZone, s: &Send, params: &[Param]) -> Vec<DatumWithOid<'static>> {
+    let mut out: Vec<DatumWithOid<'static>> = vec![at.into(), s.channel.to_string().into(), s.brand.map(String::from).into(), s.outlet.map(String::from).into()];
+    out.extend(params.iter().map(|p| match p {
+        Param::Text(x) => DatumWithOid::from(x.clone()),
+        Param::TextArray(v) => DatumWithOid::from(v.clone()),
+    }));
+    out
+}
+
+fn require_integer_keys(model: &Model) {
+    if model.contacts.as_ref().is_some_and(|c| c.key.kind != TypeKind::Integer) {
+        raise_one(Problem::invalid("$", "contact policies need integer contact keys")
+            .hint("contact history and pauses are kept by bigint contact key"));
+    }
+}
+
+/// Each applicable rule of the policies, labelled, with what it excludes (pauses first).
+fn steps(policies: &[(String, Policy)], send: &Send, model: &Model) -> Vec<(Option<String>, String, Exclusion)> {
+    let mut out = vec![(None, "paused".to_string(), Exclusion::Sql { sql: PAUSED_SQL.into(), params: vec![] })];
+    for (name, p) in policies {
+        if !p.applies(send) {
+            continue;
+        }
+        for (i, r) in p.rules.iter().enumerate().filter(|(_, r)| r.applies(send)) {
+            if let policy::PolicyRule::MaxContacts { across: policy::Across::Outlet, .. } | policy::PolicyRule::MinGap { across: policy::Across::Outlet, .. } = r {
+                if send.outlet.is_none() {
+                    raise_one(Problem::invalid("outlet", format!("policy \"{name}\" counts contacts per outlet, but no outlet was given"))
+                        .hint("pass the outlet of the send"));
+                }
+            }
+            let x = policy::exclusion(r, model, &format!("$.rules[{i}]")).unwrap_or_else(|e| raise_all(&e));
+            out.push((Some(name.clone()), r.label(), x));
+        }
+    }
+    out
+}
+
+fn excluded_set(client: &SpiClient, x: &Exclusion, model: &Model, at: TimestampWithTimeZone, send: &Send) -> RoaringTreemap {
+    match x {
+        Exclusion::Sql { sql, params } => client
+            .select(&format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(s.k::bigint)) FROM ({sql}) AS s(k)"), None, &send_args(at, send, params))
+            .and_then(|t| t.first().get_one::<Vec<u8>>())
+            .unwrap_or_else(|e| internal("evaluating a policy rule failed", e))
+            .map(|b| bitmap::from_bytes64(&b).unwrap_or_else(|e| internal("reading a policy bitmap failed", e)))
+            .unwrap_or_default(),
+        Exclusion::Rule(r) => {
+            let r = segments_api::expand(r, None).unwrap_or_else(|p| raise(&p));
+            let ev = engine::evaluate(&r, model, at, &regex_error);
+            algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe)
+        }
+    }
+}
+
+/// The waterfall of a segment through policies for one send: each row the contacts a rule
+/// removes (each counted under the first rule that excludes it) and what remains.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn policy_impact(
+    rule: &str,
+    policies: Vec<String>,
+    channel: &str,
+    brand: default!(Option<&str>, "NULL"),
+    at: default!(TimestampWithTimeZone, "pg_catalog.now()"),
+    outlet: default!(Option<&str>, "NULL"),
+) -> TableIterator<'static, (name!(step, i32), name!(policy, Option<String>), name!(rule, String), name!(excluded, i64), name!(remaining, i64))> {
+    let parsed = rule::parse_any(rule).unwrap_or_else(|p| raise(&p));
+    let model = current_model();
+    require_integer_keys(&model);
+    let expanded = segments_api::expand(&parsed, None).unwrap_or_else(|p| raise(&p));
+    let ev = engine::evaluate(&expanded, &model, at, &regex_error);
+    let mut remaining = algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe);
+    let send = Send { channel, brand, outlet };
+    let mut rows = vec![(0, None, rule::text::format(&parsed), 0, remaining.len() as i64)];
+    Spi::connect(|client| {
+        let pols = load(client, &policies);
+        for (i, (pol, label, x)) in steps(&pols, &send, &model).into_iter().enumerate() {
+            pgrx::check_for_interrupts!();
+            let set = excluded_set(client, &x, &model, at, &send);
+            let before = remaining.len();
+            remaining -= &set;
+            rows.push((i as i32 + 1, pol, label, (before - remaining.len()) as i64, remaining.len() as i64));
+        }
+    });
+    TableIterator::new(rows)
+}
+
+/// Whether one contact may be contacted now under the policies, and every reason it may not.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn eligible(
+    contact_key: i64,
+    policies: Vec<String>,
+    channel: &str,
+    brand: default!(Option<&str>, "NULL"),
+    at: default!(TimestampWithTimeZone, "pg_catalog.now()"),
+    outlet: default!(Option<&str>, "NULL"),
+) -> TableIterator<'static, (name!(eligible, bool), name!(reasons, Vec<String>))> {
+    let model = current_model();
+    require_integer_keys(&model);
+    let send = Send { channel, brand, outlet };
+    let reasons: Vec<String> = Spi::connect(|client| {
+        let pols = load(client, &policies);
+        let mut reasons = Vec::new();
+        for (pol, label, x) in steps(&pols, &send, &model) {
+            let hit = match &x {
+                Exclusion::Sql { sql, params } => {
+                    let mut args = send_args(at, &send, params);
+                    let n = args.len() + 1;
+                    args.push(contact_key.into());
+                    client
+                        .select(&format!("SELECT EXISTS (SELECT 1 FROM ({sql}) AS s(k) WHERE s.k = ${n}::bigint)"), None, &args)
+                        .and_then(|t| t.first().get_one::<bool>())
+                        .unwrap_or_else(|e| internal("evaluating a policy rule failed", e))
+                        .unwrap_or(false)
+                }
+                Exclusion::Rule(_) => u64::try_from(contact_key).is_ok_and(|k| excluded_set(client, &x, &model, at, &send).contains(k)),
+            };
+            if hit {
+                reasons.push(match pol { Some(p) => format!("{p}: {label}"), None => label });
+            }
+        }
+        reasons
+    });
+    TableIterator::once((reasons.is_empty(), reasons))
+}
