@@ -127,6 +127,23 @@ CREATE TABLE segplan.contact_pauses (
                           AND pg_catalog.upper(during) OPERATOR(pg_catalog.<=) (pg_catalog.lower(during) OPERATOR(pg_catalog.+) '1 year'::interval)))
 );
 CREATE INDEX contact_pauses_contact ON segplan.contact_pauses (contact_key);
+-- Contacts planned but not yet made (segplan.reserve_contacts): they count against caps like made
+-- ones, for plans of the same or lower priority. One row per contact in contact_locks serializes
+-- reservations of the same contact (row locks scale to any list size; advisory locks would not).
+CREATE TABLE segplan.contact_reservations (
+    contact_key  bigint NOT NULL,
+    brand        text,
+    outlet       text,
+    channel      text NOT NULL,
+    plan_id      bigint,
+    run_id       bigint,
+    contacted_at timestamptz NOT NULL,
+    priority     integer NOT NULL DEFAULT 0,
+    reserved_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+CREATE INDEX contact_reservations_contact ON segplan.contact_reservations (contact_key, contacted_at);
+CREATE INDEX contact_reservations_run ON segplan.contact_reservations (run_id);
+CREATE TABLE segplan.contact_locks (contact_key bigint PRIMARY KEY);
 
 -- The model names tables and columns, which the catalog shows everyone anyway; every function
 -- reads it as the caller. What a caller may count is decided by their grants on the data itself.
@@ -245,6 +262,7 @@ SELECT pg_catalog.pg_extension_config_dump('segplan.dashboard_config', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.policies', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.contact_history', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.contact_pauses', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.contact_reservations', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment_versions', '');

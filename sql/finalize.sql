@@ -530,3 +530,22 @@ COMMENT ON FUNCTION segplan.record_contacts(bigint[], text, text, text, timestam
 COMMENT ON FUNCTION segplan.pause_contact(bigint, tstzrange, text, boolean, text[]) IS
   'Pauses a contact for a period (every year when yearly), on the listed channels or on all.';
 COMMENT ON FUNCTION segplan.pause_contact(bigint, daterange, text, boolean, text[]) IS 'Pauses a contact for whole days (session time zone).';
+
+-- after a run hands its list over: reservations become contacts made, or are given back
+CREATE FUNCTION segplan.confirm_reservations(run_id bigint) RETURNS bigint
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+  WITH moved AS (DELETE FROM segplan.contact_reservations r WHERE r.run_id = confirm_reservations.run_id
+                 RETURNING r.contact_key, r.brand, r.outlet, r.channel, r.plan_id, r.run_id, r.contacted_at),
+       ins AS (INSERT INTO segplan.contact_history (contact_key, brand, outlet, channel, plan_id, run_id, contacted_at, source)
+               SELECT m.contact_key, m.brand, m.outlet, m.channel, m.plan_id, m.run_id, m.contacted_at, 'segplan' FROM moved m RETURNING 1)
+  SELECT count(*) FROM ins
+$$;
+CREATE FUNCTION segplan.release_reservations(run_id bigint) RETURNS bigint
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+  WITH gone AS (DELETE FROM segplan.contact_reservations r WHERE r.run_id = release_reservations.run_id RETURNING 1)
+  SELECT count(*) FROM gone
+$$;
+COMMENT ON FUNCTION segplan.reserve_contacts(bigint[], text[], text, text, timestamptz, integer, bigint, bigint, text) IS
+  'Plan-side hook: reserves contacts for a send atomically against the policies'' caps and gaps, by priority; returns reserved, refused (with the reason) and bumped lower-priority reservations.';
+COMMENT ON FUNCTION segplan.confirm_reservations(bigint) IS 'Turns a run''s reservations into contacts made (contact history); returns how many.';
+COMMENT ON FUNCTION segplan.release_reservations(bigint) IS 'Gives a run''s reservations back; returns how many.';

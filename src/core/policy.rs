@@ -399,6 +399,46 @@ fn tz_expr(model: &Model, attr: &Option<String>, path: &str, problems: &mut Vec<
     }
 }
 
+/// A cap on past contacts: contacts matching `conds` (over alias `h` of a table with the columns
+/// of segplan.contact_history; send parameters `$1`–`$4`, then `params`) reach the cap at `max`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cap {
+    pub max: i64,
+    pub conds: String,
+    pub params: Vec<Param>,
+}
+
+/// The cap a rule sets (a gap is a cap of one within the gap), if it is one.
+pub fn cap(r: &PolicyRule) -> Option<Cap> {
+    match r {
+        PolicyRule::MaxContacts { max, per, across, channels } => Some(cap_of(*max, per, across, channels)),
+        PolicyRule::MinGap { gap, across, channels } => Some(cap_of(1, gap, across, channels)),
+        _ => None,
+    }
+}
+
+fn cap_of(max: i64, span: &Span, across: &Across, channels: &Option<Vec<String>>) -> Cap {
+    let mut params = vec![Param::Text(span.interval())];
+    let mut conds = vec!["h.contacted_at > $1 - $5::interval".to_string(), "h.contacted_at <= $1".to_string()];
+    if let Some(c) = channels {
+        params.push(Param::TextArray(c.clone()));
+        conds.push(format!("h.channel = ANY (${}::text[])", params.len() + 4));
+    }
+    match across {
+        Across::Brand => conds.push("h.brand IS NOT DISTINCT FROM $3".into()),
+        Across::Outlet => conds.push("h.outlet IS NOT DISTINCT FROM $4".into()),
+        Across::AllBrands => {}
+    }
+    Cap { max, conds: conds.join(" AND "), params }
+}
+
+fn capped(c: Cap) -> Exclusion {
+    let mut params = c.params;
+    params.push(Param::Text(c.max.to_string()));
+    let sql = format!("SELECT h.contact_key FROM segplan.contact_history AS h WHERE {} GROUP BY 1 HAVING count(*) >= ${}::bigint", c.conds, params.len() + 4);
+    Exclusion::Sql { sql, params }
+}
+
 /// Contacts paused at the send's time on its channel (yearly pauses recur, also across New Year).
 pub const PAUSED_SQL: &str = "\
 SELECT p.contact_key FROM segplan.contact_pauses AS p \
@@ -411,32 +451,9 @@ pub fn exclusion(r: &PolicyRule, model: &Model, path: &str) -> Result<Exclusion,
     let mut problems = Vec::new();
     let contacts = model.contacts.as_ref();
     let from_contacts = |pred: &str| contacts.map(|c| format!("SELECT c.{k} FROM {rel} AS c WHERE c.{k} IS NOT NULL AND ({pred})", k = c.key.sql, rel = c.rel.sql));
-    let history = |across: &Across, channels: &Option<Vec<String>>, params: &mut Vec<Param>, span: &Span| {
-        params.push(Param::Text(span.interval()));
-        let mut conds = vec![format!("h.contacted_at > $1 - $5::interval"), "h.contacted_at <= $1".to_string()];
-        if let Some(c) = channels {
-            params.push(Param::TextArray(c.clone()));
-            conds.push(format!("h.channel = ANY (${}::text[])", params.len() + 4));
-        }
-        match across {
-            Across::Brand => conds.push("h.brand IS NOT DISTINCT FROM $3".into()),
-            Across::Outlet => conds.push("h.outlet IS NOT DISTINCT FROM $4".into()),
-            Across::AllBrands => {}
-        }
-        format!("SELECT h.contact_key FROM segplan.contact_history AS h WHERE {}", conds.join(" AND "))
-    };
     let out = match r {
-        PolicyRule::MaxContacts { max, per, across, channels } => {
-            let mut params = Vec::new();
-            let base = history(across, channels, &mut params, per);
-            params.push(Param::Text(max.to_string()));
-            Exclusion::Sql { sql: format!("{base} GROUP BY 1 HAVING count(*) >= ${}::bigint", params.len() + 4), params }
-        }
-        PolicyRule::MinGap { gap, across, channels } => {
-            let mut params = Vec::new();
-            let base = history(across, channels, &mut params, gap);
-            Exclusion::Sql { sql: format!("{base} GROUP BY 1"), params }
-        }
+        PolicyRule::MaxContacts { max, per, across, channels } => capped(cap_of(*max, per, across, channels)),
+        PolicyRule::MinGap { gap, across, channels } => capped(cap_of(1, gap, across, channels)),
         PolicyRule::QuietHours { from, to, time_zone_attr } => {
             let tz = tz_expr(model, time_zone_attr, &format!("{path}.quiet_hours"), &mut problems);
             let local = format!("(($1 AT TIME ZONE ({tz}))::time)");

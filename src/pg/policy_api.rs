@@ -15,6 +15,7 @@ use segplan_core::error::{choices, Problem, Problems};
 use segplan_core::model::{Model, TypeKind};
 use segplan_core::policy::{self, Exclusion, Policy, Send, PAUSED_SQL};
 use segplan_core::{algebra, rule, segments};
+use std::collections::HashMap;
 
 fn valid_name(name: &str) {
     if !segments::valid_name(name) {
@@ -148,23 +149,29 @@ fn require_integer_keys(model: &Model) {
     }
 }
 
-/// Each applicable rule of the policies, labelled, with what it excludes (pauses first).
-fn steps(policies: &[(String, Policy)], send: &Send, model: &Model) -> Vec<(Option<String>, String, Exclusion)> {
-    let mut out = vec![(None, "paused".to_string(), Exclusion::Sql { sql: PAUSED_SQL.into(), params: vec![] })];
-    for (name, p) in policies {
-        if !p.applies(send) {
-            continue;
-        }
-        for (i, r) in p.rules.iter().enumerate().filter(|(_, r)| r.applies(send)) {
+/// The rules of the policies that apply to a send, in order, with their policy's name.
+fn applicable<'p>(policies: &'p [(String, Policy)], send: &Send) -> Vec<(&'p str, &'p policy::PolicyRule)> {
+    let mut out = Vec::new();
+    for (name, p) in policies.iter().filter(|(_, p)| p.applies(send)) {
+        for r in p.rules.iter().filter(|r| r.applies(send)) {
             if let policy::PolicyRule::MaxContacts { across: policy::Across::Outlet, .. } | policy::PolicyRule::MinGap { across: policy::Across::Outlet, .. } = r {
                 if send.outlet.is_none() {
                     raise_one(Problem::invalid("outlet", format!("policy \"{name}\" counts contacts per outlet, but no outlet was given"))
                         .hint("pass the outlet of the send"));
                 }
             }
-            let x = policy::exclusion(r, model, &format!("$.rules[{i}]")).unwrap_or_else(|e| raise_all(&e));
-            out.push((Some(name.clone()), r.label(), x));
+            out.push((name.as_str(), r));
         }
+    }
+    out
+}
+
+/// Each applicable rule of the policies, labelled, with what it excludes (pauses first).
+fn steps(policies: &[(String, Policy)], send: &Send, model: &Model) -> Vec<(Option<String>, String, Exclusion)> {
+    let mut out = vec![(None, "paused".to_string(), Exclusion::Sql { sql: PAUSED_SQL.into(), params: vec![] })];
+    for (i, (name, r)) in applicable(policies, send).into_iter().enumerate() {
+        let x = policy::exclusion(r, model, &format!("$.rules[{i}]")).unwrap_or_else(|e| raise_all(&e));
+        out.push((Some(name.to_string()), r.label(), x));
     }
     out
 }
@@ -256,4 +263,104 @@ fn eligible(
         reasons
     });
     TableIterator::once((reasons.is_empty(), reasons))
+}
+
+/// The plan-side hook: reserves contacts for a send, atomically against the policies' caps and
+/// gaps. Contacts made, and contacts reserved by plans of the same or higher priority, count
+/// against a cap; when a reservation takes the last free slot from lower-priority reservations,
+/// those are bumped (returned with status 'bumped'). Concurrent reservations of the same contact
+/// wait for each other (row locks in contact order), so a cap is never exceeded.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn reserve_contacts(
+    contact_keys: Vec<Option<i64>>,
+    policies: Vec<String>,
+    channel: &str,
+    brand: default!(Option<&str>, "NULL"),
+    at: default!(TimestampWithTimeZone, "pg_catalog.now()"),
+    priority: default!(i32, 0),
+    plan_id: default!(Option<i64>, "NULL"),
+    run_id: default!(Option<i64>, "NULL"),
+    outlet: default!(Option<&str>, "NULL"),
+) -> TableIterator<'static, (name!(contact_key, i64), name!(status, String), name!(reason, Option<String>), name!(bumped_plan, Option<i64>), name!(bumped_run, Option<i64>))> {
+    let mut keys: Vec<i64> = contact_keys.into_iter().flatten().collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let send = Send { channel, brand, outlet };
+    let out = Spi::connect_mut(|client| {
+        let iso = client.select("SELECT current_setting('transaction_isolation')", None, &[])
+            .and_then(|t| t.first().get_one::<String>()).ok().flatten().unwrap_or_default();
+        if iso != "read committed" {
+            report(PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_STATE, "reserving contacts needs READ COMMITTED isolation",
+                   format!("this transaction is {iso}: it would not see reservations committed while it waited"),
+                   Some("reserve in a READ COMMITTED transaction (the default)".into()));
+        }
+        let pols = load(client, &policies);
+        let caps: Vec<(String, policy::Cap)> = applicable(&pols, &send)
+            .into_iter()
+            .filter_map(|(p, r)| policy::cap(r).map(|c| (format!("{p}: {}", r.label()), c)))
+            .collect();
+        let fail = |e: pgrx::spi::Error| -> ! { internal("reserving contacts failed", e) };
+        // one lock row per contact, locked in key order: concurrent reservers of a contact queue up
+        client.update("INSERT INTO segplan.contact_locks (contact_key) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING", None, &[keys.clone().into()]).unwrap_or_else(|e| fail(e));
+        client.update("SELECT 1 FROM segplan.contact_locks WHERE contact_key = ANY ($1) ORDER BY contact_key FOR UPDATE", None, &[keys.clone().into()]).unwrap_or_else(|e| fail(e));
+        let used = |c: &policy::Cap, all_priorities: bool| -> String {
+            format!(
+                "SELECT h.contact_key, count(*) AS n FROM (SELECT contact_key, brand, outlet, channel, contacted_at FROM segplan.contact_history \
+                 WHERE contact_key = ANY (${k}) UNION ALL SELECT contact_key, brand, outlet, channel, contacted_at FROM segplan.contact_reservations \
+                 WHERE contact_key = ANY (${k}) AND {prio}) AS h WHERE {conds} GROUP BY 1",
+                k = c.params.len() + 5,
+                prio = if all_priorities { "true".to_string() } else { format!("priority >= ${}", c.params.len() + 6) },
+                conds = c.conds
+            )
+        };
+        let args = |c: &policy::Cap, keys: &[i64]| -> Vec<DatumWithOid<'static>> {
+            let mut a = send_args(at, &send, &c.params);
+            a.push(keys.to_vec().into());
+            a.push(priority.into());
+            a.push(c.max.into());
+            a
+        };
+        let mut refused: HashMap<i64, String> = HashMap::new();
+        for (label, c) in &caps {
+            pgrx::check_for_interrupts!();
+            let sql = format!("SELECT u.contact_key FROM ({}) AS u WHERE u.n >= ${}", used(c, false), c.params.len() + 7);
+            let hit: Vec<i64> = client.select(&sql, None, &args(c, &keys)).unwrap_or_else(|e| fail(e))
+                .filter_map(|r| r.get::<i64>(1).ok().flatten()).collect();
+            for k in hit {
+                refused.entry(k).or_insert_with(|| label.clone());
+            }
+        }
+        let accepted: Vec<i64> = keys.iter().copied().filter(|k| !refused.contains_key(k)).collect();
+        client.update(
+            "INSERT INTO segplan.contact_reservations (contact_key, brand, outlet, channel, plan_id, run_id, contacted_at, priority) \
+             SELECT k, $3, $4, $2, $5, $6, $1, $7 FROM unnest($8::bigint[]) AS k",
+            None,
+            &[at.into(), channel.into(), brand.into(), outlet.into(), plan_id.into(), run_id.into(), priority.into(), accepted.clone().into()],
+        ).unwrap_or_else(|e| fail(e));
+        let mut bumped: Vec<(i64, Option<i64>, Option<i64>)> = Vec::new();
+        for (_, c) in &caps {
+            let sql = format!(
+                "WITH over AS (SELECT u.contact_key, u.n - ${m} AS excess FROM ({used}) AS u WHERE u.n > ${m}), \
+                 victims AS (SELECT h.ctid AS rid, row_number() OVER (PARTITION BY h.contact_key ORDER BY h.priority, h.reserved_at DESC) AS rn, o.excess \
+                 FROM segplan.contact_reservations AS h JOIN over AS o USING (contact_key) WHERE h.priority < ${p} AND {conds}) \
+                 DELETE FROM segplan.contact_reservations AS d USING victims AS v WHERE d.ctid = v.rid AND v.rn <= v.excess \
+                 RETURNING d.contact_key, d.plan_id, d.run_id",
+                m = c.params.len() + 7, p = c.params.len() + 6, used = used(c, true), conds = c.conds
+            );
+            let rows = client.update(&sql, None, &args(c, &accepted)).unwrap_or_else(|e| fail(e));
+            bumped.extend(rows.map(|r| (r.get::<i64>(1).ok().flatten().unwrap_or(0), r.get::<i64>(2).ok().flatten(), r.get::<i64>(3).ok().flatten())));
+        }
+        let mut out: Vec<(i64, String, Option<String>, Option<i64>, Option<i64>)> = keys
+            .iter()
+            .map(|k| match refused.get(k) {
+                Some(why) => (*k, "refused".to_string(), Some(why.clone()), None, None),
+                None => (*k, "reserved".to_string(), None, None, None),
+            })
+            .collect();
+        out.extend(bumped.into_iter().map(|(k, p, r)| (k, "bumped".to_string(), Some("a plan of higher priority took the slot".to_string()), p, r)));
+        out
+    });
+    TableIterator::new(out)
 }

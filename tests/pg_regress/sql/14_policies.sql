@@ -131,6 +131,23 @@ SELECT segplan.record_contacts(ARRAY[1], '');
 SELECT segplan.update_policy('fatigue', '{"rules": [{"max_contacts": 5, "per": {"weeks": 2}}]}')->'rules' AS updated;
 SELECT name, version FROM segplan.policies ORDER BY name;
 
+-- the plan-side hook: reserve (priority decides), confirm into the history, release
+SELECT segplan.create_policy('weekly', '{"rules": [{"max_contacts": 1, "per": {"days": 7}, "count_across": "all_brands"}]}') IS NOT NULL AS created;
+SELECT contact_key, status, reason FROM segplan.reserve_contacts(ARRAY[15, 20, 25, NULL, 20], ARRAY['weekly'], 'email', 'acme', '2025-06-01 10:00+00', priority => 5, run_id => 1);
+-- a lower-priority plan finds the slots taken; an equal one too
+SELECT contact_key, status FROM segplan.reserve_contacts(ARRAY[15, 30], ARRAY['weekly'], 'sms', 'zenith', '2025-06-02 10:00+00', priority => 1, run_id => 2);
+SELECT contact_key, status FROM segplan.reserve_contacts(ARRAY[20], ARRAY['weekly'], 'sms', 'zenith', '2025-06-02 10:00+00', priority => 5, run_id => 3);
+-- a higher-priority one bumps run 2's contact 30
+SELECT contact_key, status, bumped_run FROM segplan.reserve_contacts(ARRAY[30], ARRAY['weekly'], 'push', 'acme', '2025-06-03 10:00+00', priority => 9, run_id => 4);
+SELECT segplan.confirm_reservations(1) AS confirmed, segplan.release_reservations(4) AS released;
+SELECT contact_key, channel, run_id, source FROM segplan.contact_history WHERE run_id IS NOT NULL ORDER BY 1;
+SELECT run_id, count(*) FROM segplan.contact_reservations GROUP BY 1 ORDER BY 1;
+-- made contacts count as much as reservations: contact 15 is refused now
+SELECT contact_key, status FROM segplan.reserve_contacts(ARRAY[15], ARRAY['weekly'], 'email', 'acme', '2025-06-04 10:00+00', priority => 9, run_id => 5);
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT * FROM segplan.reserve_contacts(ARRAY[1], ARRAY['weekly'], 'email');
+ROLLBACK;
+
 SELECT segplan.drop_policy(name) FROM segplan.policies;
 SELECT segplan.drop_segment('paris');
-TRUNCATE segplan.contact_history, segplan.contact_pauses;
+TRUNCATE segplan.contact_history, segplan.contact_pauses, segplan.contact_reservations, segplan.contact_locks;
