@@ -118,3 +118,38 @@ FROM segplan.segment_dashboard('fr_buyers_at_risk', 3) AS t(j);
 \timing off
 SELECT segplan.publish_segment('fr_buyers_at_risk') AS "published for BI tools";
 SELECT id, email, city, loyalty_tier FROM segments.fr_buyers_at_risk ORDER BY id LIMIT 5;
+
+\echo '== 10. Contact policies: what each rule removes from a segment, live'
+-- a contact history: every e-mail and SMS the campaigns sent, as another system would import it
+SELECT sum(n) AS contacts_imported FROM (
+  SELECT segplan.record_contacts(array_agg(m.contact_id), m.channel, b.name, NULL, m.occurred_at, 'demo import') AS n
+  FROM demo.message_events m JOIN demo.brands b ON b.id = m.brand_id
+  WHERE m.event_type = 'sent' AND m.occurred_at > now() - interval '30 days'
+  GROUP BY m.channel, b.name, m.occurred_at) x;
+SELECT count(*) AS paused_contacts FROM (
+  SELECT segplan.pause_contact(c.id, daterange(current_date - 3, current_date + 10), 'asked for a break')
+  FROM demo.contacts c WHERE c.country = 'FR' ORDER BY c.id LIMIT 25) x;
+SELECT segplan.create_policy('fatigue', '{"rules": [
+  {"max_contacts": 3, "per": {"days": 7}, "count_across": "all_brands"},
+  {"min_gap": {"hours": 48}},
+  {"max_contacts": 1, "per": {"days": 1}, "channels": ["sms"]}]}') IS NOT NULL AS fatigue;
+SELECT segplan.create_policy('consent', '{"rules": [
+  {"require_attr": "email_opt_in"},
+  {"exclude_unsubscribed": {"event": "message_events", "where": {"prop": "event_type", "op": "eq", "value": "unsubscribe"}}},
+  {"quiet_hours": {"from": "21:00", "to": "09:00"}},
+  {"blackout_dates": ["2026-12-25", "2026-12-26"]}]}') IS NOT NULL AS consent;
+SELECT b.name AS brand FROM demo.brands b ORDER BY b.id LIMIT 1 \gset
+\timing on
+SELECT * FROM segplan.policy_impact('segment(''fr_buyers'')', ARRAY['fatigue', 'consent'], 'email', :'brand',
+                                    date_trunc('day', now()) + interval '10 hours');
+\timing off
+\echo '   one contact, at interaction time, with every reason'
+SELECT c.id, e.* FROM demo.contacts c,
+  segplan.eligible(c.id, ARRAY['fatigue', 'consent'], 'email', :'brand', date_trunc('day', now()) + interval '10 hours') e
+WHERE c.country = 'FR' ORDER BY c.id LIMIT 3;
+\echo '   two plans reserve the same contacts: the cap holds, the higher priority wins'
+SELECT status, count(*) FROM segplan.reserve_contacts(ARRAY(SELECT m FROM segplan.segment_members('fr_buyers_at_risk') m LIMIT 100),
+  ARRAY['fatigue'], 'email', :'brand', now(), priority => 1, run_id => 1) GROUP BY 1;
+SELECT status, count(*) FROM segplan.reserve_contacts(ARRAY(SELECT m FROM segplan.segment_members('fr_buyers_at_risk') m LIMIT 50),
+  ARRAY['fatigue'], 'email', :'brand', now() + interval '1 hour', priority => 9, run_id => 2) GROUP BY 1;
+SELECT segplan.release_reservations(1) + segplan.release_reservations(2) AS released;
