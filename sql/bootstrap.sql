@@ -131,13 +131,8 @@ CREATE INDEX contact_pauses_contact ON segplan.contact_pauses (contact_key);
 -- ones, for plans of the same or lower priority. One row per contact in contact_locks serializes
 -- reservations of the same contact (row locks scale to any list size; advisory locks would not).
 CREATE TABLE segplan.contact_reservations (
-    contact_key  bigint NOT NULL,
-    brand        text,
-    outlet       text,
-    channel      text NOT NULL,
-    plan_id      bigint,
-    run_id       bigint,
-    contacted_at timestamptz NOT NULL,
+    -- the columns of a contact made, so caps count both alike; contacted_at is the planned time
+    LIKE segplan.contact_history INCLUDING DEFAULTS,
     priority     integer NOT NULL DEFAULT 0,
     reserved_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
 );
