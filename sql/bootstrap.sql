@@ -140,6 +140,56 @@ CREATE INDEX contact_reservations_contact ON segplan.contact_reservations (conta
 CREATE INDEX contact_reservations_run ON segplan.contact_reservations (run_id);
 CREATE TABLE segplan.contact_locks (contact_key bigint PRIMARY KEY);
 
+-- Plans (segplan.create_plan): a spec in versions, a lifecycle, and how far the scheduler got.
+CREATE SEQUENCE segplan.plan_id_seq;
+CREATE TABLE segplan.plans (
+    id            bigint PRIMARY KEY DEFAULT pg_catalog.nextval('segplan.plan_id_seq'),
+    name          text NOT NULL UNIQUE,
+    status        text NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'active', 'paused', 'completed', 'cancelled')),
+    version       integer NOT NULL DEFAULT 1,
+    brand         text,
+    -- the scheduler has handled every slot up to here (set when the plan is activated)
+    checked_until timestamptz,
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by    pg_catalog.name NOT NULL DEFAULT CURRENT_USER
+);
+ALTER SEQUENCE segplan.plan_id_seq OWNED BY segplan.plans.id;
+CREATE TABLE segplan.plan_versions (
+    plan_id  bigint NOT NULL REFERENCES segplan.plans ON DELETE CASCADE,
+    version  integer NOT NULL,
+    spec     jsonb NOT NULL,
+    saved_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    saved_by pg_catalog.name NOT NULL DEFAULT CURRENT_USER,
+    PRIMARY KEY (plan_id, version)
+);
+-- One row per (plan, slot): the unique key is what makes a slot run exactly once. A run and its
+-- list are written in one transaction, so no partial run is ever visible.
+CREATE SEQUENCE segplan.run_id_seq;
+CREATE TABLE segplan.plan_runs (
+    id           bigint PRIMARY KEY DEFAULT pg_catalog.nextval('segplan.run_id_seq'),
+    plan_id      bigint NOT NULL REFERENCES segplan.plans ON DELETE CASCADE,
+    version      integer NOT NULL,
+    slot         timestamptz NOT NULL,
+    status       text NOT NULL CHECK (status IN ('running', 'sent', 'cancelled', 'skipped', 'failed')),
+    started_at   timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    finished_at  timestamptz,
+    segment_size bigint,
+    holdout      bigint,
+    excluded     bigint,
+    sent         bigint,
+    test         bigint,
+    waterfall    jsonb,
+    error        text,
+    UNIQUE (plan_id, slot)
+);
+ALTER SEQUENCE segplan.run_id_seq OWNED BY segplan.plan_runs.id;
+CREATE TABLE segplan.run_contacts (
+    run_id      bigint NOT NULL REFERENCES segplan.plan_runs ON DELETE CASCADE,
+    contact_key bigint NOT NULL,
+    status      text NOT NULL CHECK (status IN ('sent', 'test', 'holdout')),
+    PRIMARY KEY (run_id, contact_key)
+);
+
 -- The model names tables and columns, which the catalog shows everyone anyway; every function
 -- reads it as the caller. What a caller may count is decided by their grants on the data itself.
 GRANT SELECT ON segplan.contact_source, segplan.event_sources, segplan.rfm_config, segplan.dashboard_config TO PUBLIC;
@@ -258,6 +308,12 @@ SELECT pg_catalog.pg_extension_config_dump('segplan.policies', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.contact_history', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.contact_pauses', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.contact_reservations', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.plans', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.plan_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.plan_versions', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.plan_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.run_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.run_contacts', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment_versions', '');

@@ -549,3 +549,72 @@ COMMENT ON FUNCTION segplan.reserve_contacts(bigint[], text[], text, text, times
   'Plan-side hook: reserves contacts for a send atomically against the policies'' caps and gaps, by priority; returns reserved, refused (with the reason) and bumped lower-priority reservations.';
 COMMENT ON FUNCTION segplan.confirm_reservations(bigint) IS 'Turns a run''s reservations into contacts made (contact history); returns how many.';
 COMMENT ON FUNCTION segplan.release_reservations(bigint) IS 'Gives a run''s reservations back; returns how many.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Plans (create/update/activate/…, tick, run_plan, calendar in src/pg/plan_api.rs)
+CREATE FUNCTION segplan.enable_scheduler() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE job bigint;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+    RAISE EXCEPTION 'segplan: pg_cron is not installed in this database' USING ERRCODE = '55000',
+      HINT = 'add pg_cron to shared_preload_libraries, set cron.database_name to this database, CREATE EXTENSION pg_cron; or have any scheduler call SELECT segplan.tick() every minute';
+  END IF;
+  EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job USING 'segplan-tick', '* * * * *', 'SELECT segplan.tick()';
+  RETURN job;
+END
+$$;
+CREATE FUNCTION segplan.disable_scheduler() RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE done boolean := false;
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+    EXECUTE 'SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = $1' INTO done USING 'segplan-tick';
+  END IF;
+  RETURN coalesce(done, false);
+END
+$$;
+
+-- The contacts of a run (sent and test contacts) with every column of the contact source, typed:
+-- SELECT * FROM segplan.export_run(7, NULL::demo.contacts), ready for COPY (...) TO.
+CREATE FUNCTION segplan.export_run(run_id bigint, contacts anyelement) RETURNS SETOF anyelement
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE src regclass; key name;
+BEGIN
+  SELECT c.relid, c.key_column INTO src, key FROM segplan.contact_source c;
+  IF src IS NULL OR pg_typeof(contacts) <> (SELECT reltype FROM pg_class WHERE oid = src)::regtype THEN
+    RAISE EXCEPTION 'segplan: export_run returns rows of the contact source' USING ERRCODE = '22023',
+      DETAIL = format('got %s, the contact source is %s', pg_typeof(contacts), coalesce(src::text, 'not registered')),
+      HINT = format('pass NULL::%s', coalesce(src::text, 'the_contact_table'));
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM segplan.plan_runs r WHERE r.id = export_run.run_id) THEN
+    RAISE EXCEPTION 'segplan: unknown run %', run_id USING ERRCODE = '22023', DETAIL = 'at run_id', HINT = 'segplan.plan_runs lists the runs';
+  END IF;
+  RETURN QUERY EXECUTE format('SELECT c.* FROM %s AS c WHERE c.%I IN (SELECT rc.contact_key FROM segplan.run_contacts rc WHERE rc.run_id = $1 AND rc.status IN (''sent'', ''test'')) ORDER BY c.%I', src, key, key)
+    USING run_id;
+END
+$$;
+-- the same for any client: key, status and the contact's row as jsonb
+CREATE FUNCTION segplan.export_run(run_id bigint) RETURNS TABLE (contact_key bigint, status text, contact jsonb)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE src regclass; key name;
+BEGIN
+  SELECT c.relid, c.key_column INTO src, key FROM segplan.contact_source c;
+  RETURN QUERY EXECUTE format('SELECT rc.contact_key, rc.status, to_jsonb(c) FROM segplan.run_contacts rc LEFT JOIN %s AS c ON c.%I = rc.contact_key WHERE rc.run_id = $1 AND rc.status IN (''sent'', ''test'') ORDER BY rc.contact_key', src, key)
+    USING run_id;
+END
+$$;
+
+COMMENT ON FUNCTION segplan.create_plan(text, jsonb) IS 'Creates a plan (a draft) from a spec: audience, channel, brand, policies, schedule, exceptions, target, priority, test contacts, holdout, delivery.';
+COMMENT ON FUNCTION segplan.update_plan(bigint, jsonb) IS 'Changes a plan''s spec: a draft in place, a plan that ran gets a new version; returns the version.';
+COMMENT ON FUNCTION segplan.activate_plan(bigint) IS 'draft or paused → active: the scheduler runs its slots from now on.';
+COMMENT ON FUNCTION segplan.pause_plan(bigint) IS 'active → paused.';
+COMMENT ON FUNCTION segplan.cancel_plan(bigint) IS 'Ends a plan that has not ended.';
+COMMENT ON FUNCTION segplan.drop_plan(bigint) IS 'Drops a plan with its versions and runs (the contact history stays).';
+COMMENT ON FUNCTION segplan.run_plan(bigint, timestamptz) IS 'Runs one slot of a plan by hand, exactly once; returns the run id (of the earlier run when the slot already ran).';
+COMMENT ON FUNCTION segplan.tick(timestamptz) IS 'Runs every due slot of every active plan, each exactly once; returns the number of runs. pg_cron calls it every minute.';
+COMMENT ON FUNCTION segplan.calendar(timestamptz, timestamptz) IS 'Upcoming slots of all active plans (exceptions applied): a campaign calendar.';
+COMMENT ON FUNCTION segplan.enable_scheduler() IS 'Installs the pg_cron job that calls segplan.tick() every minute; returns its job id.';
+COMMENT ON FUNCTION segplan.disable_scheduler() IS 'Removes segplan''s pg_cron job.';
+COMMENT ON FUNCTION segplan.export_run(bigint, anyelement) IS 'The contacts of a run, as rows of the contact source (pass NULL::the_contact_table), for COPY.';
+COMMENT ON FUNCTION segplan.export_run(bigint) IS 'The contacts of a run: key, status and the contact row as jsonb.';

@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod error;
 pub mod freshness;
 pub mod model;
+pub mod plan;
 pub mod policy;
 pub mod rfm;
 pub mod rule;

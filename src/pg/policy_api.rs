@@ -117,7 +117,7 @@ fn unknown(name: &str, at: &str) -> ! {
 }
 
 /// The named policies, in the order given.
-fn load(client: &SpiClient, names: &[String]) -> Vec<(String, Policy)> {
+pub fn load(client: &SpiClient, names: &[String]) -> Vec<(String, Policy)> {
     let rows: Vec<(String, String)> = client
         .select("SELECT name, spec::text FROM segplan.policies WHERE name = ANY ($1)", None, &[names.to_vec().into()])
         .map(|t| t.filter_map(|r| Some((r.get::<String>(1).ok()??, r.get::<String>(2).ok()??))).collect())
@@ -192,6 +192,27 @@ fn excluded_set(client: &SpiClient, x: &Exclusion, model: &Model, at: TimestampW
     }
 }
 
+/// Takes out of `remaining` what pauses and each applicable rule exclude, in order; one row per
+/// step: (step, policy, rule, excluded, remaining).
+pub fn waterfall(
+    client: &SpiClient,
+    model: &Model,
+    remaining: &mut RoaringTreemap,
+    policies: &[(String, Policy)],
+    send: &Send,
+    at: TimestampWithTimeZone,
+) -> Vec<(i32, Option<String>, String, i64, i64)> {
+    let mut rows = Vec::new();
+    for (i, (pol, label, x)) in steps(policies, send, model).into_iter().enumerate() {
+        pgrx::check_for_interrupts!();
+        let set = excluded_set(client, &x, model, at, send);
+        let before = remaining.len();
+        *remaining -= &set;
+        rows.push((i as i32 + 1, pol, label, (before - remaining.len()) as i64, remaining.len() as i64));
+    }
+    rows
+}
+
 /// The waterfall of a segment through policies for one send: each row the contacts a rule
 /// removes (each counted under the first rule that excludes it) and what remains.
 #[pg_extern(volatile, parallel_unsafe)]
@@ -214,13 +235,7 @@ fn policy_impact(
     let mut rows = vec![(0, None, rule::text::format(&parsed), 0, remaining.len() as i64)];
     Spi::connect(|client| {
         let pols = load(client, &policies);
-        for (i, (pol, label, x)) in steps(&pols, &send, &model).into_iter().enumerate() {
-            pgrx::check_for_interrupts!();
-            let set = excluded_set(client, &x, &model, at, &send);
-            let before = remaining.len();
-            remaining -= &set;
-            rows.push((i as i32 + 1, pol, label, (before - remaining.len()) as i64, remaining.len() as i64));
-        }
+        rows.extend(waterfall(client, &model, &mut remaining, &pols, &send, at));
     });
     TableIterator::new(rows)
 }

@@ -1,0 +1,464 @@
+//! Plans: specs in versions, the lifecycle, slots from the schedule, and runs — each (plan, slot)
+//! runs exactly once (the unique key of segplan.plan_runs decides), in one subtransaction: the
+//! list, the history and the hand-off land together, or nothing does and the error is recorded.
+use super::catalog::current_model;
+use super::engine;
+use super::error::{internal, raise, raise_all, raise_one, report};
+use super::policy_api::{load, waterfall};
+use super::rules_api::regex_error;
+use super::segments_api;
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::{JsonB, PgSqlErrorCode};
+use segplan_core::algebra;
+use segplan_core::bitmap::RoaringTreemap;
+use segplan_core::error::{Problem, Problems};
+use segplan_core::plan::{self, Audience, Delivery, Order, PlanSpec, Size};
+use segplan_core::policy::Send;
+use segplan_core::rule::{Cond, Rule, Tree};
+use serde_json::json;
+
+fn fail(e: pgrx::spi::Error) -> ! {
+    internal("a plan statement failed", e)
+}
+
+/// Checks a spec against the model, the saved segments, policies, the time zone and the handler.
+fn checked(spec: &serde_json::Value) -> PlanSpec {
+    let p = plan::parse(spec).unwrap_or_else(|e| raise_all(&e));
+    let mut problems = Vec::new();
+    let model = current_model();
+    let rule = audience_rule(&p);
+    match segments_api::expand(&rule, None) {
+        Ok(x) => problems.extend(segplan_core::compile::check(&x, &model, &regex_error).into_iter().map(|mut q| {
+            q.path = format!("$.rule{}", q.path.trim_start_matches('$'));
+            q
+        })),
+        Err(e) => problems.extend(e.0.into_iter().map(|mut q| {
+            q.path = if matches!(p.audience, Audience::Segment(_)) { "$.segment".into() } else { format!("$.rule{}", q.path.trim_start_matches('$')) };
+            q
+        })),
+    }
+    Spi::connect(|c| {
+        let tz_ok = c.select("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = $1)", None, &[p.schedule.time_zone.clone().into()])
+            .and_then(|t| t.first().get_one::<bool>()).unwrap_or_else(|e| fail(e)).unwrap_or(false);
+        if !tz_ok {
+            problems.push(Problem::invalid("$.schedule.time_zone", format!("unknown time zone \"{}\"", p.schedule.time_zone))
+                .hint("a name from pg_timezone_names, such as \"Europe/Paris\""));
+        }
+        let known: Vec<String> = c.select("SELECT name FROM segplan.policies WHERE name = ANY ($1)", None, &[p.policies.clone().into()])
+            .map(|t| t.filter_map(|r| r.get::<String>(1).ok().flatten()).collect()).unwrap_or_else(|e| fail(e));
+        for (i, n) in p.policies.iter().enumerate().filter(|(_, n)| !known.contains(n)) {
+            problems.push(Problem::invalid(&format!("$.policies[{i}]"), format!("unknown policy \"{n}\"")).hint("create it with segplan.create_policy"));
+        }
+        if let Delivery::Handler(h) = &p.delivery {
+            let ok = c.select("SELECT to_regprocedure($1 || '(bigint)') IS NOT NULL", None, &[h.clone().into()])
+                .and_then(|t| t.first().get_one::<bool>()).unwrap_or_else(|e| fail(e)).unwrap_or(false);
+            if !ok {
+                problems.push(Problem::invalid("$.delivery.handler", format!("no function {h}(bigint)"))
+                    .hint("a handler is a function taking the run id: CREATE FUNCTION schema.name(run_id bigint) ..."));
+            }
+        }
+    });
+    if let Some(Size::Exact { order: Order::Attr { name, .. }, .. }) = &p.size {
+        if model.contacts.as_ref().is_none_or(|c| !c.columns.iter().any(|x| &x.name == name)) {
+            problems.push(Problem::invalid("$.target.order_by.attr", format!("unknown attribute \"{name}\"")));
+        }
+    }
+    if !problems.is_empty() {
+        raise_all(&Problems(problems));
+    }
+    p
+}
+
+fn audience_rule(p: &PlanSpec) -> Rule {
+    match &p.audience {
+        Audience::Segment(n) => Tree::Leaf(Cond::Segment(n.clone())),
+        Audience::Rule(r) => r.clone(),
+    }
+}
+
+/// Creates a plan as a draft; returns its id.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn create_plan(name: &str, spec: JsonB) -> i64 {
+    let p = checked(&spec.0);
+    Spi::connect_mut(|c| {
+        let id = c.update("INSERT INTO segplan.plans (name, brand) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING id", None,
+                          &[name.into(), p.brand.clone().into()])?.first().get_one::<i64>().ok().flatten();
+        let Some(id) = id else {
+            report(PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT, &format!("plan \"{name}\" already exists"), "at name".into(),
+                   Some("change it with segplan.update_plan(id, spec)".into()))
+        };
+        c.update("INSERT INTO segplan.plan_versions (plan_id, version, spec) VALUES ($1, 1, $2)", None, &[id.into(), JsonB(plan::to_json(&p)).into()])?;
+        Ok::<i64, pgrx::spi::Error>(id)
+    })
+    .unwrap_or_else(|e| fail(e))
+}
+
+/// (status, version, name) of a plan, or an error naming it; `lock` takes its row for the change.
+fn plan_row(c: &mut SpiClient, id: i64, lock: bool) -> (String, i32, String) {
+    let sql = format!("SELECT status, version, name FROM segplan.plans WHERE id = $1{}", if lock { " FOR UPDATE" } else { "" });
+    let t = c.update(&sql, None, &[id.into()]).unwrap_or_else(|e| fail(e));
+    if t.is_empty() {
+        report(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, &format!("unknown plan {id}"), "at id".into(), Some("segplan.plans lists the plans".into()));
+    }
+    let r = t.first();
+    (r.get::<String>(1).ok().flatten().unwrap_or_default(), r.get::<i32>(2).ok().flatten().unwrap_or(1), r.get::<String>(3).ok().flatten().unwrap_or_default())
+}
+
+/// Changes a plan's spec: a draft is changed in place, a plan that has been active gets a new
+/// version (runs record the version they ran with).
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn update_plan(id: i64, spec: JsonB) -> i32 {
+    let p = checked(&spec.0);
+    let kept = JsonB(plan::to_json(&p));
+    Spi::connect_mut(|c| {
+        let (status, version, _) = plan_row(c, id, true);
+        if matches!(status.as_str(), "completed" | "cancelled") {
+            report(PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, &format!("plan {id} is {status}"), "at id".into(),
+                   Some("create a new plan instead".into()));
+        }
+        let ran = c.select("SELECT EXISTS (SELECT 1 FROM segplan.plan_runs WHERE plan_id = $1 AND version = $2)", None, &[id.into(), version.into()])
+            .and_then(|t| t.first().get_one::<bool>()).unwrap_or_else(|e| fail(e)).unwrap_or(false);
+        let new_version = if status == "draft" && !ran { version } else { version + 1 };
+        c.update("INSERT INTO segplan.plan_versions (plan_id, version, spec) VALUES ($1, $2, $3) \
+                  ON CONFLICT (plan_id, version) DO UPDATE SET spec = excluded.spec, saved_at = now(), saved_by = current_user",
+                 None, &[id.into(), new_version.into(), kept.into()])?;
+        c.update("UPDATE segplan.plans SET version = $2, brand = $3 WHERE id = $1", None, &[id.into(), new_version.into(), p.brand.clone().into()])?;
+        Ok::<i32, pgrx::spi::Error>(new_version)
+    })
+    .unwrap_or_else(|e| fail(e))
+}
+
+fn set_status(id: i64, to: &str, allowed_from: &[&str], now: TimestampWithTimeZone) {
+    Spi::connect_mut(|c| {
+        let (status, _, _) = plan_row(c, id, true);
+        if !allowed_from.contains(&status.as_str()) {
+            report(PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, &format!("plan {id} is {status} and cannot become {to}"),
+                   format!("at id; {to} is reached from {}", allowed_from.join(" or ")), None);
+        }
+        // slots before activation are not owed: the scheduler starts from now
+        let checked = if to == "active" { "now_or_kept" } else { "kept" };
+        c.update(
+            "UPDATE segplan.plans SET status = $2, checked_until = CASE WHEN $3 = 'now_or_kept' THEN greatest(coalesce(checked_until, $4), $4) ELSE checked_until END WHERE id = $1",
+            None,
+            &[id.into(), to.into(), checked.into(), now.into()],
+        )
+        .map(|_| ())
+    })
+    .unwrap_or_else(|e| fail(e))
+}
+
+/// draft or paused → active: the scheduler runs its slots from now on.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn activate_plan(id: i64) {
+    set_status(id, "active", &["draft", "paused"], now());
+}
+
+/// active → paused: no slot runs while paused (missed slots are not caught up).
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn pause_plan(id: i64) {
+    set_status(id, "paused", &["active"], now());
+}
+
+/// Any plan not yet ended → cancelled.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn cancel_plan(id: i64) {
+    set_status(id, "cancelled", &["draft", "active", "paused"], now());
+}
+
+/// Drops a plan with its versions and runs (the contact history stays).
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn drop_plan(id: i64) {
+    let n = Spi::connect_mut(|c| c.update("DELETE FROM segplan.plans WHERE id = $1 RETURNING 1", None, &[id.into()]).map(|t| t.len()))
+        .unwrap_or_else(|e| fail(e));
+    if n == 0 {
+        report(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, &format!("unknown plan {id}"), "at id".into(), None);
+    }
+}
+
+fn now() -> TimestampWithTimeZone {
+    Spi::get_one::<TimestampWithTimeZone>("SELECT now()").ok().flatten().unwrap_or_else(|| internal("reading the time failed", ""))
+}
+
+fn spec_of(c: &SpiClient, id: i64, version: i32) -> PlanSpec {
+    let s = c.select("SELECT spec::text FROM segplan.plan_versions WHERE plan_id = $1 AND version = $2", None, &[id.into(), version.into()])
+        .and_then(|t| t.first().get_one::<String>()).unwrap_or_else(|e| fail(e)).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_else(|e| internal("a stored plan spec is not JSON", e));
+    plan::parse(&v).unwrap_or_else(|e| raise(&e))
+}
+
+/// The slots of a schedule in (from, to], as instants (local times made absolute in its zone).
+fn slots(c: &SpiClient, p: &PlanSpec, from: TimestampWithTimeZone, to: TimestampWithTimeZone) -> Vec<TimestampWithTimeZone> {
+    let tz = p.schedule.time_zone.clone();
+    let row = c.select("SELECT to_char(($1 AT TIME ZONE $3)::date - 1, 'YYYY-MM-DD'), to_char(($2 AT TIME ZONE $3)::date + 1, 'YYYY-MM-DD')", None, &[from.into(), to.into(), tz.clone().into()])
+        .unwrap_or_else(|e| fail(e));
+    let r = row.first();
+    let day = |i| r.get::<String>(i).ok().flatten().and_then(|s| plan::NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok());
+    let (Some(d1), Some(d2)) = (day(1), day(2)) else { return Vec::new() };
+    let local: Vec<String> = p.schedule.local_slots(d1, d2, &p.exceptions).iter().map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).collect();
+    c.select(
+        "SELECT s FROM (SELECT DISTINCT (x::timestamp AT TIME ZONE $4) AS s FROM unnest($1::text[]) AS x) q WHERE s > $2 AND s <= $3 ORDER BY s",
+        None,
+        &[local.into(), from.into(), to.into(), tz.into()],
+    )
+    .map(|t| t.filter_map(|r| r.get::<TimestampWithTimeZone>(1).ok().flatten()).collect())
+    .unwrap_or_else(|e| fail(e))
+}
+
+/// Upcoming slots of every active plan in (from, to]: a campaign calendar.
+#[pg_extern(stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn calendar(
+    from: default!(TimestampWithTimeZone, "pg_catalog.now()"),
+    to: default!(TimestampWithTimeZone, "pg_catalog.now() + interval '30 days'"),
+) -> TableIterator<'static, (name!(plan_id, i64), name!(plan, String), name!(slot, TimestampWithTimeZone), name!(channel, String), name!(brand, Option<String>))> {
+    let rows = Spi::connect(|c| {
+        let plans: Vec<(i64, String, i32)> = c.select("SELECT id, name, version FROM segplan.plans WHERE status = 'active' ORDER BY id", None, &[])
+            .map(|t| t.filter_map(|r| Some((r.get::<i64>(1).ok()??, r.get::<String>(2).ok()??, r.get::<i32>(3).ok()??))).collect())
+            .unwrap_or_else(|e| fail(e));
+        let mut out = Vec::new();
+        for (id, name, version) in plans {
+            let p = spec_of(c, id, version);
+            for s in slots(c, &p, from, to) {
+                out.push((id, name.clone(), s, p.channel.clone(), p.brand.clone()));
+            }
+        }
+        out.sort_by_key(|r| (r.2, r.0));
+        out
+    });
+    TableIterator::new(rows)
+}
+
+struct Outcome {
+    status: &'static str,
+    segment_size: i64,
+    holdout: i64,
+    excluded: i64,
+    sent: i64,
+    test: i64,
+    waterfall: serde_json::Value,
+}
+
+/// The run itself, inside the caller's subtransaction: audience, holdout, policies, size target,
+/// reservations by priority, the contact list, the history, the hand-off.
+fn execute(c: &mut SpiClient, plan_id: i64, run_id: i64, p: &PlanSpec, slot: TimestampWithTimeZone) -> Outcome {
+    let model = current_model();
+    let rule = segments_api::expand(&audience_rule(p), None).unwrap_or_else(|e| raise(&e));
+    let ev = engine::evaluate(&rule, &model, slot, &regex_error);
+    let audience = algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe);
+    let segment_size = audience.len() as i64;
+    let tests: RoaringTreemap = p.test_contacts.iter().filter_map(|k| u64::try_from(*k).ok()).collect();
+    let holdout: RoaringTreemap = audience.iter().filter(|k| plan::unit_hash(*k as i64, plan_id) * 100.0 < p.holdout_percent).collect();
+    let mut remaining = &audience - &holdout;
+    remaining -= &tests;
+    let send = Send { channel: &p.channel, brand: p.brand.as_deref(), outlet: p.outlet.as_deref() };
+    let pols = load(c, &p.policies);
+    let steps = waterfall(c, &model, &mut remaining, &pols, &send, slot);
+    let mut wf: Vec<serde_json::Value> = vec![json!({"step": 0, "rule": "audience", "remaining": segment_size}),
+                                            json!({"step": 0, "rule": "holdout", "excluded": holdout.len(), "remaining": segment_size - holdout.len() as i64})];
+    wf.extend(steps.iter().map(|(s, pol, rule, ex, rem)| json!({"step": s, "policy": pol, "rule": rule, "excluded": ex, "remaining": rem})));
+    // the candidates in the order the size target takes them
+    let mut candidates: Vec<i64> = remaining.iter().map(|k| k as i64).collect();
+    match &p.size {
+        Some(Size::Exact { order: Order::Random { seed }, .. }) => {
+            candidates.sort_by(|a, b| plan::unit_hash(*a, *seed).total_cmp(&plan::unit_hash(*b, *seed)).then(a.cmp(b)));
+        }
+        Some(Size::Exact { order: Order::Attr { name, desc }, .. }) => {
+            let cs = model.contacts.as_ref().unwrap_or_else(|| internal("no contact source", ""));
+            let col = cs.columns.iter().find(|x| &x.name == name).unwrap_or_else(|| raise_one(Problem::invalid("$.target.order_by.attr", format!("unknown attribute \"{name}\""))));
+            let sql = format!("SELECT c.{k}::bigint FROM {rel} AS c WHERE c.{k} = ANY ($1) ORDER BY c.{a} {dir} NULLS LAST, c.{k}",
+                              k = cs.key.sql, rel = cs.rel.sql, a = col.sql, dir = if *desc { "DESC" } else { "ASC" });
+            candidates = c.select(&sql, None, &[candidates.into()]).map(|t| t.filter_map(|r| r.get::<i64>(1).ok().flatten()).collect()).unwrap_or_else(|e| fail(e));
+        }
+        _ => {}
+    }
+    let want = match &p.size {
+        Some(Size::Min(n)) | Some(Size::Exact { n, .. }) => Some(*n),
+        None => None,
+    };
+    let reserved: Vec<i64> = c.update(
+        "SELECT r.contact_key FROM segplan.reserve_contacts($1, $2, $3, $4, $5, $6, $7, $8, $9) AS r WHERE r.status = 'reserved'",
+        None,
+        &[candidates.clone().into(), p.policies.clone().into(), p.channel.clone().into(), p.brand.clone().into(), slot.into(),
+          p.priority.into(), plan_id.into(), run_id.into(), p.outlet.clone().into()],
+    )
+    .map(|t| t.filter_map(|r| r.get::<i64>(1).ok().flatten()).collect())
+    .unwrap_or_else(|e| fail(e));
+    let reserved_set: std::collections::HashSet<i64> = reserved.into_iter().collect();
+    let mut list: Vec<i64> = candidates.into_iter().filter(|k| reserved_set.contains(k)).collect();
+    let cap_refused = remaining.len() as i64 - list.len() as i64;
+    wf.push(json!({"step": wf.len(), "rule": "caps at reservation (plans of higher priority)", "excluded": cap_refused, "remaining": list.len()}));
+    if let Some(Size::Exact { n, .. }) = &p.size {
+        list.truncate(*n as usize);
+    }
+    let short = want.is_some_and(|n| (list.len() as i64) < n);
+    let excluded = segment_size - holdout.len() as i64 - list.len() as i64;
+    if short && !p.send_anyway {
+        c.update("DELETE FROM segplan.contact_reservations WHERE run_id = $1", None, &[run_id.into()]).unwrap_or_else(|e| fail(e));
+        return Outcome { status: "cancelled", segment_size, holdout: holdout.len() as i64, excluded, sent: 0, test: 0, waterfall: json!(wf) };
+    }
+    c.update("DELETE FROM segplan.contact_reservations WHERE run_id = $1 AND NOT (contact_key = ANY ($2))", None, &[run_id.into(), list.clone().into()])
+        .unwrap_or_else(|e| fail(e));
+    let test_keys: Vec<i64> = tests.iter().map(|k| k as i64).collect();
+    let hold_keys: Vec<i64> = holdout.iter().map(|k| k as i64).collect();
+    c.update(
+        "INSERT INTO segplan.run_contacts (run_id, contact_key, status) \
+         SELECT $1, k, 'sent' FROM unnest($2::bigint[]) k UNION ALL SELECT $1, k, 'test' FROM unnest($3::bigint[]) k \
+         UNION ALL SELECT $1, k, 'holdout' FROM unnest($4::bigint[]) k",
+        None,
+        &[run_id.into(), list.clone().into(), test_keys.into(), hold_keys.into()],
+    )
+    .unwrap_or_else(|e| fail(e));
+    c.update("SELECT segplan.confirm_reservations($1)", None, &[run_id.into()]).unwrap_or_else(|e| fail(e));
+    match &p.delivery {
+        Delivery::None => {}
+        Delivery::Notify => {
+            let payload = json!({"run_id": run_id, "plan_id": plan_id}).to_string();
+            c.update("SELECT pg_notify('segplan_runs', $1)", None, &[payload.into()]).unwrap_or_else(|e| fail(e));
+        }
+        Delivery::Handler(h) => {
+            // the name was checked at save time; Postgres quotes it (regprocedure output)
+            let f = c.select("SELECT to_regprocedure($1 || '(bigint)')::oid::regproc::text", None, &[h.clone().into()])
+                .and_then(|t| t.first().get_one::<String>()).unwrap_or_else(|e| fail(e))
+                .unwrap_or_else(|| raise_one(Problem::invalid("$.delivery.handler", format!("no function {h}(bigint)"))));
+            c.update(&format!("SELECT {f}($1::bigint)"), None, &[run_id.into()]).unwrap_or_else(|e| fail(e));
+        }
+    }
+    Outcome { status: "sent", segment_size, holdout: holdout.len() as i64, excluded, sent: list.len() as i64, test: tests.len() as i64, waterfall: json!(wf) }
+}
+
+/// Runs (plan, slot) unless it ran already; returns the run id. A failure rolls the run back and
+/// is recorded as a failed run (run_plan again retries it).
+fn run_slot(plan_id: i64, slot: TimestampWithTimeZone, skip: bool) -> i64 {
+    let (version, p) = Spi::connect_mut(|c| {
+        let (_, version, _) = plan_row(c, plan_id, false);
+        (version, spec_of(c, plan_id, version))
+    });
+    let status = if skip { "skipped" } else { "running" };
+    // the unique (plan, slot) key: a concurrent run of the same slot waits here and then finds it
+    let claimed = Spi::connect_mut(|c| {
+        let t = c.update(
+            "INSERT INTO segplan.plan_runs (plan_id, version, slot, status) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (plan_id, slot) DO UPDATE SET status = excluded.status, version = excluded.version, error = NULL, started_at = clock_timestamp() \
+             WHERE segplan.plan_runs.status = 'failed' RETURNING id",
+            None,
+            &[plan_id.into(), version.into(), slot.into(), status.into()],
+        )?;
+        if t.is_empty() { Ok(None) } else { t.first().get_one::<i64>() }
+    })
+    .unwrap_or_else(|e| fail(e));
+    let Some(run_id) = claimed else {
+        return Spi::get_one_with_args::<i64>("SELECT id FROM segplan.plan_runs WHERE plan_id = $1 AND slot = $2", &[plan_id.into(), slot.into()])
+            .ok().flatten().unwrap_or(0);
+    };
+    if skip {
+        return run_id;
+    }
+    let result = unsafe {
+        let cxt = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        let r = PgTryBuilder::new(|| Ok(Spi::connect_mut(|c| execute(c, plan_id, run_id, &p, slot))))
+            .catch_others(|e| Err(match e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => format!("{}{}", r.message(), r.detail().map(|d| format!(" ({d})")).unwrap_or_default()),
+                CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
+            }))
+            .execute();
+        if r.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(cxt);
+        pg_sys::CurrentResourceOwner = owner;
+        r
+    };
+    Spi::connect_mut(|c| match result {
+        Ok(o) => c.update(
+            "UPDATE segplan.plan_runs SET status = $2, finished_at = clock_timestamp(), segment_size = $3, holdout = $4, excluded = $5, \
+             sent = $6, test = $7, waterfall = $8 WHERE id = $1",
+            None,
+            &[run_id.into(), o.status.into(), o.segment_size.into(), o.holdout.into(), o.excluded.into(), o.sent.into(), o.test.into(), JsonB(o.waterfall).into()],
+        ).map(|_| ()),
+        Err(msg) => c.update("UPDATE segplan.plan_runs SET status = 'failed', finished_at = clock_timestamp(), error = $2 WHERE id = $1", None,
+                             &[run_id.into(), msg.into()]).map(|_| ()),
+    })
+    .unwrap_or_else(|e| fail(e));
+    run_id
+}
+
+/// Runs one slot of a plan by hand (any status but cancelled); returns the run id. A slot that
+/// already ran is not run again: its run id is returned.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn run_plan(id: i64, slot: default!(TimestampWithTimeZone, "pg_catalog.now()")) -> i64 {
+    let (status, _, _) = Spi::connect_mut(|c| plan_row(c, id, false));
+    if status == "cancelled" {
+        report(PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, &format!("plan {id} is cancelled"), "at id".into(), None);
+    }
+    run_slot(id, slot, false)
+}
+
+/// Runs every due slot of every active plan up to `now`; returns the number of runs made.
+/// Missed slots (several due at once) run each once when the plan catches up, else are recorded
+/// as skipped and only the latest runs. Plans are locked one at a time, so ticks can overlap.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn tick(now: default!(TimestampWithTimeZone, "pg_catalog.now()")) -> i32 {
+    let ids: Vec<i64> = Spi::connect(|c| {
+        c.select("SELECT id FROM segplan.plans WHERE status = 'active' ORDER BY id", None, &[])
+            .map(|t| t.filter_map(|r| r.get::<i64>(1).ok().flatten()).collect())
+            .unwrap_or_else(|e| fail(e))
+    });
+    let mut runs = 0;
+    for id in ids {
+        pgrx::check_for_interrupts!();
+        // lock the plan: a concurrent tick waits, then sees how far this one got
+        let due = Spi::connect_mut(|c| {
+            let t = c.update("SELECT version, checked_until FROM segplan.plans WHERE id = $1 AND status = 'active' FOR UPDATE", None, &[id.into()])
+                .unwrap_or_else(|e| fail(e));
+            if t.is_empty() {
+                return None;
+            }
+            let r = t.first();
+            let version = r.get::<i32>(1).ok().flatten().unwrap_or(1);
+            let from = r.get::<TimestampWithTimeZone>(2).ok().flatten().unwrap_or(now);
+            let p = spec_of(c, id, version);
+            let due = slots(c, &p, from, now);
+            c.update("UPDATE segplan.plans SET checked_until = greatest(checked_until, $2) WHERE id = $1", None, &[id.into(), now.into()])
+                .unwrap_or_else(|e| fail(e));
+            Some((p, due))
+        });
+        let Some((p, due)) = due else { continue };
+        let last = due.len().saturating_sub(1);
+        for (i, slot) in due.iter().enumerate() {
+            run_slot(id, *slot, i < last && !p.schedule.catch_up);
+            runs += 1;
+        }
+        // a one-off plan, or one past its last day, is done once no slot is left after now
+        let last_day = match (&p.schedule.when, p.schedule.until) {
+            (plan::When::Once(t), _) => Some(t.date()),
+            (_, until) => until,
+        };
+        if let Some(day) = last_day {
+            let done = Spi::connect_mut(|c| {
+                let end = c.select("SELECT greatest($1, ($2::date + 2)::timestamptz)", None, &[now.into(), day.format("%Y-%m-%d").to_string().into()])
+                    .and_then(|t| t.first().get_one::<TimestampWithTimeZone>()).unwrap_or_else(|e| fail(e)).unwrap_or(now);
+                slots(c, &p, now, end).is_empty()
+            });
+            if done {
+                Spi::run_with_args("UPDATE segplan.plans SET status = 'completed' WHERE id = $1 AND status = 'active'", &[id.into()])
+                    .unwrap_or_else(|e| fail(e));
+            }
+        }
+    }
+    runs
+}
