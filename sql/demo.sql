@@ -153,3 +153,25 @@ SELECT status, count(*) FROM segplan.reserve_contacts(ARRAY(SELECT m FROM segpla
 SELECT status, count(*) FROM segplan.reserve_contacts(ARRAY(SELECT m FROM segplan.segment_members('fr_buyers_at_risk') m LIMIT 50),
   ARRAY['fatigue'], 'email', :'brand', now() + interval '1 hour', priority => 9, run_id => 2) GROUP BY 1;
 SELECT segplan.release_reservations(1) + segplan.release_reservations(2) AS released;
+
+\echo '== 11. Plans: a recurring plan on the scheduler, one slot run exactly once, its list and export'
+SELECT segplan.create_plan('winback_fr', jsonb_build_object(
+  'segment', 'fr_buyers_at_risk', 'channel', 'email', 'brand', :'brand', 'policies', jsonb_build_array('fatigue', 'consent'),
+  'schedule', jsonb_build_object('weekdays', jsonb_build_array('tue', 'thu'), 'at', '09:00', 'time_zone', 'Europe/Paris'),
+  'exceptions', jsonb_build_array('2026-12-24', '2026-12-31'), 'target', jsonb_build_object('min', 100, 'on_shortfall', 'cancel'),
+  'holdout_percent', 10, 'test_contacts', jsonb_build_array(1, 2), 'priority', 5)) AS plan_id \gset
+SELECT segplan.activate_plan(:plan_id);
+SELECT plan, slot, channel FROM segplan.calendar(now(), now() + interval '14 days') LIMIT 4;
+SELECT slot AS next_slot FROM segplan.calendar(now(), now() + interval '14 days') WHERE plan_id = :plan_id ORDER BY slot LIMIT 1 \gset
+\timing on
+SELECT segplan.run_plan(:plan_id, :'next_slot') AS run_id \gset
+\timing off
+SELECT segplan.run_plan(:plan_id, :'next_slot') = :run_id AS "the same slot again is the same run";
+SELECT status, segment_size, holdout, excluded, sent, test, round(extract(epoch FROM finished_at - started_at) * 1000) AS ms
+FROM segplan.plan_runs WHERE id = :run_id;
+SELECT w->>'rule' AS step, w->>'excluded' AS excluded, w->>'remaining' AS remaining FROM segplan.plan_runs r, jsonb_array_elements(r.waterfall) w WHERE r.id = :run_id;
+SELECT id, email, city FROM segplan.export_run(:run_id, NULL::demo.contacts) LIMIT 3;
+\echo '   (COPY (SELECT * FROM segplan.export_run(run_id, NULL::demo.contacts)) TO ''/path/list.csv'' WITH (FORMAT csv, HEADER))'
+SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')
+            THEN (SELECT segplan.enable_scheduler() > 0) END AS "pg_cron job calling segplan.tick() every minute";
+SELECT segplan.disable_scheduler() AS "scheduler off again (demo)";
