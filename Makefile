@@ -87,8 +87,11 @@ isolation: install
 	  $$(cd tests/isolation/specs && ls *.spec | sed 's/\.spec$$//' | sort) \
 	  || { cat tests/isolation/regression.diffs 2>/dev/null | head -200; exit 1; }
 
-# an application-style client over the socket
+# an application-style client over the socket; pg_cron's scheduler attaches to the (recreated)
+# regression database at server start, hence the restart
 client: regress-db
+	@$(TEST_ENV); psql -X -q -d segplan_regress -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS pg_cron"
+	@$(CLUSTER) restart test
 	@$(TEST_ENV); PGDATABASE=segplan_regress python3 tests/client/test_client.py
 
 # ---- benchmark --------------------------------------------------------------------------------

@@ -183,6 +183,12 @@ CREATE TABLE segplan.plan_runs (
     UNIQUE (plan_id, slot)
 );
 ALTER SEQUENCE segplan.run_id_seq OWNED BY segplan.plan_runs.id;
+-- Which events mean open, click and conversion after a run (segplan.configure_responses).
+CREATE TABLE segplan.response_config (
+    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    spec          jsonb NOT NULL,
+    configured_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
 CREATE TABLE segplan.run_contacts (
     run_id      bigint NOT NULL REFERENCES segplan.plan_runs ON DELETE CASCADE,
     contact_key bigint NOT NULL,
@@ -314,6 +320,7 @@ SELECT pg_catalog.pg_extension_config_dump('segplan.plan_versions', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.plan_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.run_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.run_contacts', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.response_config', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment_versions', '');

@@ -618,3 +618,7 @@ COMMENT ON FUNCTION segplan.enable_scheduler() IS 'Installs the pg_cron job that
 COMMENT ON FUNCTION segplan.disable_scheduler() IS 'Removes segplan''s pg_cron job.';
 COMMENT ON FUNCTION segplan.export_run(bigint, anyelement) IS 'The contacts of a run, as rows of the contact source (pass NULL::the_contact_table), for COPY.';
 COMMENT ON FUNCTION segplan.export_run(bigint) IS 'The contacts of a run: key, status and the contact row as jsonb.';
+COMMENT ON FUNCTION segplan.configure_responses(jsonb) IS
+  'Sets which events mean open, click and conversion after a run, and the window they count in (default 7 days); returns the configuration.';
+COMMENT ON FUNCTION segplan.plan_report(bigint) IS
+  'Per run of a plan: sizes and the sent contacts'' opens, clicks and conversions within the window after the slot, rates, the holdout''s conversion rate and the lift.';

@@ -590,3 +590,101 @@ mod tests {
         assert!((9_500..10_500).contains(&n), "{n}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// responses: which events mean open, click and conversion after a run, for plan reports
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Responses {
+    pub window: rule::Span,
+    /// kind ("open", "click", "conversion") → an event condition
+    pub kinds: Vec<(String, Rule)>,
+}
+
+pub const RESPONSE_KINDS: &[&str] = &["open", "click", "conversion"];
+
+/// Reads `{"window": {"days": 7}, "open": {"event": …, "where": …}, "click": …, "conversion": …}`.
+pub fn parse_responses(v: &Value) -> Result<Responses, Problems> {
+    let mut problems = Vec::new();
+    let Some(m) = v.as_object() else { return Err(Problem::invalid("$", "responses must be a JSON object").into()) };
+    let mut allowed = vec!["window"];
+    allowed.extend(RESPONSE_KINDS);
+    for k in m.keys().filter(|k| !allowed.contains(&k.as_str())) {
+        problems.push(Problem::invalid(&format!("$.{k}"), format!("unknown key \"{k}\"")).hint(format!("allowed keys: {}", choices(allowed.iter().copied()))));
+    }
+    let window = match m.get("window").and_then(|w| w.as_object()) {
+        Some(w) if w.len() == 1 => {
+            let (u, n) = w.iter().next().map(|(u, n)| (u.clone(), n.as_i64())).unwrap_or_default();
+            match (rule::UNITS.iter().find(|(name, _)| *name == u), n) {
+                (Some((_, unit)), Some(n)) if (1..=3650).contains(&n) => Some(rule::Span { n, unit: *unit }),
+                _ => {
+                    problems.push(Problem::invalid("$.window", format!("bad window {}", m["window"])).hint("for example {\"days\": 7}"));
+                    None
+                }
+            }
+        }
+        None if !m.contains_key("window") => Some(rule::Span { n: 7, unit: rule::Unit::Days }),
+        _ => {
+            problems.push(Problem::invalid("$.window", "a window has exactly one unit, e.g. {\"days\": 7}"));
+            None
+        }
+    };
+    let mut kinds = Vec::new();
+    for kind in RESPONSE_KINDS {
+        let Some(x) = m.get(*kind) else { continue };
+        let ok = x.as_object().is_some_and(|o| o.contains_key("event") && o.keys().all(|k| k == "event" || k == "where"));
+        if !ok {
+            problems.push(Problem::invalid(&format!("$.{kind}"), format!("{kind} is {{\"event\": name, \"where\": condition}}, not {x}")));
+            continue;
+        }
+        match rule::json::parse_value(x) {
+            Ok(r) => kinds.push((kind.to_string(), r)),
+            Err(p) => problems.extend(p.0.into_iter().map(|mut q| {
+                q.path = format!("$.{kind}{}", q.path.trim_start_matches('$'));
+                q
+            })),
+        }
+    }
+    match window {
+        Some(window) if problems.is_empty() => Ok(Responses { window, kinds }),
+        _ => Err(Problems(problems)),
+    }
+}
+
+pub fn responses_json(r: &Responses) -> Value {
+    let mut m = Map::new();
+    m.insert("window".into(), json!({ r.window.unit.name(): r.window.n }));
+    for (k, rule) in &r.kinds {
+        m.insert(k.clone(), rule::json::to_json(rule));
+    }
+    Value::Object(m)
+}
+
+/// A response condition limited to `[from, to)` (timestamps the rule language reads).
+pub fn response_in(r: &Rule, from: &str, to: &str) -> Rule {
+    match r {
+        rule::Tree::Leaf(rule::Cond::Event(e)) => {
+            let mut e = e.clone();
+            e.within = Some(rule::Window::Range { from: Some(from.to_string()), to: Some(to.to_string()) });
+            rule::Tree::Leaf(rule::Cond::Event(e))
+        }
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod response_tests {
+    use super::*;
+
+    #[test]
+    fn responses_read_and_limit_to_the_window() {
+        let r = parse_responses(&json!({"window": {"days": 3}, "open": {"event": "m", "where": {"prop": "t", "op": "eq", "value": "open"}}, "conversion": {"event": "orders"}})).unwrap();
+        assert_eq!(r.kinds.len(), 2);
+        assert_eq!(parse_responses(&responses_json(&r)).unwrap(), r);
+        let w = response_in(&r.kinds[1].1, "2026-06-01T09:00:00Z", "2026-06-04T09:00:00Z");
+        assert_eq!(crate::rule::text::format(&w), "orders(within from '2026-06-01T09:00:00Z' to '2026-06-04T09:00:00Z')");
+        let e = parse_responses(&json!({"window": {"dayz": 3}, "open": {"attr": "x"}, "x": 1})).unwrap_err();
+        let paths: Vec<&str> = e.0.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, vec!["$.x", "$.window", "$.open"]);
+    }
+}

@@ -462,3 +462,102 @@ fn tick(now: default!(TimestampWithTimeZone, "pg_catalog.now()")) -> i32 {
     }
     runs
 }
+
+fn responses(c: &SpiClient) -> Option<plan::Responses> {
+    let s = c.select("SELECT spec::text FROM segplan.response_config", None, &[]).unwrap_or_else(|e| fail(e));
+    let s = s.into_iter().next().and_then(|r| r.get::<String>(1).ok().flatten())?;
+    let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_else(|e| internal("the response configuration is not JSON", e));
+    Some(plan::parse_responses(&v).unwrap_or_else(|e| raise(&e)))
+}
+
+/// Sets which events mean open, click and conversion after a run, and the window they are
+/// counted in (default 7 days); checked against the model.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn configure_responses(spec: JsonB) -> JsonB {
+    let r = plan::parse_responses(&spec.0).unwrap_or_else(|e| raise_all(&e));
+    let model = current_model();
+    let mut problems = Vec::new();
+    for (k, rule) in &r.kinds {
+        problems.extend(segplan_core::compile::check(rule, &model, &regex_error).into_iter().map(|mut q| {
+            q.path = format!("$.{k}{}", q.path.trim_start_matches('$'));
+            q
+        }));
+    }
+    if !problems.is_empty() {
+        raise_all(&Problems(problems));
+    }
+    let kept = plan::responses_json(&r);
+    Spi::run_with_args(
+        "INSERT INTO segplan.response_config (spec) VALUES ($1) ON CONFLICT (singleton) DO UPDATE SET spec = excluded.spec, configured_at = now()",
+        &[JsonB(kept.clone()).into()],
+    )
+    .unwrap_or_else(|e| fail(e));
+    JsonB(kept)
+}
+
+
+/// Per run of a plan: sizes, and the responses of the sent contacts (and of the holdout) within
+/// the configured window after the slot; lift = conversion rate ÷ holdout conversion rate − 1.
+#[pg_extern(stable, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn plan_report(plan_id: i64) -> TableIterator<'static, (
+    name!(run_id, i64), name!(slot, TimestampWithTimeZone), name!(status, String), name!(segment_size, Option<i64>), name!(excluded, Option<i64>),
+    name!(sent, Option<i64>), name!(test, Option<i64>), name!(holdout, Option<i64>), name!(opened, Option<i64>), name!(clicked, Option<i64>),
+    name!(converted, Option<i64>), name!(open_rate, Option<f64>), name!(click_rate, Option<f64>), name!(conversion_rate, Option<f64>),
+    name!(holdout_conversion_rate, Option<f64>), name!(lift, Option<f64>),
+)> {
+    let model = current_model();
+    let rows = Spi::connect_mut(|c| {
+        plan_row(c, plan_id, false);
+        let resp = responses(c);
+        let runs: Vec<(i64, TimestampWithTimeZone, String, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>, String, String)> = c
+            .update(
+                "SELECT id, slot, status, segment_size, excluded, sent, test, holdout, \
+                 to_char(slot AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \
+                 to_char((slot + $2::interval) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+                 FROM segplan.plan_runs WHERE plan_id = $1 ORDER BY slot",
+                None,
+                &[plan_id.into(), resp.as_ref().map(|r| r.window.interval()).unwrap_or_else(|| "7 days".into()).into()],
+            )
+            .map(|t| {
+                t.filter_map(|r| {
+                    Some((r.get::<i64>(1).ok()??, r.get::<TimestampWithTimeZone>(2).ok()??, r.get::<String>(3).ok()??, r.get::<i64>(4).ok()?,
+                          r.get::<i64>(5).ok()?, r.get::<i64>(6).ok()?, r.get::<i64>(7).ok()?, r.get::<i64>(8).ok()?,
+                          r.get::<String>(9).ok()??, r.get::<String>(10).ok()??))
+                })
+                .collect()
+            })
+            .unwrap_or_else(|e| fail(e));
+        let mut out = Vec::new();
+        for (run_id, slot, status, size, excluded, sent, test, holdout, from, to) in runs {
+            pgrx::check_for_interrupts!();
+            let members = |kind: &str| -> RoaringTreemap {
+                c.select("SELECT contact_key FROM segplan.run_contacts WHERE run_id = $1 AND status = $2", None, &[run_id.into(), kind.into()])
+                    .map(|t| t.filter_map(|r| r.get::<i64>(1).ok().flatten().and_then(|k| u64::try_from(k).ok())).collect())
+                    .unwrap_or_else(|e| fail(e))
+            };
+            let (s, h) = (members("sent"), members("holdout"));
+            let mut counts = std::collections::HashMap::new();
+            if let (Some(r), "sent") = (&resp, status.as_str()) {
+                for (kind, rule) in &r.kinds {
+                    let ev = engine::evaluate(&plan::response_in(rule, &from, &to), &model, slot, &regex_error);
+                    let b = algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe);
+                    counts.insert(kind.clone(), ((&b & &s).len() as i64, (&b & &h).len() as i64));
+                }
+            }
+            let n = |k: &str| counts.get(k).map(|x| x.0);
+            let rate = |x: Option<i64>, of: u64| x.and_then(|x| (of > 0).then(|| x as f64 / of as f64));
+            let conv = rate(n("conversion"), s.len());
+            let hold = counts.get("conversion").and_then(|x| rate(Some(x.1), h.len()));
+            let lift = match (conv, hold) {
+                (Some(a), Some(b)) if b > 0.0 => Some(a / b - 1.0),
+                _ => None,
+            };
+            out.push((run_id, slot, status, size, excluded, sent, test, holdout, n("open"), n("click"), n("conversion"),
+                      rate(n("open"), s.len()), rate(n("click"), s.len()), conv, hold, lift));
+        }
+        out
+    });
+    TableIterator::new(rows)
+}

@@ -3,9 +3,12 @@
 Run by `make client` (part of `make test`) against the regression database, which holds the
 generated demo data. Prints 'client: N passed, N failed'.
 """
+import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import traceback
 
 import psycopg
@@ -143,6 +146,76 @@ def a_published_view_survives_dump_and_restore(conn):
         assert seg == ("country = 'FR' and email_opt_in = true", 1, n) and hist == 1, (seg, hist)
     finally:
         conn.execute("DROP DATABASE IF EXISTS segplan_restore WITH (FORCE)")
+
+
+def make_plan(conn, name, spec, checked_until=None):
+    (plan_id,) = conn.execute("SELECT segplan.create_plan(%s, %s::jsonb)", (name, json.dumps(spec))).fetchone()
+    conn.execute("SELECT segplan.activate_plan(%s)", (plan_id,))
+    if checked_until:
+        conn.execute("UPDATE segplan.plans SET checked_until = %s WHERE id = %s", (checked_until, plan_id))
+    return plan_id
+
+
+@test
+def a_killed_run_leaves_nothing_and_the_next_tick_runs_it_once(conn):
+    setup(conn)
+    conn.execute("CREATE OR REPLACE FUNCTION public.slow_handoff(run_id bigint) RETURNS void LANGUAGE sql AS 'SELECT pg_sleep(60)'")
+    plan_id = make_plan(conn, "killed", {"rule": {"attr": "country", "op": "eq", "value": "FR"}, "channel": "email",
+                                         "delivery": {"handler": "public.slow_handoff"},
+                                         "schedule": {"cron": "0 9 * * *", "time_zone": "UTC"}}, "2026-06-01 10:00+00")
+    victim = psycopg.connect(autocommit=True)
+    (pid,) = victim.execute("SELECT pg_backend_pid()").fetchone()
+    outcome = {}
+
+    def run():
+        try:
+            victim.execute("SELECT segplan.tick('2026-06-02 09:30+00')")
+            outcome["ran"] = True
+        except psycopg.Error as e:
+            outcome["error"] = type(e).__name__
+
+    t = threading.Thread(target=run)
+    t.start()
+    for _ in range(100):  # the run is in its hand-off: the list and history are written, not committed
+        (waiting,) = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND wait_event = 'PgSleep'", (pid,)).fetchone()
+        if waiting:
+            break
+        time.sleep(0.1)
+    conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    t.join(10)
+    assert "error" in outcome, outcome
+    (runs, listed, history) = conn.execute(
+        "SELECT (SELECT count(*) FROM segplan.plan_runs WHERE plan_id = %s), (SELECT count(*) FROM segplan.run_contacts rc "
+        "JOIN segplan.plan_runs r ON r.id = rc.run_id WHERE r.plan_id = %s), (SELECT count(*) FROM segplan.contact_history WHERE plan_id = %s)",
+        (plan_id, plan_id, plan_id)).fetchone()
+    assert (runs, listed, history) == (0, 0, 0), (runs, listed, history)
+    conn.execute("CREATE OR REPLACE FUNCTION public.slow_handoff(run_id bigint) RETURNS void LANGUAGE sql AS 'SELECT'")
+    (n,) = conn.execute("SELECT segplan.tick('2026-06-02 09:30+00')").fetchone()
+    (again,) = conn.execute("SELECT segplan.tick('2026-06-02 09:30+00')").fetchone()
+    (runs, sent, listed) = conn.execute(
+        "SELECT count(*), sum(sent), (SELECT count(*) FROM segplan.run_contacts rc JOIN segplan.plan_runs r ON r.id = rc.run_id "
+        "WHERE r.plan_id = %s) FROM segplan.plan_runs WHERE plan_id = %s AND status = 'sent'", (plan_id, plan_id)).fetchone()
+    conn.execute("SELECT segplan.pause_plan(%s)", (plan_id,))
+    assert (n, again, runs) == (1, 0, 1) and sent == listed > 0, (n, again, runs, sent, listed)
+
+
+@test
+def pg_cron_runs_a_due_plan_by_itself(conn):
+    setup(conn)
+    conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+    plan_id = make_plan(conn, "cron_live", {"rule": {"attr": "country", "op": "eq", "value": "IT"}, "channel": "push",
+                                            "schedule": {"cron": "* * * * *", "time_zone": "UTC"}})
+    conn.execute("SELECT segplan.enable_scheduler()")
+    try:
+        for _ in range(150):  # a slot every minute; pg_cron calls tick() at the start of each minute
+            (runs,) = conn.execute("SELECT count(*) FROM segplan.plan_runs WHERE plan_id = %s AND status = 'sent'", (plan_id,)).fetchone()
+            if runs:
+                break
+            time.sleep(1)
+        assert runs >= 1, "no run within 150 s"
+    finally:
+        conn.execute("SELECT segplan.disable_scheduler()")
+        conn.execute("SELECT segplan.pause_plan(%s)", (plan_id,))
 
 
 for name, err in results:

@@ -2,6 +2,7 @@
 # A local PostgreSQL 15 cluster for the demo, the tests and the benchmark, with pg_cron loaded.
 #   pgcluster.sh start NAME PORT CRON_DB   start (initdb first if needed); idempotent
 #   pgcluster.sh stop NAME                 stop if running
+#   pgcluster.sh restart NAME              restart (pg_cron's scheduler attaches to its database at start)
 #   pgcluster.sh env NAME PORT             print PGHOST/PGPORT/PGUSER exports for psql
 # Data lives in <repo>/.pgdata/NAME (git-ignored). Run as root, the server runs as the postgres OS user.
 set -euo pipefail
@@ -34,6 +35,9 @@ case "$cmd" in
     if [ -f "$dir/data/PG_VERSION" ] && as_pg "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
       as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
     fi
+    ;;
+  restart)
+    as_pg env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w -t 60 restart >/dev/null
     ;;
   env)
     port=${3:?port}

@@ -121,6 +121,27 @@ SELECT segplan.run_plan(999999);
 SELECT * FROM segplan.export_run(999999, NULL::demo.contacts);
 SELECT * FROM segplan.export_run(:run1, NULL::demo.orders);
 
+-- the report: responses of the sent contacts (and of the holdout) in the week after each slot
+SELECT segplan.register_events('message_events', 'demo.message_activity', 'contact_id', 'occurred_at');
+SELECT segplan.configure_responses('{"window": {"days": 7}, "open": {"event": "message_events", "where": {"prop": "event_type", "op": "eq", "value": "open"}},
+  "click": {"event": "message_events", "where": {"prop": "event_type", "op": "eq", "value": "click"}}, "conversion": {"event": "purchase_lines"}}')->'window' AS window;
+SELECT segplan.configure_responses('{"window": {"days": 7}, "open": {"event": "message_events", "where": {"prop": "kind", "op": "eq", "value": "open"}}}');
+SELECT segplan.create_plan('report_me', '{"rule": {"attr": "country", "op": "in", "value": ["FR", "DE"]}, "channel": "email", "holdout_percent": 25, "schedule": {"once": "2026-10-01 09:00", "time_zone": "UTC"}}') AS rep \gset
+SELECT segplan.run_plan(:rep, '2026-10-01 09:00+00') AS rr \gset
+WITH s AS (SELECT contact_key FROM segplan.run_contacts WHERE run_id = :rr AND status = 'sent'),
+     h AS (SELECT contact_key FROM segplan.run_contacts WHERE run_id = :rr AND status = 'holdout'),
+     m AS (SELECT * FROM demo.message_activity WHERE occurred_at >= '2026-10-01 09:00+00' AND occurred_at < '2026-10-08 09:00+00'),
+     p AS (SELECT DISTINCT contact_id FROM demo.purchase_lines WHERE ordered_at >= '2026-10-01 09:00+00' AND ordered_at < '2026-10-08 09:00+00')
+SELECT r.opened = (SELECT count(DISTINCT contact_id) FROM m WHERE event_type = 'open' AND contact_id IN (SELECT contact_key FROM s)) AS opened_ok,
+       r.clicked = (SELECT count(DISTINCT contact_id) FROM m WHERE event_type = 'click' AND contact_id IN (SELECT contact_key FROM s)) AS clicked_ok,
+       r.converted = (SELECT count(*) FROM p WHERE contact_id IN (SELECT contact_key FROM s)) AS converted_ok,
+       round(r.holdout_conversion_rate::numeric, 6) = round((SELECT count(*) FROM p WHERE contact_id IN (SELECT contact_key FROM h))::numeric / (SELECT count(*) FROM h), 6) AS holdout_rate_ok,
+       round(r.lift::numeric, 6) = round((r.conversion_rate / r.holdout_conversion_rate - 1)::numeric, 6) AS lift_ok,
+       r.open_rate > 0 AS opens
+FROM segplan.plan_report(:rep) r;
+SELECT run_id = :rr AS one_run, status FROM segplan.plan_report(:rep);
+SELECT * FROM segplan.plan_report(999999);
+
 -- pg_cron: the job calls segplan.tick() every minute
 SELECT segplan.enable_scheduler() > 0 AS scheduled;
 SELECT jobname, schedule, command FROM cron.job WHERE jobname = 'segplan-tick';
@@ -128,6 +149,7 @@ SELECT segplan.disable_scheduler() AS unscheduled;
 
 SELECT segplan.drop_plan(id) FROM segplan.plans;
 SELECT segplan.drop_policy('daily'), segplan.drop_segment('it');
+DELETE FROM segplan.response_config;
 DROP FUNCTION public.flaky_delivery(bigint);
 DROP TABLE delivery_ok;
 TRUNCATE segplan.contact_history, segplan.contact_reservations, segplan.contact_locks;
