@@ -183,6 +183,20 @@ CREATE TABLE segplan.plan_runs (
     UNIQUE (plan_id, slot)
 );
 ALTER SEQUENCE segplan.run_id_seq OWNED BY segplan.plan_runs.id;
+-- Call lists: each contact of a call plan's run gets a time within the plan's call windows.
+CREATE TABLE segplan.call_list (
+    run_id      bigint NOT NULL REFERENCES segplan.plan_runs ON DELETE CASCADE,
+    contact_key bigint NOT NULL,
+    assignee    text NOT NULL,
+    call_at     timestamptz NOT NULL,
+    status      text NOT NULL DEFAULT 'queued'
+                CHECK (status IN ('queued', 'completed', 'unavailable', 'busy', 'call_later', 'converted', 'failed')),
+    attempts    integer NOT NULL DEFAULT 0,
+    note        text,
+    updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (run_id, contact_key)
+);
+CREATE INDEX call_list_queue ON segplan.call_list (assignee, call_at);
 -- Which events mean open, click and conversion after a run (segplan.configure_responses).
 CREATE TABLE segplan.response_config (
     singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -321,6 +335,7 @@ SELECT pg_catalog.pg_extension_config_dump('segplan.plan_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.run_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.run_contacts', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.response_config', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.call_list', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.segment_versions', '');

@@ -622,3 +622,15 @@ COMMENT ON FUNCTION segplan.configure_responses(jsonb) IS
   'Sets which events mean open, click and conversion after a run, and the window they count in (default 7 days); returns the configuration.';
 COMMENT ON FUNCTION segplan.plan_report(bigint) IS
   'Per run of a plan: sizes and the sent contacts'' opens, clicks and conversions within the window after the slot, rates, the holdout''s conversion rate and the lift.';
+CREATE FUNCTION segplan.call_queue(assignee text, day date DEFAULT current_date)
+RETURNS TABLE (call_at timestamptz, run_id bigint, plan text, contact_key bigint, status text, attempts integer, note text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT l.call_at, l.run_id, p.name, l.contact_key, l.status, l.attempts, l.note
+  FROM segplan.call_list l JOIN segplan.plan_runs r ON r.id = l.run_id JOIN segplan.plans p ON p.id = r.plan_id
+  WHERE l.assignee = call_queue.assignee AND l.status IN ('queued', 'call_later')
+    AND l.call_at >= call_queue.day::timestamptz AND l.call_at < (call_queue.day + 1)::timestamptz
+  ORDER BY l.call_at, l.contact_key
+$$;
+COMMENT ON FUNCTION segplan.call_queue(text, date) IS 'The calls an assignee has to make on a day (session time zone), in order.';
+COMMENT ON FUNCTION segplan.record_outcome(bigint, bigint, text, text) IS
+  'Records a call''s outcome (completed, unavailable, busy, call_later, converted, failed); call_later re-queues it for a later call time.';

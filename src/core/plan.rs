@@ -3,8 +3,8 @@
 //! plan's time zone, so DST is Postgres's own).
 use crate::error::{choices, Problem, Problems};
 use crate::rule::{self, Rule};
-pub use chrono::NaiveDate;
-use chrono::{Datelike, Duration, NaiveDateTime, NaiveTime};
+pub use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{Datelike, Duration, NaiveTime};
 use serde_json::{json, Map, Value};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +66,47 @@ pub struct PlanSpec {
     pub holdout_percent: f64,
     pub delivery: Delivery,
     pub assignee: Option<String>,
+    /// for channel "call": when calls may be placed, and how long one takes
+    pub call_windows: Vec<CallWindow>,
+    pub call_minutes: i64,
+}
+
+/// Local hours on some weekdays when calls are placed: `[from, to)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallWindow {
+    pub days: [bool; 7],
+    pub from: NaiveTime,
+    pub to: NaiveTime,
+}
+
+impl PlanSpec {
+    /// `count` call times from `start` on (local), one every call_minutes inside the windows,
+    /// never on exception dates; at most a year ahead.
+    pub fn call_times(&self, start: NaiveDateTime, count: usize) -> Vec<NaiveDateTime> {
+        let mut out = Vec::new();
+        let step = Duration::minutes(self.call_minutes.max(1));
+        let mut day = start.date();
+        let last = day + Duration::days(366);
+        while out.len() < count && day <= last {
+            if !self.exceptions.contains(&day) {
+                let mut times: Vec<NaiveDateTime> = Vec::new();
+                for w in self.call_windows.iter().filter(|w| w.days[day.weekday().num_days_from_sunday() as usize]) {
+                    let mut t = day.and_time(w.from);
+                    while t + step <= day.and_time(w.to) {
+                        if t >= start {
+                            times.push(t);
+                        }
+                        t += step;
+                    }
+                }
+                times.sort();
+                times.dedup();
+                out.extend(times.into_iter().take(count - out.len()));
+            }
+            day += Duration::days(1);
+        }
+        out
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -314,7 +355,7 @@ impl Reader {
 }
 
 const SPEC_KEYS: &[&str] = &["segment", "rule", "brand", "outlet", "channel", "policies", "schedule", "exceptions", "target",
-    "priority", "test_contacts", "holdout_percent", "delivery", "assignee"];
+    "priority", "test_contacts", "holdout_percent", "delivery", "assignee", "call_windows", "call_minutes"];
 
 /// Reads a plan spec, collecting every problem with its JSON path.
 pub fn parse(v: &Value) -> Result<PlanSpec, Problems> {
@@ -466,13 +507,62 @@ pub fn parse(v: &Value) -> Result<PlanSpec, Problems> {
             Delivery::None
         }
     };
+    let mut call_windows = Vec::new();
+    if let Some(w) = m.get("call_windows") {
+        match w.as_array() {
+            Some(xs) if !xs.is_empty() => {
+                for (i, x) in xs.iter().enumerate() {
+                    let p = format!("$.call_windows[{i}]");
+                    let Some(o) = x.as_object() else {
+                        r.bad(&p, format!("must be an object such as {{\"weekdays\": [\"mon\"], \"from\": \"09:00\", \"to\": \"12:00\"}}, not {x}"));
+                        continue;
+                    };
+                    r.keys(o, &p, &["weekdays", "from", "to"]);
+                    let mut days = [false; 7];
+                    match o.get("weekdays").and_then(|d| d.as_array()) {
+                        Some(ds) if !ds.is_empty() => ds.iter().enumerate().for_each(|(j, d)| match d.as_str().and_then(|s| WEEKDAYS.iter().position(|w| *w == s)) {
+                            Some(k) => days[k] = true,
+                            None => r.bad(&format!("{p}.weekdays[{j}]"), format!("unknown weekday {d}")),
+                        }),
+                        _ => r.bad(&format!("{p}.weekdays"), "must be a non-empty list of weekdays".into()),
+                    }
+                    let time = |r: &mut Reader, k: &str| -> Option<NaiveTime> {
+                        let t = o.get(k).and_then(|t| t.as_str()).and_then(|s| NaiveTime::parse_from_str(s, "%H:%M").ok());
+                        if t.is_none() {
+                            r.bad(&format!("{p}.{k}"), "must be a local time \"HH:MM\"".into());
+                        }
+                        t
+                    };
+                    if let (Some(from), Some(to)) = (time(&mut r, "from"), time(&mut r, "to")) {
+                        if from >= to {
+                            r.bad(&format!("{p}.to"), format!("the window ends ({}) before it starts ({})", to.format("%H:%M"), from.format("%H:%M")));
+                        } else {
+                            call_windows.push(CallWindow { days, from, to });
+                        }
+                    }
+                }
+            }
+            _ => r.bad("$.call_windows", "must be a non-empty list of call windows".into()),
+        }
+    }
+    let call_minutes = r.int(m.get("call_minutes"), "$.call_minutes", 1, 480).unwrap_or(15);
+    if channel.as_deref() == Some("call") {
+        if call_windows.is_empty() && !m.contains_key("call_windows") {
+            r.problems.push(Problem::invalid("$", "a call plan needs \"call_windows\"").hint("for example [{\"weekdays\": [\"mon\", \"tue\"], \"from\": \"09:00\", \"to\": \"12:00\"}]"));
+        }
+        if assignee.is_none() {
+            r.problems.push(Problem::invalid("$", "a call plan needs an \"assignee\"").hint("the user who makes the calls"));
+        }
+    } else if m.contains_key("call_windows") || m.contains_key("call_minutes") {
+        r.bad("$.call_windows", "call windows go with channel \"call\"".into());
+    }
     if !r.problems.is_empty() {
         return Err(Problems(r.problems));
     }
     match (audience, channel, schedule) {
         (Some(audience), Some(channel), Some(schedule)) => Ok(PlanSpec {
             audience, brand, outlet, channel, policies, schedule, exceptions, size, send_anyway, priority, test_contacts,
-            holdout_percent, delivery, assignee,
+            holdout_percent, delivery, assignee, call_windows, call_minutes,
         }),
         _ => Err(Problem::invalid("$", "incomplete plan spec").into()),
     }
@@ -528,6 +618,14 @@ pub fn to_json(s: &PlanSpec) -> Value {
         Delivery::Handler(h) => { m.insert("delivery".into(), json!({"handler": h})); }
     }
     if let Some(a) = &s.assignee { m.insert("assignee".into(), json!(a)); }
+    if !s.call_windows.is_empty() {
+        let ws: Vec<Value> = s.call_windows.iter().map(|w| json!({
+            "weekdays": WEEKDAYS.iter().enumerate().filter(|(i, _)| w.days[*i]).map(|(_, d)| *d).collect::<Vec<_>>(),
+            "from": w.from.format("%H:%M").to_string(), "to": w.to.format("%H:%M").to_string(),
+        })).collect();
+        m.insert("call_windows".into(), Value::Array(ws));
+        m.insert("call_minutes".into(), json!(s.call_minutes));
+    }
     Value::Object(m)
 }
 
@@ -580,6 +678,21 @@ mod tests {
             "target": {"exact": 0, "order_by": {"attr": "x"}, "seed": 3}, "holdout_percent": 80, "colour": 1})).unwrap_err();
         let paths: Vec<&str> = e.0.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(paths, vec!["$.colour", "$", "$", "$.schedule.cron", "$.schedule.at", "$.target.exact", "$.target.seed", "$.holdout_percent"]);
+    }
+
+    #[test]
+    fn call_times_fill_the_windows_in_order() {
+        let p = parse(&json!({"segment": "x", "channel": "call", "assignee": "ann", "call_minutes": 20,
+            "call_windows": [{"weekdays": ["mon", "tue"], "from": "09:00", "to": "10:00"}, {"weekdays": ["mon"], "from": "14:00", "to": "14:40"}],
+            "exceptions": ["2026-11-24"], "schedule": {"once": "2026-11-23 09:30", "time_zone": "UTC"}})).unwrap();
+        assert_eq!(parse(&to_json(&p)).unwrap(), p);
+        let start = NaiveDateTime::parse_from_str("2026-11-23 09:30", "%Y-%m-%d %H:%M").unwrap();
+        let t: Vec<String> = p.call_times(start, 5).iter().map(|t| t.format("%a %H:%M").to_string()).collect();
+        // Monday 09:40, the afternoon window, Tuesday is an exception, next Monday
+        assert_eq!(t, vec!["Mon 09:40", "Mon 14:00", "Mon 14:20", "Mon 09:00", "Mon 09:20"]);
+        let e = parse(&json!({"segment": "x", "channel": "call", "call_windows": [{"weekdays": ["mon"], "from": "10:00", "to": "09:00"}], "schedule": {"once": "2026-11-23 09:30", "time_zone": "UTC"}})).unwrap_err();
+        let paths: Vec<&str> = e.0.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, vec!["$.call_windows[0].to", "$"]);
     }
 
     #[test]

@@ -318,6 +318,9 @@ fn execute(c: &mut SpiClient, plan_id: i64, run_id: i64, p: &PlanSpec, slot: Tim
     )
     .unwrap_or_else(|e| fail(e));
     c.update("SELECT segplan.confirm_reservations($1)", None, &[run_id.into()]).unwrap_or_else(|e| fail(e));
+    if p.channel == "call" {
+        schedule_calls(c, run_id, p, slot, &list);
+    }
     match &p.delivery {
         Delivery::None => {}
         Delivery::Notify => {
@@ -333,6 +336,94 @@ fn execute(c: &mut SpiClient, plan_id: i64, run_id: i64, p: &PlanSpec, slot: Tim
         }
     }
     Outcome { status: "sent", segment_size, holdout: holdout.len() as i64, excluded, sent: list.len() as i64, test: tests.len() as i64, waterfall: json!(wf) }
+}
+
+/// Local time of an instant in a zone, and instants of local times there.
+fn to_local(c: &SpiClient, t: TimestampWithTimeZone, tz: &str) -> plan::NaiveDateTime {
+    let s = c.select("SELECT to_char($1 AT TIME ZONE $2, 'YYYY-MM-DD HH24:MI:SS')", None, &[t.into(), tz.to_string().into()])
+        .and_then(|r| r.first().get_one::<String>()).unwrap_or_else(|e| fail(e)).unwrap_or_default();
+    plan::NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M:%S").unwrap_or_else(|e| internal("reading a local time failed", e))
+}
+
+fn to_instants(c: &SpiClient, local: &[plan::NaiveDateTime], tz: &str) -> Vec<TimestampWithTimeZone> {
+    let texts: Vec<String> = local.iter().map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).collect();
+    c.select("SELECT x::timestamp AT TIME ZONE $2 FROM unnest($1::text[]) WITH ORDINALITY AS u(x, i) ORDER BY i", None, &[texts.into(), tz.to_string().into()])
+        .map(|t| t.filter_map(|r| r.get::<TimestampWithTimeZone>(1).ok().flatten()).collect())
+        .unwrap_or_else(|e| fail(e))
+}
+
+fn paused_for_calls(c: &SpiClient, key: i64, at: TimestampWithTimeZone) -> bool {
+    c.select(&format!("SELECT EXISTS (SELECT 1 FROM ({}) AS s(k) WHERE s.k = $3)", segplan_core::policy::PAUSED_SQL), None,
+             &[at.into(), "call".into(), key.into()])
+        .and_then(|t| t.first().get_one::<bool>()).unwrap_or_else(|e| fail(e)).unwrap_or(false)
+}
+
+/// Gives each contact of a call run the next free call time after the slot, skipping times at
+/// which the contact is paused (for calls).
+fn schedule_calls(c: &mut SpiClient, run_id: i64, p: &PlanSpec, slot: TimestampWithTimeZone, list: &[i64]) {
+    let tz = &p.schedule.time_zone;
+    let paused: std::collections::HashSet<i64> = c
+        .select("SELECT DISTINCT contact_key FROM segplan.contact_pauses WHERE contact_key = ANY ($1) AND (channels IS NULL OR 'call' = ANY (channels))",
+                None, &[list.to_vec().into()])
+        .map(|t| t.filter_map(|r| r.get::<i64>(1).ok().flatten()).collect())
+        .unwrap_or_else(|e| fail(e));
+    let times = to_instants(c, &p.call_times(to_local(c, slot, tz), list.len() + 20 * paused.len() + 20), tz);
+    let mut free: Vec<Option<TimestampWithTimeZone>> = times.into_iter().map(Some).collect();
+    let (mut keys, mut ats) = (Vec::new(), Vec::new());
+    for k in list {
+        pgrx::check_for_interrupts!();
+        let pick = free.iter().position(|t| t.is_some_and(|t| !paused.contains(k) || !paused_for_calls(c, *k, t)));
+        if let Some(i) = pick {
+            keys.push(*k);
+            ats.push(free[i].take().unwrap_or(slot));
+        }
+    }
+    c.update(
+        "INSERT INTO segplan.call_list (run_id, contact_key, assignee, call_at) SELECT $1, k, $2, t FROM unnest($3::bigint[], $4::timestamptz[]) AS u(k, t)",
+        None,
+        &[run_id.into(), p.assignee.clone().unwrap_or_default().into(), keys.into(), ats.into()],
+    )
+    .unwrap_or_else(|e| fail(e));
+}
+
+/// Records a call's outcome; `call_later` re-queues the call for the next call time an hour or
+/// more from now.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn record_outcome(run_id: i64, contact_key: i64, status: &str, note: default!(Option<&str>, "NULL")) {
+    const STATUSES: &[&str] = &["completed", "unavailable", "busy", "call_later", "converted", "failed"];
+    if !STATUSES.contains(&status) {
+        raise_one(Problem::invalid("status", format!("unknown call outcome \"{status}\"")).hint(format!("outcomes: {}", STATUSES.join(", "))));
+    }
+    Spi::connect_mut(|c| {
+        let t = c.update(
+            "SELECT r.plan_id, r.version, greatest(l.call_at, now() + interval '1 hour') FROM segplan.call_list l JOIN segplan.plan_runs r ON r.id = l.run_id \
+             WHERE l.run_id = $1 AND l.contact_key = $2 FOR UPDATE OF l",
+            None,
+            &[run_id.into(), contact_key.into()],
+        ).unwrap_or_else(|e| fail(e));
+        if t.is_empty() {
+            report(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, &format!("contact {contact_key} is not on the call list of run {run_id}"),
+                   "at contact_key".into(), Some("segplan.call_queue(assignee, day) lists the calls".into()));
+        }
+        let r = t.first();
+        let (plan_id, version, after) = (r.get::<i64>(1).ok().flatten().unwrap_or(0), r.get::<i32>(2).ok().flatten().unwrap_or(1),
+                                         r.get::<TimestampWithTimeZone>(3).ok().flatten());
+        let next = if status == "call_later" {
+            let p = spec_of(c, plan_id, version);
+            after.and_then(|a| to_instants(c, &p.call_times(to_local(c, a, &p.schedule.time_zone), 1), &p.schedule.time_zone).into_iter().next())
+        } else {
+            None
+        };
+        c.update(
+            "UPDATE segplan.call_list SET status = $3, note = coalesce($4, note), attempts = attempts + 1, updated_at = now(), \
+             call_at = coalesce($5, call_at) WHERE run_id = $1 AND contact_key = $2",
+            None,
+            &[run_id.into(), contact_key.into(), status.into(), note.into(), next.into()],
+        )
+        .map(|_| ())
+    })
+    .unwrap_or_else(|e| fail(e))
 }
 
 /// Runs (plan, slot) unless it ran already; returns the run id. A failure rolls the run back and

@@ -142,6 +142,24 @@ FROM segplan.plan_report(:rep) r;
 SELECT run_id = :rr AS one_run, status FROM segplan.plan_report(:rep);
 SELECT * FROM segplan.plan_report(999999);
 
+-- call lists: 20-minute calls Mon/Tue 09:00-10:00 Paris time, not on the exception day, not while
+-- a contact is paused for calls
+SELECT segplan.create_plan('callers', '{"rule": {"attr": "id", "op": "between", "value": [2990, 2996]}, "channel": "call", "assignee": "ann",
+  "call_windows": [{"weekdays": ["mon", "tue"], "from": "09:00", "to": "10:00"}], "call_minutes": 20, "exceptions": ["2026-06-09"],
+  "schedule": {"once": "2026-06-08 09:30", "time_zone": "Europe/Paris"}}') AS calls \gset
+SELECT segplan.pause_contact(2991, tstzrange('2026-06-15 00:00+02', '2026-06-16 00:00+02'), 'not on the 15th', channels => ARRAY['call']);
+SELECT segplan.run_plan(:calls, '2026-06-08 07:30+00') AS rc \gset
+SELECT contact_key, call_at AT TIME ZONE 'Europe/Paris' AS local_call_at, status FROM segplan.call_list WHERE run_id = :rc ORDER BY call_at, contact_key;
+SELECT call_at AT TIME ZONE 'Europe/Paris' AS local, contact_key FROM segplan.call_queue('ann', '2026-06-08');
+SELECT segplan.record_outcome(:rc, 2990, 'call_later', 'call back next week');
+SELECT segplan.record_outcome(:rc, 2992, 'converted');
+SELECT contact_key, status, attempts, note, call_at > '2026-06-08 07:40+00' AS later,
+       extract(isodow FROM call_at AT TIME ZONE 'Europe/Paris') IN (1, 2) AND (call_at AT TIME ZONE 'Europe/Paris')::time BETWEEN '09:00' AND '09:40' AS in_a_window
+FROM segplan.call_list WHERE run_id = :rc AND contact_key IN (2990, 2992) ORDER BY 1;
+SELECT segplan.record_outcome(:rc, 2990, 'maybe');
+SELECT segplan.record_outcome(:rc, 1, 'completed');
+SELECT segplan.create_plan('bad_calls', '{"segment": "it", "channel": "call", "schedule": {"once": "2026-06-08 09:30", "time_zone": "UTC"}}');
+
 -- pg_cron: the job calls segplan.tick() every minute
 SELECT segplan.enable_scheduler() > 0 AS scheduled;
 SELECT jobname, schedule, command FROM cron.job WHERE jobname = 'segplan-tick';
@@ -152,4 +170,4 @@ SELECT segplan.drop_policy('daily'), segplan.drop_segment('it');
 DELETE FROM segplan.response_config;
 DROP FUNCTION public.flaky_delivery(bigint);
 DROP TABLE delivery_ok;
-TRUNCATE segplan.contact_history, segplan.contact_reservations, segplan.contact_locks;
+TRUNCATE segplan.contact_history, segplan.contact_reservations, segplan.contact_locks, segplan.contact_pauses;
