@@ -178,6 +178,8 @@ CREATE TABLE segplan.plan_runs (
     excluded     bigint,
     sent         bigint,
     test         bigint,
+    -- the plan's test addresses, added to this run's hand-off
+    test_addresses text[] NOT NULL DEFAULT '{}',
     waterfall    jsonb,
     error        text,
     UNIQUE (plan_id, slot)

@@ -154,12 +154,25 @@ SELECT status, count(*) FROM segplan.reserve_contacts(ARRAY(SELECT m FROM segpla
   ARRAY['fatigue'], 'email', :'brand', now() + interval '1 hour', priority => 9, run_id => 2) GROUP BY 1;
 SELECT segplan.release_reservations(1) + segplan.release_reservations(2) AS released;
 
-\echo '== 11. Plans: a recurring plan on the scheduler, one slot run exactly once, its list and export'
+\echo '== 11. Plans: a recurring plan on the scheduler, one slot run exactly once, its list, hand-off, export and report'
+-- a delivery handler: called with the run id inside the run's transaction (here it queues the list
+-- for an ESP connector; segplan runs it with search_path = pg_catalog, pg_temp, so names are qualified)
+CREATE TABLE IF NOT EXISTS public.esp_outbox (run_id bigint, contact_id bigint, email text, queued_at timestamptz DEFAULT now());
+CREATE OR REPLACE FUNCTION public.queue_for_esp(run_id bigint) RETURNS void LANGUAGE sql AS $$
+  INSERT INTO public.esp_outbox (run_id, contact_id, email)
+  SELECT run_id, c.id, c.email FROM segplan.export_run(run_id, NULL::demo.contacts) c WHERE c.email IS NOT NULL
+$$;
+TRUNCATE public.esp_outbox;
+SELECT segplan.configure_responses('{"window": {"days": 7},
+  "open": {"event": "message_events", "where": {"prop": "event_type", "op": "eq", "value": "open"}},
+  "click": {"event": "message_events", "where": {"prop": "event_type", "op": "eq", "value": "click"}},
+  "conversion": {"event": "orders"}}') IS NOT NULL AS responses_configured;
 SELECT segplan.create_plan('winback_fr', jsonb_build_object(
   'segment', 'fr_buyers_at_risk', 'channel', 'email', 'brand', :'brand', 'policies', jsonb_build_array('fatigue', 'consent'),
   'schedule', jsonb_build_object('weekdays', jsonb_build_array('tue', 'thu'), 'at', '09:00', 'time_zone', 'Europe/Paris'),
   'exceptions', jsonb_build_array('2026-12-24', '2026-12-31'), 'target', jsonb_build_object('min', 100, 'on_shortfall', 'cancel'),
-  'holdout_percent', 10, 'test_contacts', jsonb_build_array(1, 2), 'priority', 5)) AS plan_id \gset
+  'holdout_percent', 10, 'test_contacts', jsonb_build_array(1, 2), 'test_addresses', jsonb_build_array('qa@example.com'),
+  'priority', 5, 'delivery', jsonb_build_object('handler', 'public.queue_for_esp'))) AS plan_id \gset
 SELECT segplan.activate_plan(:plan_id);
 SELECT plan, slot, channel FROM segplan.calendar(now(), now() + interval '14 days') LIMIT 4;
 SELECT slot AS next_slot FROM segplan.calendar(now(), now() + interval '14 days') WHERE plan_id = :plan_id ORDER BY slot LIMIT 1 \gset
@@ -171,6 +184,12 @@ SELECT status, segment_size, holdout, excluded, sent, test, round(extract(epoch 
 FROM segplan.plan_runs WHERE id = :run_id;
 SELECT w->>'rule' AS step, w->>'excluded' AS excluded, w->>'remaining' AS remaining FROM segplan.plan_runs r, jsonb_array_elements(r.waterfall) w WHERE r.id = :run_id;
 SELECT id, email, city FROM segplan.export_run(:run_id, NULL::demo.contacts) LIMIT 3;
+SELECT count(*) AS "queued for the ESP by the handler" FROM public.esp_outbox WHERE run_id = :run_id;
+\echo '   a run of the same plan a month ago, and the report: responses within 7 days, holdout, lift'
+SELECT segplan.run_plan(:plan_id, date_trunc('day', now()) - interval '30 days' + interval '8 hours') IS NOT NULL AS past_run;
+SELECT slot::date, status, sent, holdout, opened, clicked, converted, round(open_rate::numeric, 3) AS open_rate,
+       round(conversion_rate::numeric, 3) AS conv_rate, round(holdout_conversion_rate::numeric, 3) AS holdout_conv, round(lift::numeric, 2) AS lift
+FROM segplan.plan_report(:plan_id) ORDER BY slot;
 \echo '   (COPY (SELECT * FROM segplan.export_run(run_id, NULL::demo.contacts)) TO ''/path/list.csv'' WITH (FORMAT csv, HEADER))'
 SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')
             THEN (SELECT segplan.enable_scheduler() > 0) END AS "pg_cron job calling segplan.tick() every minute";

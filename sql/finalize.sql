@@ -594,7 +594,7 @@ BEGIN
     USING run_id;
 END
 $$;
--- the same for any client: key, status and the contact's row as jsonb
+-- the same for any client: key, status and the contact's row as jsonb, then the test addresses
 CREATE FUNCTION segplan.export_run(run_id bigint) RETURNS TABLE (contact_key bigint, status text, contact jsonb)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE src regclass; key name;
@@ -602,6 +602,8 @@ BEGIN
   SELECT c.relid, c.key_column INTO src, key FROM segplan.contact_source c;
   RETURN QUERY EXECUTE format('SELECT rc.contact_key, rc.status, to_jsonb(c) FROM segplan.run_contacts rc LEFT JOIN %s AS c ON c.%I = rc.contact_key WHERE rc.run_id = $1 AND rc.status IN (''sent'', ''test'') ORDER BY rc.contact_key', src, key)
     USING run_id;
+  RETURN QUERY SELECT NULL::bigint, 'test_address'::text, jsonb_build_object('address', a)
+               FROM segplan.plan_runs r, unnest(r.test_addresses) AS a WHERE r.id = export_run.run_id;
 END
 $$;
 

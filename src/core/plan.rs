@@ -63,6 +63,8 @@ pub struct PlanSpec {
     pub send_anyway: bool,
     pub priority: i32,
     pub test_contacts: Vec<i64>,
+    /// addresses (e-mail, phone) that get every run's message, outside the contact base
+    pub test_addresses: Vec<String>,
     pub holdout_percent: f64,
     pub delivery: Delivery,
     pub assignee: Option<String>,
@@ -355,7 +357,7 @@ impl Reader {
 }
 
 const SPEC_KEYS: &[&str] = &["segment", "rule", "brand", "outlet", "channel", "policies", "schedule", "exceptions", "target",
-    "priority", "test_contacts", "holdout_percent", "delivery", "assignee", "call_windows", "call_minutes"];
+    "priority", "test_contacts", "test_addresses", "holdout_percent", "delivery", "assignee", "call_windows", "call_minutes"];
 
 /// Reads a plan spec, collecting every problem with its JSON path.
 pub fn parse(v: &Value) -> Result<PlanSpec, Problems> {
@@ -484,6 +486,16 @@ pub fn parse(v: &Value) -> Result<PlanSpec, Problems> {
             _ => r.bad("$.test_contacts", "must be a list of at most 1000 contact keys".into()),
         }
     }
+    let mut test_addresses = Vec::new();
+    if let Some(t) = m.get("test_addresses") {
+        match t.as_array() {
+            Some(xs) if xs.len() <= 1000 => xs.iter().enumerate().for_each(|(i, x)| match x.as_str() {
+                Some(a) if !a.trim().is_empty() => test_addresses.push(a.to_string()),
+                _ => r.bad(&format!("$.test_addresses[{i}]"), format!("must be an address (a non-empty string), not {x}")),
+            }),
+            _ => r.bad("$.test_addresses", "must be a list of at most 1000 addresses".into()),
+        }
+    }
     let holdout_percent = match m.get("holdout_percent") {
         None => 0.0,
         Some(h) => match h.as_f64().filter(|p| (0.0..=50.0).contains(p)) {
@@ -562,7 +574,7 @@ pub fn parse(v: &Value) -> Result<PlanSpec, Problems> {
     match (audience, channel, schedule) {
         (Some(audience), Some(channel), Some(schedule)) => Ok(PlanSpec {
             audience, brand, outlet, channel, policies, schedule, exceptions, size, send_anyway, priority, test_contacts,
-            holdout_percent, delivery, assignee, call_windows, call_minutes,
+            test_addresses, holdout_percent, delivery, assignee, call_windows, call_minutes,
         }),
         _ => Err(Problem::invalid("$", "incomplete plan spec").into()),
     }
@@ -611,6 +623,7 @@ pub fn to_json(s: &PlanSpec) -> Value {
     }
     if s.priority != 0 { m.insert("priority".into(), json!(s.priority)); }
     if !s.test_contacts.is_empty() { m.insert("test_contacts".into(), json!(s.test_contacts)); }
+    if !s.test_addresses.is_empty() { m.insert("test_addresses".into(), json!(s.test_addresses)); }
     if s.holdout_percent > 0.0 { m.insert("holdout_percent".into(), json!(s.holdout_percent)); }
     match &s.delivery {
         Delivery::None => {}
@@ -666,7 +679,7 @@ mod tests {
         assert_eq!(parse(&to_json(&p)).unwrap(), p);
         let once = parse(&json!({"rule": {"attr": "country", "op": "eq", "value": "FR"}, "channel": "sms",
             "schedule": {"once": "2026-12-01 09:00", "time_zone": "UTC"}, "target": {"exact": 100, "seed": 7}, "holdout_percent": 10,
-            "test_contacts": [1, 2], "delivery": {"handler": "crm.deliver"}, "priority": 3})).unwrap();
+            "test_contacts": [1, 2], "test_addresses": ["qa@example.com"], "delivery": {"handler": "crm.deliver"}, "priority": 3})).unwrap();
         assert_eq!(once.schedule.local_slots(d("2026-12-01"), d("2026-12-01"), &[]).len(), 1);
         assert_eq!(once.schedule.local_slots(d("2026-12-01"), d("2026-12-01"), &[d("2026-12-01")]).len(), 0);
         assert_eq!(parse(&to_json(&once)).unwrap(), once);

@@ -475,9 +475,10 @@ fn run_slot(plan_id: i64, slot: TimestampWithTimeZone, skip: bool) -> i64 {
     Spi::connect_mut(|c| match result {
         Ok(o) => c.update(
             "UPDATE segplan.plan_runs SET status = $2, finished_at = clock_timestamp(), segment_size = $3, holdout = $4, excluded = $5, \
-             sent = $6, test = $7, waterfall = $8 WHERE id = $1",
+             sent = $6, test = $7, waterfall = $8, test_addresses = CASE WHEN $2 = 'sent' THEN $9 ELSE '{}' END WHERE id = $1",
             None,
-            &[run_id.into(), o.status.into(), o.segment_size.into(), o.holdout.into(), o.excluded.into(), o.sent.into(), o.test.into(), JsonB(o.waterfall).into()],
+            &[run_id.into(), o.status.into(), o.segment_size.into(), o.holdout.into(), o.excluded.into(), o.sent.into(), o.test.into(), JsonB(o.waterfall).into(),
+              p.test_addresses.clone().into()],
         ).map(|_| ()),
         Err(msg) => c.update("UPDATE segplan.plan_runs SET status = 'failed', finished_at = clock_timestamp(), error = $2 WHERE id = $1", None,
                              &[run_id.into(), msg.into()]).map(|_| ()),

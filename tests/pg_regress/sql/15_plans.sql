@@ -18,7 +18,7 @@ SELECT count(*) AS plans FROM segplan.plans;
 -- Tuesdays and Thursdays at 09:00 in Paris: 08:00 UTC before the DST change of March 29, 07:00 after
 SELECT segplan.create_plan('it_weekly', '{"segment": "it", "channel": "email", "brand": "acme", "policies": ["daily"],
   "schedule": {"weekdays": ["tue", "thu"], "at": "09:00", "time_zone": "Europe/Paris", "from": "2026-03-20", "until": "2026-04-05"},
-  "exceptions": ["2026-04-02"], "test_contacts": [2999, 3000], "holdout_percent": 20}') AS weekly \gset
+  "exceptions": ["2026-04-02"], "test_contacts": [2999, 3000], "test_addresses": ["qa@example.com"], "holdout_percent": 20}') AS weekly \gset
 SELECT segplan.activate_plan(:weekly);
 SELECT plan, slot, channel, brand FROM segplan.calendar('2026-03-01', '2026-05-01');
 
@@ -34,7 +34,8 @@ SELECT round(holdout::numeric / segment_size, 1) AS holdout_share FROM segplan.p
 SELECT count(*) AS history_rows, count(*) FILTER (WHERE contact_key IN (2999, 3000)) AS test_in_history
 FROM segplan.contact_history WHERE run_id = :run1;
 SELECT (SELECT count(*) FROM segplan.export_run(:run1, NULL::demo.contacts)) = (SELECT sent + test FROM segplan.plan_runs WHERE id = :run1) AS export_ok,
-       (SELECT bool_and(contact ? 'email') FROM segplan.export_run(:run1)) AS json_export_ok;
+       (SELECT bool_and(contact ? 'email') FROM segplan.export_run(:run1) WHERE contact_key IS NOT NULL) AS json_export_ok,
+       (SELECT array_agg(contact->>'address') FROM segplan.export_run(:run1) WHERE status = 'test_address') AS test_addresses;
 SELECT jsonb_array_length(waterfall) > 3 AS has_waterfall, waterfall->2->>'rule' AS first_policy_rule FROM segplan.plan_runs WHERE id = :run1;
 -- two days later the same contacts (not held out) are sent again, the holdout is the same set
 SELECT segplan.run_plan(:weekly, '2026-03-26 08:00+00') AS run2 \gset
