@@ -34,6 +34,8 @@ pub struct Schedule {
 pub enum Order {
     Random { seed: i64 },
     Attr { name: String, desc: bool },
+    /// best RFM score first (contacts without one last)
+    Rfm(rule::Score),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -441,6 +443,14 @@ pub fn parse(v: &Value) -> Result<PlanSpec, Problems> {
                         let order = match tm.get("order_by") {
                             None => Some(Order::Random { seed: 0 }),
                             Some(Value::String(s)) if s == "random" => Some(Order::Random { seed: 0 }),
+                            Some(Value::Object(o)) if o.contains_key("rfm") => {
+                                r.keys(o, "$.target.order_by", &["rfm"]);
+                                let score = o["rfm"].as_str().and_then(|s| rule::SCORES.iter().find(|(n, _)| *n == s)).map(|(_, sc)| *sc);
+                                if score.is_none() {
+                                    r.problems.push(Problem::invalid("$.target.order_by.rfm", format!("unknown RFM score {}", o["rfm"])).hint("r, f, m or fm"));
+                                }
+                                score.map(Order::Rfm)
+                            }
                             Some(Value::Object(o)) => {
                                 r.keys(o, "$.target.order_by", &["attr", "desc"]);
                                 let name = r.text(o.get("attr"), "$.target.order_by.attr");
@@ -449,13 +459,13 @@ pub fn parse(v: &Value) -> Result<PlanSpec, Problems> {
                             }
                             Some(other) => {
                                 r.problems.push(Problem::invalid("$.target.order_by", format!("unknown order_by {other}"))
-                                    .hint("\"random\" (with \"seed\") or {\"attr\": \"loyalty_points\", \"desc\": true}"));
+                                    .hint("\"random\" (with \"seed\"), {\"attr\": \"loyalty_points\", \"desc\": true} or {\"rfm\": \"m\"}"));
                                 None
                             }
                         };
                         let order = match (order, tm.get("seed")) {
                             (Some(Order::Random { .. }), Some(s)) => r.int(Some(s), "$.target.seed", i64::MIN, i64::MAX).map(|seed| Order::Random { seed }),
-                            (Some(Order::Attr { .. }), Some(_)) => {
+                            (Some(Order::Attr { .. } | Order::Rfm(_)), Some(_)) => {
                                 r.bad("$.target.seed", "a seed goes with a random order".into());
                                 None
                             }
@@ -615,6 +625,7 @@ pub fn to_json(s: &PlanSpec) -> Value {
                 match order {
                     Order::Random { seed } => { t.insert("order_by".into(), json!("random")); t.insert("seed".into(), json!(seed)); }
                     Order::Attr { name, desc } => { t.insert("order_by".into(), json!({"attr": name, "desc": desc})); }
+                    Order::Rfm(score) => { t.insert("order_by".into(), json!({"rfm": score.name()})); }
                 }
             }
         }
@@ -678,7 +689,7 @@ mod tests {
         assert_eq!(slots.iter().map(|t| t.to_string()).collect::<Vec<_>>(), vec!["2026-11-26 09:30:00", "2026-12-01 09:30:00", "2026-12-03 09:30:00"]);
         assert_eq!(parse(&to_json(&p)).unwrap(), p);
         let once = parse(&json!({"rule": {"attr": "country", "op": "eq", "value": "FR"}, "channel": "sms",
-            "schedule": {"once": "2026-12-01 09:00", "time_zone": "UTC"}, "target": {"exact": 100, "seed": 7}, "holdout_percent": 10,
+            "schedule": {"once": "2026-12-01 09:00", "time_zone": "UTC"}, "target": {"exact": 100, "order_by": {"rfm": "fm"}}, "holdout_percent": 10,
             "test_contacts": [1, 2], "test_addresses": ["qa@example.com"], "delivery": {"handler": "crm.deliver"}, "priority": 3})).unwrap();
         assert_eq!(once.schedule.local_slots(d("2026-12-01"), d("2026-12-01"), &[]).len(), 1);
         assert_eq!(once.schedule.local_slots(d("2026-12-01"), d("2026-12-01"), &[d("2026-12-01")]).len(), 0);

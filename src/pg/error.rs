@@ -1,5 +1,6 @@
 //! Problems from the core become Postgres errors with SQLSTATE, DETAIL and HINT.
-use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
+use pgrx::prelude::*;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 use segplan_core::error::{Code, Problem, Problems};
 
@@ -55,4 +56,34 @@ pub fn warn(message: &str, detail: String, hint: &str) {
         .set_detail(detail)
         .set_hint(hint)
         .report(PgLogLevel::WARNING);
+}
+
+/// Runs `f` in a subtransaction, the way PL/pgSQL runs an EXCEPTION block: on an error its work is
+/// rolled back and the error comes back as `(message, detail)` instead of ending the statement.
+pub fn in_subtransaction<T>(f: impl FnOnce() -> T) -> Result<T, (String, Option<String>)> {
+    unsafe {
+        let cxt = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        let f = std::panic::AssertUnwindSafe(f);
+        let result = PgTryBuilder::new(move || {
+            let whole = f;
+            Ok((whole.0)())
+        })
+            .catch_others(|e| {
+                Err(match e {
+                    CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => (r.message().to_string(), r.detail().map(String::from)),
+                    CaughtError::RustPanic { ereport, .. } => (ereport.message().to_string(), None),
+                })
+            })
+            .execute();
+        if result.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(cxt);
+        pg_sys::CurrentResourceOwner = owner;
+        result
+    }
 }

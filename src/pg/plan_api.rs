@@ -3,12 +3,11 @@
 //! list, the history and the hand-off land together, or nothing does and the error is recorded.
 use super::catalog::current_model;
 use super::engine;
-use super::error::{internal, raise, raise_all, raise_one, report};
+use super::error::{in_subtransaction, internal, raise, raise_all, raise_one, report};
 use super::policy_api::{load, waterfall};
 use super::rules_api::regex_error;
 use super::segments_api;
 use pgrx::datum::TimestampWithTimeZone;
-use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::{JsonB, PgSqlErrorCode};
@@ -61,6 +60,11 @@ fn checked(spec: &serde_json::Value) -> PlanSpec {
             }
         }
     });
+    if let Some(Size::Exact { order: Order::Rfm(_), .. }) = &p.size {
+        if let Err(e) = segplan_core::compile::rfm_scores(&model, "bigint", "$.target.order_by.rfm") {
+            problems.extend(e.0);
+        }
+    }
     if let Some(Size::Exact { order: Order::Attr { name, .. }, .. }) = &p.size {
         if model.contacts.as_ref().is_none_or(|c| !c.columns.iter().any(|x| &x.name == name)) {
             problems.push(Problem::invalid("$.target.order_by.attr", format!("unknown attribute \"{name}\"")));
@@ -227,8 +231,22 @@ fn calendar(
         let mut out = Vec::new();
         for (id, name, version) in plans {
             let p = spec_of(c, id, version);
+            // the blackout dates of the plan's policies, on the plan's calendar
+            let send = Send { channel: &p.channel, brand: p.brand.as_deref(), outlet: p.outlet.as_deref() };
+            let blackout: Vec<plan::NaiveDate> = load(c, &p.policies)
+                .iter()
+                .filter(|(_, pol)| pol.applies(&send))
+                .flat_map(|(_, pol)| pol.rules.iter())
+                .filter_map(|r| match r {
+                    segplan_core::policy::PolicyRule::BlackoutDates { dates, .. } => Some(dates.clone()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
             for s in slots(c, &p, from, to) {
-                out.push((id, name.clone(), s, p.channel.clone(), p.brand.clone()));
+                if blackout.is_empty() || !blackout.contains(&to_local(c, s, &p.schedule.time_zone).date()) {
+                    out.push((id, name.clone(), s, p.channel.clone(), p.brand.clone()));
+                }
             }
         }
         out.sort_by_key(|r| (r.2, r.0));
@@ -277,6 +295,15 @@ fn execute(c: &mut SpiClient, plan_id: i64, run_id: i64, p: &PlanSpec, slot: Tim
             let sql = format!("SELECT c.{k}::bigint FROM {rel} AS c WHERE c.{k} = ANY ($1) ORDER BY c.{a} {dir} NULLS LAST, c.{k}",
                               k = cs.key.sql, rel = cs.rel.sql, a = col.sql, dir = if *desc { "DESC" } else { "ASC" });
             candidates = c.select(&sql, None, &[candidates.into()]).map(|t| t.filter_map(|r| r.get::<i64>(1).ok().flatten()).collect()).unwrap_or_else(|e| fail(e));
+        }
+        Some(Size::Exact { order: Order::Rfm(score), .. }) => {
+            let q = segplan_core::compile::rfm_scores(&model, "bigint", "$.target.order_by.rfm").unwrap_or_else(|e| raise(&e));
+            let (expr, _) = segplan_core::rfm::score_sql(*score, "s");
+            let n = q.params.len() + 2;
+            let sql = format!("SELECT u.k FROM unnest(${n}::bigint[]) AS u(k) LEFT JOIN ({}) AS s ON s.k = u.k ORDER BY {expr} DESC NULLS LAST, u.k", q.sql);
+            let mut args = super::engine::args(slot, &q.params);
+            args.push(candidates.into());
+            candidates = c.select(&sql, None, &args).map(|t| t.filter_map(|r| r.get::<i64>(1).ok().flatten()).collect()).unwrap_or_else(|e| fail(e));
         }
         _ => {}
     }
@@ -453,25 +480,8 @@ fn run_slot(plan_id: i64, slot: TimestampWithTimeZone, skip: bool) -> i64 {
     if skip {
         return run_id;
     }
-    let result = unsafe {
-        let cxt = pg_sys::CurrentMemoryContext;
-        let owner = pg_sys::CurrentResourceOwner;
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        let r = PgTryBuilder::new(|| Ok(Spi::connect_mut(|c| execute(c, plan_id, run_id, &p, slot))))
-            .catch_others(|e| Err(match e {
-                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => format!("{}{}", r.message(), r.detail().map(|d| format!(" ({d})")).unwrap_or_default()),
-                CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
-            }))
-            .execute();
-        if r.is_ok() {
-            pg_sys::ReleaseCurrentSubTransaction();
-        } else {
-            pg_sys::RollbackAndReleaseCurrentSubTransaction();
-        }
-        pg_sys::MemoryContextSwitchTo(cxt);
-        pg_sys::CurrentResourceOwner = owner;
-        r
-    };
+    let result = in_subtransaction(|| Spi::connect_mut(|c| execute(c, plan_id, run_id, &p, slot)))
+        .map_err(|(msg, detail)| format!("{msg}{}", detail.map(|d| format!(" ({d})")).unwrap_or_default()));
     Spi::connect_mut(|c| match result {
         Ok(o) => c.update(
             "UPDATE segplan.plan_runs SET status = $2, finished_at = clock_timestamp(), segment_size = $3, holdout = $4, excluded = $5, \

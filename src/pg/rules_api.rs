@@ -2,12 +2,11 @@
 //! sql/finalize.sql pass their argument on as text. All run as the caller (SECURITY INVOKER), so
 //! the caller's grants and row-level security decide what is counted.
 use super::catalog::current_model;
-use super::error::{internal, raise, report};
+use super::error::{in_subtransaction, internal, raise, report};
 use super::bitmap64_type::Roaringbitmap64;
 use super::engine::{self, args};
 use super::segments_api;
 use pgrx::datum::TimestampWithTimeZone;
-use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
 use segplan_core::algebra;
@@ -39,36 +38,16 @@ fn compiled<'m>(rule: &Rule, model: &'m Model) -> compile::Compiled<'m> {
     compile::compile(rule, model, &regex_error).unwrap_or_else(|p| raise(&p))
 }
 
-/// Compiles a pattern with Postgres's regex engine (as `~` would) inside a subtransaction, the
-/// way PL/pgSQL runs an EXCEPTION block, and returns its error message if it is invalid.
+/// Compiles a pattern with Postgres's regex engine (as `~` would) inside a subtransaction and
+/// returns its error message if it is invalid.
 pub(super) fn regex_error(pattern: &str) -> Option<String> {
-    let pattern = pattern.to_string();
-    unsafe {
-        let cxt = pg_sys::CurrentMemoryContext;
-        let owner = pg_sys::CurrentResourceOwner;
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        let result = PgTryBuilder::new(move || {
-            let empty = "".into_datum().unwrap_or_else(|| unreachable!());
-            let pat = pattern.as_str().into_datum().unwrap_or_else(|| unreachable!());
-            pg_sys::OidFunctionCall2Coll(pg_sys::Oid::from(pg_sys::F_TEXTREGEXEQ), pg_sys::DEFAULT_COLLATION_OID, empty, pat);
-            None
-        })
-        .catch_others(|e| {
-            Some(match e {
-                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r.message().to_string(),
-                CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
-            })
-        })
-        .execute();
-        if result.is_none() {
-            pg_sys::ReleaseCurrentSubTransaction();
-        } else {
-            pg_sys::RollbackAndReleaseCurrentSubTransaction();
-        }
-        pg_sys::MemoryContextSwitchTo(cxt);
-        pg_sys::CurrentResourceOwner = owner;
-        result
-    }
+    in_subtransaction(|| unsafe {
+        let empty = "".into_datum().unwrap_or_else(|| unreachable!());
+        let pat = pattern.into_datum().unwrap_or_else(|| unreachable!());
+        pg_sys::OidFunctionCall2Coll(pg_sys::Oid::from(pg_sys::F_TEXTREGEXEQ), pg_sys::DEFAULT_COLLATION_OID, empty, pat);
+    })
+    .err()
+    .map(|(msg, _)| msg)
 }
 
 /// Runs a one-row query. No SPI row limit: PostgreSQL runs no parallel workers for a statement

@@ -22,6 +22,13 @@ SELECT segplan.create_plan('it_weekly', '{"segment": "it", "channel": "email", "
 SELECT segplan.activate_plan(:weekly);
 SELECT plan, slot, channel, brand FROM segplan.calendar('2026-03-01', '2026-05-01');
 
+-- the calendar leaves out the blackout dates of the plan's policies
+SELECT segplan.create_policy('xmas', '{"rules": [{"blackout_dates": ["2026-12-25"]}]}') IS NOT NULL AS policy;
+SELECT segplan.create_plan('fridays', '{"segment": "it", "channel": "email", "policies": ["xmas"], "schedule": {"weekdays": ["fri"], "at": "09:00", "time_zone": "Europe/Paris"}}') AS fri \gset
+SELECT segplan.activate_plan(:fri);
+SELECT slot FROM segplan.calendar('2026-12-15', '2027-01-05') WHERE plan_id = :fri;
+SELECT segplan.pause_plan(:fri);
+
 -- a run by hand; the same slot again is the same run
 SELECT segplan.run_plan(:weekly, '2026-03-24 08:00+00') AS run1 \gset
 SELECT segplan.run_plan(:weekly, '2026-03-24 08:00+00') = :run1 AS same_run;
@@ -63,6 +70,15 @@ SELECT segplan.create_plan('oldest', '{"rule": {"attr": "country", "op": "eq", "
 SELECT segplan.run_plan(:old, '2026-05-01 10:00+00') AS ro \gset
 SELECT (SELECT array_agg(contact_key ORDER BY contact_key) FROM segplan.run_contacts WHERE run_id = :ro)
      = (SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM demo.contacts WHERE country = 'ES' ORDER BY birth_date NULLS LAST, id LIMIT 3) x) AS oldest_three;
+-- exact by RFM score: the best monetary scores first, contacts without purchases last
+SELECT segplan.configure_rfm('purchase_lines', 'line_total', 'order_id') IS NOT NULL AS rfm;
+SELECT segplan.create_plan('big_spenders', '{"rule": {"attr": "country", "op": "eq", "value": "ES"}, "channel": "mail", "target": {"exact": 5, "order_by": {"rfm": "m"}}, "schedule": {"once": "2026-05-01 10:00", "time_zone": "UTC"}}') AS bs \gset
+SELECT segplan.run_plan(:bs, '2026-05-01 10:00+00') AS rbs \gset
+SELECT (SELECT array_agg(contact_key ORDER BY contact_key) FROM segplan.run_contacts WHERE run_id = :rbs)
+     = (SELECT array_agg(id ORDER BY id) FROM (SELECT c.id FROM demo.contacts c LEFT JOIN segplan.rfm_scores('2026-05-01 10:00+00') s ON s.contact_key = c.id
+        WHERE c.country = 'ES' ORDER BY s.m DESC NULLS LAST, c.id LIMIT 5) x) AS best_m_five;
+DELETE FROM segplan.rfm_config;
+SELECT segplan.create_plan('no_rfm', '{"rule": {"attr": "country", "op": "eq", "value": "ES"}, "channel": "mail", "target": {"exact": 5, "order_by": {"rfm": "m"}}, "schedule": {"once": "2026-05-01 10:00", "time_zone": "UTC"}}');
 SELECT segplan.create_plan('too_few', '{"rule": {"attr": "country", "op": "eq", "value": "ES"}, "channel": "push", "target": {"min": 100000}, "schedule": {"once": "2026-05-02 10:00", "time_zone": "UTC"}}') AS few \gset
 SELECT segplan.run_plan(:few, '2026-05-02 10:00+00') AS rf \gset
 SELECT status, sent, (SELECT count(*) FROM segplan.run_contacts WHERE run_id = :rf) AS listed,
@@ -167,7 +183,7 @@ SELECT jobname, schedule, command FROM cron.job WHERE jobname = 'segplan-tick';
 SELECT segplan.disable_scheduler() AS unscheduled;
 
 SELECT segplan.drop_plan(id) FROM segplan.plans;
-SELECT segplan.drop_policy('daily'), segplan.drop_segment('it');
+SELECT segplan.drop_policy('daily'), segplan.drop_policy('xmas'), segplan.drop_segment('it');
 DELETE FROM segplan.response_config;
 DROP FUNCTION public.flaky_delivery(bigint);
 DROP TABLE delivery_ok;
