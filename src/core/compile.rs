@@ -128,6 +128,48 @@ pub struct Leaf {
     pub relations: Vec<u32>,
     /// the condition in the text form
     pub label: String,
+    /// for a condition on the contacts' own columns: its predicate over `c` (so several such
+    /// leaves can be built in one scan of the contacts, see [`one_scan`])
+    pub filter: Option<String>,
+}
+
+/// Several contact-column leaves as one statement: one scan of the contacts returning, per leaf,
+/// its bitmap (`FILTER (WHERE predicate)`), in order. Each leaf's own `$n` are renumbered after
+/// the parameters of the leaves before it; `$1` (as_of) is shared.
+pub fn one_scan(leaves: &[&Leaf], contacts: &ContactSource) -> Query {
+    let k = &contacts.key.sql;
+    let mut params = Vec::new();
+    let mut cols = Vec::new();
+    for l in leaves {
+        let pred = renumber(l.filter.as_deref().unwrap_or("true"), params.len());
+        params.extend(l.query.params.iter().cloned());
+        cols.push(format!("segplan.rb64_to_bytea(segplan.rb64_build_agg(c.{k}::bigint) FILTER (WHERE {pred}))"));
+    }
+    Query { sql: format!("SELECT {} FROM {} AS c WHERE c.{k} IS NOT NULL", cols.join(", "), contacts.rel.sql), params }
+}
+
+/// `$n` for n ≥ 2 becomes `$(n + by)` (the compiler writes `$` only in parameter references).
+fn renumber(sql: &str, by: usize) -> String {
+    if by == 0 {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    while let Some(ch) = chars.next() {
+        out.push(ch);
+        if ch == '$' {
+            let mut digits = String::new();
+            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                digits.push(*d);
+                chars.next();
+            }
+            match digits.parse::<usize>() {
+                Ok(n) if n >= 2 => out.push_str(&(n + by).to_string()),
+                _ => out.push_str(&digits),
+            }
+        }
+    }
+    out
 }
 
 /// How much of `$1` (as_of) a query depends on: not at all, only its calendar date in the
@@ -193,6 +235,7 @@ pub fn plan(rule: &Rule, model: &Model, regex: RegexCheck) -> Result<Plan, Probl
         as_of: AsOf::No,
         relations: vec![contacts.rel.oid],
         label: "all contacts".into(),
+        filter: Some("true".into()),
     };
     Ok(Plan { universe, leaves, steps, any })
 }
@@ -285,17 +328,17 @@ impl<'m> Compiler<'m> {
                 let as_of = std::mem::replace(&mut self.as_of_used, as_of_used);
                 let mut relations = std::mem::replace(&mut self.relations, relations);
                 let (key, rel) = (&self.contacts.key.sql, &self.contacts.rel.sql);
-                let (sql, negate) = match piece {
+                let (sql, negate, filter) = match piece {
                     Piece::Pred(p) => {
                         relations.push(self.contacts.rel.oid);
-                        (format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(c.{key}::bigint)) FROM {rel} AS c WHERE c.{key} IS NOT NULL AND ({p})"), false)
+                        (format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(c.{key}::bigint)) FROM {rel} AS c WHERE c.{key} IS NOT NULL AND ({p})"), false, Some(p))
                     }
-                    Piece::Set { sql, negate } => (format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(s.k::bigint)) FROM ({sql}) AS s(k)"), negate),
+                    Piece::Set { sql, negate } => (format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(s.k::bigint)) FROM ({sql}) AS s(k)"), negate, None),
                 };
                 relations.sort_unstable();
                 relations.dedup();
                 let label = crate::rule::text::format(&Tree::Leaf(cond.clone()));
-                let leaf = Leaf { query: Query { sql, params }, as_of, relations, label };
+                let leaf = Leaf { query: Query { sql, params }, as_of, relations, label, filter };
                 let i = match leaves.iter().position(|l| *l == leaf) {
                     Some(i) => i,
                     None => {
@@ -873,5 +916,19 @@ mod tests {
         if let Some(c) = m.rfm.as_mut() { c.amount = "gone".into() }
         let e = plan(&rule, &m, &|_| None).unwrap_err();
         assert!(e.0[0].message.contains("unknown property \"gone\""), "{:?}", e);
+    }
+
+    #[test]
+    fn contact_leaves_share_one_scan_with_renumbered_parameters() {
+        let p = plan_of("country = 'FR' and country in ('IT', 'ES') and clicks(within last 7 days)");
+        let m = model();
+        let contacts = m.contacts.as_ref().unwrap();
+        let attr: Vec<&Leaf> = p.leaves.iter().chain([&p.universe]).filter(|l| l.filter.is_some()).collect();
+        assert_eq!(attr.len(), 3);
+        let q = one_scan(&attr, contacts);
+        assert_eq!(q.params, vec![Param::Text("FR".into()), Param::TextArray(vec!["IT".into(), "ES".into()])]);
+        assert!(q.sql.contains("c.country = (SELECT $2::text)") && q.sql.contains("$3::text[]"), "{}", q.sql);
+        assert!(q.sql.contains("FILTER (WHERE true)"));
+        assert_eq!(renumber("a = $1 AND b = $2 AND c = $12", 3), "a = $1 AND b = $5 AND c = $15");
     }
 }

@@ -265,53 +265,82 @@ pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex:
         let all: Vec<u32> = sources.values().flat_map(|s| s.relations.iter().copied()).collect();
         let from_xid = CACHE.with(|c| c.borrow().entries.values().map(|e| e.built.snapshot.xmin).min().unwrap_or(u64::MAX));
         let reader = (cap > 0).then(|| read_reader(client, &all, from_xid, as_of));
-        let total = plan.leaves.len() + 1;
-        let get = |i: usize, leaf: &Leaf| -> Rc<RoaringTreemap> {
-            pgrx::check_for_interrupts!();
-            let identity = reader.as_ref().and_then(|r| leaf_identity(leaf, &sources, r, &as_of_text));
-            if let (Some((key, _)), Some(r)) = (&identity, &reader) {
-                let hit = CACHE.with(|c| {
+        let all: Vec<&Leaf> = plan.leaves.iter().chain([&plan.universe]).collect();
+        let total = all.len();
+        let identities: Vec<Option<(String, Built)>> =
+            all.iter().map(|l| reader.as_ref().and_then(|r| leaf_identity(l, &sources, r, &as_of_text))).collect();
+        // fresh bitmaps from the cache
+        let mut got: Vec<Option<Rc<RoaringTreemap>>> = identities
+            .iter()
+            .map(|identity| {
+                let ((key, built), r) = (identity.as_ref()?, reader.as_ref()?);
+                CACHE.with(|c| {
                     let mut c = c.borrow_mut();
                     c.clock += 1;
                     let clock = c.clock;
                     c.entries.get_mut(key).and_then(|e| {
-                        let fp = &identity.as_ref()?.1.fingerprint;
-                        is_fresh(&e.built, &r.snapshot, fp, &r.changes, r.horizon).then(|| {
+                        is_fresh(&e.built, &r.snapshot, &built.fingerprint, &r.changes, r.horizon).then(|| {
                             e.hits += 1;
                             e.last_used = clock;
                             e.bitmap.clone()
                         })
                     })
-                });
-                if let Some(b) = hit {
-                    return b;
-                }
-            }
-            let t0 = Instant::now();
-            let bitmap = Rc::new(build(client, leaf, as_of));
-            let build_ms = t0.elapsed().as_secs_f64() * 1000.0;
-            if started.elapsed().as_secs() >= 2 {
-                notice!("segplan: condition {}/{total} ({}) evaluated: {} contacts in {build_ms:.0} ms", i + 1, leaf.label, bitmap.len());
-            }
-            if let Some((key, built)) = identity {
-                let bytes = bitmap.serialized_size() + leaf.query.sql.len();
+                })
+            })
+            .collect();
+        let store = |i: usize, bitmap: &Rc<RoaringTreemap>, build_ms: f64| {
+            if let Some((key, built)) = identities[i].clone() {
                 let entry = Entry {
                     bitmap: bitmap.clone(),
                     built,
-                    label: leaf.label.clone(),
-                    bytes,
+                    label: all[i].label.clone(),
+                    bytes: bitmap.serialized_size() + all[i].query.sql.len(),
                     build_ms,
-                    built_at: pgrx::datum::TimestampWithTimeZone::try_from(unsafe { pg_sys::GetCurrentTimestamp() })
-                        .unwrap_or(as_of),
+                    built_at: pgrx::datum::TimestampWithTimeZone::try_from(unsafe { pg_sys::GetCurrentTimestamp() }).unwrap_or(as_of),
                     hits: 0,
                     last_used: CACHE.with(|c| c.borrow().clock),
                 };
                 CACHE.with(|c| c.borrow_mut().insert(key, entry, cap));
             }
-            bitmap
         };
-        let universe = get(plan.leaves.len(), &plan.universe);
-        let leaves: Vec<Rc<RoaringTreemap>> = plan.leaves.iter().enumerate().map(|(i, l)| get(i, l)).collect();
+        // conditions on the contacts' own columns (and all contacts) that must be built: one scan
+        let batch: Vec<usize> = (0..total).filter(|i| got[*i].is_none() && all[*i].filter.is_some()).collect();
+        if batch.len() >= 2 {
+            if let Some(contacts) = model.contacts.as_ref() {
+                pgrx::check_for_interrupts!();
+                let t0 = Instant::now();
+                let q = compile::one_scan(&batch.iter().map(|i| all[*i]).collect::<Vec<_>>(), contacts);
+                let rows = client.select(&q.sql, None, &args(as_of, &q.params)).unwrap_or_else(|e| internal("evaluating conditions failed", e));
+                let row = rows.first();
+                let build_ms = t0.elapsed().as_secs_f64() * 1000.0 / batch.len() as f64;
+                for (col, i) in batch.iter().enumerate() {
+                    let bytes = row.get::<Vec<u8>>(col + 1).unwrap_or_else(|e| internal("reading a condition's bitmap failed", e));
+                    let bitmap = Rc::new(bytes.map(|b| bitmap::from_bytes64(&b).unwrap_or_else(|e| internal("reading a condition's bitmap failed", e))).unwrap_or_default());
+                    store(*i, &bitmap, build_ms);
+                    got[*i] = Some(bitmap);
+                }
+                if started.elapsed().as_secs() >= 2 {
+                    notice!("segplan: {} conditions on the contacts evaluated in one scan in {:.0} ms", batch.len(), build_ms * batch.len() as f64);
+                }
+            }
+        }
+        for i in 0..total {
+            if got[i].is_some() {
+                continue;
+            }
+            pgrx::check_for_interrupts!();
+            let t0 = Instant::now();
+            let bitmap = Rc::new(build(client, all[i], as_of));
+            let build_ms = t0.elapsed().as_secs_f64() * 1000.0;
+            if started.elapsed().as_secs() >= 2 {
+                notice!("segplan: condition {}/{total} ({}) evaluated: {} contacts in {build_ms:.0} ms", i + 1, all[i].label, bitmap.len());
+            }
+            store(i, &bitmap, build_ms);
+            got[i] = Some(bitmap);
+        }
+        let mut bitmaps: Vec<Rc<RoaringTreemap>> = got.into_iter().map(|b| b.unwrap_or_default()).collect();
+        let universe = bitmaps.pop().unwrap_or_default();
+        let leaves = bitmaps;
         (universe, leaves)
     });
     Evaluation { plan, universe, leaves }
