@@ -249,6 +249,34 @@ def main():
     _, t_and4 = timed(lambda: pg.execute("SELECT segplan.rb_cardinality(segplan.rb_and(segplan.rb_and(a, b), segplan.rb_and(c, d))) FROM bm").fetchone(), args.runs)
     bitmap_ops = {"and_cardinality_5Mx3M_ms": t_and, "and4_cardinality_ms": t_and4}
 
+    # a plan run: a segment of most contacts through 3 policies (5 rules), then its export
+    pg.execute("SELECT segplan.save_segment('bench_reachable', 'email_opt_in or sms_opt_in')")
+    pg.execute("SELECT segplan.create_policy('bench_fatigue', %s)", ('{"rules": [{"max_contacts": 3, "per": {"days": 7}, "count_across": "all_brands"}, {"min_gap": {"hours": 48}}]}',))
+    pg.execute("SELECT segplan.create_policy('bench_consent', %s)", ('{"rules": [{"require_attr": "email_opt_in"}, {"exclude_unsubscribed": {"event": "message_events", "where": {"prop": "event_type", "op": "eq", "value": "unsubscribe"}}}]}',))
+    pg.execute("SELECT segplan.create_policy('bench_quiet', %s)", ('{"rules": [{"quiet_hours": {"from": "21:00", "to": "09:00"}}]}',))
+    (plan_id,) = pg.execute("SELECT segplan.create_plan('bench_plan', %s)", (json.dumps({
+        "segment": "bench_reachable", "channel": "email", "brand": "bench", "policies": ["bench_fatigue", "bench_consent", "bench_quiet"],
+        "schedule": {"once": asof[:16], "time_zone": "UTC"}}),)).fetchone()
+    t0 = time.perf_counter()
+    (run_id,) = pg.execute("SELECT segplan.run_plan(%s, %s::timestamptz)", (plan_id, asof[:10] + " 10:00:00+00")).fetchone()
+    run_s = time.perf_counter() - t0
+    (size, sent) = pg.execute("SELECT segment_size, sent FROM segplan.plan_runs WHERE id = %s", (run_id,)).fetchone()
+    t0 = time.perf_counter()
+    exported = 0
+    with pg.cursor().copy("COPY (SELECT * FROM segplan.export_run(%s, NULL::demo.contacts)) TO STDOUT" % int(run_id)) as cp:
+        for chunk in cp:
+            exported += bytes(chunk).count(b"\n")
+    export_s = time.perf_counter() - t0
+    (pid,) = pg.execute("SELECT pg_backend_pid()").fetchone()
+    try:  # the backend's memory (Linux) after everything above ran in it: peak resident (shared buffers
+        # it touched included) and its private memory now (the session's bitmap cache lives there)
+        status = {l.split(":")[0]: int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith(("VmHWM", "RssAnon"))}
+        peak_mb, private_mb = status["VmHWM"] / 1024, status["RssAnon"] / 1024
+    except (OSError, KeyError):
+        peak_mb = private_mb = None
+    plan_run = {"segment": size, "sent": sent, "run_s": run_s, "exported": exported, "export_s": export_s,
+                "export_rows_per_s": exported / export_s if export_s else None, "peak_backend_mb": peak_mb, "private_backend_mb": private_mb}
+
     head = (f"{'query':<50} {'count':>9} {'seg cold':>9} {'seg warm':>9} {'sql':>9} {'sql+idx':>9} {'seg+idx':>9} {'duck 1t':>9} "
             f"{'duck 2t':>9} {'cold/sql':>8} {'cold/duck2':>10}")
     print(head)
@@ -261,7 +289,9 @@ def main():
     print("count_steps as conditions are added (earlier ones cached): " + ", ".join(f"{s['conditions']}: {s['ms']:.1f} ms" for s in steps))
     print(f"warm 5-condition count: {warm5:.1f} ms; warm 5-step count_steps: {warm_steps5:.1f} ms")
     print(f"bitmap ops on stored values: rb_and_cardinality 5M x 3M in 10M: {t_and:.1f} ms; 4-way AND count: {t_and4:.1f} ms")
-    print("not measured yet: plan runs and export throughput (plans issue), peak backend memory")
+    print(f"plan run: segment {size}, 3 policies, {sent} sent in {run_s:.1f} s; export of {exported} rows in {export_s:.2f} s "
+          f"({plan_run['export_rows_per_s']:.0f} rows/s); backend memory: peak resident {peak_mb if peak_mb is None else round(peak_mb)} MB "
+          f"(shared buffers included), private now {private_mb if private_mb is None else round(private_mb)} MB")
 
     out = HERE / "results"
     out.mkdir(exist_ok=True)
@@ -269,7 +299,7 @@ def main():
         "size": args.size, "contacts": counts[0], "message_events": counts[1], "orders": counts[2], "as_of": asof,
         "runs": args.runs, "queries": rows, "index_build_s": index_s, "index_mb": float(index_mb or 0),
         "count_steps": steps, "warm_5_condition_count_ms": warm5, "warm_5_step_count_steps_ms": warm_steps5,
-        "bitmap_ops": bitmap_ops, "machine_cores": os.cpu_count(),
+        "bitmap_ops": bitmap_ops, "plan_run": plan_run, "machine_cores": os.cpu_count(),
     }, indent=2))
     print(f"wrote {out / (args.size + '.json')}")
 
