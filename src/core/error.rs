@@ -54,6 +54,11 @@ impl Problem {
         self.hint = Some(hint.into());
         self
     }
+    /// A problem of a nested document, placed under `prefix` (`$.x` becomes `{prefix}.x`).
+    pub fn under(mut self, prefix: &str) -> Self {
+        self.path = format!("{prefix}{}", self.path.trim_start_matches('$'));
+        self
+    }
     /// The DETAIL line shown to the user.
     pub fn detail(&self) -> String {
         format!("at {}", self.path)
@@ -85,4 +90,12 @@ impl From<Problem> for Problems {
 /// `a, b, c` for hints listing valid choices.
 pub fn choices<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     items.into_iter().collect::<Vec<_>>().join(", ")
+}
+
+/// A problem for every key of `m` not in `allowed`, at `path.key`.
+pub fn unknown_keys(m: &serde_json::Map<String, serde_json::Value>, path: &str, allowed: &[&str]) -> Vec<Problem> {
+    m.keys()
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .map(|k| Problem::invalid(&format!("{path}.{k}"), format!("unknown key \"{k}\"")).hint(format!("allowed keys here: {}", choices(allowed.iter().copied()))))
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! Plans: the spec (what, to whom, when, how many, how it is handed off), validated strictly like
 //! rules, and the schedule's slots as local times (the database turns them into instants in the
 //! plan's time zone, so DST is Postgres's own).
-use crate::error::{choices, Problem, Problems};
+use crate::error::{choices, unknown_keys, Problem, Problems};
 use crate::rule::{self, Rule};
 pub use chrono::{NaiveDate, NaiveDateTime};
 use chrono::{Datelike, Duration, NaiveTime};
@@ -250,9 +250,7 @@ impl Reader {
     }
 
     fn keys(&mut self, m: &Map<String, Value>, path: &str, allowed: &[&str]) {
-        for k in m.keys().filter(|k| !allowed.contains(&k.as_str())) {
-            self.problems.push(Problem::invalid(&format!("{path}.{k}"), format!("unknown key \"{k}\"")).hint(format!("allowed keys here: {}", choices(allowed.iter().copied()))));
-        }
+        self.problems.extend(unknown_keys(m, path, allowed));
     }
 
     fn text(&mut self, v: Option<&Value>, path: &str) -> Option<String> {
@@ -371,10 +369,7 @@ pub fn parse(v: &Value) -> Result<PlanSpec, Problems> {
         (None, Some(x)) => match rule::json::parse_value(x) {
             Ok(rule) => Some(Audience::Rule(rule)),
             Err(p) => {
-                r.problems.extend(p.0.into_iter().map(|mut q| {
-                    q.path = format!("$.rule{}", q.path.trim_start_matches('$'));
-                    q
-                }));
+                r.problems.extend(p.0.into_iter().map(|q| q.under("$.rule")));
                 None
             }
         },
@@ -746,9 +741,7 @@ pub fn parse_responses(v: &Value) -> Result<Responses, Problems> {
     let Some(m) = v.as_object() else { return Err(Problem::invalid("$", "responses must be a JSON object").into()) };
     let mut allowed = vec!["window"];
     allowed.extend(RESPONSE_KINDS);
-    for k in m.keys().filter(|k| !allowed.contains(&k.as_str())) {
-        problems.push(Problem::invalid(&format!("$.{k}"), format!("unknown key \"{k}\"")).hint(format!("allowed keys: {}", choices(allowed.iter().copied()))));
-    }
+    problems.extend(unknown_keys(m, "$", &allowed));
     let window = match m.get("window").and_then(|w| w.as_object()) {
         Some(w) if w.len() == 1 => {
             let (u, n) = w.iter().next().map(|(u, n)| (u.clone(), n.as_i64())).unwrap_or_default();
@@ -776,10 +769,7 @@ pub fn parse_responses(v: &Value) -> Result<Responses, Problems> {
         }
         match rule::json::parse_value(x) {
             Ok(r) => kinds.push((kind.to_string(), r)),
-            Err(p) => problems.extend(p.0.into_iter().map(|mut q| {
-                q.path = format!("$.{kind}{}", q.path.trim_start_matches('$'));
-                q
-            })),
+            Err(p) => problems.extend(p.0.into_iter().map(|q| q.under(&format!("$.{kind}")))),
         }
     }
     match window {

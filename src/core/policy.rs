@@ -5,7 +5,7 @@
 //!
 //! Queries share the parameters of a send: `$1` the time of the send, `$2` its channel, `$3` its
 //! brand, `$4` its outlet (NULL when none); a rule's own values follow from `$5`.
-use crate::error::{choices, Problem, Problems};
+use crate::error::{choices, unknown_keys, Problem, Problems};
 use crate::model::{find, Model, TypeKind};
 use crate::compile::Param;
 use crate::rule::{self, Cond, Rule, Span, Tree, UNITS};
@@ -108,11 +108,9 @@ impl Reader {
     }
 
     fn keys(&mut self, m: &Map<String, Value>, path: &str, allowed: &[&str]) -> bool {
-        let mut ok = true;
-        for k in m.keys().filter(|k| !allowed.contains(&k.as_str())) {
-            ok = false;
-            self.err(Problem::invalid(&format!("{path}.{k}"), format!("unknown key \"{k}\"")).hint(format!("allowed keys here: {}", choices(allowed.iter().copied()))));
-        }
+        let unknown = unknown_keys(m, path, allowed);
+        let ok = unknown.is_empty();
+        self.problems.extend(unknown);
         ok
     }
 
@@ -272,10 +270,7 @@ impl Reader {
                     Ok(r) if ok => Some(PolicyRule::ExcludeUnsubscribed(r)),
                     Ok(_) => None,
                     Err(p) => {
-                        for mut x in p.0 {
-                            x.path = format!("{kp}{}", x.path.trim_start_matches('$'));
-                            self.err(x);
-                        }
+                        self.problems.extend(p.0.into_iter().map(|x| x.under(&kp)));
                         None
                     }
                 }

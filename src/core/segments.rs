@@ -9,7 +9,7 @@ use std::collections::HashMap;
 /// twice counts twice), so references cannot multiply a rule without bound.
 pub const MAX_EXPANDED_LEAVES: usize = 10_000;
 
-/// A valid segment name: usable unquoted as an SQL identifier once published.
+/// A valid name for a segment, policy or event source: usable unquoted as an SQL identifier.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63

@@ -66,11 +66,7 @@ fn register_contacts(source: PgRelation, key_column: &str) {
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn register_events(name: &str, source: PgRelation, contact_column: &str, time_column: default!(Option<&str>, "NULL")) {
-    let valid = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !valid {
+    if !segplan_core::segments::valid_name(name) {
         raise_one(Problem::invalid("name", format!("invalid event source name \"{name}\""))
             .hint("use lower-case letters, digits and underscores, starting with a letter (at most 63)"));
     }

@@ -30,13 +30,14 @@ fn checked(spec: &serde_json::Value) -> PlanSpec {
     let model = current_model();
     let rule = audience_rule(&p);
     match segments_api::expand(&rule, None) {
-        Ok(x) => problems.extend(segplan_core::compile::check(&x, &model, &regex_error).into_iter().map(|mut q| {
-            q.path = format!("$.rule{}", q.path.trim_start_matches('$'));
-            q
-        })),
+        Ok(x) => problems.extend(segplan_core::compile::check(&x, &model, &regex_error).into_iter().map(|q| q.under("$.rule"))),
         Err(e) => problems.extend(e.0.into_iter().map(|mut q| {
-            q.path = if matches!(p.audience, Audience::Segment(_)) { "$.segment".into() } else { format!("$.rule{}", q.path.trim_start_matches('$')) };
-            q
+            if matches!(p.audience, Audience::Segment(_)) {
+                q.path = "$.segment".into();
+                q
+            } else {
+                q.under("$.rule")
+            }
         })),
     }
     Spi::connect(|c| {
@@ -202,11 +203,8 @@ fn spec_of(c: &SpiClient, id: i64, version: i32) -> PlanSpec {
 /// The slots of a schedule in (from, to], as instants (local times made absolute in its zone).
 fn slots(c: &SpiClient, p: &PlanSpec, from: TimestampWithTimeZone, to: TimestampWithTimeZone) -> Vec<TimestampWithTimeZone> {
     let tz = p.schedule.time_zone.clone();
-    let row = c.select("SELECT to_char(($1 AT TIME ZONE $3)::date - 1, 'YYYY-MM-DD'), to_char(($2 AT TIME ZONE $3)::date + 1, 'YYYY-MM-DD')", None, &[from.into(), to.into(), tz.clone().into()])
-        .unwrap_or_else(|e| fail(e));
-    let r = row.first();
-    let day = |i| r.get::<String>(i).ok().flatten().and_then(|s| plan::NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok());
-    let (Some(d1), Some(d2)) = (day(1), day(2)) else { return Vec::new() };
+    // a day either side: a slot's local date can differ from the instant's date in UTC
+    let (Some(d1), Some(d2)) = (to_local(c, from, &tz).date().pred_opt(), to_local(c, to, &tz).date().succ_opt()) else { return Vec::new() };
     let local: Vec<String> = p.schedule.local_slots(d1, d2, &p.exceptions).iter().map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).collect();
     c.select(
         "SELECT s FROM (SELECT DISTINCT (x::timestamp AT TIME ZONE $4) AS s FROM unnest($1::text[]) AS x) q WHERE s > $2 AND s <= $3 ORDER BY s",
@@ -581,10 +579,7 @@ fn configure_responses(spec: JsonB) -> JsonB {
     let model = current_model();
     let mut problems = Vec::new();
     for (k, rule) in &r.kinds {
-        problems.extend(segplan_core::compile::check(rule, &model, &regex_error).into_iter().map(|mut q| {
-            q.path = format!("$.{k}{}", q.path.trim_start_matches('$'));
-            q
-        }));
+        problems.extend(segplan_core::compile::check(rule, &model, &regex_error).into_iter().map(|q| q.under(&format!("$.{k}"))));
     }
     if !problems.is_empty() {
         raise_all(&Problems(problems));

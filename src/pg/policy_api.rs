@@ -31,16 +31,13 @@ fn checked(spec: &serde_json::Value, model: &Model) -> Policy {
     for (i, r) in p.rules.iter().enumerate() {
         let path = format!("$.rules[{i}]");
         match policy::exclusion(r, model, &path) {
-            Ok(Exclusion::Rule(rule)) => match segments_api::expand(&rule, None) {
-                Ok(x) => problems.extend(compile::check(&x, model, &regex_error).into_iter().map(|mut q| {
-                    q.path = format!("{path}{}", q.path.trim_start_matches('$'));
-                    q
-                })),
-                Err(e) => problems.extend(e.0.into_iter().map(|mut q| {
-                    q.path = format!("{path}{}", q.path.trim_start_matches('$'));
-                    q
-                })),
-            },
+            Ok(Exclusion::Rule(rule)) => {
+                let found = match segments_api::expand(&rule, None) {
+                    Ok(x) => compile::check(&x, model, &regex_error),
+                    Err(e) => e.0,
+                };
+                problems.extend(found.into_iter().map(|q| q.under(&path)));
+            }
             Ok(Exclusion::Sql { .. }) => {}
             Err(e) => problems.extend(e.0),
         }

@@ -1,6 +1,6 @@
 //! JSON ⇄ AST. Reading collects every problem with its JSON path instead of stopping at the first.
 use super::ast::*;
-use crate::error::{choices, Code, Problem, Problems, MAX_DEPTH, MAX_LIST};
+use crate::error::{choices, unknown_keys, Code, Problem, Problems, MAX_DEPTH, MAX_LIST};
 use serde_json::{json, Map, Number, Value};
 
 const RULE_KEYS: &[&str] = &["all", "any", "not", "attr", "event", "ratio", "sequence", "segment", "rfm"];
@@ -90,14 +90,9 @@ impl Reader {
 
     /// Reports keys outside `allowed`; returns false if there were any.
     fn known_keys(&mut self, m: &Map<String, Value>, path: &str, allowed: &[&str]) -> bool {
-        let mut ok = true;
-        for k in m.keys() {
-            if !allowed.contains(&k.as_str()) {
-                ok = false;
-                self.err(Problem::invalid(&format!("{path}.{k}"), format!("unknown key \"{k}\""))
-                    .hint(format!("allowed keys here: {}", choices(allowed.iter().copied()))));
-            }
-        }
+        let unknown = unknown_keys(m, path, allowed);
+        let ok = unknown.is_empty();
+        self.problems.extend(unknown);
         ok
     }
 
