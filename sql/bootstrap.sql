@@ -1,6 +1,43 @@
 -- segplan's own tables. Runs first in the install script, with search_path = segplan.
 -- Everything is schema-qualified; nothing outside schema segplan is created or replaced.
 
+-- Install guard (PostgreSQL's "Security Considerations for Extensions"): segplan adopts nothing it
+-- did not create. CREATE EXTENSION uses an existing schema named segplan as it is (DROP EXTENSION
+-- leaves it behind), so it must be the installer's, empty, and nobody else may create in it;
+-- anything else (a schema someone prepared, with functions or operators waiting in it) stops the
+-- install. The roles are checked in sql/security.sql.
+DO $$
+DECLARE
+  nsp pg_catalog.oid := pg_catalog.to_regnamespace('segplan');
+  found text;
+BEGIN
+  SELECT pg_catalog.string_agg(o.what, ', ') INTO found FROM (
+    SELECT 'relation ' OPERATOR(pg_catalog.||) relname AS what FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) nsp
+    UNION ALL SELECT 'function ' OPERATOR(pg_catalog.||) proname FROM pg_catalog.pg_proc WHERE pronamespace OPERATOR(pg_catalog.=) nsp
+    UNION ALL SELECT 'type ' OPERATOR(pg_catalog.||) typname FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) nsp
+    UNION ALL SELECT 'operator ' OPERATOR(pg_catalog.||) oprname FROM pg_catalog.pg_operator WHERE oprnamespace OPERATOR(pg_catalog.=) nsp
+    UNION ALL SELECT 'collation ' OPERATOR(pg_catalog.||) collname FROM pg_catalog.pg_collation WHERE collnamespace OPERATOR(pg_catalog.=) nsp
+    UNION ALL SELECT 'conversion ' OPERATOR(pg_catalog.||) conname FROM pg_catalog.pg_conversion WHERE connamespace OPERATOR(pg_catalog.=) nsp
+    UNION ALL SELECT 'operator family ' OPERATOR(pg_catalog.||) opfname FROM pg_catalog.pg_opfamily WHERE opfnamespace OPERATOR(pg_catalog.=) nsp
+    UNION ALL SELECT 'text search configuration ' OPERATOR(pg_catalog.||) cfgname FROM pg_catalog.pg_ts_config WHERE cfgnamespace OPERATOR(pg_catalog.=) nsp
+    UNION ALL SELECT 'statistics object ' OPERATOR(pg_catalog.||) stxname FROM pg_catalog.pg_statistic_ext WHERE stxnamespace OPERATOR(pg_catalog.=) nsp
+  ) o;
+  IF found IS NOT NULL
+     OR (SELECT n.nspowner OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
+           OR EXISTS (SELECT 1 FROM pg_catalog.aclexplode(n.nspacl) a
+                      WHERE a.privilege_type OPERATOR(pg_catalog.=) 'CREATE' AND a.grantee OPERATOR(pg_catalog.<>) n.nspowner)
+         FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) nsp) THEN
+    RAISE EXCEPTION 'segplan: schema "segplan" already exists and was not made by this installation'
+      USING ERRCODE = '42P06',
+        DETAIL = pg_catalog.format('owner %s, privileges %s%s',
+          (SELECT n.nspowner::pg_catalog.regrole FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) nsp),
+          coalesce((SELECT n.nspacl::text FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) nsp), 'default'),
+          coalesce(', holding ' OPERATOR(pg_catalog.||) found, '')),
+        HINT = 'segplan installs into a schema of its own: drop or rename the existing schema "segplan", then CREATE EXTENSION segplan.';
+  END IF;
+END
+$$;
+
 -- The one contact source: a table or view of the customer's, and its key column.
 CREATE TABLE segplan.contact_source (
     singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -93,6 +130,8 @@ CREATE TABLE segplan.published_views (
 CREATE TABLE segplan.policies (
     name       text PRIMARY KEY CHECK (name OPERATOR(pg_catalog.~) '^[a-z_][a-z0-9_]{0,62}$'),
     spec       jsonb NOT NULL,
+    -- the brands of its scope (NULL: every brand); who may see it (sql/security.sql)
+    brands     text[],
     version    integer NOT NULL DEFAULT 1,
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     created_by pg_catalog.name NOT NULL DEFAULT CURRENT_USER,
@@ -148,6 +187,7 @@ CREATE TABLE segplan.plans (
     status        text NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'active', 'paused', 'completed', 'cancelled')),
     version       integer NOT NULL DEFAULT 1,
     brand         text,
+    outlet        text,
     -- the scheduler has handled every slot up to here (set when the plan is activated)
     checked_until timestamptz,
     created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -214,10 +254,8 @@ CREATE TABLE segplan.run_contacts (
 
 -- The model names tables and columns, which the catalog shows everyone anyway; every function
 -- reads it as the caller. What a caller may count is decided by their grants on the data itself.
+-- Who may read and change segplan's other tables: sql/security.sql.
 GRANT SELECT ON segplan.contact_source, segplan.event_sources, segplan.rfm_config, segplan.dashboard_config TO PUBLIC;
--- rules read the segments they reference as the caller (brand scoping comes with the roles issue)
-GRANT SELECT (id, name, version) ON segplan.segment TO PUBLIC;
-GRANT SELECT (segment_id, version, rule) ON segplan.segment_versions TO PUBLIC;
 
 -- The change log behind the bitmap cache: one row per (tracked relation, writing transaction),
 -- written by a statement trigger in the writer's own transaction, so it becomes visible exactly

@@ -1,22 +1,30 @@
 -- jsonb overloads and documentation; runs last in the install script.
 
 CREATE FUNCTION segplan.count(rule jsonb, as_of timestamptz DEFAULT pg_catalog.date_trunc('minute', pg_catalog.now())) RETURNS bigint
-LANGUAGE sql STABLE STRICT AS 'SELECT segplan.count($1::text, $2)';
+LANGUAGE sql STABLE STRICT
+BEGIN ATOMIC SELECT segplan.count($1::text, $2); END;
 CREATE FUNCTION segplan.members(rule jsonb, as_of timestamptz DEFAULT pg_catalog.date_trunc('minute', pg_catalog.now())) RETURNS SETOF bigint
-LANGUAGE sql STABLE STRICT AS 'SELECT segplan.members($1::text, $2)';
+LANGUAGE sql STABLE STRICT
+BEGIN ATOMIC SELECT segplan.members($1::text, $2); END;
 CREATE FUNCTION segplan.members_text(rule jsonb, as_of timestamptz DEFAULT pg_catalog.date_trunc('minute', pg_catalog.now())) RETURNS SETOF text
-LANGUAGE sql STABLE STRICT AS 'SELECT segplan.members_text($1::text, $2)';
+LANGUAGE sql STABLE STRICT
+BEGIN ATOMIC SELECT segplan.members_text($1::text, $2); END;
 CREATE FUNCTION segplan.count_steps(rule jsonb, as_of timestamptz DEFAULT pg_catalog.date_trunc('minute', pg_catalog.now()))
 RETURNS TABLE (step int, path text, label text, matched bigint, running bigint)
-LANGUAGE sql STABLE STRICT AS 'SELECT * FROM segplan.count_steps($1::text, $2)';
+LANGUAGE sql STABLE STRICT
+BEGIN ATOMIC SELECT * FROM segplan.count_steps($1::text, $2); END;
 CREATE FUNCTION segplan.bitmap(rule jsonb, as_of timestamptz DEFAULT pg_catalog.date_trunc('minute', pg_catalog.now())) RETURNS segplan.roaringbitmap64
-LANGUAGE sql STABLE STRICT AS 'SELECT segplan.bitmap($1::text, $2)';
+LANGUAGE sql STABLE STRICT
+BEGIN ATOMIC SELECT segplan.bitmap($1::text, $2); END;
 CREATE FUNCTION segplan.to_sql(rule jsonb) RETURNS text
-LANGUAGE sql STABLE STRICT AS 'SELECT segplan.to_sql($1::text)';
+LANGUAGE sql STABLE STRICT
+BEGIN ATOMIC SELECT segplan.to_sql($1::text); END;
 CREATE FUNCTION segplan.validate(rule jsonb) RETURNS jsonb
-LANGUAGE sql STABLE STRICT AS 'SELECT segplan.validate($1::text)';
+LANGUAGE sql STABLE STRICT
+BEGIN ATOMIC SELECT segplan.validate($1::text); END;
 CREATE FUNCTION segplan.format(rule jsonb) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT AS 'SELECT segplan.format($1::text)';
+LANGUAGE sql IMMUTABLE STRICT
+BEGIN ATOMIC SELECT segplan.format($1::text); END;
 
 COMMENT ON FUNCTION segplan.register_contacts(regclass, text) IS
   'Registers the contact table or view and its key column (integer, bigint, uuid or text). Nothing is copied.';
@@ -287,15 +295,18 @@ COMMENT ON FUNCTION segplan.rb64_agg_cardinality_final(internal) IS 'Support fun
 -- function runs as the caller; counts go through segplan.bitmap / members, so the caller's grants
 -- and row-level security on the customer's tables apply.
 CREATE FUNCTION segplan.save_segment(name text, rule jsonb, description text DEFAULT NULL, brand text DEFAULT NULL) RETURNS bigint
-LANGUAGE sql VOLATILE AS 'SELECT segplan.save_segment($1, $2::text, $3, $4)';
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC SELECT segplan.save_segment($1, $2::text, $3, $4); END;
 
-CREATE VIEW segplan.segments AS
+-- security_invoker: read as the caller, so brand scoping (row-level security) applies
+CREATE VIEW segplan.segments WITH (security_invoker = true) AS
 SELECT s.name, s.brand, s.description, v.rule, v.rule_text, s.size, s.refreshed_at, s.version, s.owner,
        s.created_at, v.saved_at AS changed_at, v.saved_by AS changed_by, v.refs AS references_segments,
        CASE WHEN p.segment_id IS NOT NULL THEN pg_catalog.format('%I.%I', p.view_schema, p.view_name) END AS published_as
 FROM segplan.segment s
 JOIN segplan.segment_versions v ON v.segment_id OPERATOR(pg_catalog.=) s.id AND v.version OPERATOR(pg_catalog.=) s.version
 LEFT JOIN segplan.published_views p ON p.segment_id OPERATOR(pg_catalog.=) s.id;
+GRANT SELECT ON segplan.segments TO segplan_analyst;
 
 -- the segment row (locked when it is to be changed), or a clear error
 CREATE FUNCTION segplan._segment(segment_name text, lock boolean DEFAULT true) RETURNS segplan.segment
@@ -474,7 +485,8 @@ COMMENT ON FUNCTION segplan.segment_dashboard_rows(text, integer, timestamptz) I
 CREATE FUNCTION segplan.policy_impact(rule jsonb, policies text[], channel text, brand text DEFAULT NULL,
                                       at timestamptz DEFAULT pg_catalog.now(), outlet text DEFAULT NULL)
 RETURNS TABLE (step int, policy text, rule text, excluded bigint, remaining bigint)
-LANGUAGE sql VOLATILE AS 'SELECT * FROM segplan.policy_impact($1::text, $2, $3, $4, $5, $6)';
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC SELECT * FROM segplan.policy_impact($1::text, $2, $3, $4, $5, $6); END;
 
 CREATE FUNCTION segplan.record_contacts(contact_keys bigint[], channel text, brand text DEFAULT NULL, outlet text DEFAULT NULL,
                                         contacted_at timestamptz DEFAULT pg_catalog.now(), source text DEFAULT 'import')
@@ -560,7 +572,13 @@ BEGIN
     RAISE EXCEPTION 'segplan: pg_cron is not installed in this database' USING ERRCODE = '55000',
       HINT = 'add pg_cron to shared_preload_libraries, set cron.database_name to this database, CREATE EXTENSION pg_cron; or have any scheduler call SELECT segplan.tick() every minute';
   END IF;
-  EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job USING 'segplan-tick', '* * * * *', 'SELECT segplan.tick()';
+  -- the job runs as its owner (the caller) switched to segplan_scheduler: plans run with that
+  -- role's privileges only, so it needs SELECT on the contact data plans read (see the README)
+  IF NOT pg_has_role(CURRENT_USER, 'segplan_scheduler', 'MEMBER') THEN
+    RAISE EXCEPTION 'segplan: the scheduler job runs as segplan_scheduler, and % is not a member of it', CURRENT_USER
+      USING ERRCODE = '42501', HINT = 'GRANT segplan_scheduler TO the role that enables the scheduler (segplan_admin members are)';
+  END IF;
+  EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job USING 'segplan-tick', '* * * * *', 'SET ROLE segplan_scheduler; SELECT segplan.tick()';
   RETURN job;
 END
 $$;
@@ -575,10 +593,22 @@ BEGIN
 END
 $$;
 
+-- An export of a run the caller can see (row-level security decides), recorded in the audit log.
+CREATE FUNCTION segplan._exported(run_id bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM segplan.plan_runs r WHERE r.id = _exported.run_id) THEN
+    RAISE EXCEPTION 'segplan: unknown run %', run_id USING ERRCODE = '22023', DETAIL = 'at run_id', HINT = 'segplan.plan_runs lists the runs';
+  END IF;
+  PERFORM segplan._audit_export(run_id);
+END
+$$;
+COMMENT ON FUNCTION segplan._exported(bigint) IS 'Internal: checks the caller can see a run and records its export in the audit log.';
+
 -- The contacts of a run (sent and test contacts) with every column of the contact source, typed:
 -- SELECT * FROM segplan.export_run(7, NULL::demo.contacts), ready for COPY (...) TO.
 CREATE FUNCTION segplan.export_run(run_id bigint, contacts anyelement) RETURNS SETOF anyelement
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE src regclass; key name;
 BEGIN
   SELECT c.relid, c.key_column INTO src, key FROM segplan.contact_source c;
@@ -587,19 +617,18 @@ BEGIN
       DETAIL = format('got %s, the contact source is %s', pg_typeof(contacts), coalesce(src::text, 'not registered')),
       HINT = format('pass NULL::%s', coalesce(src::text, 'the_contact_table'));
   END IF;
-  IF NOT EXISTS (SELECT 1 FROM segplan.plan_runs r WHERE r.id = export_run.run_id) THEN
-    RAISE EXCEPTION 'segplan: unknown run %', run_id USING ERRCODE = '22023', DETAIL = 'at run_id', HINT = 'segplan.plan_runs lists the runs';
-  END IF;
+  PERFORM segplan._exported(run_id);
   RETURN QUERY EXECUTE format('SELECT c.* FROM %s AS c WHERE c.%I IN (SELECT rc.contact_key FROM segplan.run_contacts rc WHERE rc.run_id = $1 AND rc.status IN (''sent'', ''test'')) ORDER BY c.%I', src, key, key)
     USING run_id;
 END
 $$;
 -- the same for any client: key, status and the contact's row as jsonb, then the test addresses
 CREATE FUNCTION segplan.export_run(run_id bigint) RETURNS TABLE (contact_key bigint, status text, contact jsonb)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE src regclass; key name;
 BEGIN
   SELECT c.relid, c.key_column INTO src, key FROM segplan.contact_source c;
+  PERFORM segplan._exported(run_id);
   RETURN QUERY EXECUTE format('SELECT rc.contact_key, rc.status, to_jsonb(c) FROM segplan.run_contacts rc LEFT JOIN %s AS c ON c.%I = rc.contact_key WHERE rc.run_id = $1 AND rc.status IN (''sent'', ''test'') ORDER BY rc.contact_key', src, key)
     USING run_id;
   RETURN QUERY SELECT NULL::bigint, 'test_address'::text, jsonb_build_object('address', a)
@@ -616,7 +645,7 @@ COMMENT ON FUNCTION segplan.drop_plan(bigint) IS 'Drops a plan with its versions
 COMMENT ON FUNCTION segplan.run_plan(bigint, timestamptz) IS 'Runs one slot of a plan by hand, exactly once; returns the run id (of the earlier run when the slot already ran).';
 COMMENT ON FUNCTION segplan.tick(timestamptz) IS 'Runs every due slot of every active plan, each exactly once; returns the number of runs. pg_cron calls it every minute.';
 COMMENT ON FUNCTION segplan.calendar(timestamptz, timestamptz) IS 'Upcoming slots of all active plans (exceptions applied): a campaign calendar.';
-COMMENT ON FUNCTION segplan.enable_scheduler() IS 'Installs the pg_cron job that calls segplan.tick() every minute; returns its job id.';
+COMMENT ON FUNCTION segplan.enable_scheduler() IS 'Installs the pg_cron job that calls segplan.tick() every minute as segplan_scheduler; returns its job id.';
 COMMENT ON FUNCTION segplan.disable_scheduler() IS 'Removes segplan''s pg_cron job.';
 COMMENT ON FUNCTION segplan.export_run(bigint, anyelement) IS 'The contacts of a run, as rows of the contact source (pass NULL::the_contact_table), for COPY.';
 COMMENT ON FUNCTION segplan.export_run(bigint) IS 'The contacts of a run: key, status and the contact row as jsonb.';
@@ -636,3 +665,40 @@ $$;
 COMMENT ON FUNCTION segplan.call_queue(text, date) IS 'The calls an assignee has to make on a day (session time zone), in order.';
 COMMENT ON FUNCTION segplan.record_outcome(bigint, bigint, text, text) IS
   'Records a call''s outcome (completed, unavailable, busy, call_later, converted, failed); call_later re-queues it for a later call time.';
+
+-- ---------------------------------------------------------------------------------------------
+-- EXECUTE: the bitmap type's functions, operators and aggregates stay open to everyone (as in
+-- pg_roaringbitmap); every other function is revoked from PUBLIC and granted to segplan's roles
+-- (sql/security.sql). Functions that read customer data still run as the caller, so a role also
+-- needs the customer's own grants on the tables it counts.
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA segplan FROM PUBLIC;
+DO $$
+DECLARE
+  g record;
+  f pg_catalog.regprocedure;
+BEGIN
+  FOR g IN SELECT * FROM (VALUES
+    ('PUBLIC', '^(rb|rb64)_|^roaringbitmap'),
+    -- what row-level security policies call, as the querying role (its own scope only)
+    ('PUBLIC', '^(_scope|_in_scope)$'),
+    -- read: counts, members, dashboards, reports, policy impact (and the internals they call)
+    ('segplan_analyst', '^(count|count_steps|members|members_text|bitmap|to_sql|validate|format|parse|model|cache_stats|cache_clear'
+                        '|segment_rule|segment_history|segment_members|segment_overlap|segment_dashboard|segment_dashboard_rows|dashboard_fields'
+                        '|rfm_scores|rfm_scores_text|rfm_summary|rfm_clusters|policy_impact|eligible|calendar|plan_report|call_queue'
+                        '|_segment|_closure|_rfm_query|_prune_changes)$'),
+    -- segments and plans of their brands, runs, exports, call outcomes, contacts made and pauses
+    ('segplan_planner', '^(save_segment|drop_segment|refresh_segment|refresh_all|publish_segment|unpublish_segment'
+                        '|create_plan|update_plan|activate_plan|pause_plan|cancel_plan|drop_plan|run_plan|export_run'
+                        '|record_outcome|record_contacts|pause_contact|reserve_contacts|confirm_reservations|release_reservations|_exported|_audit_export)$'),
+    ('segplan_scheduler', '^(tick|run_plan|reserve_contacts|confirm_reservations|release_reservations)$'),
+    -- the model, policies, brands and the scheduler job
+    ('segplan_admin', '^(register_contacts|register_events|unregister_events|configure_rfm|configure_dashboard|configure_responses'
+                      '|create_policy|update_policy|drop_policy|grant_brand|revoke_brand|enable_scheduler|disable_scheduler|_track|_note_change)$')
+  ) AS t(grantee, names) LOOP
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
+             WHERE p.pronamespace OPERATOR(pg_catalog.=) 'segplan'::pg_catalog.regnamespace AND p.proname OPERATOR(pg_catalog.~) g.names LOOP
+      EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', f, g.grantee);
+    END LOOP;
+  END LOOP;
+END
+$$;

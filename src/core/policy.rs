@@ -362,10 +362,13 @@ pub fn to_json(p: &Policy) -> Value {
 // policy rule → what it excludes
 
 /// What a rule excludes: contacts listed by a query (send parameters `$1`–`$4`, then `params`),
-/// or the contacts matching a segment rule (evaluated by the rule engine at the send's time).
+/// the same over segplan's contact history of every brand (caps and gaps: run with segplan's
+/// privileges, since a cap counts contacts the caller's brands may not see), or the contacts
+/// matching a segment rule (evaluated by the rule engine at the send's time).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Exclusion {
     Sql { sql: String, params: Vec<Param> },
+    History { sql: String, params: Vec<Param> },
     Rule(Rule),
 }
 
@@ -431,7 +434,7 @@ fn capped(c: Cap) -> Exclusion {
     let mut params = c.params;
     params.push(Param::Text(c.max.to_string()));
     let sql = format!("SELECT h.contact_key FROM segplan.contact_history AS h WHERE {} GROUP BY 1 HAVING count(*) >= ${}::bigint", c.conds, params.len() + 4);
-    Exclusion::Sql { sql, params }
+    Exclusion::History { sql, params }
 }
 
 /// Contacts paused at the send's time on its channel (yearly pauses recur, also across New Year).

@@ -7,6 +7,7 @@ mod dashboard_api;
 pub mod engine;
 mod error;
 mod model_api;
+mod owner;
 mod plan_api;
 mod policy_api;
 mod rfm_api;

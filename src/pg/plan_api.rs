@@ -3,6 +3,7 @@
 //! list, the history and the hand-off land together, or nothing does and the error is recorded.
 use super::catalog::current_model;
 use super::engine;
+use super::owner;
 use super::error::{in_subtransaction, internal, raise, raise_all, raise_one, report};
 use super::policy_api::{load, waterfall};
 use super::rules_api::regex_error;
@@ -47,8 +48,9 @@ fn checked(spec: &serde_json::Value) -> PlanSpec {
             problems.push(Problem::invalid("$.schedule.time_zone", format!("unknown time zone \"{}\"", p.schedule.time_zone))
                 .hint("a name from pg_timezone_names, such as \"Europe/Paris\""));
         }
-        let known: Vec<String> = c.select("SELECT name FROM segplan.policies WHERE name = ANY ($1)", None, &[p.policies.clone().into()])
-            .map(|t| t.filter_map(|r| r.get::<String>(1).ok().flatten()).collect()).unwrap_or_else(|e| fail(e));
+        // a plan may name a policy its author's brands cannot read (policy_api::load)
+        let known: Vec<String> = owner::as_owner(|| c.select("SELECT name FROM segplan.policies WHERE name = ANY ($1)", None, &[p.policies.clone().into()])
+            .map(|t| t.filter_map(|r| r.get::<String>(1).ok().flatten()).collect())).unwrap_or_else(|e| fail(e));
         for (i, n) in p.policies.iter().enumerate().filter(|(_, n)| !known.contains(n)) {
             problems.push(Problem::invalid(&format!("$.policies[{i}]"), format!("unknown policy \"{n}\"")).hint("create it with segplan.create_policy"));
         }
@@ -90,8 +92,8 @@ fn audience_rule(p: &PlanSpec) -> Rule {
 fn create_plan(name: &str, spec: JsonB) -> i64 {
     let p = checked(&spec.0);
     Spi::connect_mut(|c| {
-        let id = c.update("INSERT INTO segplan.plans (name, brand) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING id", None,
-                          &[name.into(), p.brand.clone().into()])?.first().get_one::<i64>().ok().flatten();
+        let id = c.update("INSERT INTO segplan.plans (name, brand, outlet) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING id", None,
+                          &[name.into(), p.brand.clone().into(), p.outlet.clone().into()])?.first().get_one::<i64>().ok().flatten();
         let Some(id) = id else {
             report(PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT, &format!("plan \"{name}\" already exists"), "at name".into(),
                    Some("change it with segplan.update_plan(id, spec)".into()))
@@ -132,7 +134,8 @@ fn update_plan(id: i64, spec: JsonB) -> i32 {
         c.update("INSERT INTO segplan.plan_versions (plan_id, version, spec) VALUES ($1, $2, $3) \
                   ON CONFLICT (plan_id, version) DO UPDATE SET spec = excluded.spec, saved_at = now(), saved_by = current_user",
                  None, &[id.into(), new_version.into(), kept.into()])?;
-        c.update("UPDATE segplan.plans SET version = $2, brand = $3 WHERE id = $1", None, &[id.into(), new_version.into(), p.brand.clone().into()])?;
+        c.update("UPDATE segplan.plans SET version = $2, brand = $3, outlet = $4 WHERE id = $1", None,
+                 &[id.into(), new_version.into(), p.brand.clone().into(), p.outlet.clone().into()])?;
         Ok::<i32, pgrx::spi::Error>(new_version)
     })
     .unwrap_or_else(|e| fail(e))

@@ -1,7 +1,9 @@
 //! Contact policies: kept in segplan.policies, applied to a segment as a waterfall of bitmaps
-//! (policy_impact) or to one contact at interaction time (eligible). Everything runs as the caller.
+//! (policy_impact) or to one contact at interaction time (eligible). Everything runs as the caller,
+//! except reading contacts made and reserved by every brand and the named policies (src/pg/owner.rs).
 use super::catalog::current_model;
 use super::engine;
+use super::owner;
 use super::error::{internal, raise, raise_all, raise_one, report};
 use super::rules_api::regex_error;
 use super::segments_api;
@@ -38,7 +40,7 @@ fn checked(spec: &serde_json::Value, model: &Model) -> Policy {
                 };
                 problems.extend(found.into_iter().map(|q| q.under(&path)));
             }
-            Ok(Exclusion::Sql { .. }) => {}
+            Ok(Exclusion::Sql { .. } | Exclusion::History { .. }) => {}
             Err(e) => problems.extend(e.0),
         }
     }
@@ -56,7 +58,8 @@ fn create_policy(name: &str, spec: JsonB) -> JsonB {
     let p = checked(&spec.0, &current_model());
     let kept = policy::to_json(&p);
     let inserted = Spi::connect_mut(|c| {
-        c.update("INSERT INTO segplan.policies (name, spec) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING 1", None, &[name.into(), JsonB(kept.clone()).into()])
+        c.update("INSERT INTO segplan.policies (name, spec, brands) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING 1", None,
+                 &[name.into(), JsonB(kept.clone()).into(), p.scope.brands.clone().into()])
             .map(|t| t.len())
     })
     .unwrap_or_else(|e| internal("saving the policy failed", e));
@@ -75,9 +78,9 @@ fn update_policy(name: &str, spec: JsonB) -> JsonB {
     let kept = policy::to_json(&p);
     let updated = Spi::connect_mut(|c| {
         c.update(
-            "UPDATE segplan.policies SET spec = $2, version = version + 1, updated_at = now(), updated_by = current_user WHERE name = $1 RETURNING 1",
+            "UPDATE segplan.policies SET spec = $2, brands = $3, version = version + 1, updated_at = now(), updated_by = current_user WHERE name = $1 RETURNING 1",
             None,
-            &[name.into(), JsonB(kept.clone()).into()],
+            &[name.into(), JsonB(kept.clone()).into(), p.scope.brands.clone().into()],
         )
         .map(|t| t.len())
     })
@@ -113,12 +116,16 @@ fn unknown(name: &str, at: &str) -> ! {
     )
 }
 
-/// The named policies, in the order given.
+/// The named policies, in the order given. A policy applies wherever it is named, also when the
+/// caller's brands may not read it (a policy across all brands is seen by admins only): read as
+/// segplan's owner.
 pub fn load(client: &SpiClient, names: &[String]) -> Vec<(String, Policy)> {
-    let rows: Vec<(String, String)> = client
-        .select("SELECT name, spec::text FROM segplan.policies WHERE name = ANY ($1)", None, &[names.to_vec().into()])
-        .map(|t| t.filter_map(|r| Some((r.get::<String>(1).ok()??, r.get::<String>(2).ok()??))).collect())
-        .unwrap_or_else(|e| internal("reading the policies failed", e));
+    let rows: Vec<(String, String)> = owner::as_owner(|| {
+        client
+            .select("SELECT name, spec::text FROM segplan.policies WHERE name = ANY ($1)", None, &[names.to_vec().into()])
+            .map(|t| t.filter_map(|r| Some((r.get::<String>(1).ok()??, r.get::<String>(2).ok()??))).collect())
+    })
+    .unwrap_or_else(|e| internal("reading the policies failed", e));
     names
         .iter()
         .enumerate()
@@ -174,13 +181,17 @@ fn steps(policies: &[(String, Policy)], send: &Send, model: &Model) -> Vec<(Opti
 }
 
 fn excluded_set(client: &SpiClient, x: &Exclusion, model: &Model, at: TimestampWithTimeZone, send: &Send) -> RoaringTreemap {
-    match x {
-        Exclusion::Sql { sql, params } => client
+    let listed = |sql: &str, params: &[Param]| {
+        client
             .select(&format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(s.k::bigint)) FROM ({sql}) AS s(k)"), None, &send_args(at, send, params))
             .and_then(|t| t.first().get_one::<Vec<u8>>())
             .unwrap_or_else(|e| internal("evaluating a policy rule failed", e))
             .map(|b| bitmap::from_bytes64(&b).unwrap_or_else(|e| internal("reading a policy bitmap failed", e)))
-            .unwrap_or_default(),
+            .unwrap_or_default()
+    };
+    match x {
+        Exclusion::Sql { sql, params } => listed(sql, params),
+        Exclusion::History { sql, params } => owner::as_owner(|| listed(sql, params)),
         Exclusion::Rule(r) => {
             let r = segments_api::expand(r, None).unwrap_or_else(|p| raise(&p));
             let ev = engine::evaluate(&r, model, at, &regex_error);
@@ -255,17 +266,19 @@ fn eligible(
         let pols = load(client, &policies);
         let mut reasons = Vec::new();
         for (pol, label, x) in steps(&pols, &send, &model) {
+            let listed = |sql: &str, params: &[Param]| {
+                let mut args = send_args(at, &send, params);
+                let n = args.len() + 1;
+                args.push(contact_key.into());
+                client
+                    .select(&format!("SELECT EXISTS (SELECT 1 FROM ({sql}) AS s(k) WHERE s.k = ${n}::bigint)"), None, &args)
+                    .and_then(|t| t.first().get_one::<bool>())
+                    .unwrap_or_else(|e| internal("evaluating a policy rule failed", e))
+                    .unwrap_or(false)
+            };
             let hit = match &x {
-                Exclusion::Sql { sql, params } => {
-                    let mut args = send_args(at, &send, params);
-                    let n = args.len() + 1;
-                    args.push(contact_key.into());
-                    client
-                        .select(&format!("SELECT EXISTS (SELECT 1 FROM ({sql}) AS s(k) WHERE s.k = ${n}::bigint)"), None, &args)
-                        .and_then(|t| t.first().get_one::<bool>())
-                        .unwrap_or_else(|e| internal("evaluating a policy rule failed", e))
-                        .unwrap_or(false)
-                }
+                Exclusion::Sql { sql, params } => listed(sql, params),
+                Exclusion::History { sql, params } => owner::as_owner(|| listed(sql, params)),
                 Exclusion::Rule(_) => u64::try_from(contact_key).is_ok_and(|k| excluded_set(client, &x, &model, at, &send).contains(k)),
             };
             if hit {
@@ -300,7 +313,16 @@ fn reserve_contacts(
     keys.sort_unstable();
     keys.dedup();
     let send = Send { channel, brand, outlet };
-    let out = Spi::connect_mut(|client| {
+    let granted = Spi::get_one_with_args::<bool>("SELECT coalesce(segplan._in_scope($1, $2, segplan._scope()), false)", &[brand.into(), outlet.into()])
+        .unwrap_or_else(|e| internal("reading the caller's brands failed", e))
+        .unwrap_or(false);
+    if !granted {
+        report(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, "reserving contacts for a brand not granted to the caller",
+               format!("brand {}, outlet {}", brand.unwrap_or("(none: every brand)"), outlet.unwrap_or("(none)")),
+               Some("an admin grants brands with segplan.grant_brand(role, brand, outlets)".into()));
+    }
+    // locks, caps over every brand's contacts, reservations and bumps: as segplan's owner
+    let out = owner::as_owner(|| Spi::connect_mut(|client| {
         let iso = client.select("SELECT current_setting('transaction_isolation')", None, &[])
             .and_then(|t| t.first().get_one::<String>()).ok().flatten().unwrap_or_default();
         if iso != "read committed" {
@@ -373,6 +395,6 @@ fn reserve_contacts(
             .collect();
         out.extend(bumped.into_iter().map(|(k, p, r)| (k, "bumped".to_string(), Some("a plan of higher priority took the slot".to_string()), p, r)));
         out
-    });
+    }));
     TableIterator::new(out)
 }

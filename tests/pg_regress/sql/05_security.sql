@@ -3,7 +3,9 @@
 SET timezone = 'UTC';
 CREATE ROLE seg_reader;
 CREATE ROLE seg_nobody;
-GRANT USAGE ON SCHEMA segplan, demo TO seg_reader, seg_nobody;
+GRANT USAGE ON SCHEMA demo TO seg_reader, seg_nobody;
+-- segplan's functions are for its roles (sql/security.sql); the data is the customer's to grant
+GRANT segplan_analyst TO seg_reader, seg_nobody;
 GRANT SELECT ON segplan.contact_source, segplan.event_sources TO seg_reader, seg_nobody;
 GRANT SELECT ON demo.contacts TO seg_reader;
 -- RLS on the customer's contacts: seg_reader sees Italian contacts only

@@ -55,7 +55,9 @@ SELECT count(*) AS cached_order_days FROM segplan.cache_stats() WHERE condition 
 -- row-level security that reads a setting: each context its own answer, in either order
 -- (answers under RLS are never cached)
 CREATE ROLE seg_brand;
-GRANT USAGE ON SCHEMA segplan, demo TO seg_brand;
+GRANT USAGE ON SCHEMA demo TO seg_brand;
+-- segplan's functions are for its roles (sql/security.sql); the data is the customer's to grant
+GRANT segplan_analyst TO seg_brand;
 GRANT SELECT ON segplan.contact_source, segplan.event_sources TO seg_brand;
 GRANT SELECT ON demo.contacts TO seg_brand;
 ALTER TABLE demo.contacts ENABLE ROW LEVEL SECURITY;
