@@ -197,6 +197,11 @@ DECLARE
   brand text := r ->> 'brand';
   detail jsonb;
 BEGIN
+  -- a bulk load (pg_dump's restore is COPY) brings back rows, it does not create them; the log
+  -- comes back with them
+  IF pg_catalog.current_query() ~* '^\s*copy\s' THEN
+    RETURN NULL;
+  END IF;
   IF TG_TABLE_NAME = 'plan_versions' THEN
     SELECT p.name, p.id, p.brand INTO obj_name, obj_id, brand FROM segplan.plans p WHERE p.id = (r ->> 'plan_id')::bigint;
     IF TG_OP = 'DELETE' OR (TG_OP = 'INSERT' AND (n ->> 'version')::int = 1) THEN RETURN NULL; END IF;

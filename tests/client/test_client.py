@@ -125,12 +125,30 @@ def a_bi_tool_lists_and_reads_published_segments(conn):
     assert n == live > 0, (n, live)
 
 
+# what must come back identical from a dump: segments, policies, plans, runs, brands, the audit log
+SNAPSHOT = """SELECT jsonb_build_object(
+  'segments', (SELECT jsonb_agg(to_jsonb(s) ORDER BY s.name) FROM segplan.segments s),
+  'policies', (SELECT jsonb_agg(jsonb_build_array(name, spec, brands, version, created_by) ORDER BY name) FROM segplan.policies),
+  'plans', (SELECT jsonb_agg(jsonb_build_array(p.id, p.name, p.status, p.brand, v.version, v.spec) ORDER BY p.id, v.version)
+            FROM segplan.plans p JOIN segplan.plan_versions v ON v.plan_id = p.id),
+  'runs', (SELECT jsonb_agg(jsonb_build_array(r.id, r.plan_id, r.slot, r.status, r.sent, (SELECT count(*) FROM segplan.run_contacts c WHERE c.run_id = r.id))
+           ORDER BY r.id) FROM segplan.plan_runs r),
+  'brands', (SELECT jsonb_agg(jsonb_build_array(role::text, brand, outlets) ORDER BY role::text, brand) FROM segplan.brand_grants),
+  'audit', (SELECT jsonb_agg(jsonb_build_array(id, actor, action, object_kind, object_name, brand) ORDER BY id) FROM segplan.audit_log))"""
+
+
 @test
-def a_published_view_survives_dump_and_restore(conn):
+def segments_plans_and_policies_survive_dump_and_restore(conn):
     setup(conn)
-    conn.execute("SELECT segplan.save_segment('dump_fr', %s)", ("country = 'FR' and email_opt_in",))
+    conn.execute("SELECT segplan.save_segment('dump_fr', %s, brand => 'acme')", ("country = 'FR' and email_opt_in",))
     conn.execute("SELECT segplan.refresh_segment('dump_fr')")
     conn.execute("SELECT segplan.publish_segment('dump_fr')")
+    conn.execute("SELECT segplan.create_policy('dump_cap', %s::jsonb)", (json.dumps({"scope": {"brands": ["acme"]}, "rules": [{"max_contacts": 2, "per": {"days": 7}}]}),))
+    (plan_id,) = conn.execute("SELECT segplan.create_plan('dump_plan', %s::jsonb)", (json.dumps(
+        {"segment": "dump_fr", "channel": "email", "brand": "acme", "policies": ["dump_cap"], "schedule": {"once": "2026-05-04 09:00", "time_zone": "UTC"}}),)).fetchone()
+    conn.execute("SELECT segplan.run_plan(%s, '2026-05-04 09:00+00')", (plan_id,))
+    conn.execute("SELECT segplan.grant_brand('segplan_planner', 'acme', '{paris}')")
+    (before,) = conn.execute(SNAPSHOT).fetchone()
     (n,) = conn.execute("SELECT count(*) FROM segments.dump_fr").fetchone()
     src = os.environ.get("PGDATABASE", "segplan_regress")
     conn.execute("DROP DATABASE IF EXISTS segplan_restore WITH (FORCE)")
@@ -142,10 +160,13 @@ def a_published_view_survives_dump_and_restore(conn):
             (m,) = restored.execute("SELECT count(*) FROM segments.dump_fr").fetchone()
             seg = restored.execute("SELECT rule_text, version, size FROM segplan.segments WHERE name = 'dump_fr'").fetchone()
             hist = restored.execute("SELECT count(*) FROM segplan.segment_history('dump_fr')").fetchone()[0]
+            (after,) = restored.execute(SNAPSHOT).fetchone()
+        assert after == before, (before, after)
         assert m == n > 0, (m, n)
         assert seg == ("country = 'FR' and email_opt_in = true", 1, n) and hist == 1, (seg, hist)
     finally:
         conn.execute("DROP DATABASE IF EXISTS segplan_restore WITH (FORCE)")
+        conn.execute("SELECT segplan.revoke_brand('segplan_planner', 'acme')")
 
 
 def make_plan(conn, name, spec, checked_until=None):
@@ -203,6 +224,9 @@ def a_killed_run_leaves_nothing_and_the_next_tick_runs_it_once(conn):
 def pg_cron_runs_a_due_plan_by_itself(conn):
     setup(conn)
     conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+    # the job runs as segplan_scheduler: the customer lets it read the contacts plans are made of
+    conn.execute("GRANT USAGE ON SCHEMA demo TO segplan_scheduler")
+    conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA demo TO segplan_scheduler")
     plan_id = make_plan(conn, "cron_live", {"rule": {"attr": "country", "op": "eq", "value": "IT"}, "channel": "push",
                                             "schedule": {"cron": "* * * * *", "time_zone": "UTC"}})
     conn.execute("SELECT segplan.enable_scheduler()")
@@ -212,7 +236,8 @@ def pg_cron_runs_a_due_plan_by_itself(conn):
             if runs:
                 break
             time.sleep(1)
-        assert runs >= 1, "no run within 150 s"
+        failed = conn.execute("SELECT error FROM segplan.plan_runs WHERE plan_id = %s AND status = 'failed'", (plan_id,)).fetchall()
+        assert runs >= 1, f"no run within 150 s; failed runs: {failed}"
     finally:
         conn.execute("SELECT segplan.disable_scheduler()")
         conn.execute("SELECT segplan.pause_plan(%s)", (plan_id,))
