@@ -29,7 +29,8 @@ SELECT role, brand, outlets FROM segplan.brand_grants ORDER BY 1, 2;
 -- policies: one per brand and one across all brands (admins only)
 SELECT segplan.create_policy('acme_cap', '{"scope": {"brands": ["acme"]}, "rules": [{"max_contacts": 5, "per": {"days": 7}}]}') IS NOT NULL,
        segplan.create_policy('bolt_cap', '{"scope": {"brands": ["bolt"]}, "rules": [{"max_contacts": 5, "per": {"days": 7}}]}') IS NOT NULL,
-       segplan.create_policy('all_cap', '{"rules": [{"max_contacts": 1, "per": {"days": 7}, "count_across": "all_brands"}]}') IS NOT NULL;
+       segplan.create_policy('all_cap', '{"rules": [{"max_contacts": 1, "per": {"days": 7}, "count_across": "all_brands"}]}') IS NOT NULL,
+       segplan.create_policy('acme_optin', '{"scope": {"brands": ["acme"]}, "rules": [{"require_attr": "email_opt_in"}]}') IS NOT NULL;
 SELECT segplan.configure_rfm('purchase_lines', 'line_total', 'order_id') IS NOT NULL AS rfm_configured;
 RESET ROLE;
 -- a planner of a brand cannot grant brands
@@ -151,13 +152,34 @@ SELECT f.name, pg_temp.attempt('nosee', f.q) AS sqlstate FROM (VALUES
   ('segment_dashboard', $$SELECT segplan.segment_dashboard('acme_fr') IS NULL$$),
   ('rfm_summary', $$SELECT count(*) FROM segplan.rfm_summary('2026-11-01')$$),
   ('policy_impact', $$SELECT count(*) FROM segplan.policy_impact('country = ''FR''', '{acme_cap}', 'email', 'acme')$$),
-  ('export_run', $$SELECT count(*) FROM segplan.export_run((SELECT run_id FROM ids WHERE brand = 'acme'), NULL::demo.contacts)$$)
+  ('export_run', $$SELECT count(*) FROM segplan.export_run((SELECT run_id FROM ids WHERE brand = 'acme'), NULL::demo.contacts)$$),
+  ('export_run jsonb', $$SELECT count(*) FROM segplan.export_run((SELECT run_id FROM ids WHERE brand = 'acme'))$$),
+  ('eligible', $$SELECT count(*) FROM segplan.eligible(1, '{acme_optin}', 'email', 'acme')$$),
+  ('segment_dashboard_rows', $$SELECT count(*) FROM segplan.segment_dashboard_rows('acme_fr')$$),
+  ('rfm_scores', $$SELECT count(*) FROM segplan.rfm_scores('2026-11-01')$$)
 ) AS f(name, q) ORDER BY 1;
 -- a run by such a role fails, recorded with the reason
 SET ROLE nosee;
 SELECT segplan.run_plan((SELECT plan_id FROM ids WHERE brand = 'acme'), '2026-04-07 09:00+00') > 0 AS recorded;
 RESET ROLE;
 SELECT status, error FROM segplan.plan_runs WHERE slot = '2026-04-07 09:00+00';
+
+-- Outlets: a grant limited to outlets shows that brand's rows of those outlets only; rows of the
+-- whole brand (no outlet) need the whole brand
+SET ROLE boss;
+SELECT segplan.grant_brand('acme_analyst', 'acme', '{paris, lyon}');
+SELECT segplan.create_plan(o.name, jsonb_build_object('segment', 'acme_fr', 'channel', 'sms', 'brand', 'acme', 'outlet', o.outlet,
+         'schedule', jsonb_build_object('once', '2026-05-01 09:00', 'time_zone', 'UTC'))) > 0 AS created
+FROM (VALUES ('acme_paris', 'paris'), ('acme_nice', 'nice')) AS o(name, outlet);
+SELECT segplan.record_contacts('{10,11}', 'sms', 'acme', o, '2026-04-01 10:00+00') FROM unnest(ARRAY['paris', 'nice']) AS o;
+RESET ROLE;
+SET ROLE acme_analyst;
+SELECT name, outlet FROM segplan.plans ORDER BY 1;
+SELECT outlet, count(*) FROM segplan.contact_history WHERE brand = 'acme' GROUP BY 1 ORDER BY 1;
+RESET ROLE;
+SET ROLE boss;
+SELECT segplan.grant_brand('acme_analyst', 'acme');
+RESET ROLE;
 
 -- The customer's RLS on contacts shows in every answer: acme's analysts see French contacts,
 -- bolt's people Italian ones, acme's planners French ones with an email opt-in. The same rule
