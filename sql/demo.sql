@@ -191,6 +191,55 @@ SELECT slot::date, status, sent, holdout, opened, clicked, converted, round(open
        round(conversion_rate::numeric, 3) AS conv_rate, round(holdout_conversion_rate::numeric, 3) AS holdout_conv, round(lift::numeric, 2) AS lift
 FROM segplan.plan_report(:plan_id) ORDER BY slot;
 \echo '   (COPY (SELECT * FROM segplan.export_run(run_id, NULL::demo.contacts)) TO ''/path/list.csv'' WITH (FORMAT csv, HEADER))'
+-- the job runs as segplan_scheduler: the customer decides what it may read
+GRANT USAGE ON SCHEMA demo TO segplan_scheduler;
+GRANT SELECT ON ALL TABLES IN SCHEMA demo TO segplan_scheduler;
 SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')
-            THEN (SELECT segplan.enable_scheduler() > 0) END AS "pg_cron job calling segplan.tick() every minute";
+            THEN (SELECT segplan.enable_scheduler() > 0) END AS "pg_cron job calling segplan.tick() every minute as segplan_scheduler";
 SELECT segplan.disable_scheduler() AS "scheduler off again (demo)";
+
+\echo '== 12. Security: roles, brands and the audit log, enforced by PostgreSQL (grants and row-level security)'
+DO $$
+DECLARE r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['demo_analyst_a', 'demo_planner_a', 'demo_planner_b'] LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN EXECUTE format('CREATE ROLE %I', r); END IF;
+  END LOOP;
+END
+$$;
+GRANT segplan_analyst TO demo_analyst_a;
+GRANT segplan_planner TO demo_planner_a, demo_planner_b;
+-- segplan reads the customer's data as the caller: the customer grants it to segplan's roles
+GRANT USAGE ON SCHEMA demo TO segplan_analyst;
+GRANT SELECT ON ALL TABLES IN SCHEMA demo TO segplan_analyst;
+SELECT b.name AS brand_b FROM demo.brands b ORDER BY b.id OFFSET 1 LIMIT 1 \gset
+SELECT segplan.grant_brand('demo_analyst_a', :'brand'), segplan.grant_brand('demo_planner_a', :'brand'),
+       segplan.grant_brand('demo_planner_b', :'brand_b');
+SET ROLE demo_planner_b;
+SELECT segplan.save_segment('loyal_b', 'loyalty_tier in (''gold'', ''platinum'')', 'gold and platinum members', :'brand_b') > 0 AS saved_by_planner_b;
+RESET ROLE;
+\echo '   each role sees its brands only (segments without a brand, like the demo''s first ones, are for admins)'
+SET ROLE demo_analyst_a;
+SELECT current_user AS role, (SELECT string_agg(name, ', ') FROM segplan.segments) AS segments,
+       (SELECT string_agg(name, ', ') FROM segplan.plans) AS plans, (SELECT string_agg(name, ', ') FROM segplan.policies) AS policies;
+RESET ROLE;
+SET ROLE demo_planner_b;
+SELECT current_user AS role, (SELECT string_agg(name, ', ') FROM segplan.segments) AS segments,
+       (SELECT string_agg(name, ', ') FROM segplan.plans) AS plans, segplan.count('segment(''loyal_b'')') AS loyal_b_count;
+RESET ROLE;
+\echo '   an analyst may count but not change; a planner may not write for another brand'
+DO $$
+BEGIN
+  BEGIN
+    SET LOCAL ROLE demo_analyst_a;
+    PERFORM segplan.save_segment('nope', 'country = ''FR''');
+  EXCEPTION WHEN insufficient_privilege THEN RAISE NOTICE 'demo_analyst_a: % (%)', SQLERRM, SQLSTATE;
+  END;
+  BEGIN
+    SET LOCAL ROLE demo_planner_a;
+    PERFORM segplan.save_segment('loyal_b', 'country = ''FR''', NULL, (SELECT name FROM demo.brands ORDER BY id OFFSET 1 LIMIT 1));
+  EXCEPTION WHEN insufficient_privilege THEN RAISE NOTICE 'demo_planner_a: % (%)', SQLERRM, SQLSTATE;
+  END;
+END
+$$;
+SELECT to_char(at, 'HH24:MI:SS') AS at, actor, action, object_kind, object_name, brand FROM segplan.audit_log ORDER BY id DESC LIMIT 6;
