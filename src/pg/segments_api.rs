@@ -82,6 +82,15 @@ fn save_segment(name: &str, rule: &str, description: default!(Option<&str>, "NUL
             None,
             &[name.into(), rule_json.clone().into()],
         )?;
+        if row.is_empty() {
+            // the name is taken by a segment of a brand the caller may not see
+            report(
+                PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+                &format!("segment \"{name}\" already exists in a brand not granted to you"),
+                "at name".into(),
+                Some("segment names are unique across brands: choose another name".into()),
+            );
+        }
         let row = row.first();
         let id = row.get::<i64>(1)?.unwrap_or_else(|| internal("a saved segment has no id", name));
         let old_brand = row.get::<String>(2)?;

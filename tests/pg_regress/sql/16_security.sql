@@ -50,6 +50,9 @@ SELECT segplan.save_segment('acme_fr', $$country = 'FR' and email_opt_in$$, bran
 SELECT segplan.save_segment('acme_x', $$country = 'FR'$$);                                     -- no brand: every brand's
 RESET ROLE;
 SET ROLE bolt_planner;
+SELECT segplan.save_segment('acme_fr', $$country = 'IT'$$, brand => 'bolt');  -- a name another brand holds
+RESET ROLE;
+SET ROLE bolt_planner;
 SELECT segplan.save_segment('bolt_it', $$country = 'IT'$$, brand => 'bolt') > 0 AS saved;
 SELECT segplan.create_plan('bolt_mail', '{"segment": "bolt_it", "channel": "email", "brand": "bolt", "policies": ["bolt_cap", "all_cap"],
   "schedule": {"once": "2026-03-24 09:00", "time_zone": "UTC"}}') > 0 AS created;
