@@ -59,6 +59,25 @@ COMMENT ON FUNCTION segplan.parse(text) IS 'The JSON form of a rule written in t
 COMMENT ON FUNCTION segplan.format(text) IS 'The text form of a rule (normalized).';
 COMMENT ON FUNCTION segplan.format(jsonb) IS 'The text form of a JSON rule.';
 
+-- The registered model is cached per backend (src/pg/catalog.rs); a change to a registration ends
+-- every backend's copy when it commits, through PostgreSQL's relation cache invalidation.
+CREATE FUNCTION segplan._model_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM segplan._invalidate(TG_RELID);
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER model_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON segplan.contact_source
+  FOR EACH STATEMENT EXECUTE FUNCTION segplan._model_changed();
+CREATE TRIGGER model_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON segplan.event_sources
+  FOR EACH STATEMENT EXECUTE FUNCTION segplan._model_changed();
+CREATE TRIGGER model_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON segplan.rfm_config
+  FOR EACH STATEMENT EXECUTE FUNCTION segplan._model_changed();
+COMMENT ON FUNCTION segplan._zone(text) IS 'Internal: a time zone name if PostgreSQL knows the zone, else NULL (quiet hours fall back to the session''s zone).';
+COMMENT ON FUNCTION segplan._model_changed() IS 'Internal: the trigger that ends cached models when a registration changes.';
+COMMENT ON FUNCTION segplan._invalidate(oid) IS 'Internal: sends a relation cache invalidation (ends cached models in every backend at commit).';
+
 -- RFM: the scores query is generated from the model (segplan._rfm_query) and run here as the
 -- caller, so the caller's grants and row-level security apply to the purchases read.
 CREATE FUNCTION segplan.rfm_scores(as_of timestamptz DEFAULT NULL)
@@ -685,7 +704,7 @@ BEGIN
     ('segplan_analyst', '^(count|count_steps|members|members_text|bitmap|to_sql|validate|format|parse|model|cache_stats|cache_clear'
                         '|segment_rule|segment_history|segment_members|segment_overlap|segment_dashboard|segment_dashboard_rows|dashboard_fields'
                         '|rfm_scores|rfm_scores_text|rfm_summary|rfm_clusters|policy_impact|eligible|calendar|plan_report|call_queue'
-                        '|_segment|_closure|_rfm_query|_prune_changes)$'),
+                        '|_segment|_closure|_rfm_query|_prune_changes|_zone)$'),
     -- segments and plans of their brands, runs, exports, call outcomes, contacts made and pauses
     ('segplan_planner', '^(save_segment|drop_segment|refresh_segment|refresh_all|publish_segment|unpublish_segment'
                         '|create_plan|update_plan|activate_plan|pause_plan|cancel_plan|drop_plan|run_plan|export_run'
@@ -693,7 +712,7 @@ BEGIN
     ('segplan_scheduler', '^(tick|run_plan|reserve_contacts|confirm_reservations|release_reservations)$'),
     -- the model, policies, brands and the scheduler job
     ('segplan_admin', '^(register_contacts|register_events|unregister_events|configure_rfm|configure_dashboard|configure_responses'
-                      '|create_policy|update_policy|drop_policy|grant_brand|revoke_brand|enable_scheduler|disable_scheduler|_track|_note_change)$')
+                      '|create_policy|update_policy|drop_policy|grant_brand|revoke_brand|enable_scheduler|disable_scheduler|_track|_note_change|_invalidate)$')
   ) AS t(grantee, names) LOOP
     FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'segplan'::pg_catalog.regnamespace AND p.proname OPERATOR(pg_catalog.~) g.names LOOP

@@ -14,6 +14,7 @@ extension_sql_file!("../sql/security.sql", name = "security", requires = ["boots
 pub extern "C-unwind" fn _PG_init() {
     pg::bitmap_type::register_settings();
     pg::engine::register_settings();
+    pg::catalog::register_invalidation();
 }
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

@@ -389,10 +389,8 @@ fn tz_expr(model: &Model, attr: &Option<String>, path: &str, problems: &mut Vec<
     };
     match col {
         // an unknown zone name in the data falls back to the session's zone instead of failing the send
-        Some(col) => format!(
-            "CASE WHEN c.{s} IN (SELECT z.name FROM pg_catalog.pg_timezone_names z) THEN c.{s} ELSE {session} END",
-            s = col.sql
-        ),
+        // (segplan._zone: the name when PostgreSQL knows the zone, else NULL)
+        Some(col) => format!("coalesce(segplan._zone(c.{s}), {session})", s = col.sql),
         None => session,
     }
 }

@@ -1,9 +1,16 @@
-//! Reads the registered model from segplan's tables and the system catalog, on every use, so a
-//! dropped or renamed column is an error rather than a wrong answer. Quoting is Postgres's own.
+//! Reads the registered model from segplan's tables and the system catalog, so a dropped or
+//! renamed column is an error rather than a wrong answer. Quoting is Postgres's own.
+//!
+//! The model is kept per backend until PostgreSQL's own cache invalidation says something it was
+//! read from changed: a registered relation (ALTER, DROP, CREATE OR REPLACE VIEW), segplan's
+//! registration tables (their trigger sends an invalidation, `segplan._invalidate`), or any type or
+//! schema (names and types the model holds). Invalidations of aborted transactions are replayed
+//! locally by PostgreSQL, so a rolled-back change never stays cached.
 use super::error::{internal, report};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::PgSqlErrorCode;
+use std::cell::{Cell, RefCell};
 use segplan_core::error::Code;
 use segplan_core::model::{Broken, Column, ContactSource, EventSource, Model, Relation, RfmConfig, TypeKind};
 
@@ -37,6 +44,49 @@ fn registered_column(cols: &[Column], name: &str, rel: &Relation, what: &str) ->
 /// The registered model, read in its own SPI connection.
 pub fn current_model() -> Model {
     Spi::connect(load_model)
+}
+
+thread_local! {
+    /// The model and the invalidation generation it was read at.
+    static CACHED: RefCell<Option<(u64, Model)>> = const { RefCell::new(None) };
+    /// Bumped by every invalidation that may concern the model.
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
+    /// The relations the cached model was read from; empty while none is cached (then every
+    /// relation counts, so an invalidation arriving while the model is read is not missed).
+    static WATCHED: RefCell<Vec<pg_sys::Oid>> = const { RefCell::new(Vec::new()) };
+}
+
+fn bump() {
+    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
+}
+
+unsafe extern "C-unwind" fn relation_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    let ours = WATCHED.with(|w| w.try_borrow().map(|w| w.is_empty() || w.contains(&relid)).unwrap_or(true));
+    if relid == pg_sys::InvalidOid || ours {
+        bump();
+    }
+}
+
+unsafe extern "C-unwind" fn names_changed(_arg: pg_sys::Datum, _cache: std::ffi::c_int, _hash: u32) {
+    bump();
+}
+
+/// Subscribes to the invalidations that end a cached model (from _PG_init).
+pub fn register_invalidation() {
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(relation_changed), pg_sys::Datum::from(0));
+        for cache in [pg_sys::SysCacheIdentifier::TYPEOID, pg_sys::SysCacheIdentifier::NAMESPACEOID] {
+            pg_sys::CacheRegisterSyscacheCallback(cache as std::ffi::c_int, Some(names_changed), pg_sys::Datum::from(0));
+        }
+    }
+}
+
+/// Sends a relation cache invalidation for a relation (segplan's registration tables' trigger:
+/// every backend drops its cached model when the change commits).
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn _invalidate(rel: pg_sys::Oid) {
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(rel) };
 }
 
 /// One registered source as the catalog describes it now.
@@ -97,9 +147,38 @@ fn read_sources(client: &SpiClient) -> (Option<Source>, Vec<Source>) {
     (contacts, events)
 }
 
-/// The registered model, checked against the catalog now. A missing contact source is an error
-/// at once; a broken event source is recorded and is an error only for rules that use it.
+/// The registered model, as the catalog describes it now (cached while nothing it was read from
+/// changed). A missing contact source is an error at once; a broken event source is recorded and
+/// is an error only for rules that use it.
 pub fn load_model(client: &SpiClient) -> Model {
+    unsafe { pg_sys::AcceptInvalidationMessages() };
+    let generation = GENERATION.with(Cell::get);
+    if let Some(m) = CACHED.with(|c| c.borrow().as_ref().filter(|(g, _)| *g == generation).map(|(_, m)| m.clone())) {
+        return m;
+    }
+    WATCHED.with(|w| w.borrow_mut().clear());
+    let model = read_model(client);
+    let mut watched: Vec<pg_sys::Oid> = model.contacts.iter().map(|c| c.rel.oid).chain(model.events.iter().map(|e| e.rel.oid))
+        .map(pg_sys::Oid::from)
+        .collect();
+    watched.extend(registration_tables(client));
+    if GENERATION.with(Cell::get) == generation {
+        WATCHED.with(|w| *w.borrow_mut() = watched);
+        CACHED.with(|c| *c.borrow_mut() = Some((generation, model.clone())));
+    }
+    model
+}
+
+fn registration_tables(client: &SpiClient) -> Vec<pg_sys::Oid> {
+    client
+        .select("SELECT ARRAY['segplan.contact_source'::pg_catalog.regclass::pg_catalog.oid, 'segplan.event_sources'::pg_catalog.regclass::pg_catalog.oid, \
+                 'segplan.rfm_config'::pg_catalog.regclass::pg_catalog.oid]", None, &[])
+        .and_then(|t| t.first().get_one::<Vec<pg_sys::Oid>>())
+        .unwrap_or_else(|e| internal("reading segplan's tables failed", e))
+        .unwrap_or_default()
+}
+
+fn read_model(client: &SpiClient) -> Model {
     let mut model = Model::default();
     let (contacts, events) = read_sources(client);
     if let Some(src) = contacts {

@@ -2,7 +2,7 @@
 mod agg;
 pub mod bitmap64_type;
 pub mod bitmap_type;
-mod catalog;
+pub mod catalog;
 mod dashboard_api;
 pub mod engine;
 mod error;

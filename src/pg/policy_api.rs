@@ -146,6 +146,17 @@ fn send_args(at: TimestampWithTimeZone, s: &Send, params: &[Param]) -> Vec<Datum
     out
 }
 
+/// A contact's time zone name when PostgreSQL knows the zone (its own tz cache, no catalog
+/// scan), else NULL: quiet hours then use the session's zone.
+#[pg_extern(stable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn _zone(name: Option<&str>) -> Option<String> {
+    let name = name?;
+    let c = std::ffi::CString::new(name).ok()?;
+    let known = unsafe { !pg_sys::pg_tzset(c.as_ptr()).is_null() };
+    known.then(|| name.to_string())
+}
+
 fn require_integer_keys(model: &Model) {
     if model.contacts.as_ref().is_some_and(|c| c.key.kind != TypeKind::Integer) {
         raise_one(Problem::invalid("$", "contact policies need integer contact keys")
