@@ -254,6 +254,19 @@ def main():
     pg.execute("SELECT segplan.create_policy('bench_fatigue', %s)", ('{"rules": [{"max_contacts": 3, "per": {"days": 7}, "count_across": "all_brands"}, {"min_gap": {"hours": 48}}]}',))
     pg.execute("SELECT segplan.create_policy('bench_consent', %s)", ('{"rules": [{"require_attr": "email_opt_in"}, {"exclude_unsubscribed": {"event": "message_events", "where": {"prop": "event_type", "op": "eq", "value": "unsubscribe"}}}]}',))
     pg.execute("SELECT segplan.create_policy('bench_quiet', %s)", ('{"rules": [{"quiet_hours": {"from": "21:00", "to": "09:00"}}]}',))
+    # the policies' live waterfall for that segment (cold: the session's bitmaps dropped first; warm:
+    # cached), and the per-request check of one contact (warm), caps only and all three policies
+    pols3 = ["bench_fatigue", "bench_consent", "bench_quiet"]
+    at = asof[:10] + " 10:00:00+00"
+    impact = lambda: pg.execute("SELECT count(*) FROM segplan.policy_impact('segment(''bench_reachable'')', %s, 'email', 'bench', %s::timestamptz)",
+                                (pols3, at)).fetchone()
+    _, impact_cold = timed(impact, args.runs, before=clear)
+    _, impact_warm = timed(impact, args.runs)
+    check = lambda pols: lambda: pg.execute("SELECT eligible FROM segplan.eligible(7, %s, 'email', 'bench', %s::timestamptz)", (pols, at)).fetchone()
+    check(pols3)()
+    _, eligible_caps = timed(check(["bench_fatigue"]), args.runs * 4)
+    _, eligible_all = timed(check(pols3), args.runs * 4)
+    policies = {"impact_cold_ms": impact_cold, "impact_warm_ms": impact_warm, "eligible_caps_ms": eligible_caps, "eligible_3_policies_ms": eligible_all}
     (plan_id,) = pg.execute("SELECT segplan.create_plan('bench_plan', %s)", (json.dumps({
         "segment": "bench_reachable", "channel": "email", "brand": "bench", "policies": ["bench_fatigue", "bench_consent", "bench_quiet"],
         "schedule": {"once": asof[:16], "time_zone": "UTC"}}),)).fetchone()
@@ -289,6 +302,8 @@ def main():
     print("count_steps as conditions are added (earlier ones cached): " + ", ".join(f"{s['conditions']}: {s['ms']:.1f} ms" for s in steps))
     print(f"warm 5-condition count: {warm5:.1f} ms; warm 5-step count_steps: {warm_steps5:.1f} ms")
     print(f"bitmap ops on stored values: rb_and_cardinality 5M x 3M in 10M: {t_and:.1f} ms; 4-way AND count: {t_and4:.1f} ms")
+    print(f"policy_impact of that segment through 3 policies: cold {impact_cold:.1f} ms, warm {impact_warm:.1f} ms; "
+          f"eligible (one contact, warm): caps only {eligible_caps:.2f} ms, 3 policies {eligible_all:.2f} ms")
     print(f"plan run: segment {size}, 3 policies, {sent} sent in {run_s:.1f} s; export of {exported} rows in {export_s:.2f} s "
           f"({plan_run['export_rows_per_s']:.0f} rows/s); backend memory: peak resident {peak_mb if peak_mb is None else round(peak_mb)} MB "
           f"(shared buffers included), private now {private_mb if private_mb is None else round(private_mb)} MB")
@@ -299,7 +314,7 @@ def main():
         "size": args.size, "contacts": counts[0], "message_events": counts[1], "orders": counts[2], "as_of": asof,
         "runs": args.runs, "queries": rows, "index_build_s": index_s, "index_mb": float(index_mb or 0),
         "count_steps": steps, "warm_5_condition_count_ms": warm5, "warm_5_step_count_steps_ms": warm_steps5,
-        "bitmap_ops": bitmap_ops, "plan_run": plan_run, "machine_cores": os.cpu_count(),
+        "bitmap_ops": bitmap_ops, "policies": policies, "plan_run": plan_run, "machine_cores": os.cpu_count(),
     }, indent=2))
     print(f"wrote {out / (args.size + '.json')}")
 

@@ -372,27 +372,48 @@ pub enum Exclusion {
     Rule(Rule),
 }
 
-fn tz_expr(model: &Model, attr: &Option<String>, path: &str, problems: &mut Vec<Problem>) -> String {
-    let session = "pg_catalog.current_setting('TimeZone')".to_string();
-    let Some(c) = &model.contacts else { return session };
+/// The contacts' time zone column (`time_zone_attr`, else one named time_zone, timezone or tz), as
+/// SQL; None: the session's zone for everyone.
+fn tz_column(model: &Model, attr: &Option<String>, path: &str, problems: &mut Vec<Problem>) -> Option<String> {
+    let c = model.contacts.as_ref()?;
     let col = match attr {
         Some(a) => {
             let col = find(&c.columns, a);
             if col.is_none_or(|x| x.kind != TypeKind::Text) {
                 problems.push(Problem::invalid(&format!("{path}.time_zone_attr"), format!("\"{a}\" is not a text attribute of {}", c.rel.name))
                     .hint("name the contacts' time zone column, holding names such as 'Europe/Rome'"));
-                return session;
+                return None;
             }
             col
         }
         None => ["time_zone", "timezone", "tz"].iter().find_map(|n| find(&c.columns, n).filter(|x| x.kind == TypeKind::Text)),
     };
-    match col {
-        // an unknown zone name in the data falls back to the session's zone instead of failing the send
-        // (segplan._zone: the name when PostgreSQL knows the zone, else NULL)
-        Some(col) => format!("coalesce(segplan._zone(c.{s}), {session})", s = col.sql),
-        None => session,
-    }
+    col.map(|c| c.sql.clone())
+}
+
+/// How an exclusion will be used: for a whole population (a waterfall, a run) or for one contact
+/// (`eligible`, which filters on the contact's key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach { All, One }
+
+/// The contacts for whom `pred` holds in their own time zone (`pred` gets the zone as SQL). For a
+/// population it is evaluated once per distinct zone name, not once per contact (OFFSET 0 keeps the
+/// planner from pushing it back below the DISTINCT); an unknown zone
+/// name in the data falls back to the session's zone instead of failing the send
+/// (segplan._zone: the name when PostgreSQL knows the zone, else NULL).
+fn zoned(model: &Model, tz: Option<String>, reach: Reach, pred: impl Fn(&str) -> String) -> Option<String> {
+    let c = model.contacts.as_ref()?;
+    let (k, rel) = (&c.key.sql, &c.rel.sql);
+    let session = "pg_catalog.current_setting('TimeZone')";
+    Some(match (tz, reach) {
+        (None, _) => format!("SELECT c.{k} FROM {rel} AS c WHERE c.{k} IS NOT NULL AND ({})", pred(session)),
+        (Some(z), Reach::One) => format!(
+            "SELECT c.{k} FROM {rel} AS c WHERE c.{k} IS NOT NULL AND ({})", pred(&format!("coalesce(segplan._zone(c.{z}), {session})"))),
+        (Some(z), Reach::All) => format!(
+            "SELECT c.{k} FROM {rel} AS c WHERE c.{k} IS NOT NULL AND coalesce(c.{z}, '') IN (\
+             SELECT d.name FROM (SELECT DISTINCT coalesce(c.{z}, '') AS name FROM {rel} AS c OFFSET 0) AS d WHERE {})",
+            pred(&format!("coalesce(segplan._zone(NULLIF(d.name, '')), {session})"))),
+    })
 }
 
 /// A cap on past contacts: contacts matching `conds` (over alias `h` of a table with the columns
@@ -443,7 +464,7 @@ WHERE (p.channels IS NULL OR $2 = ANY (p.channels)) AND CASE WHEN NOT p.yearly T
   OR p.during @> ($1 - pg_catalog.make_interval(years => (extract(year FROM $1) - extract(year FROM pg_catalog.lower(p.during)))::int - 1)) END";
 
 /// The exclusion of one rule for a send, checked against the model (`path` locates problems).
-pub fn exclusion(r: &PolicyRule, model: &Model, path: &str) -> Result<Exclusion, Problems> {
+pub fn exclusion(r: &PolicyRule, model: &Model, path: &str, reach: Reach) -> Result<Exclusion, Problems> {
     let mut problems = Vec::new();
     let contacts = model.contacts.as_ref();
     let from_contacts = |pred: &str| contacts.map(|c| format!("SELECT c.{k} FROM {rel} AS c WHERE c.{k} IS NOT NULL AND ({pred})", k = c.key.sql, rel = c.rel.sql));
@@ -451,21 +472,23 @@ pub fn exclusion(r: &PolicyRule, model: &Model, path: &str) -> Result<Exclusion,
         PolicyRule::MaxContacts { max, per, across, channels } => capped(cap_of(*max, per, across, channels)),
         PolicyRule::MinGap { gap, across, channels } => capped(cap_of(1, gap, across, channels)),
         PolicyRule::QuietHours { from, to, time_zone_attr } => {
-            let tz = tz_expr(model, time_zone_attr, &format!("{path}.quiet_hours"), &mut problems);
-            let local = format!("(($1 AT TIME ZONE ({tz}))::time)");
-            let pred = if from < to {
-                format!("{local} >= $5::time AND {local} < $6::time")
-            } else {
-                format!("({local} >= $5::time OR {local} < $6::time)")
+            let tz = tz_column(model, time_zone_attr, &format!("{path}.quiet_hours"), &mut problems);
+            let pred = |zone: &str| {
+                let local = format!("(($1 AT TIME ZONE ({zone}))::time)");
+                if from < to {
+                    format!("{local} >= $5::time AND {local} < $6::time")
+                } else {
+                    format!("({local} >= $5::time OR {local} < $6::time)")
+                }
             };
             let params = vec![Param::Text(from.format("%H:%M").to_string()), Param::Text(to.format("%H:%M").to_string())];
-            Exclusion::Sql { sql: from_contacts(&pred).unwrap_or_default(), params }
+            Exclusion::Sql { sql: zoned(model, tz, reach, pred).unwrap_or_default(), params }
         }
         PolicyRule::BlackoutDates { dates, time_zone_attr } => {
-            let tz = tz_expr(model, time_zone_attr, path, &mut problems);
-            let pred = format!("(($1 AT TIME ZONE ({tz}))::date) = ANY ($5::date[])");
+            let tz = tz_column(model, time_zone_attr, path, &mut problems);
+            let pred = |zone: &str| format!("(($1 AT TIME ZONE ({zone}))::date) = ANY ($5::date[])");
             let params = vec![Param::TextArray(dates.iter().map(|d| d.to_string()).collect())];
-            Exclusion::Sql { sql: from_contacts(&pred).unwrap_or_default(), params }
+            Exclusion::Sql { sql: zoned(model, tz, reach, pred).unwrap_or_default(), params }
         }
         PolicyRule::RequireAttr(a) => {
             let col = contacts.and_then(|c| find(&c.columns, a));

@@ -15,7 +15,7 @@ use segplan_core::bitmap::{self, RoaringTreemap};
 use segplan_core::compile::{self, Param};
 use segplan_core::error::{choices, Problem, Problems};
 use segplan_core::model::{Model, TypeKind};
-use segplan_core::policy::{self, Exclusion, Policy, Send, PAUSED_SQL};
+use segplan_core::policy::{self, Exclusion, Policy, Reach, Send, PAUSED_SQL};
 use segplan_core::{algebra, rule, segments};
 use std::collections::HashMap;
 
@@ -32,7 +32,7 @@ fn checked(spec: &serde_json::Value, model: &Model) -> Policy {
     let mut problems = Vec::new();
     for (i, r) in p.rules.iter().enumerate() {
         let path = format!("$.rules[{i}]");
-        match policy::exclusion(r, model, &path) {
+        match policy::exclusion(r, model, &path, Reach::All) {
             Ok(Exclusion::Rule(rule)) => {
                 let found = match segments_api::expand(&rule, None) {
                     Ok(x) => compile::check(&x, model, &regex_error),
@@ -182,10 +182,10 @@ fn applicable<'p>(policies: &'p [(String, Policy)], send: &Send) -> Vec<(&'p str
 }
 
 /// Each applicable rule of the policies, labelled, with what it excludes (pauses first).
-fn steps(policies: &[(String, Policy)], send: &Send, model: &Model) -> Vec<(Option<String>, String, Exclusion)> {
+fn steps(policies: &[(String, Policy)], send: &Send, model: &Model, reach: Reach) -> Vec<(Option<String>, String, Exclusion)> {
     let mut out = vec![(None, "paused".to_string(), Exclusion::Sql { sql: PAUSED_SQL.into(), params: vec![] })];
     for (i, (name, r)) in applicable(policies, send).into_iter().enumerate() {
-        let x = policy::exclusion(r, model, &format!("$.rules[{i}]")).unwrap_or_else(|e| raise_all(&e));
+        let x = policy::exclusion(r, model, &format!("$.rules[{i}]"), reach).unwrap_or_else(|e| raise_all(&e));
         out.push((Some(name.to_string()), r.label(), x));
     }
     out
@@ -222,7 +222,7 @@ pub fn waterfall(
     at: TimestampWithTimeZone,
 ) -> Vec<(i32, Option<String>, String, i64, i64)> {
     let mut rows = Vec::new();
-    for (i, (pol, label, x)) in steps(policies, send, model).into_iter().enumerate() {
+    for (i, (pol, label, x)) in steps(policies, send, model, Reach::All).into_iter().enumerate() {
         pgrx::check_for_interrupts!();
         let set = excluded_set(client, &x, model, at, send);
         let before = remaining.len();
@@ -276,7 +276,7 @@ fn eligible(
     let reasons: Vec<String> = Spi::connect(|client| {
         let pols = load(client, &policies);
         let mut reasons = Vec::new();
-        for (pol, label, x) in steps(&pols, &send, &model) {
+        for (pol, label, x) in steps(&pols, &send, &model, Reach::One) {
             let listed = |sql: &str, params: &[Param]| {
                 let mut args = send_args(at, &send, params);
                 let n = args.len() + 1;

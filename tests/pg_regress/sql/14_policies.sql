@@ -21,13 +21,16 @@ SELECT segplan.save_segment('paris', $$city = 'Paris'$$);
 -- all time zones of the data: Lisbon, London and Dublin are an hour behind the others)
 CREATE FUNCTION pcheck(spec jsonb, hand text, channel text, brand text DEFAULT 'acme', outlet text DEFAULT NULL,
                        at timestamptz DEFAULT '2026-11-01 12:00+00', segment text DEFAULT $$id > 0$$)
-RETURNS TABLE (excluded bigint, same boolean) LANGUAGE plpgsql AS $$
+RETURNS TABLE (excluded bigint, same boolean, same_one_by_one boolean) LANGUAGE plpgsql AS $$
 DECLARE hand_n bigint;
 BEGIN
   PERFORM segplan.create_policy('t', spec);
   EXECUTE format('SELECT count(*) FROM demo.contacts c WHERE c.id > 0 AND c.id IN (%s)', hand) INTO hand_n USING at;
   SELECT i.excluded INTO excluded FROM segplan.policy_impact(segment, ARRAY['t'], channel, brand, at, outlet) i WHERE i.policy = 't';
   same := excluded = hand_n;
+  -- eligible() for single contacts (its own query form) agrees with the hand-written set too
+  EXECUTE format('SELECT bool_and((NOT e.eligible) = (c.id IN (%s))) FROM demo.contacts c, segplan.eligible(c.id, ARRAY[''t''], $2, $3, $1, $4) e WHERE c.id <= 60', hand)
+    INTO same_one_by_one USING at, channel, brand, outlet;
   PERFORM segplan.drop_policy('t');
   RETURN NEXT;
 END $$;
@@ -75,7 +78,7 @@ INSERT INTO pcases VALUES
    $$SELECT id FROM demo.contacts WHERE city = 'Paris'$$, 'email', 'acme', NULL, '2026-11-01 12:00+00'),
   ('unsubscribed', '{"rules": [{"exclude_unsubscribed": {"event": "message_events", "where": {"prop": "event_type", "op": "eq", "value": "unsubscribe"}}}]}',
    $$SELECT contact_id FROM demo.message_activity WHERE event_type = 'unsubscribe'$$, 'email', 'acme', NULL, '2026-11-01 12:00+00');
-SELECT p.name, x.excluded, x.same FROM pcases p, pcheck(p.spec, p.hand, p.channel, p.brand, p.outlet, p.at) x;
+SELECT p.name, x.excluded, x.same, x.same_one_by_one FROM pcases p, pcheck(p.spec, p.hand, p.channel, p.brand, p.outlet, p.at) x;
 
 -- a rule limited to sms does not apply to an e-mail send; a policy scoped to a brand not to another
 SELECT segplan.create_policy('sms_only', '{"rules": [{"max_contacts": 0, "per": {"days": 1}, "channels": ["sms"]}]}')->'rules';
