@@ -150,6 +150,11 @@ pub fn one_scan(leaves: &[&Leaf], contacts: &ContactSource) -> Query {
 
 /// `$n` for n ≥ 2 becomes `$(n + by)` (the compiler writes `$` only in parameter references).
 fn renumber(sql: &str, by: usize) -> String {
+    renumber_from(sql, 2, by)
+}
+
+/// `$n` for n ≥ `from` becomes `$(n + by)`.
+pub(crate) fn renumber_from(sql: &str, from: usize, by: usize) -> String {
     if by == 0 {
         return sql.to_string();
     }
@@ -164,7 +169,7 @@ fn renumber(sql: &str, by: usize) -> String {
                 chars.next();
             }
             match digits.parse::<usize>() {
-                Ok(n) if n >= 2 => out.push_str(&(n + by).to_string()),
+                Ok(n) if n >= from => out.push_str(&(n + by).to_string()),
                 _ => out.push_str(&digits),
             }
         }

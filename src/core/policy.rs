@@ -7,7 +7,7 @@
 //! brand, `$4` its outlet (NULL when none); a rule's own values follow from `$5`.
 use crate::error::{choices, unknown_keys, Problem, Problems};
 use crate::model::{find, Model, TypeKind};
-use crate::compile::Param;
+use crate::compile::{renumber_from, Param};
 use crate::rule::{self, Cond, Rule, Span, Tree, UNITS};
 use chrono::{NaiveDate, NaiveTime};
 use serde_json::{json, Map, Value};
@@ -456,6 +456,21 @@ fn capped(c: Cap) -> Exclusion {
     Exclusion::History { sql, params }
 }
 
+/// Several exclusion queries checked for one contact in one statement returning a boolean array,
+/// in order: each query's own parameters (from `$5`; `$1`–`$4` are the send's) are renumbered
+/// after those of the queries before it, and the contact's key is the last parameter.
+pub fn checks_for_one(queries: &[(&str, &[Param])]) -> (String, Vec<Param>) {
+    let mut params: Vec<Param> = Vec::new();
+    let mut shifted = Vec::new();
+    for (sql, own) in queries {
+        shifted.push(renumber_from(sql, 5, params.len()));
+        params.extend(own.iter().cloned());
+    }
+    let key = params.len() + 5;
+    let checks: Vec<String> = shifted.iter().map(|q| format!("EXISTS (SELECT 1 FROM ({q}) AS s(k) WHERE s.k = ${key}::bigint)")).collect();
+    (format!("SELECT ARRAY[{}]::boolean[]", checks.join(", ")), params)
+}
+
 /// Contacts paused at the send's time on its channel (yearly pauses recur, also across New Year).
 pub const PAUSED_SQL: &str = "\
 SELECT p.contact_key FROM segplan.contact_pauses AS p \
@@ -513,6 +528,16 @@ pub fn exclusion(r: &PolicyRule, model: &Model, path: &str, reach: Reach) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checks_for_one_contact_share_one_statement() {
+        let a = [Param::Text("7 days".into())];
+        let b = [Param::Text("21:00".into()), Param::Text("09:00".into())];
+        let (sql, params) = checks_for_one(&[("SELECT x FROM h WHERE t > $1 - $5::interval", &a[..]), ("SELECT y FROM c WHERE $2 = 'sms' AND z >= $5 AND z < $6", &b[..])]);
+        assert_eq!(sql, "SELECT ARRAY[EXISTS (SELECT 1 FROM (SELECT x FROM h WHERE t > $1 - $5::interval) AS s(k) WHERE s.k = $8::bigint), \
+                         EXISTS (SELECT 1 FROM (SELECT y FROM c WHERE $2 = 'sms' AND z >= $6 AND z < $7) AS s(k) WHERE s.k = $8::bigint)]::boolean[]");
+        assert_eq!(params.len(), 3);
+    }
 
     fn p(v: Value) -> Result<Policy, Problems> {
         parse(&v)

@@ -275,24 +275,36 @@ fn eligible(
     let send = Send { channel, brand, outlet };
     let reasons: Vec<String> = Spi::connect(|client| {
         let pols = load(client, &policies);
+        let steps = steps(&pols, &send, &model, Reach::One);
+        // the query steps in two statements (what reads the customer's data as the caller, the
+        // contacts made by every brand as segplan's owner), the rule steps from their bitmaps
+        let mut hit = vec![false; steps.len()];
+        for history in [false, true] {
+            let picked: Vec<(usize, &str, &[Param])> = steps.iter().enumerate().filter_map(|(i, (_, _, x))| match x {
+                Exclusion::Sql { sql, params } if !history => Some((i, sql.as_str(), params.as_slice())),
+                Exclusion::History { sql, params } if history => Some((i, sql.as_str(), params.as_slice())),
+                _ => None,
+            }).collect();
+            if picked.is_empty() {
+                continue;
+            }
+            let (sql, params) = policy::checks_for_one(&picked.iter().map(|(_, q, p)| (*q, *p)).collect::<Vec<_>>());
+            let mut args = send_args(at, &send, &params);
+            args.push(contact_key.into());
+            let run = || client.select(&sql, None, &args).and_then(|t| t.first().get_one::<Vec<bool>>());
+            let found = if history { owner::as_owner(run) } else { run() }
+                .unwrap_or_else(|e| internal("evaluating a policy rule failed", e))
+                .unwrap_or_default();
+            for ((i, _, _), h) in picked.iter().zip(found) {
+                hit[*i] = h;
+            }
+        }
         let mut reasons = Vec::new();
-        for (pol, label, x) in steps(&pols, &send, &model, Reach::One) {
-            let listed = |sql: &str, params: &[Param]| {
-                let mut args = send_args(at, &send, params);
-                let n = args.len() + 1;
-                args.push(contact_key.into());
-                client
-                    .select(&format!("SELECT EXISTS (SELECT 1 FROM ({sql}) AS s(k) WHERE s.k = ${n}::bigint)"), None, &args)
-                    .and_then(|t| t.first().get_one::<bool>())
-                    .unwrap_or_else(|e| internal("evaluating a policy rule failed", e))
-                    .unwrap_or(false)
-            };
-            let hit = match &x {
-                Exclusion::Sql { sql, params } => listed(sql, params),
-                Exclusion::History { sql, params } => owner::as_owner(|| listed(sql, params)),
-                Exclusion::Rule(_) => u64::try_from(contact_key).is_ok_and(|k| excluded_set(client, &x, &model, at, &send).contains(k)),
-            };
-            if hit {
+        for ((pol, label, x), mut h) in steps.into_iter().zip(hit) {
+            if let Exclusion::Rule(_) = &x {
+                h = u64::try_from(contact_key).is_ok_and(|k| excluded_set(client, &x, &model, at, &send).contains(k));
+            }
+            if h {
                 reasons.push(match pol { Some(p) => format!("{p}: {label}"), None => label });
             }
         }
