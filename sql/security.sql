@@ -76,21 +76,22 @@ COMMENT ON FUNCTION segplan.grant_brand(pg_catalog.regrole, text, text[]) IS
   'Lets a role (and its members) see and work on a brand''s segments, plans, runs and contact history; outlets limit it to those outlets, brand ''*'' means every brand.';
 COMMENT ON FUNCTION segplan.revoke_brand(pg_catalog.regrole, text) IS 'Takes a brand back from a role; returns whether it had it.';
 
--- What the current role may see, as tokens: '*' (every brand), a brand (all of its outlets), or a
--- brand and an outlet joined by U+001F. SQL-standard bodies are bound when created, so a caller's
+-- What the current role (or another: the audit log's SECURITY DEFINER code asks for its caller's)
+-- may see, as tokens: '*' (every brand), a brand (all of its outlets), or a brand and an outlet
+-- joined by U+001F. Read as the caller, brand_grants shows a role only its own grants. SQL-standard bodies are bound when created, so a caller's
 -- search_path cannot change what they call.
-CREATE FUNCTION segplan._scope() RETURNS text[]
+CREATE FUNCTION segplan._scope(who pg_catalog.name DEFAULT CURRENT_USER) RETURNS text[]
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
   SELECT CASE
-    WHEN pg_catalog.pg_has_role(CURRENT_USER, 'segplan_admin', 'USAGE')
-      OR pg_catalog.pg_has_role(CURRENT_USER, 'segplan_scheduler', 'USAGE') THEN ARRAY['*']
+    WHEN pg_catalog.pg_has_role(who, 'segplan_admin', 'USAGE')
+      OR pg_catalog.pg_has_role(who, 'segplan_scheduler', 'USAGE') THEN ARRAY['*']
     ELSE coalesce((
       SELECT pg_catalog.array_agg(t.token)
       FROM segplan.brand_grants g
       CROSS JOIN LATERAL pg_catalog.unnest(CASE WHEN g.outlets IS NULL THEN ARRAY[g.brand]
         ELSE ARRAY(SELECT g.brand OPERATOR(pg_catalog.||) E'\x1f' OPERATOR(pg_catalog.||) o FROM pg_catalog.unnest(g.outlets) AS o) END) AS t(token)
-      WHERE pg_catalog.pg_has_role(CURRENT_USER, g.role::pg_catalog.oid, 'USAGE')), '{}'::text[])
+      WHERE pg_catalog.pg_has_role(who, g.role::pg_catalog.oid, 'USAGE')), '{}'::text[])
   END;
 END;
 
@@ -237,14 +238,17 @@ CREATE TRIGGER audit_status AFTER UPDATE ON segplan.plans FOR EACH ROW
 CREATE TRIGGER audit AFTER INSERT OR UPDATE ON segplan.plan_versions FOR EACH ROW EXECUTE FUNCTION segplan._audit_change();
 CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON segplan.brand_grants FOR EACH ROW EXECUTE FUNCTION segplan._audit_change();
 
--- Records an export of a run (segplan.export_run), under the run's plan and brand.
+-- Records an export of a run (segplan.export_run), under the run's plan and brand; only a run of
+-- the caller's own brands (called directly, it cannot write into another brand's log).
 CREATE FUNCTION segplan._audit_export(run_id bigint) RETURNS void
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
   SELECT segplan._audit('exported', 'run', p.name, r.id, p.brand, pg_catalog.jsonb_build_object('plan_id', p.id, 'slot', r.slot))
-  FROM segplan.plan_runs r JOIN segplan.plans p ON p.id = r.plan_id WHERE r.id = $1
+  FROM segplan.plan_runs r JOIN segplan.plans p ON p.id = r.plan_id
+  WHERE r.id = $1 AND segplan._in_scope(p.brand, p.outlet, segplan._scope(
+    CASE WHEN pg_catalog.current_setting('role') = 'none' THEN SESSION_USER ELSE pg_catalog.current_setting('role')::pg_catalog.name END))
 $$;
 REVOKE ALL ON FUNCTION segplan._audit_export(bigint) FROM PUBLIC;
-COMMENT ON FUNCTION segplan._scope() IS 'Internal: the brands (and outlets) the current role may see; what row-level security checks.';
+COMMENT ON FUNCTION segplan._scope(pg_catalog.name) IS 'Internal: the brands (and outlets) a role (by default the current one) may see; what row-level security checks.';
 COMMENT ON FUNCTION segplan._in_scope(text, text, text[]) IS 'Internal: whether a row of a brand and outlet is within a scope.';
 COMMENT ON FUNCTION segplan._audit(text, text, text, bigint, text, jsonb) IS 'Internal (SECURITY DEFINER): appends to the audit log as the role in effect.';
 COMMENT ON FUNCTION segplan._audit_change() IS 'Internal (SECURITY DEFINER): the audit trigger of segments, policies, plans and brand grants.';

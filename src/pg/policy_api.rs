@@ -344,6 +344,20 @@ fn reserve_contacts(
                format!("brand {}, outlet {}", brand.unwrap_or("(none: every brand)"), outlet.unwrap_or("(none)")),
                Some("an admin grants brands with segplan.grant_brand(role, brand, outlets)".into()));
     }
+    // a segplan plan or run named must be one the caller can see (row-level security decides);
+    // other systems may pass ids of their own
+    for (what, id, sql) in [("plan", plan_id, "SELECT EXISTS (SELECT 1 FROM segplan.plans WHERE id = $1)"),
+                            ("run", run_id, "SELECT EXISTS (SELECT 1 FROM segplan.plan_runs WHERE id = $1)")] {
+        let Some(id) = id else { continue };
+        let exists = |as_caller: bool| {
+            let q = || Spi::get_one_with_args::<bool>(sql, &[id.into()]);
+            if as_caller { q() } else { owner::as_owner(q) }.unwrap_or_else(|e| internal("reading plans failed", e)).unwrap_or(false)
+        };
+        if !exists(true) && exists(false) {
+            report(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, &format!("{what} {id} belongs to a brand not granted to the caller"),
+                   format!("at {what}_id"), Some("reserve for your own brands' plans and runs".into()));
+        }
+    }
     // locks, caps over every brand's contacts, reservations and bumps: as segplan's owner
     let out = owner::as_owner(|| Spi::connect_mut(|client| {
         let iso = client.select("SELECT current_setting('transaction_isolation')", None, &[])

@@ -141,6 +141,13 @@ SELECT eligible, reasons FROM segplan.eligible(1, '{all_cap}', 'email', 'acme', 
 SELECT contact_key, status, reason FROM segplan.reserve_contacts('{1}', '{all_cap}', 'email', 'acme', '2026-03-21 10:00+00');
 SELECT contact_key, status FROM segplan.reserve_contacts('{1}', '{all_cap}', 'email', 'bolt', '2026-03-21 10:00+00');
 RESET ROLE;
+SELECT pg_temp.attempt('acme_planner', format($$SELECT segplan.reserve_contacts('{1}', '{all_cap}', 'email', 'acme', now(), run_id => %s)$$,
+                                              (SELECT run_id FROM ids WHERE brand = 'bolt'))) AS reserve_for_bolts_run;
+SET ROLE acme_planner;
+-- the audit log's export entry cannot be written into another brand's log
+SELECT segplan._audit_export((SELECT run_id FROM ids WHERE brand = 'bolt'));
+RESET ROLE;
+SELECT count(*) AS forged_entries FROM segplan.audit_log WHERE action = 'exported' AND brand = 'bolt';
 
 -- without SELECT on the customer's contacts every function that reads them says 42501
 SELECT f.name, pg_temp.attempt('nosee', f.q) AS sqlstate FROM (VALUES
