@@ -46,29 +46,74 @@ pub fn current_model() -> Model {
     Spi::connect(load_model)
 }
 
-thread_local! {
-    /// The model and the invalidation generation it was read at.
-    static CACHED: RefCell<Option<(u64, Model)>> = const { RefCell::new(None) };
-    /// Bumped by every invalidation that may concern the model.
-    static GENERATION: Cell<u64> = const { Cell::new(0) };
-    /// The relations the cached model was read from; empty while none is cached (then every
-    /// relation counts, so an invalidation arriving while the model is read is not missed).
-    static WATCHED: RefCell<Vec<pg_sys::Oid>> = const { RefCell::new(Vec::new()) };
+/// What a backend-local cache read from the catalog is valid for: a generation that every
+/// invalidation of a relation it read (or of any type or schema) moves on. While it is reading
+/// (`loading`) every relation counts, so an invalidation arriving mid-read is not missed.
+pub struct Watch {
+    generation: Cell<u64>,
+    loading: Cell<bool>,
+    watched: RefCell<Vec<pg_sys::Oid>>,
 }
 
-fn bump() {
-    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
-}
+impl Watch {
+    const fn new() -> Self {
+        Watch { generation: Cell::new(0), loading: Cell::new(false), watched: RefCell::new(Vec::new()) }
+    }
 
-unsafe extern "C-unwind" fn relation_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    let ours = WATCHED.with(|w| w.try_borrow().map(|w| w.is_empty() || w.contains(&relid)).unwrap_or(true));
-    if relid == pg_sys::InvalidOid || ours {
-        bump();
+    fn bump(&self) {
+        self.generation.set(self.generation.get().wrapping_add(1));
+    }
+
+    fn relation_changed(&self, relid: pg_sys::Oid) {
+        let ours = self.loading.get() || self.watched.try_borrow().map(|w| w.contains(&relid)).unwrap_or(true);
+        if relid == pg_sys::InvalidOid || ours {
+            self.bump();
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
+    /// Reads with `read`; returns what it read and whether it may be cached at the generation
+    /// read before (nothing that concerns it changed meanwhile). `replace`: the relations it
+    /// returns are all that is watched from now on, else they are added.
+    pub fn read<T>(&self, replace: bool, read: impl FnOnce() -> (T, Vec<pg_sys::Oid>)) -> (T, Option<u64>) {
+        let since = self.generation.get();
+        self.loading.set(true);
+        let (value, relations) = read();
+        self.loading.set(false);
+        if self.generation.get() != since {
+            return (value, None);
+        }
+        let mut w = self.watched.borrow_mut();
+        if replace {
+            *w = relations;
+        } else {
+            w.extend(relations);
+            w.sort_unstable_by_key(|o| o.to_u32());
+            w.dedup();
+        }
+        (value, Some(since))
     }
 }
 
+thread_local! {
+    /// The model and the generation it was read at.
+    static CACHED: RefCell<Option<(u64, Model)>> = const { RefCell::new(None) };
+    static MODEL: Watch = const { Watch::new() };
+    /// The catalog state of the sources rules read (src/pg/engine.rs).
+    pub static SOURCES: Watch = const { Watch::new() };
+}
+
+unsafe extern "C-unwind" fn relation_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    MODEL.with(|w| w.relation_changed(relid));
+    SOURCES.with(|w| w.relation_changed(relid));
+}
+
 unsafe extern "C-unwind" fn names_changed(_arg: pg_sys::Datum, _cache: std::ffi::c_int, _hash: u32) {
-    bump();
+    MODEL.with(Watch::bump);
+    SOURCES.with(Watch::bump);
 }
 
 /// Subscribes to the invalidations that end a cached model (from _PG_init).
@@ -152,19 +197,22 @@ fn read_sources(client: &SpiClient) -> (Option<Source>, Vec<Source>) {
 /// is an error only for rules that use it.
 pub fn load_model(client: &SpiClient) -> Model {
     unsafe { pg_sys::AcceptInvalidationMessages() };
-    let generation = GENERATION.with(Cell::get);
+    let generation = MODEL.with(Watch::generation);
     if let Some(m) = CACHED.with(|c| c.borrow().as_ref().filter(|(g, _)| *g == generation).map(|(_, m)| m.clone())) {
         return m;
     }
-    WATCHED.with(|w| w.borrow_mut().clear());
-    let model = read_model(client);
-    let mut watched: Vec<pg_sys::Oid> = model.contacts.iter().map(|c| c.rel.oid).chain(model.events.iter().map(|e| e.rel.oid))
-        .map(pg_sys::Oid::from)
-        .collect();
-    watched.extend(registration_tables(client));
-    if GENERATION.with(Cell::get) == generation {
-        WATCHED.with(|w| *w.borrow_mut() = watched);
-        CACHED.with(|c| *c.borrow_mut() = Some((generation, model.clone())));
+    let (model, kept) = MODEL.with(|w| {
+        w.read(true, || {
+            let model = read_model(client);
+            let mut watched: Vec<pg_sys::Oid> = model.contacts.iter().map(|c| c.rel.oid).chain(model.events.iter().map(|e| e.rel.oid))
+                .map(pg_sys::Oid::from)
+                .collect();
+            watched.extend(registration_tables(client));
+            (model, watched)
+        })
+    });
+    if let Some(g) = kept {
+        CACHED.with(|c| *c.borrow_mut() = Some((g, model.clone())));
     }
     model
 }

@@ -4,6 +4,7 @@
 //! (segplan_core::freshness): keyed by the leaf's SQL and parameters, the caller's role, and
 //! as_of when the leaf is relative. Leaves over relations under row-level security for the
 //! caller, or with changes that cannot be tracked, are evaluated afresh every time.
+use super::catalog;
 use super::error::{internal, raise};
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
@@ -122,17 +123,21 @@ impl Evaluation {
     }
 }
 
-/// What the catalog says now about a relation a leaf reads.
+/// What the catalog says about a source a leaf reads: kept per backend while no relation under
+/// it changes (PostgreSQL's invalidations, `catalog::SOURCES`).
+#[derive(Clone)]
 struct SourceState {
     relations: Vec<u32>,
     fingerprint: String,
     /// every table under it carries the change-log trigger
     tracked: bool,
-    row_security: bool,
-    readable: bool,
 }
 
-/// Per source: every relation it reads (views expanded), their definitions, tracking, RLS.
+thread_local! {
+    static SOURCE_STATES: RefCell<(u64, HashMap<u32, SourceState>)> = RefCell::new((0, HashMap::new()));
+}
+
+/// Per source: every relation it reads (views expanded), their definitions, tracking.
 const SOURCES_SQL: &str = "\
 SELECT c.source::int8, pg_catalog.array_agg(c.rel::int8),
   pg_catalog.string_agg(k.oid::text || '/' || k.relfilenode::text || '/' || k.xmin::text
@@ -140,21 +145,22 @@ SELECT c.source::int8, pg_catalog.array_agg(c.rel::int8),
     || '/' || coalesce((SELECT pg_catalog.string_agg(p.xmin::text, ',') FROM pg_catalog.pg_policy p WHERE p.polrelid = k.oid), ''),
     ';' ORDER BY k.oid),
   pg_catalog.bool_and(k.relkind = 'v' OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = k.oid
-    AND g.tgname = 'segplan_changes' AND g.tgenabled = 'A')),
-  pg_catalog.bool_or(pg_catalog.row_security_active(k.oid::pg_catalog.regclass)),
-  pg_catalog.has_table_privilege(c.source, 'SELECT')
+    AND g.tgname = 'segplan_changes' AND g.tgenabled = 'A'))
 FROM segplan._closure($1) c JOIN pg_catalog.pg_class k ON k.oid = c.rel
 GROUP BY c.source";
 
 /// The reader's snapshot, the log horizon, visible change-log rows from `$2` on, this
-/// transaction's id, the role with the time zone (relative windows and dates depend on it), and
-/// the date of as_of (`$3`) there.
+/// transaction's id, the role with the time zone (relative windows and dates depend on it), the
+/// date of as_of (`$3`) there, and — never cached, they depend on the role and its memberships —
+/// the sources (`$4`) it may read and the relations under row-level security for it.
 const READER_SQL: &str = "\
 SELECT pg_catalog.pg_current_snapshot()::text, (SELECT h.xid::text FROM segplan.cache_horizon h),
   ARRAY(SELECT ch.relid::int8 || ':' || ch.xid::text FROM segplan.changes ch WHERE ch.relid = ANY ($1) AND ch.xid >= $2::xid8),
   pg_catalog.pg_current_xact_id_if_assigned()::text,
   current_user::pg_catalog.regrole::pg_catalog.oid::text || ' ' || pg_catalog.current_setting('TimeZone'),
-  $3::pg_catalog.date::text";
+  $3::pg_catalog.date::text,
+  ARRAY(SELECT s::int8 FROM pg_catalog.unnest($4::pg_catalog.oid[]) s WHERE pg_catalog.has_table_privilege(s, 'SELECT')),
+  ARRAY(SELECT r::int8 FROM pg_catalog.unnest($1::pg_catalog.oid[]) r WHERE pg_catalog.row_security_active(r::pg_catalog.regclass))";
 
 struct Reader {
     snapshot: Snapshot,
@@ -163,29 +169,57 @@ struct Reader {
     own_xid: Option<u64>,
     role: String,
     as_of_date: String,
+    readable: Vec<u32>,
+    row_security: Vec<u32>,
 }
 
 fn read_sources(client: &SpiClient, oids: &[u32]) -> HashMap<u32, SourceState> {
-    let arg: Vec<pg_sys::Oid> = oids.iter().map(|o| pg_sys::Oid::from(*o)).collect();
-    let rows = client.select(SOURCES_SQL, None, &[arg.into()]).unwrap_or_else(|e| internal("reading the catalog failed", e));
-    let mut out = HashMap::new();
-    for row in rows {
-        let source = row.get::<i64>(1).ok().flatten().unwrap_or(0) as u32;
-        let relations = row.get::<Vec<i64>>(2).ok().flatten().unwrap_or_default().into_iter().map(|o| o as u32).collect();
-        let fingerprint = row.get::<String>(3).ok().flatten().unwrap_or_default();
-        let flag = |i| row.get::<bool>(i).ok().flatten().unwrap_or(false);
-        out.insert(source, SourceState { relations, fingerprint, tracked: flag(4), row_security: flag(5), readable: flag(6) });
+    let generation = catalog::SOURCES.with(catalog::Watch::generation);
+    let (mut out, missing, fresh) = SOURCE_STATES.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != generation {
+            *c = (generation, HashMap::new());
+        }
+        let out: HashMap<u32, SourceState> = oids.iter().filter_map(|o| c.1.get(o).map(|s| (*o, s.clone()))).collect();
+        let missing: Vec<u32> = oids.iter().copied().filter(|o| !c.1.contains_key(o)).collect();
+        (out, missing, c.1.is_empty())
+    });
+    if missing.is_empty() {
+        return out;
     }
+    let (read, kept) = catalog::SOURCES.with(|w| {
+        // what is watched starts afresh with an empty cache
+        w.read(fresh, || {
+            let arg: Vec<pg_sys::Oid> = missing.iter().map(|o| pg_sys::Oid::from(*o)).collect();
+            let rows = client.select(SOURCES_SQL, None, &[arg.into()]).unwrap_or_else(|e| internal("reading the catalog failed", e));
+            let mut read = HashMap::new();
+            for row in rows {
+                let source = row.get::<i64>(1).ok().flatten().unwrap_or(0) as u32;
+                let relations: Vec<u32> = row.get::<Vec<i64>>(2).ok().flatten().unwrap_or_default().into_iter().map(|o| o as u32).collect();
+                let fingerprint = row.get::<String>(3).ok().flatten().unwrap_or_default();
+                let tracked = row.get::<bool>(4).ok().flatten().unwrap_or(false);
+                read.insert(source, SourceState { relations, fingerprint, tracked });
+            }
+            let watched = read.values().flat_map(|s: &SourceState| s.relations.iter().map(|o| pg_sys::Oid::from(*o))).collect();
+            (read, watched)
+        })
+    });
+    if kept == Some(generation) {
+        SOURCE_STATES.with(|c| c.borrow_mut().1.extend(read.iter().map(|(k, v)| (*k, v.clone()))));
+    }
+    out.extend(read);
     out
 }
 
-fn read_reader(client: &SpiClient, relations: &[u32], from_xid: u64, as_of: TimestampWithTimeZone) -> Reader {
+fn read_reader(client: &SpiClient, relations: &[u32], sources: &[u32], from_xid: u64, as_of: TimestampWithTimeZone) -> Reader {
     let arg: Vec<pg_sys::Oid> = relations.iter().map(|o| pg_sys::Oid::from(*o)).collect();
+    let srcs: Vec<pg_sys::Oid> = sources.iter().map(|o| pg_sys::Oid::from(*o)).collect();
     let row = client
-        .select(READER_SQL, None, &[arg.into(), from_xid.to_string().into(), as_of.into()])
+        .select(READER_SQL, None, &[arg.into(), from_xid.to_string().into(), as_of.into(), srcs.into()])
         .unwrap_or_else(|e| internal("reading the change log failed", e));
     let row = row.first();
     let text = |i| row.get::<String>(i).ok().flatten().unwrap_or_default();
+    let oids = |i| row.get::<Vec<i64>>(i).ok().flatten().unwrap_or_default().into_iter().map(|o| o as u32).collect::<Vec<u32>>();
     let snapshot = Snapshot::parse(&text(1)).unwrap_or_else(|| internal("reading the snapshot failed", text(1)));
     let changes = row
         .get::<Vec<String>>(3)
@@ -202,6 +236,8 @@ fn read_reader(client: &SpiClient, relations: &[u32], from_xid: u64, as_of: Time
         own_xid: row.get::<String>(4).ok().flatten().and_then(|x| x.parse().ok()),
         role: text(5),
         as_of_date: text(6),
+        readable: oids(7),
+        row_security: oids(8),
     }
 }
 
@@ -213,7 +249,8 @@ fn leaf_identity(leaf: &Leaf, sources: &HashMap<u32, SourceState>, reader: &Read
         let s = sources.get(oid)?;
         // Row-level security may depend on anything (settings, lookups, functions): answers
         // under it are never cached, so no context can be served another's.
-        if !s.tracked || !s.readable || s.row_security {
+        let row_security = s.relations.iter().any(|r| reader.row_security.contains(r));
+        if !s.tracked || !reader.readable.contains(oid) || row_security {
             return None;
         }
         relations.extend(&s.relations);
@@ -264,7 +301,7 @@ pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex:
         let sources = if cap > 0 { read_sources(client, &oids) } else { HashMap::new() };
         let all: Vec<u32> = sources.values().flat_map(|s| s.relations.iter().copied()).collect();
         let from_xid = CACHE.with(|c| c.borrow().entries.values().map(|e| e.built.snapshot.xmin).min().unwrap_or(u64::MAX));
-        let reader = (cap > 0).then(|| read_reader(client, &all, from_xid, as_of));
+        let reader = (cap > 0).then(|| read_reader(client, &all, &oids, from_xid, as_of));
         let all: Vec<&Leaf> = plan.leaves.iter().chain([&plan.universe]).collect();
         let total = all.len();
         let identities: Vec<Option<(String, Built)>> =
