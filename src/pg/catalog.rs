@@ -217,6 +217,27 @@ pub fn load_model(client: &SpiClient) -> Model {
     model
 }
 
+thread_local! {
+    static OWNER: Cell<Option<(u64, pg_sys::Oid)>> = const { Cell::new(None) };
+}
+
+/// The extension's owner. Kept while a model is cached: the model watches segplan's registration
+/// tables, which DROP EXTENSION drops, so a reinstalled extension is read anew.
+pub fn extension_owner() -> pg_sys::Oid {
+    let generation = MODEL.with(Watch::generation);
+    let watched = CACHED.with(|c| c.borrow().as_ref().is_some_and(|(g, _)| *g == generation));
+    if let Some((_, o)) = OWNER.with(Cell::get).filter(|(g, _)| watched && *g == generation) {
+        return o;
+    }
+    let o = Spi::get_one::<pg_sys::Oid>("SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'segplan'")
+        .unwrap_or_else(|e| internal("reading segplan's owner failed", e))
+        .unwrap_or_else(|| internal("reading segplan's owner failed", "no extension row"));
+    if watched {
+        OWNER.with(|c| c.set(Some((generation, o))));
+    }
+    o
+}
+
 fn registration_tables(client: &SpiClient) -> Vec<pg_sys::Oid> {
     client
         .select("SELECT ARRAY['segplan.contact_source'::pg_catalog.regclass::pg_catalog.oid, 'segplan.event_sources'::pg_catalog.regclass::pg_catalog.oid, \

@@ -4,14 +4,8 @@
 //! function does (PostgreSQL's own SetUserIdAndSecContext), limited to statements segplan builds
 //! itself over its own tables, with values as parameters, under the pinned search_path
 //! (`pg_catalog, pg_temp`) every segplan function runs with. Customer data is never read here.
-use super::error::internal;
+use super::catalog::extension_owner;
 use pgrx::prelude::*;
-
-fn owner() -> pg_sys::Oid {
-    Spi::get_one::<pg_sys::Oid>("SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'segplan'")
-        .unwrap_or_else(|e| internal("reading segplan's owner failed", e))
-        .unwrap_or_else(|| internal("reading segplan's owner failed", "no extension row"))
-}
 
 /// Puts the caller back when dropped, also when an error unwinds through (a transaction or
 /// subtransaction abort restores it as well).
@@ -28,7 +22,7 @@ impl Drop for Restore {
 
 /// Runs `f` as segplan's owner.
 pub fn as_owner<T>(f: impl FnOnce() -> T) -> T {
-    let owner = owner();
+    let owner = extension_owner();
     let mut user = pg_sys::InvalidOid;
     let mut context = 0;
     unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut context) };
