@@ -17,6 +17,9 @@ use segplan_core::error::{choices, Problem, Problems};
 use segplan_core::model::{Model, TypeKind};
 use segplan_core::policy::{self, Exclusion, Policy, Reach, Send, PAUSED_SQL};
 use segplan_core::{algebra, rule, segments};
+use pgrx::spi::OwnedPreparedStatement;
+use pgrx::PgOid;
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 fn valid_name(name: &str) {
@@ -259,6 +262,33 @@ fn policy_impact(
     TableIterator::new(rows)
 }
 
+thread_local! {
+    /// eligible()'s statements, planned once per backend and kept (PostgreSQL re-plans a kept
+    /// statement when what it reads changes); at most 64, then started afresh.
+    static PLANS: RefCell<HashMap<String, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+}
+
+/// Runs a statement returning one boolean array through its kept plan.
+fn select_planned(client: &SpiClient, sql: &str, args: &[DatumWithOid]) -> pgrx::spi::SpiResult<Option<Vec<bool>>> {
+    let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
+    let key = format!("{sql}\u{1f}{types:?}");
+    if !PLANS.with(|p| p.borrow().contains_key(&key)) {
+        let kept = client.prepare(sql, &types)?.keep();
+        PLANS.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() >= 64 {
+                p.clear();
+            }
+            p.insert(key.clone(), kept);
+        });
+    }
+    PLANS.with(|p| {
+        let p = p.borrow();
+        let stmt = p.get(&key).unwrap_or_else(|| internal("a kept statement is missing", &key));
+        client.select(stmt, None, args).and_then(|t| t.first().get_one::<Vec<bool>>())
+    })
+}
+
 /// Whether one contact may be contacted now under the policies, and every reason it may not.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
@@ -291,7 +321,7 @@ fn eligible(
             let (sql, params) = policy::checks_for_one(&picked.iter().map(|(_, q, p)| (*q, *p)).collect::<Vec<_>>());
             let mut args = send_args(at, &send, &params);
             args.push(contact_key.into());
-            let run = || client.select(&sql, None, &args).and_then(|t| t.first().get_one::<Vec<bool>>());
+            let run = || select_planned(client, &sql, &args);
             let found = if history { owner::as_owner(run) } else { run() }
                 .unwrap_or_else(|e| internal("evaluating a policy rule failed", e))
                 .unwrap_or_default();
