@@ -207,8 +207,10 @@ BEGIN
   END LOOP;
 END
 $$;
+SET client_min_messages = warning;  -- a second run of the demo finds the memberships in place
 GRANT segplan_analyst TO demo_analyst_a;
 GRANT segplan_planner TO demo_planner_a, demo_planner_b;
+RESET client_min_messages;
 -- segplan reads the customer's data as the caller: the customer grants it to segplan's roles
 GRANT USAGE ON SCHEMA demo TO segplan_analyst;
 GRANT SELECT ON ALL TABLES IN SCHEMA demo TO segplan_analyst;
