@@ -76,15 +76,15 @@ impl Watch {
     }
 
     /// Reads with `read`; returns what it read and whether it may be cached at the generation
-    /// read before (nothing that concerns it changed meanwhile). `replace`: the relations it
-    /// returns are all that is watched from now on, else they are added.
-    pub fn read<T>(&self, replace: bool, read: impl FnOnce() -> (T, Vec<pg_sys::Oid>)) -> (T, Option<u64>) {
+    /// of before the read (nothing that concerns it changed meanwhile). `replace`: the relations
+    /// it returns are all that is watched from now on, else they are added.
+    pub fn read<T>(&self, replace: bool, read: impl FnOnce() -> (T, Vec<pg_sys::Oid>)) -> (T, bool) {
         let since = self.generation.get();
         self.loading.set(true);
         let (value, relations) = read();
         self.loading.set(false);
         if self.generation.get() != since {
-            return (value, None);
+            return (value, false);
         }
         let mut w = self.watched.borrow_mut();
         if replace {
@@ -94,7 +94,7 @@ impl Watch {
             w.sort_unstable_by_key(|o| o.to_u32());
             w.dedup();
         }
-        (value, Some(since))
+        (value, true)
     }
 }
 
@@ -211,8 +211,8 @@ pub fn load_model(client: &SpiClient) -> Model {
             (model, watched)
         })
     });
-    if let Some(g) = kept {
-        CACHED.with(|c| *c.borrow_mut() = Some((g, model.clone())));
+    if kept {
+        CACHED.with(|c| *c.borrow_mut() = Some((generation, model.clone())));
     }
     model
 }
@@ -225,14 +225,14 @@ thread_local! {
 /// tables, which DROP EXTENSION drops, so a reinstalled extension is read anew.
 pub fn extension_owner() -> pg_sys::Oid {
     let generation = MODEL.with(Watch::generation);
-    let watched = CACHED.with(|c| c.borrow().as_ref().is_some_and(|(g, _)| *g == generation));
-    if let Some((_, o)) = OWNER.with(Cell::get).filter(|(g, _)| watched && *g == generation) {
+    let model_cached = CACHED.with(|c| c.borrow().as_ref().is_some_and(|(g, _)| *g == generation));
+    if let Some((_, o)) = OWNER.with(Cell::get).filter(|(g, _)| model_cached && *g == generation) {
         return o;
     }
     let o = Spi::get_one::<pg_sys::Oid>("SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'segplan'")
         .unwrap_or_else(|e| internal("reading segplan's owner failed", e))
         .unwrap_or_else(|| internal("reading segplan's owner failed", "no extension row"));
-    if watched {
+    if model_cached {
         OWNER.with(|c| c.set(Some((generation, o))));
     }
     o

@@ -204,7 +204,7 @@ fn read_sources(client: &SpiClient, oids: &[u32]) -> HashMap<u32, SourceState> {
             (read, watched)
         })
     });
-    if kept == Some(generation) {
+    if kept {
         SOURCE_STATES.with(|c| c.borrow_mut().1.extend(read.iter().map(|(k, v)| (*k, v.clone()))));
     }
     out.extend(read);
