@@ -273,6 +273,30 @@ INSERT INTO segplan.cache_horizon (xid) VALUES ('0');
 -- every caller reads them to check its cached bitmaps (oids and transaction ids only)
 GRANT SELECT ON segplan.changes, segplan.cache_horizon TO PUBLIC;
 
+-- The leaf cache every session shares (src/pg/leaf_cache.rs): bitmaps one session built, with the
+-- snapshot, definitions and relations they were built on, reused by any session of the same role
+-- and settings while the change log shows them fresh. Unlogged (a cache: emptied by a crash,
+-- never dumped), append-only (no unique key, so no session waits on another's insert), kept
+-- within segplan.shared_cache_memory. Only segplan's own code reads it, as the owner.
+CREATE UNLOGGED TABLE segplan.leaf_cache (
+    key         text NOT NULL,              -- role, settings, as_of, the leaf's SQL and parameters
+    role        pg_catalog.oid NOT NULL,
+    snapshot    text NOT NULL,              -- pg_snapshot of the build
+    fingerprint text NOT NULL,
+    relations   pg_catalog.oid[] NOT NULL,
+    label       text NOT NULL,
+    contacts    bigint NOT NULL,
+    bytes       bigint NOT NULL,
+    build_ms    double precision NOT NULL,
+    built_at    timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    bitmap      bytea NOT NULL
+);
+-- roaring bitmaps are compressed already
+ALTER TABLE segplan.leaf_cache ALTER COLUMN bitmap SET STORAGE EXTERNAL;
+CREATE INDEX leaf_cache_key ON segplan.leaf_cache USING hash (key);
+CREATE INDEX leaf_cache_role ON segplan.leaf_cache (role);
+REVOKE ALL ON segplan.leaf_cache FROM PUBLIC;
+
 -- The trigger function: runs as the extension's owner (writers need no grant on segplan.changes),
 -- records each relation once per transaction.
 CREATE FUNCTION segplan._note_change() RETURNS trigger

@@ -45,8 +45,9 @@ COMMENT ON FUNCTION segplan.count_steps(text, timestamptz) IS
 COMMENT ON FUNCTION segplan.count_steps(jsonb, timestamptz) IS 'Funnel of the top-level conditions of a JSON rule.';
 COMMENT ON FUNCTION segplan.bitmap(text, timestamptz) IS 'The contacts matching a rule as a roaringbitmap64 of their (integer) keys.';
 COMMENT ON FUNCTION segplan.bitmap(jsonb, timestamptz) IS 'The contacts matching a JSON rule as a roaringbitmap64.';
-COMMENT ON FUNCTION segplan.cache_stats() IS 'This session''s cached leaf bitmaps: condition, contacts, bytes, hits, build time.';
-COMMENT ON FUNCTION segplan.cache_clear() IS 'Drops this session''s cached leaf bitmaps and prunes the change log; returns the number dropped.';
+COMMENT ON FUNCTION segplan.cache_stats() IS 'This session''s cached leaf bitmaps: condition, contacts, bytes, hits, build time, origin (built here or taken from the shared cache).';
+COMMENT ON FUNCTION segplan.shared_cache_stats() IS 'The shared leaf cache''s bitmaps for the current role (built by any session), newest first.';
+COMMENT ON FUNCTION segplan.cache_clear() IS 'Drops this session''s cached leaf bitmaps and the current role''s in the shared cache, and prunes the change log; returns the number dropped.';
 COMMENT ON FUNCTION segplan._note_change() IS 'Internal: the change-log trigger function on tracked tables.';
 COMMENT ON FUNCTION segplan._closure(oid[]) IS 'Internal: the relations each source reads (views, policies and partitions expanded).';
 COMMENT ON FUNCTION segplan._track(regclass) IS 'Internal: puts the change-log trigger on the tables a source reads; returns those it could not.';
@@ -701,7 +702,7 @@ BEGIN
     -- what row-level security policies call, as the querying role (its own scope only)
     ('PUBLIC', '^(_scope|_in_scope)$'),
     -- read: counts, members, dashboards, reports, policy impact (and the internals they call)
-    ('segplan_analyst', '^(count|count_steps|members|members_text|bitmap|to_sql|validate|format|parse|model|cache_stats|cache_clear'
+    ('segplan_analyst', '^(count|count_steps|members|members_text|bitmap|to_sql|validate|format|parse|model|cache_stats|shared_cache_stats|cache_clear'
                         '|segment_rule|segment_history|segment_members|segment_overlap|segment_dashboard|segment_dashboard_rows|dashboard_fields'
                         '|rfm_scores|rfm_scores_text|rfm_summary|rfm_clusters|policy_impact|eligible|calendar|plan_report|call_queue'
                         '|_segment|_closure|_rfm_query|_prune_changes|_zone)$'),

@@ -34,6 +34,17 @@ impl Snapshot {
         xid < self.xmin || (xid < self.xmax && !self.xip.contains(&xid))
     }
 
+    /// The same snapshot with `xid` counted as not seen. PostgreSQL leaves the reader's own
+    /// transaction out of a snapshot's running list, so a snapshot taken by a transaction with an
+    /// id would otherwise read as having seen that transaction's later writes.
+    pub fn hiding(mut self, xid: u64) -> Snapshot {
+        if self.sees(xid) {
+            self.xip.push(xid);
+            self.xip.sort_unstable();
+        }
+        self
+    }
+
     /// True if this snapshot sees every transaction that `other` sees.
     pub fn covers(&self, other: &Snapshot) -> bool {
         if other.xmax > self.xmax {
@@ -41,6 +52,14 @@ impl Snapshot {
         }
         let theirs: HashSet<u64> = other.xip.iter().copied().collect();
         self.xip.iter().all(|x| *x >= other.xmax || theirs.contains(x))
+    }
+}
+
+impl std::fmt::Display for Snapshot {
+    /// The `pg_snapshot` text form, which `parse` reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let xip: Vec<String> = self.xip.iter().map(u64::to_string).collect();
+        write!(f, "{}:{}:{}", self.xmin, self.xmax, xip.join(","))
     }
 }
 
@@ -89,6 +108,9 @@ mod tests {
         assert!(!s.sees(101) && !s.sees(103) && !s.sees(105));
         assert_eq!(snap("7:7:"), Snapshot { xmin: 7, xmax: 7, xip: vec![] });
         assert!(Snapshot::parse("7:x:").is_none() && Snapshot::parse("7").is_none());
+        for text in ["100:105:101,103", "7:7:"] {
+            assert_eq!(snap(text).to_string(), text);
+        }
     }
 
     #[test]
@@ -110,6 +132,19 @@ mod tests {
         assert!(is_fresh(&b, &snap("106:106:"), "f", &[Change { relid: 10, xid: 102 }, Change { relid: 99, xid: 103 }], 0));
         // a change after B that the reader sees
         assert!(!is_fresh(&b, &snap("110:110:"), "f", &[Change { relid: 11, xid: 107 }], 0));
+    }
+
+    #[test]
+    fn a_transactions_own_later_writes_make_its_bitmaps_stale() {
+        // transaction 100 (running, so the snapshot's xmin) took its snapshot after 101 committed
+        let raw = snap("100:102:");
+        assert!(raw.sees(100), "the raw snapshot reads as having seen 100");
+        let b = Built { snapshot: raw.hiding(100), fingerprint: "f".into(), relations: vec![10] };
+        assert!(!b.snapshot.sees(100) && b.snapshot.sees(101));
+        // 100 then wrote to relation 10 and committed
+        assert!(!is_fresh(&b, &snap("102:102:"), "f", &[Change { relid: 10, xid: 100 }], 0));
+        // hiding an id the snapshot does not see changes nothing
+        assert_eq!(snap("100:102:").hiding(105), snap("100:102:"));
     }
 
     #[test]

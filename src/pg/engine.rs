@@ -1,10 +1,13 @@
 //! The bitmap engine: each leaf condition of a rule becomes one `roaringbitmap64` (one SQL
 //! statement, run as the caller); groups are combined in Rust (segplan_core::algebra). Leaf
-//! bitmaps are kept in this session's memory and reused while they are fresh
-//! (segplan_core::freshness): keyed by the leaf's SQL and parameters, the caller's role, and
-//! as_of when the leaf is relative. Leaves over relations under row-level security for the
-//! caller, or with changes that cannot be tracked, are evaluated afresh every time.
+//! bitmaps are kept in this session's memory and in a table every session reads
+//! (`segplan.leaf_cache`), and reused while they are fresh (segplan_core::freshness): keyed by
+//! the leaf's SQL and parameters, the caller's role and the settings that can change an answer
+//! (time zone, date styles, every extension or application setting that is set), and as_of when
+//! the leaf is relative. Leaves over relations under row-level security for the caller, or with
+//! changes that cannot be tracked, are evaluated afresh every time.
 use super::catalog;
+use super::leaf_cache;
 use super::error::{internal, raise};
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
@@ -34,6 +37,7 @@ pub enum Engine {
 
 static ENGINE: GucSetting<Engine> = GucSetting::<Engine>::new(Engine::Bitmap);
 static CACHE_MB: GucSetting<i32> = GucSetting::<i32>::new(256);
+static SHARED_MB: GucSetting<i32> = GucSetting::<i32>::new(1024);
 
 pub fn register_settings() {
     GucRegistry::define_enum_guc(
@@ -52,6 +56,16 @@ pub fn register_settings() {
         0,
         1 << 20,
         GucContext::Userset,
+        GucFlags::UNIT_MB,
+    );
+    GucRegistry::define_int_guc(
+        c"segplan.shared_cache_memory",
+        c"Size of the leaf bitmaps kept for every session (segplan.leaf_cache), in MB (0 turns it off).",
+        c"The oldest bitmaps are dropped first.",
+        &SHARED_MB,
+        0,
+        1 << 20,
+        GucContext::Suset,
         GucFlags::UNIT_MB,
     );
 }
@@ -73,8 +87,16 @@ pub fn args(as_of: TimestampWithTimeZone, params: &[Param]) -> Vec<DatumWithOid<
     out
 }
 
+/// Where a session's cached bitmap came from.
+#[derive(Clone, Copy)]
+enum Origin {
+    Built,
+    Shared,
+}
+
 struct Entry {
     bitmap: Rc<RoaringTreemap>,
+    origin: Origin,
     built: Built,
     label: String,
     bytes: usize,
@@ -150,14 +172,13 @@ FROM segplan._closure($1) c JOIN pg_catalog.pg_class k ON k.oid = c.rel
 GROUP BY c.source";
 
 /// The reader's snapshot, the log horizon, visible change-log rows from `$2` on, this
-/// transaction's id, the role with the time zone (relative windows and dates depend on it), the
-/// date of as_of (`$3`) there, and — never cached, they depend on the role and its memberships —
+/// transaction's id, the role, the date of as_of (`$3`) in the session's time zone, and — never cached, they depend on the role and its memberships —
 /// the sources (`$4`) it may read and the relations under row-level security for it.
 const READER_SQL: &str = "\
 SELECT pg_catalog.pg_current_snapshot()::text, (SELECT h.xid::text FROM segplan.cache_horizon h),
   ARRAY(SELECT ch.relid::int8 || ':' || ch.xid::text FROM segplan.changes ch WHERE ch.relid = ANY ($1) AND ch.xid >= $2::xid8),
   pg_catalog.pg_current_xact_id_if_assigned()::text,
-  current_user::pg_catalog.regrole::pg_catalog.oid::text || ' ' || pg_catalog.current_setting('TimeZone'),
+  current_user::pg_catalog.regrole::pg_catalog.oid::text,
   $3::pg_catalog.date::text,
   ARRAY(SELECT s::int8 FROM pg_catalog.unnest($4::pg_catalog.oid[]) s WHERE pg_catalog.has_table_privilege(s, 'SELECT')),
   ARRAY(SELECT r::int8 FROM pg_catalog.unnest($1::pg_catalog.oid[]) r WHERE pg_catalog.row_security_active(r::pg_catalog.regclass))";
@@ -211,6 +232,43 @@ fn read_sources(client: &SpiClient, oids: &[u32]) -> HashMap<u32, SourceState> {
     out
 }
 
+/// What besides the role can change a leaf's answer for the same SQL: the settings that change
+/// how values read (time zone, date and interval styles) and every extension or application
+/// setting that is set — a view may filter on `current_setting('app.tenant')`, and a pooled
+/// connection changes it between requests.
+fn settings_key() -> String {
+    use std::ffi::CStr;
+    let value = |name: *const std::ffi::c_char| unsafe {
+        let v = pg_sys::GetConfigOption(name, true, false);
+        if v.is_null() { String::new() } else { CStr::from_ptr(v).to_string_lossy().into_owned() }
+    };
+    let mut out: Vec<String> = [c"TimeZone", c"DateStyle", c"IntervalStyle"].iter().map(|n| value(n.as_ptr())).collect();
+    // SAFETY: PostgreSQL 15's array of every setting, sorted by name, valid for the backend's life
+    unsafe {
+        let vars = pg_sys::get_guc_variables();
+        for i in 0..pg_sys::GetNumConfigOptions().max(0) as usize {
+            let Some(g) = (*vars.add(i)).as_ref() else { continue };
+            if g.source == pg_sys::GucSource::PGC_S_DEFAULT || g.name.is_null() {
+                continue;
+            }
+            let name = CStr::from_ptr(g.name).to_bytes();
+            if name.contains(&b'.') && !name.starts_with(b"segplan.") && !name.starts_with(b"segplan_internal.") {
+                out.push(format!("{}={}", String::from_utf8_lossy(name), value(g.name)));
+            }
+        }
+    }
+    out.join("\u{1e}")
+}
+
+/// Change-log rows as `relid:xid` texts.
+pub(super) fn parse_changes(texts: Option<Vec<String>>) -> Vec<Change> {
+    texts
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| s.split_once(':').and_then(|(r, x)| Some(Change { relid: r.parse().ok()?, xid: x.parse().ok()? })))
+        .collect()
+}
+
 fn read_reader(client: &SpiClient, relations: &[u32], sources: &[u32], from_xid: u64, as_of: TimestampWithTimeZone) -> Reader {
     let arg: Vec<pg_sys::Oid> = relations.iter().map(|o| pg_sys::Oid::from(*o)).collect();
     let srcs: Vec<pg_sys::Oid> = sources.iter().map(|o| pg_sys::Oid::from(*o)).collect();
@@ -220,21 +278,19 @@ fn read_reader(client: &SpiClient, relations: &[u32], sources: &[u32], from_xid:
     let row = row.first();
     let text = |i| row.get::<String>(i).ok().flatten().unwrap_or_default();
     let oids = |i| row.get::<Vec<i64>>(i).ok().flatten().unwrap_or_default().into_iter().map(|o| o as u32).collect::<Vec<u32>>();
+    let own_xid: Option<u64> = row.get::<String>(4).ok().flatten().and_then(|x| x.parse().ok());
     let snapshot = Snapshot::parse(&text(1)).unwrap_or_else(|| internal("reading the snapshot failed", text(1)));
-    let changes = row
-        .get::<Vec<String>>(3)
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|s| s.split_once(':').and_then(|(r, x)| Some(Change { relid: r.parse().ok()?, xid: x.parse().ok()? })))
-        .collect();
+    // what this transaction writes after the build is not in the bitmap
+    let snapshot = match own_xid {
+        Some(own) => snapshot.hiding(own),
+        None => snapshot,
+    };
     Reader {
         snapshot,
         horizon: text(2).parse().unwrap_or(0),
-        changes,
-        own_xid: row.get::<String>(4).ok().flatten().and_then(|x| x.parse().ok()),
-        role: text(5),
+        changes: parse_changes(row.get::<Vec<String>>(3).ok().flatten()),
+        own_xid,
+        role: format!("{}\u{1e}{}", text(5), settings_key()),
         as_of_date: text(6),
         readable: oids(7),
         row_security: oids(8),
@@ -288,25 +344,29 @@ fn build(client: &SpiClient, leaf: &Leaf, as_of: TimestampWithTimeZone) -> Roari
         .unwrap_or_default()
 }
 
-/// Plans the rule (raising its problems) and evaluates every leaf, from the cache when fresh.
+/// Plans the rule (raising its problems) and evaluates every leaf: from this session's cache,
+/// else from the shared cache, else built (and then kept in both) — whatever is fresh.
 pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex: compile::RegexCheck) -> Evaluation {
     let plan = compile::plan(rule, model, regex).unwrap_or_else(|p| raise(&p));
     let cap = CACHE_MB.get().max(0) as usize * 1024 * 1024;
+    let shared_cap = SHARED_MB.get().max(0) as usize * 1024 * 1024;
     let as_of_text = format!("{as_of:?}");
     let started = Instant::now();
+    let mut shared_new: Vec<leaf_cache::New> = Vec::new();
     let (universe, leaves) = Spi::connect(|client| {
         let mut oids: Vec<u32> = plan.leaves.iter().chain([&plan.universe]).flat_map(|l| l.relations.iter().copied()).collect();
         oids.sort_unstable();
         oids.dedup();
-        let sources = if cap > 0 { read_sources(client, &oids) } else { HashMap::new() };
+        let caching = cap > 0 || shared_cap > 0;
+        let sources = if caching { read_sources(client, &oids) } else { HashMap::new() };
         let all: Vec<u32> = sources.values().flat_map(|s| s.relations.iter().copied()).collect();
         let from_xid = CACHE.with(|c| c.borrow().entries.values().map(|e| e.built.snapshot.xmin).min().unwrap_or(u64::MAX));
-        let reader = (cap > 0).then(|| read_reader(client, &all, &oids, from_xid, as_of));
+        let reader = caching.then(|| read_reader(client, &all, &oids, from_xid, as_of));
         let all: Vec<&Leaf> = plan.leaves.iter().chain([&plan.universe]).collect();
         let total = all.len();
         let identities: Vec<Option<(String, Built)>> =
             all.iter().map(|l| reader.as_ref().and_then(|r| leaf_identity(l, &sources, r, &as_of_text))).collect();
-        // fresh bitmaps from the cache
+        // fresh bitmaps from this session's cache
         let mut got: Vec<Option<Rc<RoaringTreemap>>> = identities
             .iter()
             .map(|identity| {
@@ -325,10 +385,38 @@ pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex:
                 })
             })
             .collect();
-        let store = |i: usize, bitmap: &Rc<RoaringTreemap>, build_ms: f64| {
+        let keep = |key: String, entry: Entry| {
+            if cap > 0 {
+                CACHE.with(|c| c.borrow_mut().insert(key, entry, cap));
+            }
+        };
+        // then from the shared cache
+        if let (true, Some(r)) = (shared_cap > 0, reader.as_ref()) {
+            let wanted: HashMap<String, String> = (0..total)
+                .filter(|i| got[*i].is_none())
+                .filter_map(|i| identities[i].as_ref().map(|(k, b)| (k.clone(), b.fingerprint.clone())))
+                .collect();
+            if !wanted.is_empty() {
+                let mut found = leaf_cache::lookup(client, &wanted, &r.snapshot, r.horizon);
+                for i in 0..total {
+                    let Some((key, _)) = identities[i].as_ref().filter(|_| got[i].is_none()) else { continue };
+                    let Some(f) = found.remove(key) else { continue };
+                    let bytes = f.bitmap.serialized_size() + all[i].query.sql.len();
+                    let last_used = CACHE.with(|c| c.borrow().clock);
+                    let entry = Entry { bitmap: f.bitmap.clone(), origin: Origin::Shared, built: f.built, label: f.label, bytes, build_ms: f.build_ms, built_at: f.built_at, hits: 1, last_used };
+                    keep(key.clone(), entry);
+                    got[i] = Some(f.bitmap);
+                }
+            }
+        }
+        let mut store = |i: usize, bitmap: &Rc<RoaringTreemap>, build_ms: f64| {
             if let Some((key, built)) = identities[i].clone() {
+                if shared_cap > 0 {
+                    shared_new.push(leaf_cache::New { key: key.clone(), built: built.clone(), label: all[i].label.clone(), bitmap: bitmap.clone(), build_ms });
+                }
                 let entry = Entry {
                     bitmap: bitmap.clone(),
+                    origin: Origin::Built,
                     built,
                     label: all[i].label.clone(),
                     bytes: bitmap.serialized_size() + all[i].query.sql.len(),
@@ -337,7 +425,7 @@ pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex:
                     hits: 0,
                     last_used: CACHE.with(|c| c.borrow().clock),
                 };
-                CACHE.with(|c| c.borrow_mut().insert(key, entry, cap));
+                keep(key, entry);
             }
         };
         // conditions on the contacts' own columns (and all contacts) that must be built: one scan
@@ -380,28 +468,56 @@ pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex:
         let leaves = bitmaps;
         (universe, leaves)
     });
+    // SAFETY: the current user, as the statements above ran
+    leaf_cache::store(unsafe { pg_sys::GetUserId() }, shared_new, shared_cap);
     Evaluation { plan, universe, leaves }
 }
 
-/// This session's cached leaf bitmaps.
+/// This session's cached leaf bitmaps: built here, or taken from the shared cache.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn cache_stats() -> TableIterator<
     'static,
-    (name!(condition, String), name!(contacts, i64), name!(bytes, i64), name!(hits, i64), name!(build_ms, f64), name!(built_at, TimestampWithTimeZone)),
+    (
+        name!(condition, String),
+        name!(contacts, i64),
+        name!(bytes, i64),
+        name!(hits, i64),
+        name!(build_ms, f64),
+        name!(built_at, TimestampWithTimeZone),
+        name!(origin, String),
+    ),
 > {
     let mut rows: Vec<_> = CACHE.with(|c| {
         c.borrow()
             .entries
             .values()
-            .map(|e| (e.label.clone(), e.bitmap.len() as i64, e.bytes as i64, e.hits, e.build_ms, e.built_at))
+            .map(|e| {
+                let origin = match e.origin {
+                    Origin::Built => "built",
+                    Origin::Shared => "shared",
+                };
+                (e.label.clone(), e.bitmap.len() as i64, e.bytes as i64, e.hits, e.build_ms, e.built_at, origin.to_string())
+            })
             .collect()
     });
     rows.sort_by(|a, b| b.3.cmp(&a.3).then(a.0.cmp(&b.0)));
     TableIterator::new(rows)
 }
 
-/// Drops this session's cached bitmaps and prunes the change log; returns the number dropped.
+/// The shared cache's bitmaps for the current role (every session's builds), newest first.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn shared_cache_stats() -> TableIterator<
+    'static,
+    (name!(condition, String), name!(contacts, i64), name!(bytes, i64), name!(build_ms, f64), name!(built_at, TimestampWithTimeZone)),
+> {
+    // SAFETY: the current user
+    TableIterator::new(leaf_cache::entries(unsafe { pg_sys::GetUserId() }))
+}
+
+/// Drops this session's cached bitmaps and the current role's in the shared cache, and prunes the
+/// change log; returns the number dropped.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn cache_clear() -> i64 {
@@ -411,6 +527,8 @@ fn cache_clear() -> i64 {
         *c = Cache::default();
         n
     });
+    // SAFETY: the current user
+    let shared = leaf_cache::clear(unsafe { pg_sys::GetUserId() });
     Spi::run("SELECT segplan._prune_changes()").unwrap_or_else(|e| internal("pruning the change log failed", e));
-    n
+    n + shared
 }

@@ -78,11 +78,70 @@ REVOKE SELECT ON demo.contacts FROM seg_brand;
 SET ROLE seg_brand;
 SET app.country = 'FR';
 SELECT segplan.count('email_opt_in');
+RESET app.country;
 RESET ROLE;
 DROP POLICY by_country ON demo.contacts;
 ALTER TABLE demo.contacts DISABLE ROW LEVEL SECURITY;
 DROP OWNED BY seg_brand;
 DROP ROLE seg_brand;
+
+-- the shared cache: a new session of the same role and settings takes the bitmaps another built
+SELECT segplan.cache_clear() >= 0 AS cleared;
+SELECT segplan.count($$country = 'IT' and email_opt_in$$) = (SELECT count(*) FROM demo.contacts WHERE country = 'IT' AND email_opt_in) AS built_ok;
+SELECT condition, origin FROM segplan.cache_stats() ORDER BY condition;
+SELECT condition, contacts = (SELECT count(*) FROM demo.contacts) AS all_contacts FROM segplan.shared_cache_stats() ORDER BY condition;
+\c
+SET timezone = 'UTC';
+SELECT segplan.count($$country = 'IT' and email_opt_in$$) = (SELECT count(*) FROM demo.contacts WHERE country = 'IT' AND email_opt_in) AS shared_ok;
+SELECT condition, origin, hits FROM segplan.cache_stats() ORDER BY condition;
+-- another time zone, or any application setting, is another context: built afresh
+SET timezone = 'Europe/Rome';
+SELECT segplan.count($$country = 'IT'$$) > 0 AS in_rome;
+SET app.tenant = 'north';
+SELECT segplan.count($$country = 'IT'$$) > 0 AS with_setting;
+SELECT origin, count(*) FROM segplan.cache_stats() WHERE condition = 'country = ''IT''' GROUP BY origin ORDER BY origin;
+RESET app.tenant;
+SET timezone = 'UTC';
+-- a view that reads a setting (no row-level security): each value its own answer, in any order
+CREATE VIEW tenant_contacts AS SELECT * FROM demo.contacts WHERE country = current_setting('app.tenant', true);
+SELECT segplan.register_events('tenant_rows', 'tenant_contacts', 'id');
+SET app.tenant = 'FR';
+SELECT segplan.count('tenant_rows()') = (SELECT count(*) FROM demo.contacts WHERE country = 'FR') AS fr_ok;
+SET app.tenant = 'IT';
+SELECT segplan.count('tenant_rows()') = (SELECT count(*) FROM demo.contacts WHERE country = 'IT') AS it_ok;
+SET app.tenant = 'FR';
+SELECT segplan.count('tenant_rows()') = (SELECT count(*) FROM demo.contacts WHERE country = 'FR') AS fr_again_ok;
+\c
+SET timezone = 'UTC';
+SET app.tenant = 'IT';
+SELECT segplan.count('tenant_rows()') = (SELECT count(*) FROM demo.contacts WHERE country = 'IT') AS it_in_new_session_ok;
+SELECT origin FROM segplan.cache_stats() WHERE condition = 'tenant_rows()';
+RESET app.tenant;
+SELECT segplan.unregister_events('tenant_rows');
+DROP VIEW tenant_contacts;
+-- another role builds its own, though the same rule is in the shared cache
+CREATE ROLE seg_other;
+GRANT segplan_analyst TO seg_other;
+GRANT USAGE ON SCHEMA demo TO seg_other;
+GRANT SELECT ON segplan.contact_source, segplan.event_sources TO seg_other;
+GRANT SELECT ON demo.contacts TO seg_other;
+SET ROLE seg_other;
+SELECT segplan.count($$country = 'IT' and email_opt_in$$) = (SELECT count(*) FROM demo.contacts WHERE country = 'IT' AND email_opt_in) AS other_ok;
+SELECT condition, origin FROM segplan.cache_stats() WHERE condition <> 'all contacts' AND origin = 'built' ORDER BY condition;
+-- and sees only its own entries; the table itself is segplan's
+SELECT count(*) AS own_entries FROM segplan.shared_cache_stats();
+SELECT count(*) FROM segplan.leaf_cache;
+RESET ROLE;
+DROP OWNED BY seg_other;
+DROP ROLE seg_other;
+-- turned off: nothing is shared
+SET segplan.shared_cache_memory = 0;
+SELECT segplan.count($$country = 'ES'$$) > 0 AS counted;
+SELECT count(*) AS shared_es FROM segplan.shared_cache_stats() WHERE condition = 'country = ''ES''';
+RESET segplan.shared_cache_memory;
+SELECT segplan.cache_clear() > 0 AS cleared;
+SELECT segplan.count($$country = 'ES'$$) > 0 AS counted;
+SELECT count(*) AS shared_es FROM segplan.shared_cache_stats() WHERE condition = 'country = ''ES''';
 
 -- the plain SQL engine gives the same answers
 SET segplan.engine = sql;

@@ -1,0 +1,195 @@
+//! The leaf cache every session shares: `segplan.leaf_cache`, an unlogged table of leaf bitmaps
+//! with what they were built under. A session that misses in its own memory looks here before
+//! building, and what it builds is written here for the next session (a pooled connection, a
+//! second planner, a scheduled run). The session cache's freshness rules apply unchanged
+//! (segplan_core::freshness): an entry is used only if the reader's snapshot covers the build's,
+//! no change-log row for its relations that the reader sees was invisible to the build, and the
+//! definitions are the same; the change log is read in the reader's own snapshot. The key holds
+//! the role and the settings (engine.rs), so an entry only answers a session that would compute
+//! the same bitmap; leaves under row-level security are never cached at all.
+//!
+//! Read and written as segplan's owner (src/pg/owner.rs): callers hold no privilege on the
+//! table. Writing never waits and never fails the caller's transaction: rows are only appended
+//! (no unique key, so no insert waits on another session's), dropping old rows skips rows another
+//! session holds and happens in READ COMMITTED only (a row version deleted after a REPEATABLE READ
+//! snapshot would raise a serialization failure), and nothing is written in read-only,
+//! serializable (a cache row must not join the caller's serialization conflicts), parallel or
+//! recovery transactions.
+use super::error::internal;
+use super::owner::as_owner;
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use segplan_core::bitmap::{self, RoaringTreemap};
+use segplan_core::freshness::{is_fresh, Built, Change, Snapshot};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// A fresh entry read from the table.
+pub struct Found {
+    pub bitmap: Rc<RoaringTreemap>,
+    pub built: Built,
+    pub label: String,
+    pub build_ms: f64,
+    pub built_at: TimestampWithTimeZone,
+}
+
+/// A bitmap this session built, to share.
+pub struct New {
+    pub key: String,
+    pub built: Built,
+    pub label: String,
+    pub bitmap: Rc<RoaringTreemap>,
+    pub build_ms: f64,
+}
+
+/// The candidates for the keys, newest first, each with the change-log rows for its relations
+/// from its build's xmin on, as the reader sees them.
+const LOOKUP_SQL: &str = "\
+SELECT l.ctid::text, l.key, l.snapshot, l.fingerprint, l.relations::int8[], l.label, l.build_ms, l.built_at,
+  ARRAY(SELECT ch.relid::int8 || ':' || ch.xid::text FROM segplan.changes ch
+        WHERE ch.relid = ANY (l.relations) AND ch.xid >= pg_catalog.pg_snapshot_xmin(l.snapshot::pg_catalog.pg_snapshot))
+FROM segplan.leaf_cache l WHERE l.key = ANY ($1) ORDER BY l.built_at DESC";
+
+const INSERT_SQL: &str = "\
+INSERT INTO segplan.leaf_cache (key, role, snapshot, fingerprint, relations, label, contacts, bytes, build_ms, bitmap)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// Rows beyond the size limit (oldest first), superseded by a newer build of the same key, or
+/// built before the change log's horizon (never fresh again), that no other session holds.
+const EVICT_SQL: &str = "\
+WITH ranked AS (
+  SELECT l.ctid AS id,
+    pg_catalog.sum(l.bytes) OVER (ORDER BY l.built_at DESC, l.ctid) AS total,
+    pg_catalog.row_number() OVER (PARTITION BY l.key ORDER BY l.built_at DESC, l.ctid) AS nth,
+    pg_catalog.pg_snapshot_xmin(l.snapshot::pg_catalog.pg_snapshot) < (SELECT h.xid FROM segplan.cache_horizon h) AS pruned
+  FROM segplan.leaf_cache l)
+DELETE FROM segplan.leaf_cache d WHERE d.ctid IN (
+  SELECT l.ctid FROM segplan.leaf_cache l
+  WHERE l.ctid = ANY (ARRAY(SELECT r.id FROM ranked r WHERE r.total > $1 OR r.nth > 1 OR r.pruned))
+  FOR UPDATE SKIP LOCKED)";
+
+/// The fresh entries for `wanted` (key → the fingerprint of its definitions now).
+pub fn lookup(client: &SpiClient, wanted: &HashMap<String, String>, reader: &Snapshot, horizon: u64) -> HashMap<String, Found> {
+    let keys: Vec<String> = wanted.keys().cloned().collect();
+    as_owner(|| {
+        let rows = client.select(LOOKUP_SQL, None, &[keys.into()]).unwrap_or_else(|e| internal("reading the shared cache failed", e));
+        let mut chosen: HashMap<String, (String, Built, String, f64, TimestampWithTimeZone)> = HashMap::new();
+        for row in rows {
+            let text = |i| row.get::<String>(i).ok().flatten().unwrap_or_default();
+            let key = text(2);
+            let Some(fingerprint) = wanted.get(&key) else { continue };
+            if chosen.contains_key(&key) {
+                continue;
+            }
+            let Some(snapshot) = Snapshot::parse(&text(3)) else { continue };
+            let relations = row.get::<Vec<i64>>(5).ok().flatten().unwrap_or_default().into_iter().map(|o| o as u32).collect();
+            let built = Built { snapshot, fingerprint: text(4), relations };
+            let changes: Vec<Change> = super::engine::parse_changes(row.get::<Vec<String>>(9).ok().flatten());
+            if is_fresh(&built, reader, fingerprint, &changes, horizon) {
+                let build_ms = row.get::<f64>(7).ok().flatten().unwrap_or(0.0);
+                let built_at = row.get::<TimestampWithTimeZone>(8).ok().flatten().unwrap_or_else(|| internal("reading the shared cache failed", "no built_at"));
+                chosen.insert(key, (text(1), built, text(6), build_ms, built_at));
+            }
+        }
+        if chosen.is_empty() {
+            return HashMap::new();
+        }
+        let tids: Vec<String> = chosen.values().map(|c| c.0.clone()).collect();
+        let rows = client
+            .select("SELECT l.ctid::text, l.bitmap FROM segplan.leaf_cache l WHERE l.ctid = ANY ($1::pg_catalog.tid[])", None, &[tids.into()])
+            .unwrap_or_else(|e| internal("reading the shared cache failed", e));
+        let mut bitmaps: HashMap<String, Vec<u8>> = HashMap::new();
+        for row in rows {
+            if let (Ok(Some(tid)), Ok(Some(bytes))) = (row.get::<String>(1), row.get::<Vec<u8>>(2)) {
+                bitmaps.insert(tid, bytes);
+            }
+        }
+        chosen
+            .into_iter()
+            .filter_map(|(key, (tid, built, label, build_ms, built_at))| {
+                let bytes = bitmaps.get(&tid)?;
+                let bitmap = bitmap::from_bytes64(bytes).unwrap_or_else(|e| internal("reading a shared bitmap failed", e));
+                Some((key, Found { bitmap: Rc::new(bitmap), built, label, build_ms, built_at }))
+            })
+            .collect()
+    })
+}
+
+/// Whether this transaction may write to the table without waiting or risking the caller's work.
+fn writable() -> bool {
+    // SAFETY: reads of backend-global transaction state
+    unsafe {
+        !pg_sys::RecoveryInProgress()
+            && !pg_sys::XactReadOnly
+            && !pg_sys::IsInParallelMode()
+            && pg_sys::XactIsoLevel != pg_sys::XACT_SERIALIZABLE as i32
+    }
+}
+
+/// Shares what this session built for `role`, then keeps the table within `cap` bytes.
+pub fn store(role: pg_sys::Oid, new: Vec<New>, cap: usize) {
+    if new.is_empty() || !writable() {
+        return;
+    }
+    // SAFETY: reads the backend's isolation level
+    let read_committed = unsafe { pg_sys::XactIsoLevel } == pg_sys::XACT_READ_COMMITTED as i32;
+    as_owner(|| {
+        Spi::connect_mut(|client| {
+            for n in new {
+                let relations: Vec<pg_sys::Oid> = n.built.relations.iter().map(|o| pg_sys::Oid::from(*o)).collect();
+                let bytes = bitmap::to_bytes64(&n.bitmap);
+                client
+                    .update(
+                        INSERT_SQL,
+                        None,
+                        &[
+                            n.key.into(),
+                            role.into(),
+                            n.built.snapshot.to_string().into(),
+                            n.built.fingerprint.into(),
+                            relations.into(),
+                            n.label.into(),
+                            (n.bitmap.len() as i64).into(),
+                            (bytes.len() as i64).into(),
+                            n.build_ms.into(),
+                            bytes.into(),
+                        ],
+                    )
+                    .unwrap_or_else(|e| internal("writing the shared cache failed", e));
+            }
+            if read_committed {
+                client.update(EVICT_SQL, None, &[(cap as i64).into()]).unwrap_or_else(|e| internal("trimming the shared cache failed", e));
+            }
+        })
+    })
+}
+
+/// The role's entries: condition, contacts, bytes, build_ms, built_at.
+pub fn entries(role: pg_sys::Oid) -> Vec<(String, i64, i64, f64, TimestampWithTimeZone)> {
+    as_owner(|| {
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT l.label, l.contacts, l.bytes, l.build_ms, l.built_at FROM segplan.leaf_cache l WHERE l.role = $1 ORDER BY l.built_at DESC, l.label",
+                    None,
+                    &[role.into()],
+                )
+                .unwrap_or_else(|e| internal("reading the shared cache failed", e))
+                .filter_map(|row| Some((row.get(1).ok()??, row.get(2).ok()??, row.get(3).ok()??, row.get(4).ok()??, row.get(5).ok()??)))
+                .collect()
+        })
+    })
+}
+
+/// Drops the role's entries; returns how many.
+pub fn clear(role: pg_sys::Oid) -> i64 {
+    as_owner(|| {
+        Spi::connect_mut(|client| {
+            client
+                .update("DELETE FROM segplan.leaf_cache l WHERE l.role = $1", None, &[role.into()])
+                .map(|t| t.len() as i64)
+                .unwrap_or_else(|e| internal("clearing the shared cache failed", e))
+        })
+    })
+}
