@@ -81,6 +81,13 @@ SELECT segplan.count($$country = 'FR' and email_opt_in and message_events(where 
    and not orders(within last 1 years)$$) AS after_one_new_order;
 ROLLBACK;
 SELECT segplan.rb64_cardinality(segplan.bitmap($$country = 'FR' and email_opt_in$$)) AS "segplan.bitmap(rule) -> roaringbitmap64";
+\echo '   a new session (another app connection, the scheduler) takes the bitmaps this one built'
+\c
+\timing on
+SELECT segplan.count($$country = 'FR' and email_opt_in and message_events(where event_type = 'open', within last 90 days)
+   and not orders(within last 1 years)$$) AS count_in_a_new_session;
+\timing off
+SELECT condition, origin FROM segplan.cache_stats() ORDER BY condition;
 
 \echo '== 8. RFM: recency, frequency and monetary scores and the 11 clusters, usable in any rule'
 SELECT segplan.configure_rfm('orders', 'total', NULL, '2 years') AS rfm_configuration;

@@ -3,7 +3,9 @@
 //! caller's brands cannot see, and taking the reservation locks. It is what a SECURITY DEFINER
 //! function does (PostgreSQL's own SetUserIdAndSecContext), limited to statements segplan builds
 //! itself over its own tables, with values as parameters, under the pinned search_path
-//! (`pg_catalog, pg_temp`) every segplan function runs with. Customer data is never read here.
+//! (`pg_catalog, pg_temp`) every segplan function runs with. It also reads and writes the shared
+//! leaf cache (src/pg/leaf_cache.rs), only under the caller's own role and settings. Customer
+//! tables are never read here.
 use super::catalog::extension_owner;
 use pgrx::prelude::*;
 
