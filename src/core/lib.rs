@@ -9,6 +9,7 @@ pub mod compile;
 pub mod dashboard;
 pub mod error;
 pub mod freshness;
+pub mod frozen;
 pub mod model;
 pub mod plan;
 pub mod policy;

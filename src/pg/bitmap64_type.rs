@@ -5,9 +5,11 @@
 use super::agg::{fold, merge, state_of, with_state, AggState};
 use super::bitmap_type::output_as_bytea;
 use super::error::report;
+use super::in_place::InPlace;
 use pgrx::datum::Internal;
 use pgrx::prelude::*;
 use pgrx::{InOutFuncs, PgSqlErrorCode, StringInfo};
+use segplan_core::frozen;
 use segplan_core::bitmap::{self, RoaringTreemap};
 use serde::{Deserialize, Serialize};
 use std::ffi::CStr;
@@ -200,8 +202,14 @@ fn rb64_contains(a: Rb, b: Rb) -> bool {
 
 #[pg_operator(immutable, parallel_safe, name = "rb64_contains")]
 #[opname(@>)]
-fn rb64_contains_value(a: Rb, v: i64) -> bool {
-    a.0.contains(u(v))
+fn rb64_contains_value(a: InPlace<Rb>, v: i64, fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    holds(&a, v, fcinfo)
+}
+
+/// Membership read from the stored bytes (see in_place.rs); a value in another layout is decoded.
+fn holds(rb: &InPlace<Rb>, v: i64, fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    rb.with_stored(fcinfo, |stored| frozen::cbor_bytes(stored).and_then(|b| frozen::contains64(b, u(v))))
+        .unwrap_or_else(|| rb.decoded().0.contains(u(v)))
 }
 
 #[pg_operator(immutable, parallel_safe)]
@@ -212,8 +220,8 @@ fn rb64_containedby(a: Rb, b: Rb) -> bool {
 
 #[pg_operator(immutable, parallel_safe)]
 #[opname(<@)]
-fn rb64_value_containedby(v: i64, b: Rb) -> bool {
-    b.0.contains(u(v))
+fn rb64_value_containedby(v: i64, b: InPlace<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    holds(&b, v, fcinfo)
 }
 
 #[pg_operator(immutable, parallel_safe)]

@@ -2,11 +2,13 @@
 //! the portable format (wrapped by pgrx's varlena encoding); `::bytea` gives the portable bytes
 //! exactly, so a bytea moves between segplan, pg_roaringbitmap and CRoaring unchanged.
 use super::error::report;
+use super::in_place::InPlace;
 use pgrx::prelude::*;
 use pgrx::datum::Internal;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use super::agg::{fold, merge, state_of, with_state};
 use pgrx::{InOutFuncs, PgSqlErrorCode, StringInfo};
+use segplan_core::frozen;
 use segplan_core::bitmap::{self, RoaringBitmap};
 use serde::{Deserialize, Serialize};
 use std::ffi::CStr;
@@ -260,8 +262,14 @@ fn rb_contains(a: Rb, b: Rb) -> bool {
 
 #[pg_operator(immutable, parallel_safe, name = "rb_contains")]
 #[opname(@>)]
-fn rb_contains_value(a: Rb, v: i32) -> bool {
-    a.0.contains(u(v))
+fn rb_contains_value(a: InPlace<Rb>, v: i32, fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    holds(&a, v, fcinfo)
+}
+
+/// Membership read from the stored bytes (see in_place.rs); a value in another layout is decoded.
+fn holds(rb: &InPlace<Rb>, v: i32, fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    rb.with_stored(fcinfo, |stored| frozen::cbor_bytes(stored).and_then(|b| frozen::contains(b, u(v))))
+        .unwrap_or_else(|| rb.decoded().0.contains(u(v)))
 }
 
 #[pg_operator(immutable, parallel_safe)]
@@ -272,8 +280,8 @@ fn rb_containedby(a: Rb, b: Rb) -> bool {
 
 #[pg_operator(immutable, parallel_safe)]
 #[opname(<@)]
-fn rb_value_containedby(v: i32, b: Rb) -> bool {
-    b.0.contains(u(v))
+fn rb_value_containedby(v: i32, b: InPlace<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    holds(&b, v, fcinfo)
 }
 
 #[pg_operator(immutable, parallel_safe)]

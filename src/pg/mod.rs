@@ -6,6 +6,7 @@ pub mod catalog;
 mod dashboard_api;
 pub mod engine;
 mod error;
+mod in_place;
 mod leaf_cache;
 mod model_api;
 mod owner;

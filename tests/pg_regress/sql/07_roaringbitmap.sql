@@ -46,3 +46,16 @@ SET segplan.roaringbitmap.output_format = 'json';
 CREATE TEMP TABLE bm (id int, b roaringbitmap);
 INSERT INTO bm VALUES (1, '{1,2}'), (2, NULL), (3, rb_build(ARRAY(SELECT generate_series(1, 70000))));
 SELECT id, rb_cardinality(b), rb_max(b) FROM bm ORDER BY id;
+-- membership read in place: out of line, a different bitmap per row, dense (bitset) and sparse
+-- containers, the unsigned end (-1, -2^31)
+CREATE TABLE stored32 (id int, b roaringbitmap);
+ALTER TABLE stored32 ALTER COLUMN b SET STORAGE EXTERNAL;
+INSERT INTO stored32 SELECT k, rb_build(ARRAY(SELECT g * k FROM generate_series(1, 20000) g) || ARRAY[-1, -2147483648, 2147483647])
+FROM generate_series(1, 4) k;
+SELECT pg_relation_size(reltoastrelid) > 0 AS out_of_line FROM pg_class WHERE oid = 'stored32'::regclass;
+SELECT s.id, count(*) FILTER (WHERE rb_contains(s.b, g)) = count(*) FILTER (WHERE g % s.id = 0 AND g BETWEEN s.id AND 20000 * s.id OR g = -1) AS each_row_agrees,
+       count(*) FILTER (WHERE g <@ s.b) = count(*) FILTER (WHERE s.b @> g) AS operators_agree
+FROM stored32 s, generate_series(-3, 90000) g GROUP BY s.id ORDER BY s.id;
+SELECT id, b @> -1 AS minus_one, b @> -2147483648 AS min_int4, b @> 2147483647 AS max_int4, b @> -2 AS minus_two FROM stored32 ORDER BY id;
+SELECT count(*) FILTER (WHERE rb_contains((SELECT b FROM stored32 WHERE id = 2), g)) AS shared_value FROM generate_series(1, 100000) g;
+DROP TABLE stored32;

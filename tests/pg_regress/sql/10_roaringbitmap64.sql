@@ -55,3 +55,22 @@ SELECT '\x0200000000000000010000003a30000000000000000000003a30000000000000'::byt
 SET segplan.roaringbitmap.output_format = 'bytea';
 SELECT '{1}'::roaringbitmap64;
 RESET segplan.roaringbitmap.output_format;
+-- membership read in place (never deserialized per row): stored out of line (TOAST), a different
+-- stored bitmap on every row, in-memory values, values above 2^32 and the unsigned end
+CREATE TABLE stored64 (id int, bm roaringbitmap64);
+ALTER TABLE stored64 ALTER COLUMN bm SET STORAGE EXTERNAL;
+INSERT INTO stored64 SELECT k, rb64_build(ARRAY(SELECT g::bigint * k FROM generate_series(1, 30000) g)
+                                   || ARRAY[k::bigint << 33, -1, 9223372036854775807]) FROM generate_series(1, 5) k;
+SELECT pg_relation_size(reltoastrelid) > 0 AS out_of_line FROM pg_class WHERE oid = 'stored64'::regclass;
+SELECT count(*) FILTER (WHERE rb64_contains((SELECT bm FROM stored64 WHERE id = 3), g)) AS by_function,
+       count(*) FILTER (WHERE (SELECT bm FROM stored64 WHERE id = 3) @> g) AS by_operator,
+       count(*) FILTER (WHERE g <@ (SELECT bm FROM stored64 WHERE id = 3)) AS contained,
+       count(*) FILTER (WHERE g % 3 = 0 AND g BETWEEN 3 AND 90000 OR g = -1) AS expected
+FROM generate_series(-5::bigint, 100000) g;
+SELECT s.id, count(*) FILTER (WHERE rb64_contains(s.bm, g)) = count(*) FILTER (WHERE g % s.id = 0 AND g BETWEEN s.id AND 30000 * s.id) AS each_row_agrees
+FROM stored64 s, generate_series(1::bigint, 150000, 7) g GROUP BY s.id ORDER BY s.id;
+SELECT id, bm @> (id::bigint << 33) AS high, bm @> -1::bigint AS minus_one, bm @> 9223372036854775807 AS max_int8,
+       bm @> ((id::bigint << 33) + 1) AS high_next, bm @> 4294967296::bigint AS two_32 FROM stored64 ORDER BY id;
+SELECT rb64_contains(rb64_build(ARRAY[1, 4294967296, -1]), v) FROM unnest(ARRAY[1, 2, 4294967296, 4294967297, -1, 0]::bigint[]) v;
+SELECT '{}'::roaringbitmap64 @> 0::bigint AS empty, 0::bigint <@ '{0}'::roaringbitmap64 AS zero;
+DROP TABLE stored64;
