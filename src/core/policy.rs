@@ -8,7 +8,7 @@
 use crate::error::{choices, unknown_keys, Problem, Problems};
 use crate::model::{find, Model, TypeKind};
 use crate::compile::{renumber_from, Param};
-use crate::rule::{self, Cond, Rule, Span, Tree, UNITS};
+use crate::rule::{self, Compare, Cond, Op, Operand, Rule, Scalar, Span, Tree, UNITS};
 use chrono::{NaiveDate, NaiveTime};
 use serde_json::{json, Map, Value};
 
@@ -508,6 +508,12 @@ pub fn exclusion(r: &PolicyRule, model: &Model, path: &str, reach: Reach) -> Res
         PolicyRule::RequireAttr(a) => {
             let col = contacts.and_then(|c| find(&c.columns, a));
             match col {
+                // a whole segment: the complement of the attribute's bitmap (a leaf the engine
+                // caches like any rule's); one contact: a lookup of its row
+                Some(col) if col.kind == TypeKind::Bool && reach == Reach::All => {
+                    let set = Compare { field: a.clone(), op: Op::Eq, value: Operand::Scalar(Scalar::Bool(true)) };
+                    Exclusion::Rule(Tree::Not(Box::new(Tree::Leaf(Cond::Attr(set)))))
+                }
                 Some(col) if col.kind == TypeKind::Bool => Exclusion::Sql { sql: from_contacts(&format!("c.{} IS NOT TRUE", col.sql)).unwrap_or_default(), params: vec![] },
                 _ => {
                     let bools = contacts.map(|c| choices(c.columns.iter().filter(|x| x.kind == TypeKind::Bool).map(|x| x.name.as_str()))).unwrap_or_default();
