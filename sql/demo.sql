@@ -57,6 +57,11 @@ SELECT segplan.rb_cardinality(fr.b) AS in_france, segplan.rb_cardinality(buyers.
        segplan.rb_and_cardinality(fr.b, buyers.b) AS both,
        pg_size_pretty(octet_length(segplan.rb_and(fr.b, buyers.b)::bytea)::bigint) AS both_as_portable_bitmap
 FROM fr, buyers;
+\echo '   a stored bitmap as a filter: membership is read in place, never unpacked per row'
+DROP TABLE IF EXISTS demo.saved_lists;
+CREATE TABLE demo.saved_lists AS SELECT 'fr_buyers' AS name, segplan.bitmap($$country = 'FR' and orders(within last 90 days)$$) AS members;
+SELECT count(*) AS fr_buyers_by_stored_bitmap FROM demo.contacts c
+WHERE segplan.rb64_contains((SELECT members FROM demo.saved_lists WHERE name = 'fr_buyers'), c.id);
 
 \echo '== 7. Editing a rule: each condition is one cached bitmap, so adding one costs only that one'
 SELECT segplan.cache_clear() AS dropped_cached_bitmaps;
