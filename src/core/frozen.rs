@@ -26,6 +26,21 @@ fn u64_at(b: &[u8], i: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(i..i.checked_add(8)?)?.try_into().ok()?))
 }
 
+/// Binary search for `target` among `count` sorted u16 values at `base`, `stride` bytes apart:
+/// `Ok(index)` when found, else `Err(where it would go)`.
+fn search(b: &[u8], base: usize, stride: usize, count: usize, target: u16) -> Option<Result<usize, usize>> {
+    let (mut lo, mut hi) = (0, count);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        match u16_at(b, base + stride * mid)?.cmp(&target) {
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+            std::cmp::Ordering::Equal => return Some(Ok(mid)),
+        }
+    }
+    Some(Err(lo))
+}
+
 /// The headers of one 32-bit bitmap in portable bytes.
 struct View<'a> {
     b: &'a [u8],
@@ -58,10 +73,6 @@ impl<'a> View<'a> {
         Some(View { b, n, runs, keys, offsets })
     }
 
-    fn key(&self, i: usize) -> Option<u16> {
-        u16_at(self.b, self.keys + 4 * i)
-    }
-
     fn cardinality(&self, i: usize) -> Option<usize> {
         Some(u16_at(self.b, self.keys + 4 * i + 2)? as usize + 1)
     }
@@ -72,13 +83,11 @@ impl<'a> View<'a> {
 
     /// Bytes taken by container `i`, which starts at `at`.
     fn size(&self, i: usize, at: usize) -> Option<usize> {
-        Some(if self.is_run(i) {
-            2 + 4 * u16_at(self.b, at)? as usize
-        } else if self.cardinality(i)? <= ARRAY_MAX {
-            2 * self.cardinality(i)?
-        } else {
-            BITSET_BYTES
-        })
+        if self.is_run(i) {
+            return Some(2 + 4 * u16_at(self.b, at)? as usize);
+        }
+        let n = self.cardinality(i)?;
+        Some(if n <= ARRAY_MAX { 2 * n } else { BITSET_BYTES })
     }
 
     /// Where container `i` starts.
@@ -107,46 +116,26 @@ impl<'a> View<'a> {
     }
 
     fn contains(&self, v: u32) -> Option<bool> {
-        let (high, low) = ((v >> 16) as u16, v as u16);
-        let (mut lo, mut hi) = (0, self.n);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match self.key(mid)?.cmp(&high) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return self.container_contains(mid, low),
-            }
+        match search(self.b, self.keys, 4, self.n, (v >> 16) as u16)? {
+            Ok(i) => self.container_contains(i, v as u16),
+            Err(_) => Some(false),
         }
-        Some(false)
     }
 
     fn container_contains(&self, i: usize, low: u16) -> Option<bool> {
         let at = self.start(i)?;
         if self.is_run(i) {
             // runs (start, length − 1) in order: the last run starting at or before `low`
-            let runs = u16_at(self.b, at)? as usize;
-            let (mut lo, mut hi) = (0, runs);
-            while lo < hi {
-                let mid = (lo + hi) / 2;
-                if u16_at(self.b, at + 2 + 4 * mid)? <= low { lo = mid + 1 } else { hi = mid }
-            }
-            if lo == 0 {
-                return Some(false);
-            }
-            let start = u16_at(self.b, at + 2 + 4 * (lo - 1))? as u32;
-            let length = u16_at(self.b, at + 4 + 4 * (lo - 1))? as u32;
+            let last = match search(self.b, at + 2, 4, u16_at(self.b, at)? as usize, low)? {
+                Ok(_) => return Some(true),
+                Err(0) => return Some(false),
+                Err(next) => next - 1,
+            };
+            let start = u16_at(self.b, at + 2 + 4 * last)? as u32;
+            let length = u16_at(self.b, at + 4 + 4 * last)? as u32;
             Some(low as u32 <= start + length)
         } else if self.cardinality(i)? <= ARRAY_MAX {
-            let (mut lo, mut hi) = (0, self.cardinality(i)?);
-            while lo < hi {
-                let mid = (lo + hi) / 2;
-                match u16_at(self.b, at + 2 * mid)?.cmp(&low) {
-                    std::cmp::Ordering::Less => lo = mid + 1,
-                    std::cmp::Ordering::Greater => hi = mid,
-                    std::cmp::Ordering::Equal => return Some(true),
-                }
-            }
-            Some(false)
+            Some(search(self.b, at, 2, self.cardinality(i)?, low)?.is_ok())
         } else {
             let word = u64_at(self.b, at + 8 * (low as usize / 64))?;
             Some(word >> (low % 64) & 1 == 1)

@@ -510,11 +510,13 @@ pub fn exclusion(r: &PolicyRule, model: &Model, path: &str, reach: Reach) -> Res
             match col {
                 // a whole segment: the complement of the attribute's bitmap (a leaf the engine
                 // caches like any rule's); one contact: a lookup of its row
-                Some(col) if col.kind == TypeKind::Bool && reach == Reach::All => {
-                    let set = Compare { field: a.clone(), op: Op::Eq, value: Operand::Scalar(Scalar::Bool(true)) };
-                    Exclusion::Rule(Tree::Not(Box::new(Tree::Leaf(Cond::Attr(set)))))
-                }
-                Some(col) if col.kind == TypeKind::Bool => Exclusion::Sql { sql: from_contacts(&format!("c.{} IS NOT TRUE", col.sql)).unwrap_or_default(), params: vec![] },
+                Some(col) if col.kind == TypeKind::Bool => match reach {
+                    Reach::All => {
+                        let set = Compare { field: a.clone(), op: Op::Eq, value: Operand::Scalar(Scalar::Bool(true)) };
+                        Exclusion::Rule(Tree::Not(Box::new(Tree::Leaf(Cond::Attr(set)))))
+                    }
+                    Reach::One => Exclusion::Sql { sql: from_contacts(&format!("c.{} IS NOT TRUE", col.sql)).unwrap_or_default(), params: vec![] },
+                },
                 _ => {
                     let bools = contacts.map(|c| choices(c.columns.iter().filter(|x| x.kind == TypeKind::Bool).map(|x| x.name.as_str()))).unwrap_or_default();
                     problems.push(Problem::invalid(&format!("{path}.require_attr"), format!("\"{a}\" is not a boolean attribute of the contacts")).hint(format!("boolean attributes: {bools}")));

@@ -65,7 +65,7 @@ impl<T> InPlace<T> {
                     (*flinfo).fn_extra = cached.cast();
                 }
                 let cached = &mut *cached;
-                if cached.toast != toast || cached.bytes.is_empty() {
+                if cached.toast != toast {
                     let detoasted = pg_sys::pg_detoast_datum_packed(ptr);
                     cached.bytes = varlena::varlena_to_byte_slice(detoasted).to_vec();
                     cached.toast = toast;
