@@ -736,30 +736,30 @@ impl<'m> Compiler<'m> {
         let end = once(&format!("(({day} + 1)::{bound})"));
         let start = once(&format!("((({day} + 1) - {}::interval)::{bound})", self.param(Param::Text(cfg.window.clone()))));
         let t = format!("e.{}", time.sql);
-        // one row per contact and occasion first: two hash aggregates instead of a sort for DISTINCT
-        let (occ, freq) = match occasion {
-            Some(o) => (format!("e.{}", o.sql), "count(o.occ)"),
-            None => ("NULL::int".to_string(), "count(*)"),
-        };
-        let group = if occasion.is_some() { "GROUP BY 1, 2" } else { "" };
-        let per_occasion = if occasion.is_some() {
-            format!("max({t}) AS last_at, sum(e.{amt}) AS amount", amt = amount.sql)
+        let window = format!("{contact} IS NOT NULL AND {t} < {end} AND {t} >= {start}");
+        // integer keys are folded as bigint, any other as text; the scores come back in that type
+        let (fold_key, scores_fn, scored_type) = if self.contacts.key.kind == TypeKind::Integer {
+            (format!("({contact})::bigint"), "_rfm_scores", "bigint")
         } else {
-            format!("{t} AS last_at, e.{amt} AS amount", amt = amount.sql)
+            (format!("({contact})::text"), "_rfm_scores_text", "text")
         };
-        let key = if key_cast == self.contacts.key.type_sql { "o.k".to_string() } else { format!("o.k::{key_cast}") };
+        let amt = format!("(e.{})::numeric", amount.sql);
+        // one pass folds the purchases per contact (segplan._rfm_agg, in Rust); with an occasion
+        // property, rows are first grouped per contact and occasion (a NULL occasion adds to the
+        // last day and the amount but is not an occasion)
+        let purchases = match occasion {
+            None => format!("SELECT segplan._rfm_agg({fold_key}, ({t})::date, 1::bigint, {amt}) FROM {rel} AS e WHERE {window}", rel = src.rel.sql),
+            Some(o) => format!(
+                "SELECT segplan._rfm_agg(o.k, o.day, o.occasions, o.amount) FROM (SELECT {fold_key} AS k, max({t})::date AS day, \
+                 (e.{occ} IS NOT NULL)::int::bigint AS occasions, sum({amt}) AS amount FROM {rel} AS e WHERE {window} \
+                 GROUP BY {contact}, e.{occ}) AS o",
+                occ = o.sql, rel = src.rel.sql
+            ),
+        };
+        let key = if key_cast == scored_type { "s.k".to_string() } else { format!("s.k::{key_cast}") };
         Some(format!(
-            "SELECT q.k, q.recency_days, q.frequency, q.monetary, q.r, q.f, q.m, {case} AS cluster FROM (\
-             SELECT a.k, a.recency_days, a.frequency, a.monetary, \
-             (1 + 5 * (rank() OVER (ORDER BY a.recency_days DESC) - 1) / a.n)::int AS r, \
-             (1 + 5 * (rank() OVER (ORDER BY a.frequency) - 1) / a.n)::int AS f, \
-             (1 + 5 * (rank() OVER (ORDER BY a.monetary) - 1) / a.n)::int AS m \
-             FROM (SELECT b.*, count(*) OVER () AS n FROM (\
-             SELECT {key} AS k, ({day} - (max(o.last_at))::date)::int AS recency_days, {freq}::bigint AS frequency, \
-             coalesce(sum(o.amount), 0)::numeric AS monetary \
-             FROM (SELECT {contact} AS k, {occ} AS occ, {per_occasion} FROM {rel} AS e \
-             WHERE e.{c} IS NOT NULL AND {t} < {end} AND {t} >= {start} {group}) AS o GROUP BY o.k) AS b) AS a) AS q",
-            case = crate::rfm::cluster_case("q"), rel = src.rel.sql, c = src.contact.sql
+            "SELECT {key} AS k, s.recency_days, s.frequency, s.monetary, s.r, s.f, s.m, s.cluster \
+             FROM segplan.{scores_fn}(({purchases}), {day}) AS s"
         ))
     }
 

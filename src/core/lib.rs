@@ -11,6 +11,7 @@ pub mod error;
 pub mod freshness;
 pub mod frozen;
 pub mod model;
+pub mod numeric;
 pub mod plan;
 pub mod policy;
 pub mod rfm;

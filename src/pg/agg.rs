@@ -1,6 +1,7 @@
-//! Shared machinery of the bitmap aggregates (32- and 64-bit): an `internal` state in the
-//! aggregate's memory context (nothing is serialized per row); combine, serialize and deserialize
-//! functions make them parallel (sql/finalize.sql).
+//! Shared machinery of the aggregates with an `internal` state (the bitmap aggregates, 32- and
+//! 64-bit, and RFM's purchases per contact): the state lives in the aggregate's memory context
+//! (nothing is serialized per row); combine, serialize and deserialize functions make them parallel
+//! (sql/finalize.sql).
 use super::error::report;
 use pgrx::datum::Internal;
 use pgrx::prelude::*;
@@ -11,7 +12,7 @@ use pgrx::{PgMemoryContexts, PgSqlErrorCode};
 #[derive(Default)]
 pub struct AggState<B> {
     pub seen: bool,
-    pub bitmap: B,
+    pub value: B,
 }
 
 /// Runs `f` on the state, created if needed, in the aggregate's memory context.
@@ -23,7 +24,7 @@ pub fn with_state<B: Default + 'static>(mut state: Internal, fcinfo: pg_sys::Fun
                 PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
                 "this function is an aggregate's support function",
                 "it was called outside an aggregate".into(),
-                Some("use the aggregates (rb_build_agg, rb_or_agg, rb64_build_agg, …)".into()),
+                Some("use the aggregate it belongs to (rb_build_agg, rb_or_agg, rb64_build_agg, …)".into()),
             );
         }
         PgMemoryContexts::For(agg_cxt).switch_to(|_| f(state.get_or_insert_default::<AggState<B>>()));
@@ -40,9 +41,9 @@ pub fn fold<B: Default + 'static>(state: Internal, input: Option<B>, fcinfo: pg_
     with_state(state, fcinfo, |s: &mut AggState<B>| {
         if let Some(b) = input {
             if s.seen {
-                op(&mut s.bitmap, b);
+                op(&mut s.value, b);
             } else {
-                s.bitmap = b;
+                s.value = b;
                 s.seen = true;
             }
         }
@@ -51,6 +52,6 @@ pub fn fold<B: Default + 'static>(state: Internal, input: Option<B>, fcinfo: pg_
 
 /// Combines two partial states (parallel aggregation).
 pub fn merge<B: Default + Clone + 'static>(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo, op: fn(&mut B, B)) -> Internal {
-    let other = state_of::<B>(&b).map(|s| s.bitmap.clone());
+    let other = state_of::<B>(&b).map(|s| s.value.clone());
     fold(a, other, fcinfo, op)
 }

@@ -289,7 +289,7 @@ fn rb64_runoptimize(rb: Rb) -> Rb {
 fn rb64_build_trans(state: Internal, value: Option<i64>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     with_state(state, fcinfo, |s: &mut AggState<RoaringTreemap>| {
         if let Some(v) = value {
-            s.bitmap.insert(u(v));
+            s.value.insert(u(v));
             s.seen = true;
         }
     })
@@ -330,7 +330,7 @@ fn rb64_agg_serialize(state: Internal) -> Vec<u8> {
     match state_of::<RoaringTreemap>(&state) {
         Some(s) => {
             let mut out = vec![1u8];
-            out.extend(bitmap::to_bytes64(&s.bitmap));
+            out.extend(bitmap::to_bytes64(&s.value));
             out
         }
         None => vec![0u8],
@@ -348,10 +348,10 @@ fn rb64_agg_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::Functio
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_agg_final(state: Internal) -> Option<Rb> {
-    state_of::<RoaringTreemap>(&state).map(|s| wrap(s.bitmap.clone()))
+    state_of::<RoaringTreemap>(&state).map(|s| wrap(s.value.clone()))
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_agg_cardinality_final(state: Internal) -> Option<i64> {
-    state_of::<RoaringTreemap>(&state).map(|s| s.bitmap.len() as i64)
+    state_of::<RoaringTreemap>(&state).map(|s| s.value.len() as i64)
 }

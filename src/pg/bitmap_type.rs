@@ -344,7 +344,7 @@ fn rb_flip(rb: Rb, range_start: i64, range_end: i64) -> Rb {
 fn rb_build_trans(state: Internal, value: Option<i32>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     with_state(state, fcinfo, |s: &mut super::agg::AggState<RoaringBitmap>| {
         if let Some(v) = value {
-            s.bitmap.insert(u(v));
+            s.value.insert(u(v));
             s.seen = true;
         }
     })
@@ -386,7 +386,7 @@ fn rb_agg_serialize(state: Internal) -> Vec<u8> {
     match state_of::<RoaringBitmap>(&state) {
         Some(s) => {
             let mut out = vec![1u8];
-            out.extend(bitmap::to_bytes(&s.bitmap));
+            out.extend(bitmap::to_bytes(&s.value));
             out
         }
         None => vec![0u8],
@@ -404,10 +404,10 @@ fn rb_agg_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionC
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_agg_final(state: Internal) -> Option<Rb> {
-    state_of::<RoaringBitmap>(&state).map(|s| Roaringbitmap(s.bitmap.clone()))
+    state_of::<RoaringBitmap>(&state).map(|s| Roaringbitmap(s.value.clone()))
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_agg_cardinality_final(state: Internal) -> Option<i64> {
-    state_of::<RoaringBitmap>(&state).map(|s| s.bitmap.len() as i64)
+    state_of::<RoaringBitmap>(&state).map(|s| s.value.len() as i64)
 }

@@ -1,14 +1,21 @@
 //! RFM: configuration, the scores query behind `segplan.rfm_scores()` / `rfm_summary()`
-//! (sql/finalize.sql runs it as the caller), and the cluster grid.
+//! (sql/finalize.sql runs it as the caller), the aggregate that folds purchases per contact in one
+//! pass and the function that scores its result, and the cluster grid.
+use super::agg::{state_of, with_state, AggState};
 use super::catalog::current_model;
-use super::error::{internal, raise, raise_one};
-use pgrx::datum::{Interval, TimestampWithTimeZone};
+use super::error::{internal, raise, raise_one, report};
+use super::in_place::InPlace;
+use pgrx::datum::{AnyNumeric, Date, Internal, Interval, TimestampWithTimeZone};
+use pgrx::callconv::{BoxRet, FcInfo};
+use pgrx::pgrx_sql_entity_graph::metadata::{ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin};
 use pgrx::prelude::*;
-use pgrx::JsonB;
+use pgrx::{varlena, JsonB, PgSqlErrorCode};
 use segplan_core::compile;
 use segplan_core::error::Problem;
 use segplan_core::model::{self, TypeKind};
-use segplan_core::rfm::{CLUSTERS, GRID};
+use segplan_core::numeric::{self, Decimal, NumericError};
+use segplan_core::rfm::{self, AmountOverflow, Purchases, Totals, CLUSTERS, GRID};
+use std::hash::Hash;
 
 /// Sets where RFM reads purchases; checked against the model before it is kept.
 #[pg_extern(volatile)]
@@ -80,4 +87,325 @@ fn rfm_clusters() -> TableIterator<
         })
         .collect();
     TableIterator::new(rows)
+}
+
+/// The RFM aggregate's state: purchases per contact, keyed by integer or by text.
+#[derive(Default, Clone)]
+enum Keyed {
+    #[default]
+    None,
+    Int(Purchases<i64>),
+    Text(Purchases<String>),
+}
+
+/// Folds one purchase (or one occasion: `occasions` is 1, or 0 for purchases without an occasion)
+/// into the state. Amounts are read in place and summed exactly (see `segplan_core::numeric`).
+fn step<K: Hash + Eq + Clone + std::fmt::Display>(
+    state: Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+    contact: K,
+    day: Date,
+    occasions: i64,
+    amount: Option<InPlace<AnyNumeric>>,
+    keyed: fn(&mut Keyed) -> &mut Purchases<K>,
+) -> Internal {
+    let amount = amount.map(|a| a.with_stored(fcinfo, numeric::decode)).transpose().unwrap_or_else(|e| match e {
+        NumericError::NotFinite => report(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "an RFM amount is not a finite number",
+            format!("contact {contact} has a purchase amount of NaN or infinity"),
+            Some("exclude such purchases from the event source (a view), or configure RFM with another amount".into()),
+        ),
+        NumericError::OutOfRange => overflow(&contact),
+        NumericError::Malformed => internal("an RFM amount could not be read", format!("contact {contact}")),
+    });
+    with_state(state, fcinfo, |s: &mut AggState<Keyed>| {
+        s.seen = true;
+        let occasions = u32::try_from(occasions.max(0)).unwrap_or(u32::MAX);
+        keyed(&mut s.value).add(contact, day.to_pg_epoch_days(), occasions, amount).unwrap_or_else(|AmountOverflow(k)| overflow(&k))
+    })
+}
+
+fn overflow(contact: &dyn std::fmt::Display) -> ! {
+    report(
+        PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        "an RFM amount total is out of range",
+        format!("the purchases of contact {contact} add up to more than 38 significant digits"),
+        Some("check the amount property; RFM sums amounts exactly up to 38 digits".into()),
+    )
+}
+
+fn int_keys(k: &mut Keyed) -> &mut Purchases<i64> {
+    if !matches!(k, Keyed::Int(_)) {
+        *k = Keyed::Int(Purchases::default());
+    }
+    match k {
+        Keyed::Int(p) => p,
+        _ => unreachable!("just set"),
+    }
+}
+
+fn text_keys(k: &mut Keyed) -> &mut Purchases<String> {
+    if !matches!(k, Keyed::Text(_)) {
+        *k = Keyed::Text(Purchases::default());
+    }
+    match k {
+        Keyed::Text(p) => p,
+        _ => unreachable!("just set"),
+    }
+}
+
+#[pg_extern(immutable, parallel_safe, name = "_rfm_step")]
+fn rfm_step_int(
+    state: Internal,
+    contact: Option<i64>,
+    day: Option<Date>,
+    occasions: i64,
+    amount: Option<InPlace<AnyNumeric>>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
+    match (contact, day) {
+        (Some(c), Some(d)) => step(state, fcinfo, c, d, occasions, amount, int_keys),
+        _ => state,
+    }
+}
+
+#[pg_extern(immutable, parallel_safe, name = "_rfm_step")]
+fn rfm_step_text(
+    state: Internal,
+    contact: Option<&str>,
+    day: Option<Date>,
+    occasions: i64,
+    amount: Option<InPlace<AnyNumeric>>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
+    match (contact, day) {
+        (Some(c), Some(d)) => step(state, fcinfo, c.to_string(), d, occasions, amount, text_keys),
+        _ => state,
+    }
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn _rfm_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    let Some(other) = state_of::<Keyed>(&b).map(|s| &s.value) else { return a };
+    with_state(a, fcinfo, |s: &mut AggState<Keyed>| {
+        s.seen = true;
+        match other {
+            Keyed::Int(p) => int_keys(&mut s.value).merge(p).unwrap_or_else(|AmountOverflow(k)| overflow(&k)),
+            Keyed::Text(p) => text_keys(&mut s.value).merge(p).unwrap_or_else(|AmountOverflow(k)| overflow(&k)),
+            Keyed::None => {}
+        }
+    })
+}
+
+/// The state as bytes: a tag (0 none, 1 integer keys, 2 text keys) and the amounts' scale (2),
+/// then per contact its key (8 bytes, or a 4-byte length and UTF-8), last day (4), occasions (4),
+/// display scale (1) and amount units (16).
+#[pg_extern(immutable, parallel_safe, strict)]
+fn _rfm_serialize(mut state: Internal) -> Vec<u8> {
+    fn totals(out: &mut Vec<u8>, t: &Totals) {
+        out.extend(t.last_day.to_le_bytes());
+        out.extend(t.occasions().to_le_bytes());
+        out.push(t.display_scale());
+        out.extend(t.units().to_le_bytes());
+    }
+    let mut out = Vec::new();
+    // folding the buffered purchases in changes no total: the state stays good for more input
+    let value = unsafe { state.get_mut::<AggState<Keyed>>() }.filter(|s| s.seen).map(|s| &mut s.value);
+    match value {
+        Some(Keyed::Int(p)) => {
+            p.fold().unwrap_or_else(|AmountOverflow(k)| overflow(&k));
+            out.reserve(3 + p.len() * 33);
+            out.push(1);
+            out.extend(p.scale.to_le_bytes());
+            for (k, t) in p.totals() {
+                out.extend(k.to_le_bytes());
+                totals(&mut out, t);
+            }
+        }
+        Some(Keyed::Text(p)) => {
+            p.fold().unwrap_or_else(|AmountOverflow(k)| overflow(&k));
+            out.push(2);
+            out.extend(p.scale.to_le_bytes());
+            for (k, t) in p.totals() {
+                out.extend((k.len() as u32).to_le_bytes());
+                out.extend(k.as_bytes());
+                totals(&mut out, t);
+            }
+        }
+        _ => out.push(0),
+    }
+    if out.len() > MAX_STATE_BYTES {
+        report(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            "too many purchasing contacts for one RFM computation",
+            format!("the purchases per contact take {} MB; at most {} MB fit", out.len() >> 20, MAX_STATE_BYTES >> 20),
+            Some("shorten the RFM window (segplan.configure_rfm) or split the contacts by a view".into()),
+        );
+    }
+    out
+}
+
+/// A bytea holds at most 1 GB.
+const MAX_STATE_BYTES: usize = (1 << 30) - 1024;
+
+/// What [`_rfm_serialize`] wrote: the amounts' scale, the contacts and their totals.
+enum Lists {
+    None,
+    Int(u16, Vec<i64>, Vec<Totals>),
+    Text(u16, Vec<String>, Vec<Totals>),
+}
+
+fn read_lists(b: &[u8]) -> Lists {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> &'a [u8] {
+        let (head, rest) = b.split_at(n.min(b.len()));
+        *b = rest;
+        head
+    }
+    fn arr<const N: usize>(b: &mut &[u8]) -> [u8; N] {
+        take(b, N).try_into().unwrap_or_else(|_| internal("the RFM state is truncated", ""))
+    }
+    fn entries<K>(mut rest: &[u8], per: usize, key: impl Fn(&mut &[u8]) -> K) -> (Vec<K>, Vec<Totals>) {
+        let (mut keys, mut totals) = (Vec::with_capacity(rest.len() / per), Vec::with_capacity(rest.len() / per));
+        while !rest.is_empty() {
+            keys.push(key(&mut rest));
+            let (last_day, occasions) = (i32::from_le_bytes(arr(&mut rest)), u32::from_le_bytes(arr(&mut rest)));
+            let display = u8::from_le_bytes(arr(&mut rest));
+            totals.push(Totals::new(last_day, occasions, i128::from_le_bytes(arr(&mut rest)), display));
+        }
+        (keys, totals)
+    }
+    let (tag, mut rest) = b.split_first().map(|(t, r)| (*t, r)).unwrap_or((0, &[]));
+    let scale = if tag == 0 { 0 } else { u16::from_le_bytes(arr(&mut rest)) };
+    match tag {
+        1 => {
+            let (keys, totals) = entries(rest, 33, |b| i64::from_le_bytes(arr(b)));
+            Lists::Int(scale, keys, totals)
+        }
+        2 => {
+            let (keys, totals) = entries(rest, 33, |b| {
+                let n = u32::from_le_bytes(arr(b)) as usize;
+                String::from_utf8_lossy(take(b, n)).into_owned()
+            });
+            Lists::Text(scale, keys, totals)
+        }
+        _ => Lists::None,
+    }
+}
+
+fn purchases<K: Hash + Eq + Clone + std::fmt::Display>(scale: u16, keys: Vec<K>, totals: Vec<Totals>) -> Purchases<K> {
+    let mut p = Purchases::with_scale(scale);
+    for (k, t) in keys.into_iter().zip(totals) {
+        p.push(k, t).unwrap_or_else(|AmountOverflow(k)| overflow(&k));
+    }
+    p
+}
+
+#[pg_extern(immutable, parallel_safe, strict)]
+fn _rfm_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    let restored = match read_lists(bytes) {
+        Lists::Int(scale, keys, totals) => Keyed::Int(purchases(scale, keys, totals)),
+        Lists::Text(scale, keys, totals) => Keyed::Text(purchases(scale, keys, totals)),
+        Lists::None => Keyed::None,
+    };
+    with_state(Internal::default(), fcinfo, |s: &mut AggState<Keyed>| {
+        s.seen = !matches!(restored, Keyed::None);
+        s.value = restored;
+    })
+}
+
+/// k, recency_days, frequency, monetary, r, f, m, cluster
+type ScoreRow<K> = (K, i32, i64, StoredNumeric, i32, i32, i32, &'static str);
+
+/// Scores the contacts of an RFM aggregate as of `day` (see `segplan_core::rfm`).
+fn scored<K: 'static>(scale: u16, keys: Vec<K>, totals: Vec<Totals>, day: Date) -> impl Iterator<Item = ScoreRow<K>> {
+    let scores = rfm::score(&totals, day.to_pg_epoch_days());
+    keys.into_iter().zip(totals).zip(scores).map(move |((k, t), s)| {
+        (k, s.recency_days, i64::from(t.occasions()), StoredNumeric(rfm::amount(&t, scale)), s.r, s.f, s.m, s.cluster)
+    })
+}
+
+/// A `numeric` result written straight into Postgres memory from an exact decimal.
+pub struct StoredNumeric(Decimal);
+
+impl IntoDatum for StoredNumeric {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        let payload = numeric::encode(self.0);
+        unsafe {
+            let len = pg_sys::VARHDRSZ + payload.len();
+            let ptr = pg_sys::palloc(len).cast::<pg_sys::varlena>();
+            varlena::set_varsize_4b(ptr, len as i32);
+            std::ptr::copy_nonoverlapping(payload.as_ptr(), varlena::vardata_4b(ptr).cast_mut().cast(), payload.len());
+            Some(pg_sys::Datum::from(ptr))
+        }
+    }
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::NUMERICOID
+    }
+}
+
+unsafe impl BoxRet for StoredNumeric {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> pgrx::datum::Datum<'fcx> {
+        match self.into_datum() {
+            Some(datum) => unsafe { fcinfo.return_raw_datum(datum) },
+            None => fcinfo.return_null(),
+        }
+    }
+}
+
+unsafe impl SqlTranslatable for StoredNumeric {
+    const TYPE_IDENT: &'static str = AnyNumeric::TYPE_IDENT;
+    const TYPE_ORIGIN: TypeOrigin = AnyNumeric::TYPE_ORIGIN;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = AnyNumeric::ARGUMENT_SQL;
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = AnyNumeric::RETURN_SQL;
+}
+
+/// RFM scores of the contacts in an `_rfm_agg` result with integer keys.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn _rfm_scores(
+    purchases: &[u8],
+    day: Date,
+) -> TableIterator<
+    'static,
+    (
+        name!(k, i64),
+        name!(recency_days, i32),
+        name!(frequency, i64),
+        name!(monetary, StoredNumeric),
+        name!(r, i32),
+        name!(f, i32),
+        name!(m, i32),
+        name!(cluster, &'static str),
+    ),
+> {
+    match read_lists(purchases) {
+        Lists::Int(scale, keys, totals) => TableIterator::new(scored(scale, keys, totals, day)),
+        Lists::None => TableIterator::new(scored(0, vec![], vec![], day)),
+        Lists::Text(..) => internal("RFM purchases keyed by text were scored as integers", ""),
+    }
+}
+
+/// RFM scores of the contacts in an `_rfm_agg` result with text keys.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn _rfm_scores_text(
+    purchases: &[u8],
+    day: Date,
+) -> TableIterator<
+    'static,
+    (
+        name!(k, String),
+        name!(recency_days, i32),
+        name!(frequency, i64),
+        name!(monetary, StoredNumeric),
+        name!(r, i32),
+        name!(f, i32),
+        name!(m, i32),
+        name!(cluster, &'static str),
+    ),
+> {
+    match read_lists(purchases) {
+        Lists::Text(scale, keys, totals) => TableIterator::new(scored(scale, keys, totals, day)),
+        Lists::None => TableIterator::new(scored(0, vec![], vec![], day)),
+        Lists::Int(..) => internal("RFM purchases keyed by integers were scored as text", ""),
+    }
 }

@@ -105,6 +105,46 @@ SELECT contact_key, r, f, m, cluster FROM segplan.rfm_scores('2026-06-30 18:00+0
 SELECT segplan.configure_rfm('sales', 'amount', NULL, '1 year', '2026-06-29 12:00+00')->>'as_of' AS fixed_as_of;
 SELECT min(recency_days) AS min_recency FROM segplan.rfm_scores('2030-01-01');
 
+-- text keys, a timestamp column, an occasion property with NULL occasions (they count for the last
+-- day and the amount but are not occasions), amounts at mixed scales summed exactly: 0.1 + 0.2 + 1
+-- ties with 0.300 + 1.0, and a total of 29 significant digits
+SET client_min_messages = warning;
+CREATE TABLE rfmt.members (code text PRIMARY KEY);
+INSERT INTO rfmt.members VALUES ('a'), ('b'), ('c'), ('d'), ('e');
+CREATE TABLE rfmt.tickets (member text, ticket int, at timestamp, paid numeric);
+INSERT INTO rfmt.tickets VALUES
+  ('a', 1, '2026-06-01 10:00', 0.1), ('a', 1, '2026-06-01 11:00', 0.2), ('a', NULL, '2026-06-20 09:00', 1),
+  ('b', 7, '2026-06-10 00:00', 0.300), ('b', 8, '2026-06-11 00:00', 1.0), ('b', 8, '2026-06-11 00:01', NULL),
+  ('c', NULL, '2026-06-25 12:00', 5),
+  ('d', 3, '2026-06-30 23:59:59.999999', 12345678901234567890.123456789), ('d', 4, '2026-07-01 00:00', 1);
+SELECT segplan.register_contacts('rfmt.members', 'code');
+SELECT segplan.register_events('tickets', 'rfmt.tickets', 'member', 'at');
+RESET client_min_messages;
+SELECT segplan.configure_rfm('tickets', 'paid', 'ticket', '1 year')->>'occasion_property' AS occasion;
+SELECT * FROM segplan.rfm_scores_text('2026-06-30 12:00+00') ORDER BY contact_key;
+CREATE VIEW rfmt.ticket_truth AS
+  WITH p AS (SELECT member AS k, ('2026-06-30'::date - max(at)::date) AS rec, count(DISTINCT ticket) AS freq, coalesce(sum(paid), 0) AS mon
+             FROM rfmt.tickets WHERE at < '2026-07-01' AND at >= '2025-07-01' GROUP BY 1),
+       n AS (SELECT count(*) AS n FROM p)
+  SELECT p.k, p.rec, p.freq, p.mon::text AS mon,
+         (1 + 5 * (SELECT count(*) FROM p w WHERE w.rec > p.rec) / n.n)::int AS r,
+         (1 + 5 * (SELECT count(*) FROM p w WHERE w.freq < p.freq) / n.n)::int AS f,
+         (1 + 5 * (SELECT count(*) FROM p w WHERE w.mon < p.mon) / n.n)::int AS m
+  FROM p, n;
+SELECT (SELECT count(*) FROM (SELECT contact_key, recency_days, frequency, monetary::text, r, f, m FROM segplan.rfm_scores_text('2026-06-30 12:00+00')
+                              EXCEPT SELECT * FROM rfmt.ticket_truth) d)
+     + (SELECT count(*) FROM (SELECT * FROM rfmt.ticket_truth EXCEPT
+                              SELECT contact_key, recency_days, frequency, monetary::text, r, f, m FROM segplan.rfm_scores_text('2026-06-30 12:00+00')) d) AS text_key_differences;
+SELECT segplan.members_text('rfm(m >= 3)', '2026-06-30 12:00+00') AS big_spenders ORDER BY 1;
+-- integer keys for rfm_scores only; NaN and totals past 38 digits are refused with the contact named
+SELECT * FROM segplan.rfm_scores('2026-06-30 12:00+00');
+INSERT INTO rfmt.tickets VALUES ('e', 5, '2026-06-01', 'NaN');
+SELECT count(*) FROM segplan.rfm_scores_text('2026-06-30 12:00+00');
+UPDATE rfmt.tickets SET paid = 9e37 WHERE member = 'e';
+INSERT INTO rfmt.tickets VALUES ('e', 6, '2026-06-02', 9e37);
+SELECT count(*) FROM segplan.rfm_scores_text('2026-06-30 12:00+00');
+DELETE FROM rfmt.tickets WHERE member = 'e';
+
 -- the generated data: order level (one row per occasion) and line level (occasion = order id),
 -- against independent SQL where a score is 1 + floor(5 × (number of contacts strictly worse) / N)
 SET client_min_messages = warning;
