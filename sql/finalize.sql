@@ -99,9 +99,7 @@ COMMENT ON FUNCTION segplan._rfm_combine(internal, internal) IS 'Support functio
 COMMENT ON FUNCTION segplan._rfm_serialize(internal) IS 'Support function of _rfm_agg (parallel state out, and the result).';
 COMMENT ON FUNCTION segplan._rfm_deserialize(bytea, internal) IS 'Support function of _rfm_agg (parallel state in).';
 COMMENT ON FUNCTION segplan._rfm_scores(bytea, date) IS
-  'Internal: the RFM scores as of a day of the contacts in an _rfm_agg result (integer keys).';
-COMMENT ON FUNCTION segplan._rfm_scores_text(bytea, date) IS
-  'Internal: _rfm_scores for contact keys that are not integers.';
+  'Internal: the RFM scores as of a day of the contacts in an _rfm_agg result (key in k for integer keys, else in k_text).';
 
 -- RFM: the scores query is generated from the model (segplan._rfm_query) and run here as the
 -- caller, so the caller's grants and row-level security apply to the purchases read.
@@ -729,7 +727,7 @@ BEGIN
     ('segplan_analyst', '^(count|count_steps|members|members_text|bitmap|to_sql|validate|format|parse|model|cache_stats|shared_cache_stats|cache_clear'
                         '|segment_rule|segment_history|segment_members|segment_overlap|segment_dashboard|segment_dashboard_rows|dashboard_fields'
                         '|rfm_scores|rfm_scores_text|rfm_summary|rfm_clusters|policy_impact|eligible|calendar|plan_report|call_queue'
-                        '|_segment|_closure|_rfm_query|_rfm_agg|_rfm_scores|_rfm_scores_text|_prune_changes|_zone)$'),
+                        '|_segment|_closure|_rfm_query|_rfm_agg|_rfm_scores|_prune_changes|_zone)$'),
     -- segments and plans of their brands, runs, exports, call outcomes, contacts made and pauses
     ('segplan_planner', '^(save_segment|drop_segment|refresh_segment|refresh_all|publish_segment|unpublish_segment'
                         '|create_plan|update_plan|activate_plan|pause_plan|cancel_plan|drop_plan|run_plan|export_run'

@@ -738,10 +738,10 @@ impl<'m> Compiler<'m> {
         let t = format!("e.{}", time.sql);
         let window = format!("{contact} IS NOT NULL AND {t} < {end} AND {t} >= {start}");
         // integer keys are folded as bigint, any other as text; the scores come back in that type
-        let (fold_key, scores_fn, scored_type) = if self.contacts.key.kind == TypeKind::Integer {
-            (format!("({contact})::bigint"), "_rfm_scores", "bigint")
+        let (fold_key, scored_key, scored_type) = if self.contacts.key.kind == TypeKind::Integer {
+            (format!("({contact})::bigint"), "s.k", "bigint")
         } else {
-            (format!("({contact})::text"), "_rfm_scores_text", "text")
+            (format!("({contact})::text"), "s.k_text", "text")
         };
         let amt = format!("(e.{})::numeric", amount.sql);
         // one pass folds the purchases per contact (segplan._rfm_agg, in Rust); with an occasion
@@ -756,10 +756,10 @@ impl<'m> Compiler<'m> {
                 occ = o.sql, rel = src.rel.sql
             ),
         };
-        let key = if key_cast == scored_type { "s.k".to_string() } else { format!("s.k::{key_cast}") };
+        let key = if key_cast == scored_type { scored_key.to_string() } else { format!("{scored_key}::{key_cast}") };
         Some(format!(
             "SELECT {key} AS k, s.recency_days, s.frequency, s.monetary, s.r, s.f, s.m, s.cluster \
-             FROM segplan.{scores_fn}(({purchases}), {day}) AS s"
+             FROM segplan._rfm_scores(({purchases}), {day}) AS s"
         ))
     }
 

@@ -360,7 +360,8 @@ unsafe impl SqlTranslatable for StoredNumeric {
     const RETURN_SQL: Result<ReturnsRef, ReturnsError> = AnyNumeric::RETURN_SQL;
 }
 
-/// RFM scores of the contacts in an `_rfm_agg` result with integer keys.
+/// RFM scores of the contacts in an `_rfm_agg` result: the key in `k` (integer keys) or in
+/// `k_text` (any other), the other NULL.
 #[pg_extern(immutable, parallel_safe, strict)]
 fn _rfm_scores(
     purchases: &[u8],
@@ -368,7 +369,8 @@ fn _rfm_scores(
 ) -> TableIterator<
     'static,
     (
-        name!(k, i64),
+        name!(k, Option<i64>),
+        name!(k_text, Option<String>),
         name!(recency_days, i32),
         name!(frequency, i64),
         name!(monetary, StoredNumeric),
@@ -378,34 +380,10 @@ fn _rfm_scores(
         name!(cluster, &'static str),
     ),
 > {
-    match read_lists(purchases) {
-        Lists::Int(scale, keys, totals) => TableIterator::new(scored(scale, keys, totals, day)),
-        Lists::None => TableIterator::new(scored(0, vec![], vec![], day)),
-        Lists::Text(..) => internal("RFM purchases keyed by text were scored as integers", ""),
-    }
-}
-
-/// RFM scores of the contacts in an `_rfm_agg` result with text keys.
-#[pg_extern(immutable, parallel_safe, strict)]
-fn _rfm_scores_text(
-    purchases: &[u8],
-    day: Date,
-) -> TableIterator<
-    'static,
-    (
-        name!(k, String),
-        name!(recency_days, i32),
-        name!(frequency, i64),
-        name!(monetary, StoredNumeric),
-        name!(r, i32),
-        name!(f, i32),
-        name!(m, i32),
-        name!(cluster, &'static str),
-    ),
-> {
-    match read_lists(purchases) {
-        Lists::Text(scale, keys, totals) => TableIterator::new(scored(scale, keys, totals, day)),
-        Lists::None => TableIterator::new(scored(0, vec![], vec![], day)),
-        Lists::Int(..) => internal("RFM purchases keyed by integers were scored as text", ""),
-    }
+    let rows: Box<dyn Iterator<Item = _>> = match read_lists(purchases) {
+        Lists::Int(scale, keys, totals) => Box::new(scored(scale, keys, totals, day).map(|(k, a, b, c, d, e, f, g)| (Some(k), None, a, b, c, d, e, f, g))),
+        Lists::Text(scale, keys, totals) => Box::new(scored(scale, keys, totals, day).map(|(k, a, b, c, d, e, f, g)| (None, Some(k), a, b, c, d, e, f, g))),
+        Lists::None => Box::new(std::iter::empty()),
+    };
+    TableIterator::new(rows)
 }
