@@ -6,7 +6,6 @@
 //! weight — followed by base-10000 digits (native-endian `i16`), most significant first. The value
 //! is Σ digit[i] × 10000^(weight − i); leading and trailing zero digits are not stored, and zero has
 //! no digits. NaN and ±Infinity use the "special" sign bits. (PostgreSQL's `numeric.c`.)
-use std::cmp::Ordering;
 
 /// `units` × 10^−`scale`, exactly.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,8 +38,8 @@ const DSCALE_MASK: u16 = 0x3FFF;
 const SHORT_DSCALE_MAX: u16 = 63;
 const SHORT_WEIGHT_MIN: i32 = -64;
 const SHORT_WEIGHT_MAX: i32 = 63;
-/// 10^38 < i128::MAX < 10^39
-const MAX_SCALE: u16 = 38;
+/// The most digits after the point a [`Decimal`] carries (10^38 < i128::MAX < 10^39).
+pub const MAX_SCALE: u16 = 38;
 
 fn pow10(n: u32) -> Option<i128> {
     10i128.checked_pow(n)
@@ -52,21 +51,6 @@ impl Decimal {
         debug_assert!(scale >= self.scale);
         let units = self.units.checked_mul(pow10(u32::from(scale - self.scale))?)?;
         Some(Decimal { units, scale })
-    }
-
-    pub fn checked_add(self, other: Decimal) -> Option<Decimal> {
-        if self.scale == other.scale {
-            return Some(Decimal { units: self.units.checked_add(other.units)?, scale: self.scale });
-        }
-        let scale = self.scale.max(other.scale);
-        let (a, b) = (self.rescaled(scale)?, other.rescaled(scale)?);
-        Some(Decimal { units: a.units.checked_add(b.units)?, scale })
-    }
-
-    /// Exact order; `None` only when aligning the scales overflows.
-    pub fn checked_cmp(&self, other: &Decimal) -> Option<Ordering> {
-        let scale = self.scale.max(other.scale);
-        Some(self.rescaled(scale)?.units.cmp(&other.rescaled(scale)?.units))
     }
 }
 
@@ -211,14 +195,9 @@ mod tests {
     }
 
     #[test]
-    fn sums_and_order_are_exact() {
-        let a = Decimal { units: 1, scale: 1 }; // 0.1
-        let b = Decimal { units: 2, scale: 1 }; // 0.2
-        let c = Decimal { units: 300, scale: 3 }; // 0.300
-        let s = a.checked_add(b).unwrap();
-        assert_eq!(s.checked_cmp(&c), Some(Ordering::Equal));
-        assert_eq!(Decimal { units: i128::MAX, scale: 0 }.checked_add(Decimal { units: 1, scale: 0 }), None);
-        assert_eq!(Decimal { units: i128::MAX / 5, scale: 0 }.checked_cmp(&Decimal { units: 1, scale: 1 }), None);
+    fn rescaling_is_exact_or_refused() {
+        assert_eq!(Decimal { units: 3, scale: 1 }.rescaled(3), Some(Decimal { units: 300, scale: 3 }));
+        assert_eq!(Decimal { units: i128::MAX / 5, scale: 0 }.rescaled(1), None);
     }
 
     proptest! {

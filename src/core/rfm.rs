@@ -163,7 +163,7 @@ struct Part<K> {
     totals: FxHashMap<K, Totals>,
 }
 
-pub const PARTS: usize = 256;
+const PARTS: usize = 256;
 const PENDING: usize = 1024;
 
 impl<K> Default for Purchases<K> {
@@ -239,15 +239,6 @@ impl<K: Hash + Eq + Clone> Purchases<K> {
 
     pub fn len(&self) -> usize {
         self.parts.iter().map(|p| p.totals.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The amount total of one contact's totals, at its display scale.
-    pub fn amount(&self, t: &Totals) -> Decimal {
-        amount(t, self.scale)
     }
 
     /// Folds another partial state in (parallel aggregation), leaving it as it is.
@@ -409,9 +400,9 @@ mod tests {
         rows.sort_by_key(|(k, _)| *k);
         assert_eq!(rows[0].1, Totals::new(100, 2, 300, 1));
         // shown as sum() shows them: 0.1 + 0.2 is 0.3, 0.300 stays 0.300
-        assert_eq!(p.amount(&rows[0].1), Decimal { units: 3, scale: 1 });
-        assert_eq!(p.amount(&rows[1].1), Decimal { units: 300, scale: 3 });
-        assert_eq!(p.amount(&rows[2].1), Decimal { units: 0, scale: 0 });
+        assert_eq!(amount(&rows[0].1, p.scale), Decimal { units: 3, scale: 1 });
+        assert_eq!(amount(&rows[1].1, p.scale), Decimal { units: 300, scale: 3 });
+        assert_eq!(amount(&rows[2].1, p.scale), Decimal { units: 0, scale: 0 });
         let totals: Vec<Totals> = rows.iter().map(|(_, t)| *t).collect();
         let s = score(&totals, 110);
         assert_eq!((s[0].recency_days, s[0].m), (10, s[1].m));
@@ -503,7 +494,7 @@ mod tests {
             for (k, t) in one.totals() {
                 let m = merged[k];
                 proptest::prop_assert_eq!((m.last_day, m.occasions()), (t.last_day, t.occasions()));
-                proptest::prop_assert_eq!(a.amount(&m), one.amount(t));
+                proptest::prop_assert_eq!(amount(&m, a.scale), amount(t, one.scale));
             }
         }
     }

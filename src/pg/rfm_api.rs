@@ -256,40 +256,42 @@ enum Lists {
     Text(u16, Vec<String>, Vec<Totals>),
 }
 
-fn read_lists(b: &[u8]) -> Lists {
-    fn take<'a>(b: &mut &'a [u8], n: usize) -> &'a [u8] {
-        let (head, rest) = b.split_at(n.min(b.len()));
+/// `None` for bytes `_rfm_serialize` did not write (`_rfm_scores` takes any bytea).
+fn read_lists(b: &[u8]) -> Option<Lists> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = b.split_at_checked(n)?;
         *b = rest;
-        head
+        Some(head)
     }
-    fn arr<const N: usize>(b: &mut &[u8]) -> [u8; N] {
-        take(b, N).try_into().unwrap_or_else(|_| internal("the RFM state is truncated", ""))
+    fn arr<const N: usize>(b: &mut &[u8]) -> Option<[u8; N]> {
+        take(b, N)?.try_into().ok()
     }
-    fn entries<K>(mut rest: &[u8], per: usize, key: impl Fn(&mut &[u8]) -> K) -> (Vec<K>, Vec<Totals>) {
-        let (mut keys, mut totals) = (Vec::with_capacity(rest.len() / per), Vec::with_capacity(rest.len() / per));
+    fn entries<K>(mut rest: &[u8], key: impl Fn(&mut &[u8]) -> Option<K>) -> Option<(Vec<K>, Vec<Totals>)> {
+        let (mut keys, mut totals) = (Vec::with_capacity(rest.len() / 33), Vec::with_capacity(rest.len() / 33));
         while !rest.is_empty() {
-            keys.push(key(&mut rest));
-            let (last_day, occasions) = (i32::from_le_bytes(arr(&mut rest)), u32::from_le_bytes(arr(&mut rest)));
-            let display = u8::from_le_bytes(arr(&mut rest));
-            totals.push(Totals::new(last_day, occasions, i128::from_le_bytes(arr(&mut rest)), display));
+            keys.push(key(&mut rest)?);
+            let (last_day, occasions) = (i32::from_le_bytes(arr(&mut rest)?), u32::from_le_bytes(arr(&mut rest)?));
+            let display = u8::from_le_bytes(arr(&mut rest)?);
+            totals.push(Totals::new(last_day, occasions, i128::from_le_bytes(arr(&mut rest)?), display));
         }
-        (keys, totals)
+        Some((keys, totals))
     }
-    let (tag, mut rest) = b.split_first().map(|(t, r)| (*t, r)).unwrap_or((0, &[]));
-    let scale = if tag == 0 { 0 } else { u16::from_le_bytes(arr(&mut rest)) };
+    let (&tag, mut rest) = b.split_first()?;
+    if tag == 0 {
+        return rest.is_empty().then_some(Lists::None);
+    }
+    let scale = u16::from_le_bytes(arr(&mut rest)?);
+    if scale > numeric::MAX_SCALE {
+        return None;
+    }
     match tag {
-        1 => {
-            let (keys, totals) = entries(rest, 33, |b| i64::from_le_bytes(arr(b)));
-            Lists::Int(scale, keys, totals)
-        }
-        2 => {
-            let (keys, totals) = entries(rest, 33, |b| {
-                let n = u32::from_le_bytes(arr(b)) as usize;
-                String::from_utf8_lossy(take(b, n)).into_owned()
-            });
-            Lists::Text(scale, keys, totals)
-        }
-        _ => Lists::None,
+        1 => entries(rest, |b| Some(i64::from_le_bytes(arr(b)?))).map(|(keys, totals)| Lists::Int(scale, keys, totals)),
+        2 => entries(rest, |b| {
+            let n = u32::from_le_bytes(arr(b)?) as usize;
+            String::from_utf8(take(b, n)?.to_vec()).ok()
+        })
+        .map(|(keys, totals)| Lists::Text(scale, keys, totals)),
+        _ => None,
     }
 }
 
@@ -304,9 +306,10 @@ fn purchases<K: Hash + Eq + Clone + std::fmt::Display>(scale: u16, keys: Vec<K>,
 #[pg_extern(immutable, parallel_safe, strict)]
 fn _rfm_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     let restored = match read_lists(bytes) {
-        Lists::Int(scale, keys, totals) => Keyed::Int(purchases(scale, keys, totals)),
-        Lists::Text(scale, keys, totals) => Keyed::Text(purchases(scale, keys, totals)),
-        Lists::None => Keyed::None,
+        Some(Lists::Int(scale, keys, totals)) => Keyed::Int(purchases(scale, keys, totals)),
+        Some(Lists::Text(scale, keys, totals)) => Keyed::Text(purchases(scale, keys, totals)),
+        Some(Lists::None) => Keyed::None,
+        None => internal("a parallel worker's RFM state could not be read", format!("{} bytes", bytes.len())),
     };
     with_state(Internal::default(), fcinfo, |s: &mut AggState<Keyed>| {
         s.seen = !matches!(restored, Keyed::None);
@@ -381,9 +384,15 @@ fn _rfm_scores(
     ),
 > {
     let rows: Box<dyn Iterator<Item = _>> = match read_lists(purchases) {
-        Lists::Int(scale, keys, totals) => Box::new(scored(scale, keys, totals, day).map(|(k, a, b, c, d, e, f, g)| (Some(k), None, a, b, c, d, e, f, g))),
-        Lists::Text(scale, keys, totals) => Box::new(scored(scale, keys, totals, day).map(|(k, a, b, c, d, e, f, g)| (None, Some(k), a, b, c, d, e, f, g))),
-        Lists::None => Box::new(std::iter::empty()),
+        Some(Lists::Int(scale, keys, totals)) => Box::new(scored(scale, keys, totals, day).map(|(k, a, b, c, d, e, f, g)| (Some(k), None, a, b, c, d, e, f, g))),
+        Some(Lists::Text(scale, keys, totals)) => Box::new(scored(scale, keys, totals, day).map(|(k, a, b, c, d, e, f, g)| (None, Some(k), a, b, c, d, e, f, g))),
+        Some(Lists::None) => Box::new(std::iter::empty()),
+        None => report(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "not an RFM aggregate result",
+            format!("{} bytes that segplan._rfm_agg did not write", purchases.len()),
+            Some("segplan._rfm_scores is internal: use segplan.rfm_scores() or rfm(...) conditions".into()),
+        ),
     };
     TableIterator::new(rows)
 }

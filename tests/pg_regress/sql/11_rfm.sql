@@ -144,6 +144,12 @@ UPDATE rfmt.tickets SET paid = 9e37 WHERE member = 'e';
 INSERT INTO rfmt.tickets VALUES ('e', 6, '2026-06-02', 9e37);
 SELECT count(*) FROM segplan.rfm_scores_text('2026-06-30 12:00+00');
 DELETE FROM rfmt.tickets WHERE member = 'e';
+-- the scoring function refuses bytes its aggregate did not write (22023), and scores an empty result
+SELECT * FROM segplan._rfm_scores('\x01ff'::bytea, '2026-06-30');
+\set VERBOSITY sqlstate
+SELECT * FROM segplan._rfm_scores('\x010026'::bytea, '2026-06-30');
+\set VERBOSITY default
+SELECT count(*) AS none_scored FROM segplan._rfm_scores('\x00'::bytea, '2026-06-30');
 
 -- the generated data: order level (one row per occasion) and line level (occasion = order id),
 -- against independent SQL where a score is 1 + floor(5 × (number of contacts strictly worse) / N)
