@@ -15,11 +15,24 @@ use crate::model::{find, Column, ContactSource, EventSource, Model, TypeKind};
 use crate::rule::json::valid_timestamp;
 use crate::rule::*;
 
-/// A bind parameter after `$1`. Texts are cast in SQL to the target column's type.
+/// A bind parameter after `$1` (as_of). Values for a column are bound in the column's type, and
+/// bounds of relative windows as timestamps computed before the statement runs: PostgreSQL then
+/// plans with the actual values (a cast or `$1 - interval` in the SQL would be a stable
+/// expression, evaluated on every row and invisible to the planner's estimates).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Param {
+    /// bound as text (the SQL casts it where it needs another type)
     Text(String),
     TextArray(Vec<String>),
+    /// a value of type `type_sql` (a `format_type()` string; its type modifier is ignored) in its
+    /// text form, converted by the type's input function in the session's settings, as a cast is
+    Typed { text: String, type_sql: String },
+    /// values of type `type_sql`, bound as one array of it
+    TypedArray { texts: Vec<String>, type_sql: String },
+    /// as_of minus this interval, as timestamptz
+    AsOfMinus(String),
+    /// as_of's calendar date (session time zone) minus this interval, as timestamp
+    AsOfDateMinus(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -257,11 +270,25 @@ struct Compiler<'m> {
     relations: Vec<u32>,
 }
 
-/// What a condition compiles to: a predicate over the contacts row `c`, or a query listing contact
-/// keys (`negate`: the condition holds for the contacts *not* listed).
+/// What a condition compiles to: a predicate over the contacts row `c`, a query listing contact
+/// keys, or the rows of one relation that name their contact (`negate`: the condition holds for
+/// the contacts *not* listed).
 enum Piece {
     Pred(String),
     Set { sql: String, negate: bool },
+    /// `FROM {rows}` lists rows whose contact key is `contact`
+    Rows { contact: String, rows: String, negate: bool },
+}
+
+impl Piece {
+    fn negated(self) -> Piece {
+        match self {
+            // a comparison on NULL is no match, and neither is its negation: `not` takes those
+            Piece::Pred(p) => Piece::Pred(format!("(({p}) IS NOT TRUE)")),
+            Piece::Set { sql, negate } => Piece::Set { sql, negate: !negate },
+            Piece::Rows { contact, rows, negate } => Piece::Rows { contact, rows, negate: !negate },
+        }
+    }
 }
 
 const FAILED: &str = "false";
@@ -292,6 +319,12 @@ impl<'m> Compiler<'m> {
         once("($1)::date")
     }
 
+    /// The start of a window reaching back `span` from as_of, and as_of.
+    fn since(&mut self, span: &Span) -> (String, &'static str) {
+        let a = self.as_of();
+        (self.param(Param::AsOfMinus(span.interval())), a)
+    }
+
     fn param(&mut self, p: Param) -> String {
         self.params.push(p);
         format!("${}", self.params.len() + 1)
@@ -302,18 +335,39 @@ impl<'m> Compiler<'m> {
         FAILED.to_string()
     }
 
+    /// The rule as a predicate over the contacts row `c`. A negated condition on related rows
+    /// is written `NOT EXISTS`, which PostgreSQL runs as an anti-join: `NOT IN` would be a
+    /// sub-plan, re-run for every contact once its hash table outgrows `work_mem`.
     fn rule(&mut self, t: &Rule, path: &str) -> String {
-        self.tree(t, path, &mut |c, leaf, p| {
-            let piece = c.cond(leaf, p);
-            c.pred(piece)
-        })
+        match t {
+            Tree::Not(x) => match &**x {
+                Tree::Leaf(l) => {
+                    let piece = self.cond(l, &format!("{path}.not"));
+                    self.pred(piece.negated())
+                }
+                x => format!("(({}) IS NOT TRUE)", self.rule(x, &format!("{path}.not"))),
+            },
+            Tree::Leaf(l) => {
+                let piece = self.cond(l, path);
+                self.pred(piece)
+            }
+            Tree::All(xs) | Tree::Any(xs) => {
+                let (key, op) = if matches!(t, Tree::All(_)) { ("all", " AND ") } else { ("any", " OR ") };
+                let parts: Vec<String> = xs.iter().enumerate().map(|(i, x)| self.rule(x, &format!("{path}.{key}[{i}]"))).collect();
+                format!("({})", parts.join(op))
+            }
+        }
     }
 
     fn pred(&self, piece: Piece) -> String {
+        let key = &self.contacts.key.sql;
         match piece {
             Piece::Pred(p) => p,
-            Piece::Set { sql, negate: false } => format!("c.{} IN ({sql})", self.contacts.key.sql),
-            Piece::Set { sql, negate: true } => format!("NOT (c.{} IN ({sql}))", self.contacts.key.sql),
+            Piece::Set { sql, negate: false } => format!("c.{key} IN ({sql})"),
+            Piece::Set { sql, negate: true } => format!("NOT EXISTS (SELECT 1 FROM ({sql}) AS s(k) WHERE s.k = c.{key})"),
+            Piece::Rows { contact, rows, negate } => {
+                format!("{}EXISTS (SELECT 1 FROM {rows} AND {contact} = c.{key})", if negate { "NOT " } else { "" })
+            }
         }
     }
 
@@ -339,6 +393,7 @@ impl<'m> Compiler<'m> {
                         (format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(c.{key}::bigint)) FROM {rel} AS c WHERE c.{key} IS NOT NULL AND ({p})"), false, Some(p))
                     }
                     Piece::Set { sql, negate } => (format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(s.k::bigint)) FROM ({sql}) AS s(k)"), negate, None),
+                    Piece::Rows { contact, rows, negate } => (format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(({contact})::bigint)) FROM {rows}"), negate, None),
                 };
                 relations.sort_unstable();
                 relations.dedup();
@@ -405,8 +460,7 @@ impl<'m> Compiler<'m> {
                 .hint(format!("give {}", kind_word(col.kind))));
             return None;
         }
-        let p = self.param(Param::Text(scalar_text(s)));
-        Some(once(&format!("{p}::{}", col.type_sql)))
+        Some(self.param(Param::Typed { text: scalar_text(s), type_sql: col.type_sql.clone() }))
     }
 
     fn compare(&mut self, c: &Compare, col: &Column, alias: &str, path: &str) -> String {
@@ -444,9 +498,8 @@ impl<'m> Compiler<'m> {
                 if texts.len() != xs.len() {
                     return FAILED.into();
                 }
-                let p = self.param(Param::TextArray(texts));
-                // the outer cast keeps it an array expression (ANY (sub-select) would compare rows)
-                let any = format!("{f} = ANY ({}::{}[])", once(&format!("{p}::{}[]", col.type_sql)), col.type_sql);
+                let p = self.param(Param::TypedArray { texts, type_sql: col.type_sql.clone() });
+                let any = format!("{f} = ANY ({p})");
                 if c.op == Op::In { any } else { format!("NOT ({any})") }
             }
             (Op::Contains | Op::StartsWith | Op::EndsWith, Operand::Scalar(Scalar::Str(s))) => {
@@ -477,9 +530,8 @@ impl<'m> Compiler<'m> {
                 if !need(self, col.kind.is_time(), "a date or timestamp field") {
                     return FAILED.into();
                 }
-                let p = self.param(Param::Text(span.interval()));
-                let a = self.as_of();
-                let within = format!("({f} >= {} AND {f} <= {a})", once(&format!("{a} - {p}::interval")));
+                let (since, a) = self.since(span);
+                let within = format!("({f} >= {since} AND {f} <= {a})");
                 if c.op == Op::WithinLast { within } else { format!("NOT {within}") }
             }
             (Op::AgeBetween, Operand::Pair(Scalar::Num(lo), Scalar::Num(hi))) => {
@@ -489,10 +541,10 @@ impl<'m> Compiler<'m> {
                 // age >= lo  ⇔  born on or before as_of − lo years;  age <= hi  ⇔  born after as_of − (hi+1) years
                 let lo = lo.as_i64().unwrap_or(0);
                 let hi = hi.as_i64().unwrap_or(0) + 1;
-                let plo = self.param(Param::Text(format!("{lo} years")));
-                let phi = self.param(Param::Text(format!("{hi} years")));
-                let a = self.as_of();
-                format!("({f} <= {} AND {f} > {})", once(&format!("({a})::date - {plo}::interval")), once(&format!("({a})::date - {phi}::interval")))
+                self.as_of_used = self.as_of_used.max(AsOf::Date);
+                let plo = self.param(Param::AsOfDateMinus(format!("{lo} years")));
+                let phi = self.param(Param::AsOfDateMinus(format!("{hi} years")));
+                format!("({f} <= {plo} AND {f} > {phi})")
             }
             (op, _) => self.fail(Problem::invalid(&vpath, format!("op {} got a value of the wrong shape", op.name()))),
         }
@@ -565,19 +617,18 @@ impl<'m> Compiler<'m> {
         let t = format!("{alias}.{}", t.sql);
         match w {
             Window::Last(span) => {
-                let p = self.param(Param::Text(span.interval()));
-                let a = self.as_of();
-                format!("{t} >= {} AND {t} <= {a}", once(&format!("{a} - {p}::interval")))
+                let (since, a) = self.since(span);
+                format!("{t} >= {since} AND {t} <= {a}")
             }
             Window::Range { from, to } => {
                 let mut parts = Vec::new();
                 if let Some(f) = from {
-                    let p = self.param(Param::Text(f.clone()));
-                    parts.push(format!("{t} >= {}", once(&format!("{p}::timestamptz"))));
+                    let p = self.param(Param::Typed { text: f.clone(), type_sql: "timestamptz".into() });
+                    parts.push(format!("{t} >= {p}"));
                 }
                 if let Some(x) = to {
-                    let p = self.param(Param::Text(x.clone()));
-                    parts.push(format!("{t} < {}", once(&format!("{p}::timestamptz"))));
+                    let p = self.param(Param::Typed { text: x.clone(), type_sql: "timestamptz".into() });
+                    parts.push(format!("{t} < {p}"));
                 }
                 parts.join(" AND ")
             }
@@ -649,14 +700,15 @@ impl<'m> Compiler<'m> {
                 tests.push(format!("{agg} {} {v}", h.op.sql()));
             }
         }
-        let from = format!("SELECT {contact} FROM {} AS e WHERE {}", src.rel.sql, conds.join(" AND "));
-        let (sql, zero) = if zero_ok && !tests.is_empty() {
+        let rows = format!("{} AS e WHERE {}", src.rel.sql, conds.join(" AND "));
+        if tests.is_empty() {
+            return Piece::Rows { contact, rows, negate: !e.performed };
+        }
+        let (sql, zero) = if zero_ok {
             // contacts without events pass the tests: exclude those whose events fail them
-            (format!("{from} GROUP BY 1 HAVING NOT coalesce(({}), false)", tests.join(" AND ")), true)
-        } else if tests.is_empty() {
-            (from, false)
+            (format!("SELECT {contact} FROM {rows} GROUP BY 1 HAVING NOT coalesce(({}), false)", tests.join(" AND ")), true)
         } else {
-            (format!("{from} GROUP BY 1 HAVING {}", tests.join(" AND ")), false)
+            (format!("SELECT {contact} FROM {rows} GROUP BY 1 HAVING {}", tests.join(" AND ")), false)
         };
         Piece::Set { sql, negate: zero == e.performed }
     }
@@ -777,7 +829,7 @@ impl<'m> Compiler<'m> {
         let cb = self.contact_expr(b, "eb", &format!("{tp}.event"));
         let fa = self.event_filters(a, &s.first, "ea", &fp).join(" AND ");
         let fb = self.event_filters(b, &s.then, "eb", &tp).join(" AND ");
-        let gap = once(&format!("{}::interval", self.param(Param::Text(s.gap.interval()))));
+        let gap = self.param(Param::Typed { text: s.gap.interval(), type_sql: "interval".into() });
         let op = s.gap_op.sql();
         match s.gap_op {
             // "more than": the earliest A and the latest B decide
@@ -864,13 +916,52 @@ mod tests {
         // the repeated condition is one leaf
         assert_eq!(p.leaves.len(), 2);
         assert_eq!(p.expr(), Expr::All(vec![Expr::Leaf(0), Expr::Leaf(1), Expr::not(Expr::Leaf(0))]));
-        assert_eq!(p.leaves[0].query.params, vec![Param::Text("FR".into())]);
-        assert!(p.leaves[0].query.sql.contains("$2::text") && p.leaves[0].as_of == AsOf::No);
+        assert_eq!(p.leaves[0].query.params, vec![typed("FR", "text")]);
+        assert!(p.leaves[0].query.sql.contains("c.country = $2") && p.leaves[0].as_of == AsOf::No);
         assert_eq!(p.leaves[0].relations, vec![10]);
         assert!(p.leaves[1].as_of == AsOf::Exact && p.leaves[1].query.sql.contains("$1"));
         assert_eq!(p.leaves[1].relations, vec![20]);
         assert_eq!(p.universe.relations, vec![10]);
         assert_eq!(p.steps.len(), 3);
+    }
+
+    fn typed(text: &str, type_sql: &str) -> Param {
+        Param::Typed { text: text.into(), type_sql: type_sql.into() }
+    }
+
+    fn statement(text: &str) -> Query {
+        let rule = crate::rule::parse_any(text).unwrap();
+        compile(&rule, &model(), &|_| None).unwrap().count()
+    }
+
+    #[test]
+    fn values_and_window_starts_are_parameters_the_planner_sees() {
+        let q = statement("clicks(where amount = 5, within last 7 days) and clicks(within from '2026-01-01' to '2026-02-01')");
+        assert_eq!(q.params, vec![typed("5", "numeric"), Param::AsOfMinus("7 days".into()), typed("2026-01-01", "timestamptz"), typed("2026-02-01", "timestamptz")]);
+        assert!(q.sql.contains("e.amount = $2 AND e.at >= $3 AND e.at <= $1"), "{}", q.sql);
+        assert!(q.sql.contains("e.at >= $4 AND e.at < $5"), "{}", q.sql);
+        // no expression left for the executor to compute per row, nor hidden in a sub-select
+        assert!(!q.sql.contains("::interval") && !q.sql.contains("(SELECT $"), "{}", q.sql);
+    }
+
+    #[test]
+    fn conditions_on_related_rows_are_semi_and_anti_joins() {
+        // "no …" and "not …" of plain event conditions: a correlated NOT EXISTS (an anti-join), never NOT IN
+        for text in ["no clicks(within last 7 days)", "not clicks(within last 7 days)"] {
+            let q = statement(text);
+            assert!(q.sql.contains("AND (NOT EXISTS (SELECT 1 FROM public.clicks AS e WHERE e.person IS NOT NULL AND e.at >= $2 AND e.at <= $1 AND e.person = c.id))"), "{}", q.sql);
+        }
+        let q = statement("clicks()");
+        assert!(q.sql.contains("(EXISTS (SELECT 1 FROM public.clicks AS e WHERE e.person IS NOT NULL AND e.person = c.id))"), "{}", q.sql);
+        // grouped conditions list their contacts; the negated ones are anti-joined too
+        let q = statement("clicks(count >= 2)");
+        assert!(q.sql.contains("c.id IN (SELECT e.person FROM public.clicks AS e WHERE e.person IS NOT NULL GROUP BY 1 HAVING count(*) >= $2::bigint)"), "{}", q.sql);
+        let q = statement("not clicks(count >= 2)");
+        assert!(q.sql.contains("NOT EXISTS (SELECT 1 FROM (SELECT e.person FROM public.clicks AS e WHERE e.person IS NOT NULL GROUP BY 1 HAVING count(*) >= $2::bigint) AS s(k) WHERE s.k = c.id)"), "{}", q.sql);
+        // a negated group keeps SQL's three-valued logic: NULL comparisons match under `not`
+        let q = statement("not (country = 'FR' and clicks())");
+        assert!(q.sql.contains("(((c.country = $2 AND EXISTS (SELECT 1 FROM public.clicks AS e WHERE e.person IS NOT NULL AND e.person = c.id))) IS NOT TRUE)"), "{}", q.sql);
+        assert!(!q.sql.contains(" NOT IN") && !q.sql.contains("NOT (c."), "{}", q.sql);
     }
 
     #[test]
@@ -931,8 +1022,8 @@ mod tests {
         let attr: Vec<&Leaf> = p.leaves.iter().chain([&p.universe]).filter(|l| l.filter.is_some()).collect();
         assert_eq!(attr.len(), 3);
         let q = one_scan(&attr, contacts);
-        assert_eq!(q.params, vec![Param::Text("FR".into()), Param::TextArray(vec!["IT".into(), "ES".into()])]);
-        assert!(q.sql.contains("c.country = (SELECT $2::text)") && q.sql.contains("$3::text[]"), "{}", q.sql);
+        assert_eq!(q.params, vec![typed("FR", "text"), Param::TypedArray { texts: vec!["IT".into(), "ES".into()], type_sql: "text".into() }]);
+        assert!(q.sql.contains("c.country = $2") && q.sql.contains("c.country = ANY ($3)"), "{}", q.sql);
         assert!(q.sql.contains("FILTER (WHERE true)"));
         assert_eq!(renumber("a = $1 AND b = $2 AND c = $12", 3), "a = $1 AND b = $5 AND c = $15");
     }

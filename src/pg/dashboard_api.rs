@@ -5,7 +5,7 @@ use super::error::{internal, raise, raise_all};
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, JsonB};
-use segplan_core::compile::{self, Param};
+use segplan_core::compile;
 use segplan_core::dashboard::{self, Fields};
 use segplan_core::model::Model;
 use serde_json::{json, Map, Value};
@@ -80,11 +80,7 @@ fn rows(name: &str, top_n: i32, as_of: TimestampWithTimeZone) -> (Fields, Vec<Ro
                 "SELECT s.cluster, count(*) FROM ({}) AS s WHERE s.k IN (SELECT segplan.rb64_iterate(segplan.roaringbitmap64(${n}))) GROUP BY 1 ORDER BY 2 DESC, 1",
                 q.sql
             );
-            let mut args: Vec<DatumWithOid> = vec![as_of.into()];
-            args.extend(q.params.iter().map(|p| match p {
-                Param::Text(s) => DatumWithOid::from(s.clone()),
-                Param::TextArray(v) => DatumWithOid::from(v.clone()),
-            }));
+            let mut args = super::params::args(as_of, &q.params);
             args.push(members.into());
             let mix = client.select(&mix, None, &args).unwrap_or_else(|e| internal("computing the RFM mix failed", e));
             out.extend(mix.map(|r| Row {

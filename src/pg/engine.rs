@@ -9,11 +9,12 @@
 use super::catalog;
 use super::leaf_cache;
 use super::error::{internal, raise};
-use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
+use super::params::args;
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use segplan_core::compile::{self, AsOf, Leaf, Param, Plan};
+use segplan_core::compile::{self, AsOf, Leaf, Plan};
 use segplan_core::freshness::{is_fresh, Built, Change, Snapshot};
 use segplan_core::model::Model;
 use segplan_core::rule::Rule;
@@ -72,19 +73,6 @@ pub fn register_settings() {
 
 pub fn engine() -> Engine {
     ENGINE.get()
-}
-
-/// Bind parameters: `$1` is as_of, then the query's own.
-pub fn args(as_of: TimestampWithTimeZone, params: &[Param]) -> Vec<DatumWithOid<'static>> {
-    let mut out: Vec<DatumWithOid<'static>> = Vec::with_capacity(params.len() + 1);
-    out.push(as_of.into());
-    for p in params {
-        out.push(match p {
-            Param::Text(s) => s.clone().into(),
-            Param::TextArray(v) => v.clone().into(),
-        });
-    }
-    out
 }
 
 /// Where a session's cached bitmap came from.

@@ -10,6 +10,7 @@ mod in_place;
 mod leaf_cache;
 mod model_api;
 mod owner;
+mod params;
 mod plan_api;
 mod policy_api;
 mod rfm_api;

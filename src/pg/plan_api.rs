@@ -302,7 +302,7 @@ fn execute(c: &mut SpiClient, plan_id: i64, run_id: i64, p: &PlanSpec, slot: Tim
             let (expr, _) = segplan_core::rfm::score_sql(*score, "s");
             let n = q.params.len() + 2;
             let sql = format!("SELECT u.k FROM unnest(${n}::bigint[]) AS u(k) LEFT JOIN ({}) AS s ON s.k = u.k ORDER BY {expr} DESC NULLS LAST, u.k", q.sql);
-            let mut args = super::engine::args(slot, &q.params);
+            let mut args = super::params::args(slot, &q.params);
             args.push(candidates.into());
             candidates = c.select(&sql, None, &args).map(|t| t.filter_map(|r| r.get::<i64>(1).ok().flatten()).collect()).unwrap_or_else(|e| fail(e));
         }

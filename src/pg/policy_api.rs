@@ -142,10 +142,7 @@ pub fn load(client: &SpiClient, names: &[String]) -> Vec<(String, Policy)> {
 
 fn send_args(at: TimestampWithTimeZone, s: &Send, params: &[Param]) -> Vec<DatumWithOid<'static>> {
     let mut out: Vec<DatumWithOid<'static>> = vec![at.into(), s.channel.to_string().into(), s.brand.map(String::from).into(), s.outlet.map(String::from).into()];
-    out.extend(params.iter().map(|p| match p {
-        Param::Text(x) => DatumWithOid::from(x.clone()),
-        Param::TextArray(v) => DatumWithOid::from(v.clone()),
-    }));
+    out.extend(params.iter().map(|p| super::params::bind(at, p)));
     out
 }
 

@@ -65,7 +65,7 @@ fn _rfm_query(key_cast: &str) -> TableIterator<'static, (name!(sql, String), nam
         .into_iter()
         .map(|p| match p {
             compile::Param::Text(s) => s,
-            compile::Param::TextArray(_) => internal("the RFM query has an array parameter", ""),
+            other => internal("the RFM query has a parameter that is not text", format!("{other:?}")),
         })
         .collect();
     TableIterator::once((q.sql, params))

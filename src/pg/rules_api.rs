@@ -4,7 +4,8 @@
 use super::catalog::current_model;
 use super::error::{in_subtransaction, internal, raise, report};
 use super::bitmap64_type::Roaringbitmap64;
-use super::engine::{self, args};
+use super::engine;
+use super::params::args;
 use super::segments_api;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;

@@ -95,3 +95,20 @@ SELECT count(*) FROM demo.contacts c JOIN segplan.members($$country = 'IT'$$) m 
 SET segplan.engine = sql;
 SELECT count(*) AS cases, count(*) FILTER (WHERE r.same_count AND r.same_members) AS agree FROM cases c, check_rule(c.rule, c.hand) r;
 RESET segplan.engine;
+
+-- The SQL engine writes "no …" / "not …" of related rows as NOT EXISTS: an anti-join whatever
+-- work_mem is (NOT IN is a sub-plan, re-run for every contact once its hash outgrows work_mem).
+-- Its values are typed parameters: PREPARE infers their types from the statement alone.
+SET work_mem = '64kB';
+DO $$
+DECLARE plan text; anti int := 0; sub int := 0;
+BEGIN
+  EXECUTE 'PREPARE lapsed AS ' || segplan.to_sql($r$no message_events(where event_type = 'open', within last 30 days) and not purchase_lines(where on_sale)$r$);
+  FOR plan IN EXECUTE $q$EXPLAIN (COSTS OFF) EXECUTE lapsed('2026-11-01', 'open', '2026-10-02', true)$q$ LOOP
+    anti := anti + (plan ~ 'Anti Join')::int;
+    sub := sub + (plan ~ 'SubPlan')::int;
+  END LOOP;
+  RAISE NOTICE 'anti-joins: %, sub-plans: %', anti, sub;
+  DEALLOCATE lapsed;
+END $$;
+RESET work_mem;
