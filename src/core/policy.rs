@@ -370,6 +370,11 @@ pub enum Exclusion {
     Sql { sql: String, params: Vec<Param> },
     History { sql: String, params: Vec<Param> },
     Rule(Rule),
+    /// the contacts whose time zone (the contacts' column `column`, as text, `''` for NULL) is
+    /// one of the zone names `sql` selects (`d.name`) from the names given as its last parameter,
+    /// after the send's `$1`–`$4` and `params`: the rule is tested once per distinct zone, and the
+    /// contacts grouped by zone are cached like a leaf
+    Zones { column: String, sql: String, params: Vec<Param> },
 }
 
 /// The contacts' time zone column (`time_zone_attr`, else one named time_zone, timezone or tz), as
@@ -396,24 +401,28 @@ fn tz_column(model: &Model, attr: &Option<String>, path: &str, problems: &mut Ve
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reach { All, One }
 
-/// The contacts for whom `pred` holds in their own time zone (`pred` gets the zone as SQL). For a
-/// population it is evaluated once per distinct zone name, not once per contact (OFFSET 0 keeps the
-/// planner from pushing it back below the DISTINCT); an unknown zone
-/// name in the data falls back to the session's zone instead of failing the send
-/// (segplan._zone: the name when PostgreSQL knows the zone, else NULL).
-fn zoned(model: &Model, tz: Option<String>, reach: Reach, pred: impl Fn(&str) -> String) -> Option<String> {
-    let c = model.contacts.as_ref()?;
+/// The contacts for whom `pred` holds in their own time zone (`pred` gets the zone as SQL); an
+/// unknown zone name in the data falls back to the session's zone instead of failing the send
+/// (segplan._zone: the name when PostgreSQL knows the zone, else NULL). For a population, `pred`
+/// is tested once per distinct zone name ([`Exclusion::Zones`]).
+fn zoned(model: &Model, tz: Option<String>, reach: Reach, params: Vec<Param>, pred: impl Fn(&str) -> String) -> Exclusion {
+    let Some(c) = model.contacts.as_ref() else { return Exclusion::Sql { sql: String::new(), params } };
     let (k, rel) = (&c.key.sql, &c.rel.sql);
     let session = "pg_catalog.current_setting('TimeZone')";
-    Some(match (tz, reach) {
+    let sql = match (tz, reach) {
         (None, _) => format!("SELECT c.{k} FROM {rel} AS c WHERE c.{k} IS NOT NULL AND ({})", pred(session)),
         (Some(z), Reach::One) => format!(
             "SELECT c.{k} FROM {rel} AS c WHERE c.{k} IS NOT NULL AND ({})", pred(&format!("coalesce(segplan._zone(c.{z}), {session})"))),
-        (Some(z), Reach::All) => format!(
-            "SELECT c.{k} FROM {rel} AS c WHERE c.{k} IS NOT NULL AND coalesce(c.{z}, '') IN (\
-             SELECT d.name FROM (SELECT DISTINCT coalesce(c.{z}, '') AS name FROM {rel} AS c OFFSET 0) AS d WHERE {})",
-            pred(&format!("coalesce(segplan._zone(NULLIF(d.name, '')), {session})"))),
-    })
+        (Some(z), Reach::All) => {
+            let names = params.len() + 5;
+            let sql = format!(
+                "SELECT d.name FROM pg_catalog.unnest(${names}::text[]) AS d(name) WHERE {}",
+                pred(&format!("coalesce(segplan._zone(NULLIF(d.name, '')), {session})"))
+            );
+            return Exclusion::Zones { column: z, sql, params };
+        }
+    };
+    Exclusion::Sql { sql, params }
 }
 
 /// A cap on past contacts: contacts matching `conds` (over alias `h` of a table with the columns
@@ -497,13 +506,13 @@ pub fn exclusion(r: &PolicyRule, model: &Model, path: &str, reach: Reach) -> Res
                 }
             };
             let params = vec![Param::Text(from.format("%H:%M").to_string()), Param::Text(to.format("%H:%M").to_string())];
-            Exclusion::Sql { sql: zoned(model, tz, reach, pred).unwrap_or_default(), params }
+            zoned(model, tz, reach, params, pred)
         }
         PolicyRule::BlackoutDates { dates, time_zone_attr } => {
             let tz = tz_column(model, time_zone_attr, path, &mut problems);
             let pred = |zone: &str| format!("(($1 AT TIME ZONE ({zone}))::date) = ANY ($5::date[])");
             let params = vec![Param::TextArray(dates.iter().map(|d| d.to_string()).collect())];
-            Exclusion::Sql { sql: zoned(model, tz, reach, pred).unwrap_or_default(), params }
+            zoned(model, tz, reach, params, pred)
         }
         PolicyRule::RequireAttr(a) => {
             let col = contacts.and_then(|c| find(&c.columns, a));

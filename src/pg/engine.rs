@@ -461,6 +461,58 @@ pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex:
     Evaluation { plan, universe, leaves }
 }
 
+/// The contacts grouped by one of their columns: per value (as text, `''` for NULL), its contacts.
+pub type Partition = Vec<(String, RoaringTreemap)>;
+
+thread_local! {
+    /// partitions built in this session, with what they were built on (at most 8 kept)
+    static PARTITIONS: RefCell<HashMap<String, (Built, Rc<Partition>)>> = RefCell::new(HashMap::new());
+}
+
+/// The contacts partitioned by their column `column` (quoted SQL): one grouped scan, run as the
+/// caller, then kept in this session and reused while fresh, under the same rules as a leaf
+/// (same role and settings, no change to the contacts since, never under row-level security).
+pub fn partition(client: &SpiClient, model: &Model, column: &str, as_of: TimestampWithTimeZone) -> Rc<Partition> {
+    let Some(contacts) = model.contacts.as_ref() else { return Rc::default() };
+    let (k, rel, oid) = (&contacts.key.sql, &contacts.rel.sql, contacts.rel.oid);
+    let sql = format!(
+        "SELECT coalesce(c.{column}::text, ''), segplan.rb64_to_bytea(segplan.rb64_build_agg(c.{k}::bigint)) FROM {rel} AS c WHERE c.{k} IS NOT NULL GROUP BY 1"
+    );
+    let leaf = Leaf { query: compile::Query { sql, params: Vec::new() }, as_of: AsOf::No, relations: vec![oid], label: format!("contacts by {column}"), filter: None };
+    let sources = read_sources(client, &[oid]);
+    let all: Vec<u32> = sources.values().flat_map(|s| s.relations.iter().copied()).collect();
+    let from_xid = PARTITIONS.with(|p| p.borrow().values().map(|(b, _)| b.snapshot.xmin).min().unwrap_or(u64::MAX));
+    let reader = read_reader(client, &all, &[oid], from_xid, as_of);
+    let identity = leaf_identity(&leaf, &sources, &reader, "");
+    if let Some((key, built)) = &identity {
+        let kept = PARTITIONS.with(|p| {
+            p.borrow().get(key).filter(|(b, _)| is_fresh(b, &reader.snapshot, &built.fingerprint, &reader.changes, reader.horizon)).map(|(_, x)| x.clone())
+        });
+        if let Some(x) = kept {
+            return x;
+        }
+    }
+    let rows = client.select(&leaf.query.sql, None, &[]).unwrap_or_else(|e| internal("grouping the contacts failed", e));
+    let mut parts = Partition::new();
+    for row in rows {
+        pgrx::check_for_interrupts!();
+        let value = row.get::<String>(1).ok().flatten().unwrap_or_default();
+        let bytes = row.get::<Vec<u8>>(2).unwrap_or_else(|e| internal("reading a group's bitmap failed", e)).unwrap_or_default();
+        parts.push((value, bitmap::from_bytes64(&bytes).unwrap_or_else(|e| internal("reading a group's bitmap failed", e))));
+    }
+    let parts = Rc::new(parts);
+    if let Some((key, built)) = identity {
+        PARTITIONS.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() >= 8 {
+                p.clear();
+            }
+            p.insert(key, (built, parts.clone()));
+        });
+    }
+    parts
+}
+
 /// This session's cached leaf bitmaps: built here, or taken from the shared cache.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
@@ -514,7 +566,7 @@ fn cache_clear() -> i64 {
         let n = c.entries.len() as i64;
         *c = Cache::default();
         n
-    });
+    }) + PARTITIONS.with(|p| p.borrow_mut().drain().count() as i64);
     // SAFETY: the current user
     let shared = leaf_cache::clear(unsafe { pg_sys::GetUserId() });
     Spi::run("SELECT segplan._prune_changes()").unwrap_or_else(|e| internal("pruning the change log failed", e));

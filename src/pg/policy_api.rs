@@ -20,7 +20,7 @@ use segplan_core::{algebra, rule, segments};
 use pgrx::spi::OwnedPreparedStatement;
 use pgrx::PgOid;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 fn valid_name(name: &str) {
     if !segments::valid_name(name) {
@@ -43,7 +43,7 @@ fn checked(spec: &serde_json::Value, model: &Model) -> Policy {
                 };
                 problems.extend(found.into_iter().map(|q| q.under(&path)));
             }
-            Ok(Exclusion::Sql { .. } | Exclusion::History { .. }) => {}
+            Ok(Exclusion::Sql { .. } | Exclusion::History { .. } | Exclusion::Zones { .. }) => {}
             Err(e) => problems.extend(e.0),
         }
     }
@@ -203,6 +203,21 @@ fn excluded_set(client: &SpiClient, x: &Exclusion, model: &Model, at: TimestampW
     match x {
         Exclusion::Sql { sql, params } => listed(sql, params),
         Exclusion::History { sql, params } => owner::as_owner(|| listed(sql, params)),
+        Exclusion::Zones { column, sql, params } => {
+            let parts = engine::partition(client, model, column, at);
+            let mut args = send_args(at, send, params);
+            args.push(parts.iter().map(|(zone, _)| zone.clone()).collect::<Vec<String>>().into());
+            let hit: HashSet<String> = client
+                .select(sql, None, &args)
+                .unwrap_or_else(|e| internal("evaluating a policy rule failed", e))
+                .filter_map(|r| r.get::<String>(1).ok().flatten())
+                .collect();
+            let mut out = RoaringTreemap::new();
+            for (_, contacts) in parts.iter().filter(|(zone, _)| hit.contains(zone)) {
+                out |= contacts;
+            }
+            out
+        }
         Exclusion::Rule(r) => {
             let r = segments_api::expand(r, None).unwrap_or_else(|p| raise(&p));
             let ev = engine::evaluate(&r, model, at, &regex_error);

@@ -86,6 +86,29 @@ SELECT step, policy, rule FROM segplan.policy_impact($$country = 'FR'$$, ARRAY['
 SELECT segplan.create_policy('acme_email', '{"scope": {"brands": ["acme"], "channels": ["email"]}, "rules": [{"require_attr": "email_opt_in"}]}') IS NOT NULL AS created;
 SELECT count(*) AS rules_applied FROM segplan.policy_impact($$country = 'FR'$$, ARRAY['acme_email'], 'email', 'zenith', '2026-11-01 12:00+00') WHERE policy IS NOT NULL;
 
+-- quiet hours over a population test each distinct zone once, with the contacts grouped by zone
+-- kept for the session: a committed change of zone shows at once, one being made shows to its own
+-- transaction only; a zone name PostgreSQL does not know falls back to the session's zone, and
+-- names are read as PostgreSQL reads them (case-insensitively)
+SELECT segplan.create_policy('quiet', '{"rules": [{"quiet_hours": {"from": "21:00", "to": "09:00"}}]}') IS NOT NULL AS created;
+CREATE FUNCTION quiet_now() RETURNS TABLE (excluded bigint, by_hand bigint) LANGUAGE sql AS $$
+  SELECT (SELECT i.excluded FROM segplan.policy_impact('id > 0', ARRAY['quiet'], 'sms', 'acme', '2026-11-01 08:30+00') i WHERE i.policy = 'quiet'),
+         (SELECT count(*) FROM demo.contacts WHERE ('2026-11-01 08:30+00'::timestamptz AT TIME ZONE
+            coalesce(CASE WHEN time_zone = 'Nowhere/Mars' THEN NULL ELSE time_zone END, 'UTC'))::time NOT BETWEEN '09:00' AND '20:59:59.999999')
+$$;
+CREATE TEMP TABLE zones_before AS SELECT id, time_zone FROM demo.contacts WHERE id <= 30;
+SELECT * FROM quiet_now();
+UPDATE demo.contacts SET time_zone = (ARRAY['Europe/London', 'europe/paris', 'Nowhere/Mars', NULL])[1 + id % 4] WHERE id <= 30;
+SELECT * FROM quiet_now();
+BEGIN;
+UPDATE demo.contacts SET time_zone = 'Asia/Tokyo' WHERE id <= 30;
+SELECT * FROM quiet_now();
+ROLLBACK;
+SELECT * FROM quiet_now();
+UPDATE demo.contacts c SET time_zone = b.time_zone FROM zones_before b WHERE b.id = c.id;
+SELECT * FROM quiet_now();
+SELECT segplan.drop_policy('quiet');
+
 -- pauses: now, yearly across New Year, every August, sms only
 SELECT segplan.pause_contact(11, tstzrange('2026-10-01', '2026-11-15'), 'asked for a break');
 SELECT segplan.pause_contact(12, daterange('2024-12-20', '2025-01-06'), 'holidays', yearly => true);
