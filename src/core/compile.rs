@@ -321,11 +321,17 @@ impl<'m> Compiler<'m> {
 
     /// The start of a window reaching back `span` from as_of, and as_of.
     fn since(&mut self, span: &Span) -> (String, &'static str) {
-        let a = self.as_of();
-        (self.param(Param::AsOfMinus(span.interval())), a)
+        (self.param(Param::AsOfMinus(span.interval())), self.as_of())
     }
 
     fn param(&mut self, p: Param) -> String {
+        // parameters computed from as_of make the query depend on it
+        let uses = match p {
+            Param::AsOfMinus(_) => AsOf::Exact,
+            Param::AsOfDateMinus(_) => AsOf::Date,
+            _ => AsOf::No,
+        };
+        self.as_of_used = self.as_of_used.max(uses);
         self.params.push(p);
         format!("${}", self.params.len() + 1)
     }
@@ -541,7 +547,6 @@ impl<'m> Compiler<'m> {
                 // age >= lo  ⇔  born on or before as_of − lo years;  age <= hi  ⇔  born after as_of − (hi+1) years
                 let lo = lo.as_i64().unwrap_or(0);
                 let hi = hi.as_i64().unwrap_or(0) + 1;
-                self.as_of_used = self.as_of_used.max(AsOf::Date);
                 let plo = self.param(Param::AsOfDateMinus(format!("{lo} years")));
                 let phi = self.param(Param::AsOfDateMinus(format!("{hi} years")));
                 format!("({f} <= {plo} AND {f} > {phi})")

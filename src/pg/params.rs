@@ -22,9 +22,9 @@ pub fn bind(as_of: TimestampWithTimeZone, p: &Param) -> DatumWithOid<'static> {
         Param::Text(s) => s.clone().into(),
         Param::TextArray(v) => v.clone().into(),
         Param::Typed { text, type_sql } => {
-            let (oid, datum) = input(text, resolve(type_sql));
+            let oid = resolve(type_sql);
             // SAFETY: the datum was made by the input function of type `oid`, in the current memory context
-            unsafe { DatumWithOid::new(datum, oid) }
+            unsafe { DatumWithOid::new(input(text, oid), oid) }
         }
         Param::TypedArray { texts, type_sql } => typed_array(texts, resolve(type_sql)),
         Param::AsOfMinus(span) => (as_of - interval(span)).into(),
@@ -36,9 +36,8 @@ pub fn bind(as_of: TimestampWithTimeZone, p: &Param) -> DatumWithOid<'static> {
 }
 
 fn interval(span: &str) -> Interval {
-    let (_, datum) = input(span, pg_sys::INTERVALOID);
     // SAFETY: made by interval_in
-    unsafe { Interval::from_polymorphic_datum(datum, false, pg_sys::INTERVALOID) }.unwrap_or_else(|| unreachable!("interval_in returned NULL"))
+    unsafe { Interval::from_polymorphic_datum(input(span, pg_sys::INTERVALOID), false, pg_sys::INTERVALOID) }.unwrap_or_else(|| unreachable!("interval_in returned NULL"))
 }
 
 /// The type named by a `format_type()` string (its type modifier is not applied: a value longer
@@ -51,7 +50,7 @@ fn resolve(type_sql: &str) -> pg_sys::Oid {
     oid
 }
 
-fn input(text: &str, oid: pg_sys::Oid) -> (pg_sys::Oid, pg_sys::Datum) {
+fn input(text: &str, oid: pg_sys::Oid) -> pg_sys::Datum {
     let Ok(c) = CString::new(text) else {
         report(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "a value contains a NUL character", format!("value: {:?}", text), Some("remove the NUL (\\u0000) character".into()))
     };
@@ -59,12 +58,12 @@ fn input(text: &str, oid: pg_sys::Oid) -> (pg_sys::Oid, pg_sys::Datum) {
     // SAFETY: `oid` is a type; the input function reads a C string and raises on bad input
     unsafe {
         pg_sys::getTypeInputInfo(oid, &mut func, &mut ioparam);
-        (oid, pg_sys::OidInputFunctionCall(func, c.as_ptr().cast_mut(), ioparam, -1))
+        pg_sys::OidInputFunctionCall(func, c.as_ptr().cast_mut(), ioparam, -1)
     }
 }
 
 fn typed_array(texts: &[String], elem: pg_sys::Oid) -> DatumWithOid<'static> {
-    let mut datums: Vec<pg_sys::Datum> = texts.iter().map(|t| input(t, elem).1).collect();
+    let mut datums: Vec<pg_sys::Datum> = texts.iter().map(|t| input(t, elem)).collect();
     let (mut len, mut byval, mut align) = (0i16, false, 0 as std::ffi::c_char);
     // SAFETY: `elem` is a type; construct_array copies the datums into a new array in the current memory context
     unsafe {
