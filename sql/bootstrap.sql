@@ -47,6 +47,18 @@ CREATE TABLE segplan.contact_source (
     registered_by pg_catalog.name NOT NULL DEFAULT CURRENT_USER
 );
 
+-- Dense ids for contact keys that are not integers (uuid, text): a bitmap holds ids, this table
+-- says whose. A key is numbered the first time a caller's own statement returns it as one of the
+-- contacts it can see (src/pg/dense_ids.rs) and keeps its id for good, so bitmaps built by any
+-- session, cached or stored by the user, stay comparable. Only segplan's own code reads or
+-- writes it, as the owner: keys are customer data, and no role may learn another brand's.
+CREATE SEQUENCE segplan.contact_id_seq MINVALUE 0 START 0;
+CREATE TABLE segplan.contact_ids (
+    key text PRIMARY KEY,
+    id  bigint NOT NULL UNIQUE DEFAULT pg_catalog.nextval('segplan.contact_id_seq')
+);
+REVOKE ALL ON segplan.contact_ids, segplan.contact_id_seq FROM PUBLIC;
+
 -- Event sources: any table or view whose rows belong to a contact.
 CREATE TABLE segplan.event_sources (
     name           text PRIMARY KEY CHECK (name OPERATOR(pg_catalog.~) '^[a-z_][a-z0-9_]{0,62}$'),
@@ -386,6 +398,8 @@ $$;
 -- Registrations are part of a dump of the database.
 SELECT pg_catalog.pg_extension_config_dump('segplan.contact_source', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.event_sources', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.contact_ids', '');
+SELECT pg_catalog.pg_extension_config_dump('segplan.contact_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.rfm_config', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.dashboard_config', '');
 SELECT pg_catalog.pg_extension_config_dump('segplan.policies', '');

@@ -43,7 +43,14 @@ COMMENT ON FUNCTION segplan.members_text(jsonb, timestamptz) IS 'Keys, as text, 
 COMMENT ON FUNCTION segplan.count_steps(text, timestamptz) IS
   'Funnel of the top-level conditions: contacts matching each alone and the running result of conditions 1..k.';
 COMMENT ON FUNCTION segplan.count_steps(jsonb, timestamptz) IS 'Funnel of the top-level conditions of a JSON rule.';
-COMMENT ON FUNCTION segplan.bitmap(text, timestamptz) IS 'The contacts matching a rule as a roaringbitmap64 of their (integer) keys.';
+COMMENT ON FUNCTION segplan.bitmap(text, timestamptz) IS
+  'The contacts matching a rule as a roaringbitmap64: of their keys when keys are integers, else of their segplan ids (segplan.keys_of turns them back into keys).';
+COMMENT ON FUNCTION segplan.keys_of(segplan.roaringbitmap64) IS
+  'The keys, as text, of the contacts in a bitmap from segplan.bitmap or segplan.bitmap_of, among those the caller can see.';
+COMMENT ON FUNCTION segplan.bitmap_of(text[]) IS
+  'The contacts with these keys (as text) that the caller can see, as a roaringbitmap64 comparable with segplan.bitmap''s.';
+COMMENT ON FUNCTION segplan.number_contacts() IS
+  'Gives every contact the caller can see a segplan id if it has none (keys that are not integers; counts do it as they go); returns how many were numbered.';
 COMMENT ON FUNCTION segplan.bitmap(jsonb, timestamptz) IS 'The contacts matching a JSON rule as a roaringbitmap64.';
 COMMENT ON FUNCTION segplan.cache_stats() IS 'This session''s cached leaf bitmaps: condition, contacts, bytes, hits, build time, origin (built here or taken from the shared cache).';
 COMMENT ON FUNCTION segplan.shared_cache_stats() IS 'The shared leaf cache''s bitmaps for the current role (built by any session), newest first.';
@@ -724,7 +731,7 @@ BEGIN
     -- what row-level security policies call, as the querying role (its own scope only)
     ('PUBLIC', '^(_scope|_in_scope)$'),
     -- read: counts, members, dashboards, reports, policy impact (and the internals they call)
-    ('segplan_analyst', '^(count|count_steps|members|members_text|bitmap|to_sql|validate|format|parse|model|cache_stats|shared_cache_stats|cache_clear'
+    ('segplan_analyst', '^(count|count_steps|members|members_text|bitmap|keys_of|bitmap_of|number_contacts|to_sql|validate|format|parse|model|cache_stats|shared_cache_stats|cache_clear'
                         '|segment_rule|segment_history|segment_members|segment_overlap|segment_dashboard|segment_dashboard_rows|dashboard_fields'
                         '|rfm_scores|rfm_scores_text|rfm_summary|rfm_clusters|policy_impact|eligible|calendar|plan_report|call_queue'
                         '|_segment|_closure|_rfm_query|_rfm_agg|_rfm_scores|_prune_changes|_zone)$'),

@@ -55,7 +55,8 @@ pub struct Compiled<'m> {
     predicate: String,
 }
 
-fn no_contacts() -> Problem {
+/// The problem of a model without a contact source.
+pub fn no_contacts() -> Problem {
     Problem::invalid("$", "no contact source is registered")
         .hint("call segplan.register_contacts('schema.table', 'key_column') first")
 }
@@ -130,8 +131,10 @@ pub fn steps<'m>(rule: &Rule, model: &'m Model, regex: RegexCheck<'m>) -> Result
     Ok((steps, Query { sql, params: c.params }))
 }
 
-/// One leaf condition of a rule as a query returning its contacts as one `roaringbitmap64`
-/// (its portable bytes, so the result reads back without a type lookup).
+/// One leaf condition of a rule as a query returning its contacts in one value: integer keys as
+/// one `roaringbitmap64` (its portable bytes, so the result reads back without a type lookup),
+/// any other key (uuid, text) as a `text[]` of distinct keys, which the engine turns into dense
+/// ids ([`gather`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Leaf {
     pub query: Query,
@@ -156,9 +159,28 @@ pub fn one_scan(leaves: &[&Leaf], contacts: &ContactSource) -> Query {
     for l in leaves {
         let pred = renumber(l.filter.as_deref().unwrap_or("true"), params.len());
         params.extend(l.query.params.iter().cloned());
-        cols.push(format!("segplan.rb64_to_bytea(segplan.rb64_build_agg(c.{k}::bigint) FILTER (WHERE {pred}))"));
+        cols.push(if integer_keys(contacts) {
+            format!("segplan.rb64_to_bytea(segplan.rb64_build_agg(c.{k}::bigint) FILTER (WHERE {pred}))")
+        } else {
+            format!("pg_catalog.array_agg(c.{k}::text) FILTER (WHERE {pred})")
+        });
     }
     Query { sql: format!("SELECT {} FROM {} AS c WHERE c.{k} IS NOT NULL", cols.join(", "), contacts.rel.sql), params }
+}
+
+fn integer_keys(contacts: &ContactSource) -> bool {
+    contacts.key.kind == TypeKind::Integer
+}
+
+/// The statement collecting the keys `key` (an SQL expression) of the rows `FROM {from}`: integer
+/// keys into a `roaringbitmap64`'s bytes, others as a `text[]` (`distinct`: `from` may list a
+/// contact many times, as event rows do).
+fn gather(contacts: &ContactSource, key: &str, from: &str, distinct: bool) -> String {
+    match (integer_keys(contacts), distinct) {
+        (true, _) => format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg({key}::bigint)) FROM {from}"),
+        (false, false) => format!("SELECT pg_catalog.array_agg({key}::text) FROM {from}"),
+        (false, true) => format!("SELECT pg_catalog.array_agg(s.k) FROM (SELECT DISTINCT {key}::text FROM {from}) AS s(k)"),
+    }
 }
 
 /// `$n` for n ≥ 2 becomes `$(n + by)` (the compiler writes `$` only in parameter references).
@@ -249,7 +271,7 @@ pub fn plan(rule: &Rule, model: &Model, regex: RegexCheck) -> Result<Plan, Probl
     }
     let k = &contacts.key.sql;
     let universe = Leaf {
-        query: Query { sql: format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(c.{k}::bigint)) FROM {} AS c WHERE c.{k} IS NOT NULL", contacts.rel.sql), params: Vec::new() },
+        query: Query { sql: gather(contacts, &format!("c.{k}"), &format!("{} AS c WHERE c.{k} IS NOT NULL", contacts.rel.sql), false), params: Vec::new() },
         as_of: AsOf::No,
         relations: vec![contacts.rel.oid],
         label: "all contacts".into(),
@@ -396,10 +418,10 @@ impl<'m> Compiler<'m> {
                 let (sql, negate, filter) = match piece {
                     Piece::Pred(p) => {
                         relations.push(self.contacts.rel.oid);
-                        (format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(c.{key}::bigint)) FROM {rel} AS c WHERE c.{key} IS NOT NULL AND ({p})"), false, Some(p))
+                        (gather(self.contacts, &format!("c.{key}"), &format!("{rel} AS c WHERE c.{key} IS NOT NULL AND ({p})"), false), false, Some(p))
                     }
-                    Piece::Set { sql, negate } => (format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(s.k::bigint)) FROM ({sql}) AS s(k)"), negate, None),
-                    Piece::Rows { contact, rows, negate } => (format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(({contact})::bigint)) FROM {rows}"), negate, None),
+                    Piece::Set { sql, negate } => (gather(self.contacts, "s.k", &format!("({sql}) AS s(k)"), false), negate, None),
+                    Piece::Rows { contact, rows, negate } => (gather(self.contacts, &format!("({contact})"), &rows, true), negate, None),
                 };
                 relations.sort_unstable();
                 relations.dedup();
@@ -1031,5 +1053,27 @@ mod tests {
         assert!(q.sql.contains("c.country = $2") && q.sql.contains("c.country = ANY ($3)"), "{}", q.sql);
         assert!(q.sql.contains("FILTER (WHERE true)"));
         assert_eq!(renumber("a = $1 AND b = $2 AND c = $12", 3), "a = $1 AND b = $5 AND c = $15");
+    }
+
+    #[test]
+    fn leaves_over_uuid_keys_return_distinct_keys_as_text() {
+        let mut m = model();
+        if let Some(c) = m.contacts.as_mut() {
+            c.key = col("id", "uuid", TypeKind::Uuid);
+        }
+        for e in m.events.iter_mut() {
+            e.contact = col("person", "uuid", TypeKind::Uuid);
+        }
+        let rule = crate::rule::parse_any("country = 'FR' and clicks(within last 7 days) and clicks(count >= 2)").unwrap();
+        let p = plan(&rule, &m, &|_| None).unwrap();
+        assert_eq!(p.universe.query.sql, "SELECT pg_catalog.array_agg(c.id::text) FROM public.people AS c WHERE c.id IS NOT NULL");
+        assert_eq!(p.leaves[0].query.sql, "SELECT pg_catalog.array_agg(c.id::text) FROM public.people AS c WHERE c.id IS NOT NULL AND (c.country = $2)");
+        // event rows name a contact many times: distinct before the keys leave the statement
+        assert!(p.leaves[1].query.sql.starts_with("SELECT pg_catalog.array_agg(s.k) FROM (SELECT DISTINCT (e.person)::text FROM public.clicks AS e WHERE"), "{}", p.leaves[1].query.sql);
+        assert!(p.leaves[2].query.sql.starts_with("SELECT pg_catalog.array_agg(s.k::text) FROM (SELECT e.person FROM public.clicks AS e"), "{}", p.leaves[2].query.sql);
+        assert!(p.leaves.iter().chain([&p.universe]).all(|l| !l.query.sql.contains("rb64")));
+        let attr: Vec<&Leaf> = p.leaves.iter().chain([&p.universe]).filter(|l| l.filter.is_some()).collect();
+        let q = one_scan(&attr, m.contacts.as_ref().unwrap());
+        assert_eq!(q.sql, "SELECT pg_catalog.array_agg(c.id::text) FILTER (WHERE c.country = $2), pg_catalog.array_agg(c.id::text) FILTER (WHERE true) FROM public.people AS c WHERE c.id IS NOT NULL");
     }
 }

@@ -8,6 +8,7 @@
 //! changes that cannot be tracked, are evaluated afresh every time.
 use super::catalog;
 use super::leaf_cache;
+use super::dense_ids::{self, Unnumbered};
 use super::error::{internal, raise};
 use super::params::args;
 use pgrx::datum::TimestampWithTimeZone;
@@ -16,7 +17,7 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use segplan_core::compile::{self, AsOf, Leaf, Plan};
 use segplan_core::freshness::{is_fresh, Built, Change, Snapshot};
-use segplan_core::model::Model;
+use segplan_core::model::{Model, TypeKind};
 use segplan_core::rule::Rule;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -323,25 +324,52 @@ fn leaf_identity(leaf: &Leaf, sources: &HashMap<u32, SourceState>, reader: &Read
     Some((key, Built { snapshot: reader.snapshot.clone(), fingerprint, relations }))
 }
 
-fn build(client: &SpiClient, leaf: &Leaf, as_of: TimestampWithTimeZone) -> RoaringTreemap {
-    client
-        .select(&leaf.query.sql, None, &args(as_of, &leaf.query.params))
-        .and_then(|t| t.first().get_one::<Vec<u8>>())
-        .unwrap_or_else(|e| internal("evaluating a condition failed", e))
-        .map(|b| bitmap::from_bytes64(&b).unwrap_or_else(|e| internal("reading a condition's bitmap failed", e)))
-        .unwrap_or_default()
+/// What a leaf's statement returned: integer keys as a bitmap, other keys as text (to number).
+enum Raw {
+    Bitmap(RoaringTreemap),
+    Keys(Vec<String>),
+}
+
+/// Column `col` of a leaf statement's row.
+fn raw(row: &pgrx::spi::SpiTupleTable, col: usize, dense: bool) -> Raw {
+    fn fail<T>(e: pgrx::spi::Error) -> T {
+        internal("reading a condition's contacts failed", e)
+    }
+    if dense {
+        return Raw::Keys(row.get::<Vec<String>>(col).unwrap_or_else(fail).unwrap_or_default());
+    }
+    Raw::Bitmap(
+        row.get::<Vec<u8>>(col)
+            .unwrap_or_else(fail)
+            .map(|b| bitmap::from_bytes64(&b).unwrap_or_else(|e| internal("reading a condition's bitmap failed", e)))
+            .unwrap_or_default(),
+    )
+}
+
+fn build(client: &SpiClient, leaf: &Leaf, as_of: TimestampWithTimeZone, dense: bool) -> Raw {
+    let rows = client.select(&leaf.query.sql, None, &args(as_of, &leaf.query.params)).unwrap_or_else(|e| internal("evaluating a condition failed", e));
+    raw(&rows.first(), 1, dense)
+}
+
+/// Plans the rule (raising its problems) and evaluates every leaf; keys without an id that this
+/// transaction may not number are an error (see [`try_evaluate`]).
+pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex: compile::RegexCheck) -> Evaluation {
+    try_evaluate(rule, model, as_of, regex).unwrap_or_else(|u| dense_ids::unnumbered(&u))
 }
 
 /// Plans the rule (raising its problems) and evaluates every leaf: from this session's cache,
-/// else from the shared cache, else built (and then kept in both) — whatever is fresh.
-pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex: compile::RegexCheck) -> Evaluation {
+/// else from the shared cache, else built (and then kept in both) — whatever is fresh. Over keys
+/// that are not integers, the contacts are numbered (src/pg/dense_ids.rs); `Err` when some have
+/// no id and this transaction may not number them.
+pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex: compile::RegexCheck) -> Result<Evaluation, Unnumbered> {
     let plan = compile::plan(rule, model, regex).unwrap_or_else(|p| raise(&p));
     let cap = CACHE_MB.get().max(0) as usize * 1024 * 1024;
     let shared_cap = SHARED_MB.get().max(0) as usize * 1024 * 1024;
     let as_of_text = format!("{as_of:?}");
     let started = Instant::now();
     let mut shared_new: Vec<leaf_cache::New> = Vec::new();
-    let (universe, leaves) = Spi::connect(|client| {
+    let dense = model.contacts.as_ref().is_some_and(|c| c.key.kind != TypeKind::Integer);
+    let evaluated = Spi::connect_mut(|client| {
         let mut oids: Vec<u32> = plan.leaves.iter().chain([&plan.universe]).flat_map(|l| l.relations.iter().copied()).collect();
         oids.sort_unstable();
         oids.dedup();
@@ -374,7 +402,8 @@ pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex:
             })
             .collect();
         let keep = |key: String, entry: Entry| {
-            if cap > 0 {
+            // ids this transaction numbered go away if it rolls back: nothing outlives it then
+            if cap > 0 && !dense_ids::numbered_here() {
                 CACHE.with(|c| c.borrow_mut().insert(key, entry, cap));
             }
         };
@@ -416,6 +445,7 @@ pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex:
                 keep(key, entry);
             }
         };
+        let mut built: Vec<(usize, Raw, f64)> = Vec::new();
         // conditions on the contacts' own columns (and all contacts) that must be built: one scan
         let batch: Vec<usize> = (0..total).filter(|i| got[*i].is_none() && all[*i].filter.is_some()).collect();
         if batch.len() >= 2 {
@@ -427,10 +457,7 @@ pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex:
                 let row = rows.first();
                 let build_ms = t0.elapsed().as_secs_f64() * 1000.0 / batch.len() as f64;
                 for (col, i) in batch.iter().enumerate() {
-                    let bytes = row.get::<Vec<u8>>(col + 1).unwrap_or_else(|e| internal("reading a condition's bitmap failed", e));
-                    let bitmap = Rc::new(bytes.map(|b| bitmap::from_bytes64(&b).unwrap_or_else(|e| internal("reading a condition's bitmap failed", e))).unwrap_or_default());
-                    store(*i, &bitmap, build_ms);
-                    got[*i] = Some(bitmap);
+                    built.push((*i, raw(&row, col + 1, dense), build_ms));
                 }
                 if started.elapsed().as_secs() >= 2 {
                     notice!("segplan: {} conditions on the contacts evaluated in one scan in {:.0} ms", batch.len(), build_ms * batch.len() as f64);
@@ -438,27 +465,46 @@ pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex:
             }
         }
         for i in 0..total {
-            if got[i].is_some() {
+            if got[i].is_some() || built.iter().any(|b| b.0 == i) {
                 continue;
             }
             pgrx::check_for_interrupts!();
             let t0 = Instant::now();
-            let bitmap = Rc::new(build(client, all[i], as_of));
+            let raw = build(client, all[i], as_of, dense);
             let build_ms = t0.elapsed().as_secs_f64() * 1000.0;
             if started.elapsed().as_secs() >= 2 {
-                notice!("segplan: condition {}/{total} ({}) evaluated: {} contacts in {build_ms:.0} ms", i + 1, all[i].label, bitmap.len());
+                let n = match &raw {
+                    Raw::Bitmap(b) => b.len(),
+                    Raw::Keys(k) => k.len() as u64,
+                };
+                notice!("segplan: condition {}/{total} ({}) evaluated: {n} contacts in {build_ms:.0} ms", i + 1, all[i].label);
             }
+            built.push((i, raw, build_ms));
+        }
+        // Keys become ids: all contacts' (the universe, last) are numbered first; any other
+        // leaf's key without an id is no contact the caller can see, and every answer is within
+        // the universe.
+        built.sort_by_key(|b| std::cmp::Reverse(b.0));
+        for (i, raw, build_ms) in built {
+            let bitmap = Rc::new(match raw {
+                Raw::Bitmap(b) => b,
+                Raw::Keys(keys) => {
+                    pgrx::check_for_interrupts!();
+                    dense_ids::ids(client, keys, i == total - 1)?
+                }
+            });
             store(i, &bitmap, build_ms);
             got[i] = Some(bitmap);
         }
         let mut bitmaps: Vec<Rc<RoaringTreemap>> = got.into_iter().map(|b| b.unwrap_or_default()).collect();
         let universe = bitmaps.pop().unwrap_or_default();
         let leaves = bitmaps;
-        (universe, leaves)
+        Ok((universe, leaves))
     });
+    let (universe, leaves) = evaluated?;
     // SAFETY: the current user, as the statements above ran
     leaf_cache::store(unsafe { pg_sys::GetUserId() }, shared_new, shared_cap);
-    Evaluation { plan, universe, leaves }
+    Ok(Evaluation { plan, universe, leaves })
 }
 
 /// The contacts grouped by one of their columns: per value (as text, `''` for NULL), its contacts.

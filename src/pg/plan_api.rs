@@ -270,6 +270,7 @@ struct Outcome {
 /// reservations by priority, the contact list, the history, the hand-off.
 fn execute(c: &mut SpiClient, plan_id: i64, run_id: i64, p: &PlanSpec, slot: TimestampWithTimeZone) -> Outcome {
     let model = current_model();
+    super::policy_api::require_integer_keys(&model, "plan runs");
     let rule = segments_api::expand(&audience_rule(p), None).unwrap_or_else(|e| raise(&e));
     let ev = engine::evaluate(&rule, &model, slot, &regex_error);
     let audience = algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe);

@@ -157,10 +157,11 @@ fn _zone(name: Option<&str>) -> Option<String> {
     known.then(|| name.to_string())
 }
 
-fn require_integer_keys(model: &Model) {
+/// `what` (policies, plans) keeps contacts by bigint key: refused over other keys.
+pub(super) fn require_integer_keys(model: &Model, what: &str) {
     if model.contacts.as_ref().is_some_and(|c| c.key.kind != TypeKind::Integer) {
-        raise_one(Problem::invalid("$", "contact policies need integer contact keys")
-            .hint("contact history and pauses are kept by bigint contact key"));
+        raise_one(Problem::invalid("$", format!("{what} need integer contact keys"))
+            .hint("contact history, pauses and run lists are kept by bigint contact key: register a contact source with an integer key (a view can add one)"));
     }
 }
 
@@ -261,7 +262,7 @@ fn policy_impact(
 ) -> TableIterator<'static, (name!(step, i32), name!(policy, Option<String>), name!(rule, String), name!(excluded, i64), name!(remaining, i64))> {
     let parsed = rule::parse_any(rule).unwrap_or_else(|p| raise(&p));
     let model = current_model();
-    require_integer_keys(&model);
+    require_integer_keys(&model, "contact policies");
     let expanded = segments_api::expand(&parsed, None).unwrap_or_else(|p| raise(&p));
     let ev = engine::evaluate(&expanded, &model, at, &regex_error);
     let mut remaining = algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe);
@@ -313,7 +314,7 @@ fn eligible(
     outlet: default!(Option<&str>, "NULL"),
 ) -> TableIterator<'static, (name!(eligible, bool), name!(reasons, Vec<String>))> {
     let model = current_model();
-    require_integer_keys(&model);
+    require_integer_keys(&model, "contact policies");
     let send = Send { channel, brand, outlet };
     let reasons: Vec<String> = Spi::connect(|client| {
         let pols = load(client, &policies);

@@ -4,6 +4,7 @@
 use super::catalog::current_model;
 use super::error::{in_subtransaction, internal, raise, report};
 use super::bitmap64_type::Roaringbitmap64;
+use super::dense_ids;
 use super::engine;
 use super::params::args;
 use super::segments_api;
@@ -26,13 +27,13 @@ fn read_rule(rule: &str) -> Rule {
     segments_api::expand(&parse_rule(rule), None).unwrap_or_else(|p| raise(&p))
 }
 
-/// Whether the bitmap engine evaluates rules over this model (it needs integer contact keys).
-fn bitmap_engine(model: &Model) -> bool {
-    engine::engine() == engine::Engine::Bitmap && model.contacts.as_ref().is_some_and(|c| c.key.kind == TypeKind::Integer)
-}
-
-fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone) -> engine::Evaluation {
-    engine::evaluate(rule, model, as_of, &regex_error)
+/// The rule evaluated by the bitmap engine, unless `segplan.engine = sql` or contacts without
+/// an id cannot be numbered in this transaction (then one SQL statement answers).
+fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone) -> Option<engine::Evaluation> {
+    if engine::engine() != engine::Engine::Bitmap {
+        return None;
+    }
+    engine::try_evaluate(rule, model, as_of, &regex_error).ok()
 }
 
 fn compiled<'m>(rule: &Rule, model: &'m Model) -> compile::Compiled<'m> {
@@ -67,22 +68,21 @@ fn run_one(client: &pgrx::spi::SpiClient, q: &Query, as_of: TimestampWithTimeZon
 fn count(rule: &str, as_of: default!(TimestampWithTimeZone, "pg_catalog.date_trunc('minute', pg_catalog.now())")) -> i64 {
     let r = read_rule(rule);
     let model = current_model();
-    if bitmap_engine(&model) {
-        let ev = evaluate(&r, &model, as_of);
+    if let Some(ev) = evaluate(&r, &model, as_of) {
         return algebra::count(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe) as i64;
     }
     let q = compiled(&r, &model).count();
     Spi::connect(|client| run_one(client, &q, as_of))
 }
 
-/// The matching contacts as a bitmap of their (integer) keys.
+/// The matching contacts as a bitmap: of their keys when keys are integers, else of their
+/// segplan ids (`segplan.keys_of` turns those back into keys).
 #[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn bitmap(rule: &str, as_of: default!(TimestampWithTimeZone, "pg_catalog.date_trunc('minute', pg_catalog.now())")) -> Roaringbitmap64 {
     let r = read_rule(rule);
     let model = current_model();
-    require_integer_keys(&model, "segplan.bitmap returns the keys in a roaringbitmap64", "use segplan.members_text(rule)");
-    let ev = evaluate(&r, &model, as_of);
+    let ev = engine::evaluate(&r, &model, as_of, &regex_error);
     Roaringbitmap64(algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe))
 }
 
@@ -99,9 +99,12 @@ fn member_rows<T: FromDatum + IntoDatum + Key>(rule: &str, as_of: TimestampWithT
     if integer_keys {
         require_integer_keys(&model, "segplan.members returns bigint keys", "use segplan.members_text(rule), which returns keys of any type as text");
     }
-    if bitmap_engine(&model) {
-        let ev = evaluate(&r, &model, as_of);
+    if let Some(ev) = evaluate(&r, &model, as_of) {
         let b = algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe);
+        if model.contacts.as_ref().is_some_and(|c| c.key.kind != TypeKind::Integer) {
+            // the caller's own contacts: no need to check what it may see
+            return Spi::connect(|client| dense_ids::keys(client, &b)).into_iter().map(T::from_text).collect();
+        }
         return b.iter().map(|k| T::from_key(k as i64)).collect();
     }
     let q = compiled(&r, &model).members(cast);
@@ -118,20 +121,27 @@ fn member_rows<T: FromDatum + IntoDatum + Key>(rule: &str, as_of: TimestampWithT
     })
 }
 
-/// A member key from an integer key (the bitmap engine).
+/// A member key from an integer key or a key given as text (the bitmap engine).
 trait Key {
     fn from_key(k: i64) -> Self;
+    fn from_text(k: String) -> Self;
 }
 
 impl Key for i64 {
     fn from_key(k: i64) -> Self {
         k
     }
+    fn from_text(k: String) -> Self {
+        unreachable!("bigint members are refused for keys that are not integers: {k}")
+    }
 }
 
 impl Key for String {
     fn from_key(k: i64) -> Self {
         k.to_string()
+    }
+    fn from_text(k: String) -> Self {
+        k
     }
 }
 
@@ -158,8 +168,7 @@ fn count_steps(
 ) -> TableIterator<'static, (name!(step, i32), name!(path, String), name!(label, String), name!(matched, i64), name!(running, i64))> {
     let r = read_rule(rule);
     let model = current_model();
-    if bitmap_engine(&model) {
-        let ev = evaluate(&r, &model, as_of);
+    if let Some(ev) = evaluate(&r, &model, as_of) {
         let leaves = ev.leaf_refs();
         let mut rows = Vec::with_capacity(ev.plan.steps.len());
         let mut running: Option<segplan_core::bitmap::RoaringTreemap> = None;

@@ -1,0 +1,115 @@
+-- Contacts keyed by uuid or text: segplan numbers them (segplan.contact_ids) and the bitmap
+-- engine answers as it does over integer keys. Every case of 01_rules_vs_sql, over the same data
+-- keyed by uuid, against the same hand-written queries (within today's contacts: 12_segments
+-- deleted two that still have orders), with both engines.
+SET timezone = 'UTC';
+CREATE SCHEMA u;
+CREATE VIEW u.contacts WITH (security_invoker = true) AS SELECT md5('c' || id)::uuid AS uid, * FROM demo.contacts;
+CREATE VIEW u.purchase_lines AS SELECT md5('c' || contact_id)::uuid AS uid, * FROM demo.purchase_lines;
+CREATE VIEW u.message_activity AS SELECT md5('c' || contact_id)::uuid AS uid, * FROM demo.message_activity;
+SELECT segplan.register_contacts('u.contacts', 'uid');
+SELECT segplan.register_events('purchase_lines', 'u.purchase_lines', 'uid', 'ordered_at');
+SELECT segplan.register_events('message_events', 'u.message_activity', 'uid', 'occurred_at');
+SELECT count(*) AS numbered_before FROM segplan.contact_ids;
+
+CREATE FUNCTION check_uuid_rule(rule text, hand text, as_of timestamptz DEFAULT '2026-11-01 00:00:00+00')
+RETURNS TABLE (n bigint, same_count boolean, same_members boolean, same_bitmap boolean) LANGUAGE plpgsql AS $$
+DECLARE hand_keys text[]; seg_keys text[]; bm_keys text[];
+BEGIN
+  EXECUTE format('SELECT coalesce(array_agg(k ORDER BY k), ''{}'') FROM (SELECT md5(''c'' || id)::uuid::text AS k FROM (%s) h(id) WHERE id IN (SELECT id FROM demo.contacts)) x', hand) INTO hand_keys;
+  SELECT coalesce(array_agg(m ORDER BY m), '{}') INTO seg_keys FROM segplan.members_text(rule, as_of) m;
+  SELECT coalesce(array_agg(m ORDER BY m), '{}') INTO bm_keys FROM segplan.keys_of(segplan.bitmap(rule, as_of)) m;
+  n := segplan.count(rule, as_of);
+  same_count := n = cardinality(hand_keys);
+  same_members := seg_keys = hand_keys;
+  same_bitmap := bm_keys = hand_keys;
+  RETURN NEXT;
+END $$;
+
+SELECT c.name, r.n, r.same_count, r.same_members, r.same_bitmap FROM cases c, check_uuid_rule(c.rule, c.hand) r ORDER BY c.name;
+-- the first count numbered every contact, once
+SELECT count(*) AS numbered, count(DISTINCT id) AS distinct_ids, max(id) - min(id) + 1 AS id_span FROM segplan.contact_ids;
+SELECT segplan.number_contacts() AS numbered_again;
+SET segplan.engine = sql;
+SELECT count(*) AS cases, count(*) FILTER (WHERE r.same_count AND r.same_members) AS agree FROM cases c, check_uuid_rule(c.rule, c.hand) r;
+RESET segplan.engine;
+SELECT * FROM segplan.count_steps($$country = 'FR' and email_opt_in and purchase_lines(within last 1 years)$$, '2026-11-01');
+
+-- bitmaps of ids combine with SQL operators; bitmap_of takes keys (unknown ones are no contact)
+SELECT segplan.rb64_cardinality(segplan.bitmap($$country = 'FR'$$) OPERATOR(segplan.&) segplan.bitmap('email_opt_in')) =
+       (SELECT count(*) FROM demo.contacts WHERE country = 'FR' AND email_opt_in) AS and_ok;
+SELECT segplan.bitmap_of(ARRAY(SELECT uid::text FROM u.contacts WHERE country = 'FR') || ARRAY['00000000-0000-0000-0000-000000000000', NULL])
+       OPERATOR(segplan.=) segplan.bitmap($$country = 'FR'$$) AS bitmap_of_ok;
+SELECT segplan.bitmap_of('{}') AS empty, segplan.bitmap_of(ARRAY['not a uuid']);
+
+-- A contact numbered in a transaction that rolls back loses its id: nothing this session keeps
+-- may still use it (members_text turns ids back into keys).
+INSERT INTO demo.contacts (id, first_name, country, created_at, email_opt_in, sms_opt_in, push_opt_in) VALUES (900001, 'Rolled', 'ZZ', '2026-01-01', true, false, false);
+BEGIN;
+SELECT segplan.count($$country = 'ZZ'$$) AS in_transaction;
+ROLLBACK;
+SELECT count(*) AS kept_id FROM segplan.contact_ids WHERE key = md5('c900001')::uuid::text;
+SELECT m = md5('c900001')::uuid::text AS listed FROM segplan.members_text($$country = 'ZZ'$$) m;
+SELECT count(*) AS numbered_after FROM segplan.contact_ids WHERE key = md5('c900001')::uuid::text;
+
+-- Read-only or REPEATABLE READ transactions do not number: counts answer through one SQL
+-- statement, a bitmap says what to do.
+INSERT INTO demo.contacts (id, first_name, country, created_at, email_opt_in, sms_opt_in, push_opt_in) VALUES (900002, 'Later', 'ZZ', '2026-01-01', true, false, false);
+BEGIN READ ONLY;
+SELECT segplan.count($$country = 'ZZ'$$) AS read_only_count;
+SELECT m FROM segplan.members_text($$country = 'ZZ'$$) m ORDER BY 1;
+SAVEPOINT before;
+SELECT segplan.bitmap($$country = 'ZZ'$$);
+ROLLBACK TO before;
+\set VERBOSITY sqlstate
+SELECT segplan.bitmap($$country = 'ZZ'$$);
+\set VERBOSITY default
+ROLLBACK;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT segplan.count($$country = 'ZZ'$$) AS repeatable_read_count;
+ROLLBACK;
+SELECT segplan.number_contacts() AS numbered_ahead;
+BEGIN READ ONLY;
+SELECT segplan.rb64_cardinality(segplan.bitmap($$country = 'ZZ'$$)) AS read_only_bitmap;
+ROLLBACK;
+DELETE FROM demo.contacts WHERE id IN (900001, 900002);
+
+-- plan runs keep contacts by bigint key: over uuid keys a run fails and says why
+SELECT segplan.run_plan(segplan.create_plan('uuid_plan',
+  '{"rule": {"attr": "country", "op": "eq", "value": "FR"}, "channel": "email", "schedule": {"once": "2026-03-24 09:00", "time_zone": "UTC"}}'),
+  '2026-03-24 09:00+00') > 0 AS ran;
+SELECT r.status, r.error FROM segplan.plan_runs r JOIN segplan.plans p ON p.id = r.plan_id WHERE p.name = 'uuid_plan';
+SELECT segplan.drop_plan(id) FROM segplan.plans WHERE name = 'uuid_plan';
+
+-- The mapping is segplan's alone: keys are customer data. Row-level security on the contacts:
+-- each role's bitmaps, keys_of and bitmap_of only ever show its own contacts.
+CREATE ROLE seg_fr;
+CREATE ROLE seg_it;
+GRANT segplan_analyst TO seg_fr, seg_it;
+GRANT USAGE ON SCHEMA demo, u TO seg_fr, seg_it;
+GRANT SELECT ON demo.contacts, u.contacts TO seg_fr, seg_it;
+ALTER TABLE demo.contacts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY fr ON demo.contacts FOR SELECT TO seg_fr USING (country = 'FR');
+CREATE POLICY it ON demo.contacts FOR SELECT TO seg_it USING (country = 'IT');
+SET ROLE seg_fr;
+SELECT * FROM segplan.contact_ids LIMIT 1;
+SELECT segplan.count('email_opt_in') AS fr_count, (SELECT count(*) FROM u.contacts WHERE email_opt_in) AS fr_by_hand;
+CREATE TEMP TABLE fr_bitmap AS SELECT segplan.bitmap('email_opt_in') AS b;
+SELECT count(*) AS fr_keys FROM segplan.keys_of((SELECT b FROM fr_bitmap));
+RESET ROLE;
+GRANT SELECT ON fr_bitmap TO seg_it;
+SET ROLE seg_it;
+SELECT segplan.count('email_opt_in') AS it_count, (SELECT count(*) FROM u.contacts WHERE email_opt_in) AS it_by_hand;
+-- another brand's bitmap or keys: nothing comes back
+SELECT count(*) AS fr_keys_seen_by_it FROM segplan.keys_of((SELECT b FROM fr_bitmap));
+SELECT segplan.bitmap_of(ARRAY(SELECT md5('c' || id)::uuid::text FROM generate_series(1, 3000) id)) OPERATOR(segplan.=) segplan.bitmap($$country = 'IT'$$) AS only_its_own;
+RESET ROLE;
+DROP TABLE fr_bitmap;
+DROP POLICY fr ON demo.contacts;
+DROP POLICY it ON demo.contacts;
+ALTER TABLE demo.contacts DISABLE ROW LEVEL SECURITY;
+DROP OWNED BY seg_fr, seg_it;
+DROP ROLE seg_fr, seg_it;
+SELECT segplan.register_contacts('demo.contacts', 'id');
+SELECT segplan.register_events('purchase_lines', 'demo.purchase_lines', 'contact_id', 'ordered_at');
+SELECT segplan.register_events('message_events', 'demo.message_activity', 'contact_id', 'occurred_at');
