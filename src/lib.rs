@@ -3,7 +3,7 @@
 //! registered model from the catalog and runs the compiled SQL through SPI as the caller.
 use pgrx::prelude::*;
 
-mod pg;
+pub(crate) mod pg;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -67,6 +67,24 @@ mod tests {
     fn unknown_attribute_is_an_error() {
         setup();
         count("countri = 'FR'");
+    }
+
+    #[pg_test]
+    fn uuid_text_forms_read_back_as_their_bytes() {
+        use crate::pg::dense_ids::uuid_bytes;
+        let rows = Spi::get_two::<Vec<pgrx::Uuid>, Vec<String>>(
+            "SELECT array_agg(u), array_agg(u::text) FROM (SELECT gen_random_uuid() FROM generate_series(1, 500)
+             UNION ALL SELECT '00000000-0000-0000-0000-000000000000' UNION ALL SELECT 'ffffffff-ffff-ffff-ffff-ffffffffffff') AS g(u)",
+        )
+        .expect("uuids");
+        let (uuids, texts) = (rows.0.expect("uuids"), rows.1.expect("texts"));
+        for (u, t) in uuids.iter().zip(&texts) {
+            assert_eq!(uuid_bytes(t), Some(**u), "{t}");
+        }
+        for bad in ["", "0000000000000000000000000000000000", "00000000-0000-0000-0000-00000000000g", "00000000-0000-0000-0000-00000000000A",
+                    "00000000_0000-0000-0000-000000000000", "0000000-00000-0000-0000-000000000000"] {
+            assert_eq!(uuid_bytes(bad), None, "{bad}");
+        }
     }
 
     #[pg_test]

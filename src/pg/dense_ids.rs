@@ -15,33 +15,124 @@
 //! any insert of the same unique key does. Ids are never reused (a sequence), and a bitmap built
 //! with ids this transaction numbered is not kept in the session's memory until it commits
 //! ([`numbered_here`]): a rollback takes the ids away.
+//!
+//! Ids read from the table are remembered for the session ([`Known`]): a committed id never
+//! changes, so a leaf's keys become ids in memory (about 40 bytes per uuid contact, more for text
+//! keys), and only keys this session has not met are looked up, in one statement — the whole
+//! table at once when there are many.
 use super::bitmap64_type::Roaringbitmap64;
 use super::catalog::current_model;
 use super::error::{internal, raise_one, report};
 use super::owner::as_owner;
+use pgrx::datum::{Array, DatumWithOid};
 use pgrx::prelude::*;
-use pgrx::spi::SpiClient;
+use pgrx::spi::{SpiClient, SpiTupleTable};
 use pgrx::PgSqlErrorCode;
-use segplan_core::bitmap::{self, RoaringTreemap};
+use rustc_hash::FxHashMap;
+use segplan_core::bitmap::RoaringTreemap;
 use segplan_core::compile;
 use segplan_core::model::{ContactSource, Model, TypeKind};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
-/// The ids of the keys, and the keys that have none.
+/// The ids of the keys that have one.
 const LOOKUP_SQL: &str = "\
-SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(m.id)), pg_catalog.array_agg(k.key) FILTER (WHERE m.id IS NULL)
-FROM pg_catalog.unnest($1::text[]) AS k(key) LEFT JOIN segplan.contact_ids AS m ON m.key = k.key";
+SELECT pg_catalog.array_agg(m.key), pg_catalog.array_agg(m.id) FROM pg_catalog.unnest($1::text[]) AS k(key)
+JOIN segplan.contact_ids AS m ON m.key = k.key COLLATE \"C\"";
 
+const LOAD_SQL: &str = "SELECT pg_catalog.array_agg(m.key), pg_catalog.array_agg(m.id) FROM segplan.contact_ids AS m";
+
+/// Numbers the keys (in the index's order) and returns the rows added.
 const NUMBER_SQL: &str = "\
-INSERT INTO segplan.contact_ids (key) SELECT DISTINCT k.key COLLATE \"C\" FROM pg_catalog.unnest($1::text[]) AS k(key)
-ORDER BY 1 ON CONFLICT DO NOTHING";
+WITH added AS (INSERT INTO segplan.contact_ids (key) SELECT DISTINCT k.key COLLATE \"C\" FROM pg_catalog.unnest($1::text[]) AS k(key)
+  ORDER BY 1 ON CONFLICT DO NOTHING RETURNING key, id)
+SELECT pg_catalog.array_agg(a.key), pg_catalog.array_agg(a.id) FROM added AS a";
 
 const KEYS_SQL: &str = "\
 SELECT m.key FROM pg_catalog.unnest($1::int8[]) AS i(id) JOIN segplan.contact_ids AS m ON m.id = i.id";
 
+/// Keys a statement returned: uuids as their bytes, any other key as text.
+pub enum Keys {
+    Uuid(Vec<pgrx::Uuid>),
+    Text(Vec<String>),
+}
+
+impl Keys {
+    /// Column `col` of a statement's current row: an array of keys (`uuid[]` for uuid keys, else
+    /// `text[]`; NULL is none).
+    pub fn read(row: &SpiTupleTable, col: usize, kind: TypeKind) -> Keys {
+        fn fail<T>(e: pgrx::spi::Error) -> T {
+            internal("reading contact keys failed", e)
+        }
+        if kind == TypeKind::Uuid {
+            Keys::Uuid(row.get::<Vec<pgrx::Uuid>>(col).unwrap_or_else(fail).unwrap_or_default())
+        } else {
+            Keys::Text(row.get::<Vec<String>>(col).unwrap_or_else(fail).unwrap_or_default())
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Keys::Uuid(k) => k.len(),
+            Keys::Text(k) => k.len(),
+        }
+    }
+
+    /// Key `i` as `segplan.contact_ids` keeps it (a uuid in its canonical text form).
+    fn text(&self, i: usize) -> String {
+        match self {
+            Keys::Uuid(k) => k[i].to_string(),
+            Keys::Text(k) => k[i].clone(),
+        }
+    }
+}
+
+/// The SQL that collects the keys of `FROM {from}` (the contacts as `c`) as [`Keys::read`] reads them.
+fn key_array(c: &ContactSource, from: &str) -> String {
+    compile::gather(c, &format!("c.{}", c.key.sql), from, false)
+}
+
+/// Ids of `segplan.contact_ids` this session has read (or, for one call, rows this transaction
+/// numbered).
+#[derive(Default)]
+struct Known {
+    /// the table's oid: a re-created extension is a new numbering
+    table: u32,
+    uuid: FxHashMap<[u8; 16], u64>,
+    text: FxHashMap<String, u64>,
+}
+
+impl Known {
+    fn get(&self, keys: &Keys, i: usize) -> Option<u64> {
+        match keys {
+            Keys::Uuid(k) => self.uuid.get(&*k[i]).copied(),
+            Keys::Text(k) => self.text.get(&k[i]).copied(),
+        }
+    }
+}
+
+/// The 16 bytes of a uuid in its canonical text form (`8-4-4-4-12` lower-case hex digits).
+pub(crate) fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
+    let b = s.as_bytes();
+    if b.len() != 36 || [8, 13, 18, 23].iter().any(|i| b[*i] != b'-') {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut digits = b.iter().copied().filter(|c| *c != b'-');
+    let mut out = [0u8; 16];
+    for byte in out.iter_mut() {
+        *byte = nibble(digits.next()?)? << 4 | nibble(digits.next()?)?;
+    }
+    Some(out)
+}
+
 thread_local! {
     /// the top transaction that last numbered keys
     static NUMBERED_IN: Cell<u64> = const { Cell::new(0) };
+    static KNOWN: RefCell<Known> = RefCell::new(Known::default());
 }
 
 /// Keys lacked ids and this transaction may not number them.
@@ -73,45 +164,123 @@ pub fn may_number() -> bool {
     }
 }
 
-fn lookup(client: &SpiClient, keys: Vec<String>) -> (RoaringTreemap, Vec<String>) {
-    let rows = client.select(LOOKUP_SQL, None, &[keys.into()]).unwrap_or_else(|e| internal("reading contact ids failed", e));
-    let row = rows.first();
-    let ids = row
-        .get::<Vec<u8>>(1)
-        .unwrap_or_else(|e| internal("reading contact ids failed", e))
-        .map(|b| bitmap::from_bytes64(&b).unwrap_or_else(|e| internal("reading contact ids failed", e)))
-        .unwrap_or_default();
-    let missing = row.get::<Vec<String>>(2).unwrap_or_else(|e| internal("reading contact ids failed", e)).unwrap_or_default();
-    (ids, missing)
+fn table_oid() -> u32 {
+    // SAFETY: catalog lookups by name
+    unsafe {
+        let ns = pg_sys::get_namespace_oid(c"segplan".as_ptr(), true);
+        pg_sys::get_relname_relid(c"contact_ids".as_ptr(), ns).to_u32()
+    }
 }
 
-/// The ids of `keys` (keys the caller's own statement returned). Keys without an id are left out,
-/// or with `number` numbered first — `Err` when this transaction may not.
-pub fn ids(client: &mut SpiClient, keys: Vec<String>, number: bool) -> Result<RoaringTreemap, Unnumbered> {
-    if keys.is_empty() {
-        return Ok(RoaringTreemap::new());
+/// Learns the keys and ids (two arrays) a statement returned, read in place.
+fn learn_rows(rows: SpiTupleTable, uuid: bool, into: &mut Known) -> usize {
+    let row = rows.first();
+    fn fail<T>(e: pgrx::spi::Error) -> T {
+        internal("reading contact ids failed", e)
+    }
+    let (Some(keys), Some(ids)) = (row.get::<Array<&str>>(1).unwrap_or_else(fail), row.get::<Array<i64>>(2).unwrap_or_else(fail)) else {
+        return 0;
+    };
+    if uuid {
+        into.uuid.reserve(keys.len());
+    } else {
+        into.text.reserve(keys.len());
+    }
+    let mut n = 0;
+    for (k, id) in keys.iter().zip(ids.iter()) {
+        let (Some(k), Some(id)) = (k, id) else { continue };
+        if n % 65536 == 0 {
+            pgrx::check_for_interrupts!();
+        }
+        n += 1;
+        if !uuid {
+            into.text.insert(k.to_string(), id as u64);
+        } else if let Some(b) = uuid_bytes(k) {
+            into.uuid.insert(b, id as u64);
+        }
+    }
+    n
+}
+
+/// The keys of `which` that neither the session nor `local` knows; the ids of the others go to `out`.
+fn resolve(keys: &Keys, which: impl Iterator<Item = usize>, local: &Known, out: &mut RoaringTreemap) -> Vec<usize> {
+    KNOWN.with(|k| {
+        let k = k.borrow();
+        let mut missing = Vec::new();
+        for (n, i) in which.enumerate() {
+            if n % 65536 == 0 {
+                pgrx::check_for_interrupts!();
+            }
+            match k.get(keys, i).or_else(|| local.get(keys, i)) {
+                Some(id) => {
+                    out.insert(id);
+                }
+                None => missing.push(i),
+            }
+        }
+        missing
+    })
+}
+
+/// The ids of `keys` (keys the caller's own statement returned) and how many keys were numbered.
+/// Keys without an id are left out, or with `number` numbered first — `Err` when this
+/// transaction may not.
+fn lookup(client: &mut SpiClient, keys: &Keys, number: bool) -> Result<(RoaringTreemap, usize), Unnumbered> {
+    let mut out = RoaringTreemap::new();
+    let table = table_oid();
+    KNOWN.with(|k| {
+        if k.borrow().table != table {
+            *k.borrow_mut() = Known { table, ..Known::default() };
+        }
+    });
+    let uuid = matches!(keys, Keys::Uuid(_));
+    let mut local = Known::default();
+    let missing = resolve(keys, 0..keys.len(), &local, &mut out);
+    if missing.is_empty() {
+        return Ok((out, 0));
     }
     as_owner(|| {
-        let (mut ids, missing) = lookup(client, keys);
+        // only committed rows are remembered: this transaction's own numbering may roll back
+        let learn = |local: &mut Known, rows: SpiTupleTable| -> usize {
+            if numbered_here() {
+                learn_rows(rows, uuid, local)
+            } else {
+                KNOWN.with(|k| learn_rows(rows, uuid, &mut k.borrow_mut()))
+            }
+        };
+        let select = |sql: &str, args: &[DatumWithOid]| client.select(sql, None, args).unwrap_or_else(|e| internal("reading contact ids failed", e));
+        let texts = |which: &[usize]| which.iter().map(|i| keys.text(*i)).collect::<Vec<_>>();
+        // many unknown keys (a new session): the whole table at once is cheaper
+        let rows = if missing.len() > 10_000 && !numbered_here() { select(LOAD_SQL, &[]) } else { select(LOOKUP_SQL, &[texts(&missing).into()]) };
+        learn(&mut local, rows);
+        let missing = resolve(keys, missing.into_iter(), &local, &mut out);
         if missing.is_empty() || !number {
-            return Ok(ids);
+            return Ok((out, 0));
         }
         if !may_number() {
             return Err(Unnumbered { keys: missing.len() });
         }
         pgrx::check_for_interrupts!();
-        let added = client.update(NUMBER_SQL, None, &[missing.clone().into()]).unwrap_or_else(|e| internal("numbering contacts failed", e)).len();
-        if added > 0 {
-            NUMBERED_IN.with(|n| n.set(top_xid()));
+        let rows = client.update(NUMBER_SQL, None, &[texts(&missing).into()]).unwrap_or_else(|e| internal("numbering contacts failed", e));
+        NUMBERED_IN.with(|n| n.set(top_xid()));
+        let added = learn_rows(rows, uuid, &mut local);
+        let mut missing = resolve(keys, missing.into_iter(), &local, &mut out);
+        if !missing.is_empty() {
+            // numbered meanwhile by a transaction that has committed since: a new statement sees it
+            let rows = client.select(LOOKUP_SQL, None, &[texts(&missing).into()]).unwrap_or_else(|e| internal("reading contact ids failed", e));
+            learn_rows(rows, uuid, &mut local);
+            missing = resolve(keys, missing.into_iter(), &local, &mut out);
         }
-        // a new statement: sees what this one and concurrent ones committed numbered
-        let (more, still) = lookup(client, missing);
-        if !still.is_empty() {
-            internal("numbering contacts failed", format!("{} keys have no id after numbering", still.len()));
+        if !missing.is_empty() {
+            internal("numbering contacts failed", format!("{} keys have no id after numbering", missing.len()));
         }
-        ids |= more;
-        Ok(ids)
+        Ok((out, added))
     })
+}
+
+/// The ids of `keys` (keys the caller's own statement returned): see [`lookup`].
+pub fn ids(client: &mut SpiClient, keys: &Keys, number: bool) -> Result<RoaringTreemap, Unnumbered> {
+    lookup(client, keys, number).map(|(ids, _)| ids)
 }
 
 /// The keys of `ids`, which the caller's own statements produced (ids without a key are skipped).
@@ -137,18 +306,9 @@ fn contacts(model: &Model) -> &ContactSource {
     model.contacts.as_ref().unwrap_or_else(|| raise_one(compile::no_contacts()))
 }
 
-/// The keys (as text) of the contacts the caller can see among `keys`, read as the caller.
-fn visible(client: &SpiClient, c: &ContactSource, keys: Vec<String>) -> Vec<String> {
-    let sql = format!("SELECT c.{k}::text FROM {rel} AS c WHERE c.{k} = ANY ($1::text[]::{t}[])", k = c.key.sql, rel = c.rel.sql, t = c.key.type_sql);
-    let rows = client.select(&sql, None, &[keys.into()]).unwrap_or_else(|e| internal("reading contacts failed", e));
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        pgrx::check_for_interrupts!();
-        if let Ok(Some(k)) = row.get::<String>(1) {
-            out.push(k);
-        }
-    }
-    out
+/// The contacts the caller can see among `keys` (as text): read as the caller.
+fn visible_where(c: &ContactSource) -> String {
+    format!("{rel} AS c WHERE c.{k} = ANY ($1::text[]::{t}[])", k = c.key.sql, rel = c.rel.sql, t = c.key.type_sql)
 }
 
 /// The keys, as text, of the contacts in a bitmap that `segplan.bitmap` returned, among those the
@@ -160,7 +320,19 @@ fn keys_of(bitmap: Roaringbitmap64) -> SetOfIterator<'static, String> {
     let c = contacts(&model);
     let keys = Spi::connect(|client| {
         let keys = if c.key.kind == TypeKind::Integer { bitmap.0.iter().map(|k| k.to_string()).collect() } else { keys(client, &bitmap.0) };
-        if keys.is_empty() { keys } else { visible(client, c, keys) }
+        if keys.is_empty() {
+            return keys;
+        }
+        let sql = format!("SELECT c.{}::text FROM {}", c.key.sql, visible_where(c));
+        let rows = client.select(&sql, None, &[keys.into()]).unwrap_or_else(|e| internal("reading contacts failed", e));
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            pgrx::check_for_interrupts!();
+            if let Ok(Some(k)) = row.get::<String>(1) {
+                out.push(k);
+            }
+        }
+        out
     });
     SetOfIterator::new(keys)
 }
@@ -173,12 +345,18 @@ fn bitmap_of(keys: Vec<Option<String>>) -> Roaringbitmap64 {
     let model = current_model();
     let c = contacts(&model);
     let keys: Vec<String> = keys.into_iter().flatten().collect();
+    if keys.is_empty() {
+        return Roaringbitmap64(RoaringTreemap::new());
+    }
     Roaringbitmap64(Spi::connect_mut(|client| {
-        let seen = if keys.is_empty() { keys } else { visible(client, c, keys) };
         if c.key.kind == TypeKind::Integer {
-            return seen.iter().filter_map(|k| k.parse::<u64>().ok()).collect();
+            let sql = format!("SELECT c.{}::bigint FROM {}", c.key.sql, visible_where(c));
+            let rows = client.select(&sql, None, &[keys.into()]).unwrap_or_else(|e| internal("reading contacts failed", e));
+            return rows.filter_map(|r| r.get::<i64>(1).ok().flatten().and_then(|k| u64::try_from(k).ok())).collect();
         }
-        ids(client, seen, true).unwrap_or_else(|u| unnumbered(&u))
+        let rows = client.select(&key_array(c, &visible_where(c)), None, &[keys.into()]).unwrap_or_else(|e| internal("reading contacts failed", e));
+        let seen = Keys::read(&rows.first(), 1, c.key.kind);
+        ids(client, &seen, true).unwrap_or_else(|u| unnumbered(&u))
     }))
 }
 
@@ -192,17 +370,11 @@ fn number_contacts() -> i64 {
     if c.key.kind == TypeKind::Integer {
         return 0;
     }
-    let sql = format!("SELECT pg_catalog.array_agg(c.{k}::text) FROM {rel} AS c WHERE c.{k} IS NOT NULL", k = c.key.sql, rel = c.rel.sql);
+    let sql = key_array(c, &format!("{} AS c WHERE c.{} IS NOT NULL", c.rel.sql, c.key.sql));
     Spi::connect_mut(|client| {
-        let all = client
-            .select(&sql, None, &[])
-            .and_then(|t| t.first().get_one::<Vec<String>>())
-            .unwrap_or_else(|e| internal("reading contacts failed", e))
-            .unwrap_or_default();
-        let missing = as_owner(|| lookup(client, all).1);
-        let n = missing.len() as i64;
-        ids(client, missing, true).unwrap_or_else(|u| unnumbered(&u));
-        n
+        let rows = client.select(&sql, None, &[]).unwrap_or_else(|e| internal("reading contacts failed", e));
+        let all = Keys::read(&rows.first(), 1, c.key.kind);
+        lookup(client, &all, true).unwrap_or_else(|u| unnumbered(&u)).1 as i64
     })
 }
 

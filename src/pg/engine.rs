@@ -324,31 +324,28 @@ fn leaf_identity(leaf: &Leaf, sources: &HashMap<u32, SourceState>, reader: &Read
     Some((key, Built { snapshot: reader.snapshot.clone(), fingerprint, relations }))
 }
 
-/// What a leaf's statement returned: integer keys as a bitmap, other keys as text (to number).
+/// What a leaf's statement returned: integer keys as a bitmap, other keys to number.
 enum Raw {
     Bitmap(RoaringTreemap),
-    Keys(Vec<String>),
+    Keys(dense_ids::Keys),
 }
 
-/// Column `col` of a leaf statement's row.
-fn raw(row: &pgrx::spi::SpiTupleTable, col: usize, dense: bool) -> Raw {
-    fn fail<T>(e: pgrx::spi::Error) -> T {
-        internal("reading a condition's contacts failed", e)
-    }
-    if dense {
-        return Raw::Keys(row.get::<Vec<String>>(col).unwrap_or_else(fail).unwrap_or_default());
+/// Column `col` of a leaf statement's row, over contact keys of type `kind`.
+fn raw(row: &pgrx::spi::SpiTupleTable, col: usize, kind: TypeKind) -> Raw {
+    if kind != TypeKind::Integer {
+        return Raw::Keys(dense_ids::Keys::read(row, col, kind));
     }
     Raw::Bitmap(
         row.get::<Vec<u8>>(col)
-            .unwrap_or_else(fail)
+            .unwrap_or_else(|e| internal("reading a condition's bitmap failed", e))
             .map(|b| bitmap::from_bytes64(&b).unwrap_or_else(|e| internal("reading a condition's bitmap failed", e)))
             .unwrap_or_default(),
     )
 }
 
-fn build(client: &SpiClient, leaf: &Leaf, as_of: TimestampWithTimeZone, dense: bool) -> Raw {
+fn build(client: &SpiClient, leaf: &Leaf, as_of: TimestampWithTimeZone, kind: TypeKind) -> Raw {
     let rows = client.select(&leaf.query.sql, None, &args(as_of, &leaf.query.params)).unwrap_or_else(|e| internal("evaluating a condition failed", e));
-    raw(&rows.first(), 1, dense)
+    raw(&rows.first(), 1, kind)
 }
 
 /// Plans the rule (raising its problems) and evaluates every leaf; keys without an id that this
@@ -368,7 +365,7 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
     let as_of_text = format!("{as_of:?}");
     let started = Instant::now();
     let mut shared_new: Vec<leaf_cache::New> = Vec::new();
-    let dense = model.contacts.as_ref().is_some_and(|c| c.key.kind != TypeKind::Integer);
+    let kind = model.contacts.as_ref().map_or(TypeKind::Integer, |c| c.key.kind);
     let evaluated = Spi::connect_mut(|client| {
         let mut oids: Vec<u32> = plan.leaves.iter().chain([&plan.universe]).flat_map(|l| l.relations.iter().copied()).collect();
         oids.sort_unstable();
@@ -457,7 +454,7 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
                 let row = rows.first();
                 let build_ms = t0.elapsed().as_secs_f64() * 1000.0 / batch.len() as f64;
                 for (col, i) in batch.iter().enumerate() {
-                    built.push((*i, raw(&row, col + 1, dense), build_ms));
+                    built.push((*i, raw(&row, col + 1, kind), build_ms));
                 }
                 if started.elapsed().as_secs() >= 2 {
                     notice!("segplan: {} conditions on the contacts evaluated in one scan in {:.0} ms", batch.len(), build_ms * batch.len() as f64);
@@ -470,7 +467,7 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
             }
             pgrx::check_for_interrupts!();
             let t0 = Instant::now();
-            let raw = build(client, all[i], as_of, dense);
+            let raw = build(client, all[i], as_of, kind);
             let build_ms = t0.elapsed().as_secs_f64() * 1000.0;
             if started.elapsed().as_secs() >= 2 {
                 let n = match &raw {
@@ -490,7 +487,7 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
                 Raw::Bitmap(b) => b,
                 Raw::Keys(keys) => {
                     pgrx::check_for_interrupts!();
-                    dense_ids::ids(client, keys, i == total - 1)?
+                    dense_ids::ids(client, &keys, i == total - 1)?
                 }
             });
             store(i, &bitmap, build_ms);

@@ -4,7 +4,7 @@ pub mod bitmap64_type;
 pub mod bitmap_type;
 pub mod catalog;
 mod dashboard_api;
-mod dense_ids;
+pub(crate) mod dense_ids;
 pub mod engine;
 mod error;
 mod in_place;
