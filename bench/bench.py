@@ -359,6 +359,53 @@ def main():
     plan_run = {"segment": size, "sent": sent, "run_s": run_s, "exported": exported, "export_s": export_s,
                 "export_rows_per_s": exported / export_s if export_s else None, "peak_backend_mb": peak_mb, "private_backend_mb": private_mb}
 
+    # contacts keyed by uuid: the same contacts and orders with md5-derived uuid keys (tables kept
+    # between runs); segplan numbers them (segplan.contact_ids) once, then every leaf's keys become
+    # ids in memory
+    kept = pg.execute("SELECT to_regclass('bench_uuid.orders') IS NOT NULL").fetchone()[0]
+    if not kept or pg.execute("SELECT count(*) FROM bench_uuid.contacts").fetchone()[0] != counts[0]:
+        pg.execute("DROP SCHEMA IF EXISTS bench_uuid CASCADE")
+        pg.execute("CREATE SCHEMA bench_uuid")
+        pg.execute("CREATE TABLE bench_uuid.contacts AS SELECT md5('c' || id)::uuid AS uid, country, gender, birth_date, email_opt_in, "
+                   "sms_opt_in, created_at, loyalty_tier FROM demo.contacts")
+        pg.execute("ALTER TABLE bench_uuid.contacts ADD PRIMARY KEY (uid)")
+        pg.execute("CREATE TABLE bench_uuid.orders AS SELECT md5('c' || contact_id)::uuid AS uid, channel, ordered_at, total FROM demo.orders")
+        pg.execute("VACUUM ANALYZE bench_uuid.contacts, bench_uuid.orders")
+    pg.execute("SELECT segplan.register_contacts('bench_uuid.contacts', 'uid')")
+    pg.execute("SELECT segplan.register_events('orders', 'bench_uuid.orders', 'uid', 'ordered_at')")
+    t0 = time.perf_counter()
+    (numbered,) = pg.execute("SELECT segplan.number_contacts()").fetchone()
+    number_s = time.perf_counter() - t0
+    every = "created_at is not null"  # builds the universe: what follows times one new condition each
+    uuid_conds = [("country = 'FR'", "SELECT count(*) FROM bench_uuid.contacts WHERE country = 'FR'"),
+                  ("gender = 'F'", "SELECT count(*) FROM bench_uuid.contacts WHERE gender = 'F'"),
+                  ("orders(within last 90 days)", "SELECT count(DISTINCT uid) FROM bench_uuid.orders WHERE ordered_at BETWEEN :asof - INTERVAL 90 DAY AND :asof")]
+    uuid_fresh = []
+    for rule, hand in uuid_conds:
+        n1, t1 = timed(lambda: seg(rule), args.runs, before=lambda: (clear(), seg(every)))
+        n2, t2 = timed(lambda: sql(hand), args.runs)
+        if n1 != n2:
+            print(f"COUNTS DISAGREE over uuid keys for {rule!r}: segplan {n1}, sql {n2}", file=sys.stderr)
+            sys.exit(1)
+        uuid_fresh.append({"condition": rule, "count": n1, "ms": t1, "sql_alone_ms": t2})
+    rule5 = " and ".join(c for c, _ in uuid_conds) + " and email_opt_in and not orders(where channel = 'store')"
+    n_cold, uuid_cold5 = timed(lambda: seg(rule5), args.runs, before=clear)
+    n_warm, uuid_warm5 = timed(lambda: seg(rule5), args.runs)
+    n_gen, uuid_gen5 = timed(lambda: generated(rule5), args.runs)
+    # a new session's first fresh condition reads the ids it has not met (the whole table)
+    uuid_new = []
+    for i in range(args.runs):
+        clear()
+        uuid_new.append(in_new_session("SELECT segplan.count(%s, %s::timestamptz)", (f"loyalty_tier = 'gold' and birth_date > '19{60 + i}-01-01'", asof + "+00"))[1])
+    if len({n_cold, n_warm, n_gen}) != 1:
+        print(f"COUNTS DISAGREE over uuid keys for the 5-condition rule: cold {n_cold}, warm {n_warm}, generated SQL {n_gen}", file=sys.stderr)
+        sys.exit(1)
+    uuid_keys = {"numbered": numbered, "number_s": number_s, "fresh_conditions": uuid_fresh, "rule": rule5, "count": n_cold,
+                 "cold_5_condition_ms": uuid_cold5, "warm_5_condition_ms": uuid_warm5, "generated_sql_5_condition_ms": uuid_gen5,
+                 "new_session_fresh_condition_ms": statistics.median(uuid_new)}
+    pg.execute("SELECT segplan.register_contacts('demo.contacts', 'id')")
+    pg.execute("SELECT segplan.register_events('orders', 'demo.orders', 'contact_id', 'ordered_at')")
+
     head = (f"{'query':<50} {'count':>9} {'seg cold':>9} {'seg warm':>9} {'seg new':>9} {'sql':>9} {'gen sql':>9} {'sql+idx':>9} {'seg+idx':>9} "
             f"{'duck 1t':>9} {'duck 2t':>9} {'sql 4MB':>9} {'gen 4MB':>9} {'cold/sql':>8} {'gen/sql':>8} {'gen/sql 4MB':>11} {'cold/duck2':>10}")
     print(head)
@@ -383,13 +430,18 @@ def main():
           f"({plan_run['export_rows_per_s']:.0f} rows/s); backend memory: peak resident {peak_mb if peak_mb is None else round(peak_mb)} MB "
           f"(shared buffers included), private now {private_mb if private_mb is None else round(private_mb)} MB")
 
+    print(f"uuid keys: {numbered} contacts numbered in {number_s:.1f} s; a fresh condition vs the hand-written count of it alone: "
+          + "; ".join(f"{f['condition']}: {f['ms']:.1f} vs {f['sql_alone_ms']:.1f} ms" for f in uuid_fresh)
+          + f"; 5 conditions cold {uuid_cold5:.1f} ms, warm {uuid_warm5:.1f} ms, generated SQL {uuid_gen5:.1f} ms; "
+          f"a new session's first fresh condition {uuid_keys['new_session_fresh_condition_ms']:.1f} ms")
+
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / f"{args.size}.json").write_text(json.dumps({
         "size": args.size, "contacts": counts[0], "message_events": counts[1], "orders": counts[2], "as_of": asof,
         "runs": args.runs, "queries": rows, "index_build_s": index_s, "index_mb": float(index_mb or 0),
         "count_steps": steps, "warm_5_condition_count_ms": warm5, "warm_5_step_count_steps_ms": warm_steps5,
-        "bitmap_ops": bitmap_ops, "policies": policies, "plan_run": plan_run, "machine_cores": os.cpu_count(),
+        "bitmap_ops": bitmap_ops, "policies": policies, "plan_run": plan_run, "uuid_keys": uuid_keys, "machine_cores": os.cpu_count(),
     }, indent=2))
     print(f"wrote {out / (args.size + '.json')}")
 

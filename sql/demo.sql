@@ -257,3 +257,27 @@ BEGIN
 END
 $$;
 SELECT to_char(at, 'HH24:MI:SS') AS at, actor, action, object_kind, object_name, brand FROM segplan.audit_log ORDER BY id DESC LIMIT 6;
+
+\echo '== 13. Contacts keyed by uuid (or text): segplan numbers them once, then the same bitmap engine answers'
+-- the same contacts and orders as another system might keep them, keyed by uuid
+SET client_min_messages = warning;
+DROP SCHEMA IF EXISTS crm CASCADE;
+RESET client_min_messages;
+CREATE SCHEMA crm;
+CREATE TABLE crm.customers AS SELECT md5('c' || id)::uuid AS customer_id, country, email_opt_in, loyalty_tier FROM demo.contacts;
+ALTER TABLE crm.customers ADD PRIMARY KEY (customer_id);
+CREATE TABLE crm.orders AS SELECT md5('c' || contact_id)::uuid AS customer_id, ordered_at, total FROM demo.orders;
+SELECT segplan.register_contacts('crm.customers', 'customer_id');
+SELECT segplan.register_events('crm_orders', 'crm.orders', 'customer_id', 'ordered_at');
+\timing on
+SELECT segplan.number_contacts() AS numbered;
+SELECT segplan.count($$country = 'IT' and email_opt_in and crm_orders(within last 90 days)$$) AS italians_buying;
+SELECT segplan.count($$country = 'IT' and email_opt_in and crm_orders(within last 90 days)$$) AS again_cached;
+\timing off
+\echo '   segplan.bitmap holds ids for such keys; keys_of turns them back into the keys the caller may see'
+SELECT k AS first_keys FROM segplan.keys_of(segplan.bitmap($$country = 'IT' and loyalty_tier = 'platinum'$$)) k ORDER BY k LIMIT 3;
+SELECT segplan.rb64_and_cardinality(segplan.bitmap($$country = 'IT'$$),
+         segplan.bitmap_of(ARRAY(SELECT customer_id::text FROM crm.customers WHERE loyalty_tier = 'gold'))) AS uploaded_gold_in_italy;
+-- back to the integer-keyed contacts the rest of the demo uses
+SELECT segplan.register_contacts('demo.contacts', 'id');
+SELECT segplan.unregister_events('crm_orders');

@@ -4,8 +4,9 @@
 //! function does (PostgreSQL's own SetUserIdAndSecContext), limited to statements segplan builds
 //! itself over its own tables, with values as parameters, under the pinned search_path
 //! (`pg_catalog, pg_temp`) every segplan function runs with. It also reads and writes the shared
-//! leaf cache (src/pg/leaf_cache.rs), only under the caller's own role and settings. Customer
-//! tables are never read here.
+//! leaf cache (src/pg/leaf_cache.rs), only under the caller's own role and settings, and the ids
+//! of contact keys the caller's own statements returned (src/pg/dense_ids.rs). Customer tables
+//! are never read here.
 use super::catalog::extension_owner;
 use pgrx::prelude::*;
 
