@@ -162,7 +162,7 @@ pub fn one_scan(leaves: &[&Leaf], contacts: &ContactSource) -> Query {
         cols.push(if integer_keys(contacts) {
             format!("segplan.rb64_to_bytea(segplan.rb64_build_agg(c.{k}::bigint) FILTER (WHERE {pred}))")
         } else {
-            format!("pg_catalog.array_agg(c.{k}::{}) FILTER (WHERE {pred})", key_array_type(contacts))
+            format!("segplan._keys_agg(c.{k}::{}) FILTER (WHERE {pred})", key_travel_type(contacts))
         });
     }
     Query { sql: format!("SELECT {} FROM {} AS c WHERE c.{k} IS NOT NULL", cols.join(", "), contacts.rel.sql), params }
@@ -173,19 +173,20 @@ fn integer_keys(contacts: &ContactSource) -> bool {
 }
 
 /// The type other keys travel in: uuid as itself (16 bytes), anything else as text.
-fn key_array_type(contacts: &ContactSource) -> &'static str {
+fn key_travel_type(contacts: &ContactSource) -> &'static str {
     if contacts.key.kind == TypeKind::Uuid { "uuid" } else { "text" }
 }
 
 /// The statement collecting the keys `key` (an SQL expression) of the rows `FROM {from}`: integer
-/// keys into a `roaringbitmap64`'s bytes, others as a `uuid[]` or `text[]` (`distinct`: `from`
-/// may list a contact many times, as event rows do).
+/// keys into a `roaringbitmap64`'s bytes, others (as uuid or text) into `segplan._keys_agg`'s
+/// bytes (`distinct`: `from` may list a contact many times, as event rows do). Both aggregates
+/// run in parallel.
 pub fn gather(contacts: &ContactSource, key: &str, from: &str, distinct: bool) -> String {
-    let t = key_array_type(contacts);
+    let t = key_travel_type(contacts);
     match (integer_keys(contacts), distinct) {
         (true, _) => format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg({key}::bigint)) FROM {from}"),
-        (false, false) => format!("SELECT pg_catalog.array_agg({key}::{t}) FROM {from}"),
-        (false, true) => format!("SELECT pg_catalog.array_agg(s.k) FROM (SELECT DISTINCT {key}::{t} FROM {from}) AS s(k)"),
+        (false, false) => format!("SELECT segplan._keys_agg({key}::{t}) FROM {from}"),
+        (false, true) => format!("SELECT segplan._keys_agg(s.k) FROM (SELECT DISTINCT {key}::{t} FROM {from}) AS s(k)"),
     }
 }
 
@@ -1072,20 +1073,20 @@ mod tests {
         }
         let rule = crate::rule::parse_any("country = 'FR' and clicks(within last 7 days) and clicks(count >= 2)").unwrap();
         let p = plan(&rule, &m, &|_| None).unwrap();
-        assert_eq!(p.universe.query.sql, "SELECT pg_catalog.array_agg(c.id::uuid) FROM public.people AS c WHERE c.id IS NOT NULL");
-        assert_eq!(p.leaves[0].query.sql, "SELECT pg_catalog.array_agg(c.id::uuid) FROM public.people AS c WHERE c.id IS NOT NULL AND (c.country = $2)");
+        assert_eq!(p.universe.query.sql, "SELECT segplan._keys_agg(c.id::uuid) FROM public.people AS c WHERE c.id IS NOT NULL");
+        assert_eq!(p.leaves[0].query.sql, "SELECT segplan._keys_agg(c.id::uuid) FROM public.people AS c WHERE c.id IS NOT NULL AND (c.country = $2)");
         // event rows name a contact many times: distinct before the keys leave the statement
-        assert!(p.leaves[1].query.sql.starts_with("SELECT pg_catalog.array_agg(s.k) FROM (SELECT DISTINCT (e.person)::uuid FROM public.clicks AS e WHERE"), "{}", p.leaves[1].query.sql);
-        assert!(p.leaves[2].query.sql.starts_with("SELECT pg_catalog.array_agg(s.k::uuid) FROM (SELECT e.person FROM public.clicks AS e"), "{}", p.leaves[2].query.sql);
+        assert!(p.leaves[1].query.sql.starts_with("SELECT segplan._keys_agg(s.k) FROM (SELECT DISTINCT (e.person)::uuid FROM public.clicks AS e WHERE"), "{}", p.leaves[1].query.sql);
+        assert!(p.leaves[2].query.sql.starts_with("SELECT segplan._keys_agg(s.k::uuid) FROM (SELECT e.person FROM public.clicks AS e"), "{}", p.leaves[2].query.sql);
         assert!(p.leaves.iter().chain([&p.universe]).all(|l| !l.query.sql.contains("rb64")));
         let attr: Vec<&Leaf> = p.leaves.iter().chain([&p.universe]).filter(|l| l.filter.is_some()).collect();
         let q = one_scan(&attr, m.contacts.as_ref().unwrap());
-        assert_eq!(q.sql, "SELECT pg_catalog.array_agg(c.id::uuid) FILTER (WHERE c.country = $2), pg_catalog.array_agg(c.id::uuid) FILTER (WHERE true) FROM public.people AS c WHERE c.id IS NOT NULL");
+        assert_eq!(q.sql, "SELECT segplan._keys_agg(c.id::uuid) FILTER (WHERE c.country = $2), segplan._keys_agg(c.id::uuid) FILTER (WHERE true) FROM public.people AS c WHERE c.id IS NOT NULL");
         // text keys travel as text
         if let Some(c) = m.contacts.as_mut() {
             c.key = col("id", "text", TypeKind::Text);
         }
         let p = plan(&rule, &m, &|_| None).unwrap();
-        assert_eq!(p.universe.query.sql, "SELECT pg_catalog.array_agg(c.id::text) FROM public.people AS c WHERE c.id IS NOT NULL");
+        assert_eq!(p.universe.query.sql, "SELECT segplan._keys_agg(c.id::text) FROM public.people AS c WHERE c.id IS NOT NULL");
     }
 }

@@ -1,6 +1,7 @@
 //! Dense ids for contact keys that are not integers (uuid, text): a `roaringbitmap64` holds
 //! numbers, so such a key gets one, for good, in `segplan.contact_ids` (sql/bootstrap.sql).
 //!
+//! Leaf statements return their keys through `segplan._keys_agg` (one `bytea`, built in parallel).
 //! Keys only ever come from a statement the caller ran as itself — the contacts it can see — and
 //! are looked up or numbered here as segplan's owner (src/pg/owner.rs): no role reads the table,
 //! so none can learn another brand's keys or whether a key it cannot see exists. Ids go back to
@@ -20,11 +21,12 @@
 //! changes, so a leaf's keys become ids in memory (about 40 bytes per uuid contact, more for text
 //! keys), and only keys this session has not met are looked up, in one statement — the whole
 //! table at once when there are many.
+use super::agg::{fold, merge, state_of, with_state, AggState};
 use super::bitmap64_type::Roaringbitmap64;
 use super::catalog::current_model;
 use super::error::{internal, raise_one, report};
 use super::owner::as_owner;
-use pgrx::datum::{Array, DatumWithOid};
+use pgrx::datum::{Array, DatumWithOid, Internal};
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiTupleTable};
 use pgrx::PgSqlErrorCode;
@@ -52,22 +54,17 @@ SELECT m.key FROM pg_catalog.unnest($1::int8[]) AS i(id) JOIN segplan.contact_id
 
 /// Keys a statement returned: uuids as their bytes, any other key as text.
 pub enum Keys {
-    Uuid(Vec<pgrx::Uuid>),
+    Uuid(Vec<[u8; 16]>),
     Text(Vec<String>),
 }
 
 impl Keys {
-    /// Column `col` of a statement's current row: an array of keys (`uuid[]` for uuid keys, else
-    /// `text[]`; NULL is none).
+    /// Column `col` of a statement's current row: `segplan._keys_agg` of keys of type `kind`
+    /// (NULL is none).
     pub fn read(row: &SpiTupleTable, col: usize, kind: TypeKind) -> Keys {
-        fn fail<T>(e: pgrx::spi::Error) -> T {
-            internal("reading contact keys failed", e)
-        }
-        if kind == TypeKind::Uuid {
-            Keys::Uuid(row.get::<Vec<pgrx::Uuid>>(col).unwrap_or_else(fail).unwrap_or_default())
-        } else {
-            Keys::Text(row.get::<Vec<String>>(col).unwrap_or_else(fail).unwrap_or_default())
-        }
+        let bytes = row.get::<&[u8]>(col).unwrap_or_else(|e| internal("reading contact keys failed", e)).unwrap_or_default();
+        let keys = if kind == TypeKind::Uuid { uuids_of(bytes).map(Keys::Uuid) } else { texts_of(bytes).map(Keys::Text) };
+        keys.unwrap_or_else(|| internal("reading contact keys failed", "malformed key list"))
     }
 
     pub fn len(&self) -> usize {
@@ -80,10 +77,75 @@ impl Keys {
     /// Key `i` as `segplan.contact_ids` keeps it (a uuid in its canonical text form).
     fn text(&self, i: usize) -> String {
         match self {
-            Keys::Uuid(k) => k[i].to_string(),
+            Keys::Uuid(k) => pgrx::Uuid::from_bytes(k[i]).to_string(),
             Keys::Text(k) => k[i].clone(),
         }
     }
+}
+
+/// `_keys_agg(uuid)`'s bytes: 16 per key.
+fn uuids_of(b: &[u8]) -> Option<Vec<[u8; 16]>> {
+    let chunks = b.chunks_exact(16);
+    if !chunks.remainder().is_empty() {
+        return None;
+    }
+    chunks.map(|c| c.try_into().ok()).collect()
+}
+
+/// `_keys_agg(text)`'s bytes: per key, its length (4 bytes, little-endian) and its UTF-8 bytes.
+fn texts_of(mut b: &[u8]) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let (len, rest) = b.split_at_checked(4)?;
+        let (key, rest) = rest.split_at_checked(u32::from_le_bytes(len.try_into().ok()?) as usize)?;
+        out.push(String::from_utf8(key.to_vec()).ok()?);
+        b = rest;
+    }
+    Some(out)
+}
+
+/// Support of `segplan._keys_agg(uuid)`: the leaf statements' keys leave in one value, built in
+/// parallel (PostgreSQL 15's `array_agg` is serial) and read without a per-element decode.
+#[pg_extern(immutable, parallel_safe)]
+fn _keys_trans_uuid(state: Internal, key: Option<pgrx::Uuid>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    with_state(state, fcinfo, |s: &mut AggState<Vec<u8>>| {
+        if let Some(k) = key {
+            s.value.extend_from_slice(&*k);
+            s.seen = true;
+        }
+    })
+}
+
+/// Support of `segplan._keys_agg(text)`.
+#[pg_extern(immutable, parallel_safe)]
+fn _keys_trans_text(state: Internal, key: Option<&str>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    with_state(state, fcinfo, |s: &mut AggState<Vec<u8>>| {
+        if let Some(k) = key {
+            s.value.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            s.value.extend_from_slice(k.as_bytes());
+            s.seen = true;
+        }
+    })
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn _keys_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    merge(a, b, fcinfo, |x: &mut Vec<u8>, y| x.extend_from_slice(&y))
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn _keys_serialize(state: Internal) -> Vec<u8> {
+    state_of::<Vec<u8>>(&state).map(|s| s.value.clone()).unwrap_or_default()
+}
+
+#[pg_extern(immutable, parallel_safe, strict)]
+fn _keys_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    fold(Internal::default(), (!bytes.is_empty()).then(|| bytes.to_vec()), fcinfo, |a: &mut Vec<u8>, b| a.extend_from_slice(&b))
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn _keys_final(state: Internal) -> Option<Vec<u8>> {
+    state_of::<Vec<u8>>(&state).map(|s| s.value.clone())
 }
 
 /// The SQL that collects the keys of `FROM {from}` (the contacts as `c`) as [`Keys::read`] reads them.
@@ -104,7 +166,7 @@ struct Known {
 impl Known {
     fn get(&self, keys: &Keys, i: usize) -> Option<u64> {
         match keys {
-            Keys::Uuid(k) => self.uuid.get(&*k[i]).copied(),
+            Keys::Uuid(k) => self.uuid.get(&k[i]).copied(),
             Keys::Text(k) => self.text.get(&k[i]).copied(),
         }
     }
@@ -207,16 +269,23 @@ fn resolve(keys: &Keys, which: impl Iterator<Item = usize>, local: &Known, out: 
     KNOWN.with(|k| {
         let k = k.borrow();
         let mut missing = Vec::new();
+        let mut found = Vec::with_capacity(keys.len());
         for (n, i) in which.enumerate() {
             if n % 65536 == 0 {
                 pgrx::check_for_interrupts!();
             }
             match k.get(keys, i).or_else(|| local.get(keys, i)) {
-                Some(id) => {
-                    out.insert(id);
-                }
+                Some(id) => found.push(id),
                 None => missing.push(i),
             }
+        }
+        // ids follow the keys' numbering order, not the scan's: sorted, they go in by runs
+        found.sort_unstable();
+        found.dedup();
+        if out.is_empty() {
+            *out = RoaringTreemap::from_sorted_iter(found).unwrap_or_else(|e| internal("collecting contact ids failed", e));
+        } else {
+            out.extend(found);
         }
         missing
     })
