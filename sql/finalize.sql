@@ -250,9 +250,6 @@ COMMENT ON FUNCTION segplan.rb_agg_deserialize(bytea, internal) IS 'Support func
 COMMENT ON FUNCTION segplan.rb_agg_final(internal) IS 'Support function of the bitmap aggregates (result).';
 COMMENT ON FUNCTION segplan.rb_agg_cardinality_final(internal) IS 'Support function of the cardinality aggregates (result).';
 
--- 64-bit bitmaps
-CREATE CAST (bytea AS segplan.roaringbitmap64) WITH FUNCTION segplan.roaringbitmap64(bytea);
-CREATE CAST (segplan.roaringbitmap64 AS bytea) WITH FUNCTION segplan.rb64_to_bytea(segplan.roaringbitmap64);
 -- how leaf statements over uuid/text contact keys return their keys (src/pg/dense_ids.rs)
 CREATE AGGREGATE segplan._keys_agg(uuid) (
   SFUNC = segplan._keys_trans_uuid, STYPE = internal, FINALFUNC = segplan._keys_final,
@@ -270,6 +267,10 @@ COMMENT ON FUNCTION segplan._keys_combine(internal, internal) IS 'Support functi
 COMMENT ON FUNCTION segplan._keys_serialize(internal) IS 'Support function of _keys_agg (parallel serialize).';
 COMMENT ON FUNCTION segplan._keys_deserialize(bytea, internal) IS 'Support function of _keys_agg (parallel deserialize).';
 COMMENT ON FUNCTION segplan._keys_final(internal) IS 'Support function of _keys_agg.';
+
+-- 64-bit bitmaps
+CREATE CAST (bytea AS segplan.roaringbitmap64) WITH FUNCTION segplan.roaringbitmap64(bytea);
+CREATE CAST (segplan.roaringbitmap64 AS bytea) WITH FUNCTION segplan.rb64_to_bytea(segplan.roaringbitmap64);
 CREATE AGGREGATE segplan.rb64_build_agg(bigint) (
   SFUNC = segplan.rb64_build_trans, STYPE = internal, FINALFUNC = segplan.rb64_agg_final,
   COMBINEFUNC = segplan.rb64_or_combine, SERIALFUNC = segplan.rb64_agg_serialize,

@@ -358,17 +358,19 @@ pub fn keys(client: &SpiClient, ids: &RoaringTreemap) -> Vec<String> {
     if ids.is_empty() {
         return Vec::new();
     }
-    as_owner(|| {
-        let rows = client.select(KEYS_SQL, None, &[ids.into()]).unwrap_or_else(|e| internal("reading contact keys failed", e));
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            pgrx::check_for_interrupts!();
-            if let Ok(Some(k)) = row.get::<String>(1) {
-                out.push(k);
-            }
+    as_owner(|| first_column(client.select(KEYS_SQL, None, &[ids.into()]).unwrap_or_else(|e| internal("reading contact keys failed", e))))
+}
+
+/// The first column's non-NULL values of every row.
+pub(super) fn first_column<T: FromDatum + IntoDatum>(rows: SpiTupleTable) -> Vec<T> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        pgrx::check_for_interrupts!();
+        if let Ok(Some(k)) = row.get::<T>(1) {
+            out.push(k);
         }
-        out
-    })
+    }
+    out
 }
 
 fn contacts(model: &Model) -> &ContactSource {
@@ -393,15 +395,7 @@ fn keys_of(bitmap: Roaringbitmap64) -> SetOfIterator<'static, String> {
             return keys;
         }
         let sql = format!("SELECT c.{}::text FROM {}", c.key.sql, visible_where(c));
-        let rows = client.select(&sql, None, &[keys.into()]).unwrap_or_else(|e| internal("reading contacts failed", e));
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            pgrx::check_for_interrupts!();
-            if let Ok(Some(k)) = row.get::<String>(1) {
-                out.push(k);
-            }
-        }
-        out
+        first_column(client.select(&sql, None, &[keys.into()]).unwrap_or_else(|e| internal("reading contacts failed", e)))
     });
     SetOfIterator::new(keys)
 }

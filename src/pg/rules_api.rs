@@ -108,17 +108,7 @@ fn member_rows<T: FromDatum + IntoDatum + Key>(rule: &str, as_of: TimestampWithT
         return b.iter().map(|k| T::from_key(k as i64)).collect();
     }
     let q = compiled(&r, &model).members(cast);
-    Spi::connect(|client| {
-        let table = client.select(&q.sql, None, &args(as_of, &q.params)).unwrap_or_else(|e| internal("listing members failed", e));
-        let mut out = Vec::with_capacity(table.len());
-        for row in table {
-            pgrx::check_for_interrupts!();
-            if let Ok(Some(k)) = row.get::<T>(1) {
-                out.push(k);
-            }
-        }
-        out
-    })
+    Spi::connect(|client| dense_ids::first_column(client.select(&q.sql, None, &args(as_of, &q.params)).unwrap_or_else(|e| internal("listing members failed", e))))
 }
 
 /// A member key from an integer key or a key given as text (the bitmap engine).

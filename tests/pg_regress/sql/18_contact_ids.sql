@@ -74,6 +74,15 @@ SELECT segplan.rb64_cardinality(segplan.bitmap($$country = 'ZZ'$$)) AS read_only
 ROLLBACK;
 DELETE FROM demo.contacts WHERE id IN (900001, 900002);
 
+-- text keys of any content travel intact: empty, quotes and separators, multibyte, tabs, long
+CREATE TABLE u.accounts (code text PRIMARY KEY, plan text);
+INSERT INTO u.accounts VALUES ('', 'pro'), (E'\u00e4,"{}\\''', 'pro'), (repeat('x', 3000), 'pro'), ('日本', NULL), (E'tab\there', 'pro');
+SELECT segplan.register_contacts('u.accounts', 'code');
+SELECT left(m, 12) AS key, length(m) AS chars FROM segplan.members_text($$plan = 'pro'$$) m ORDER BY 1, 2;
+SELECT segplan.count($$plan = 'pro'$$) AS pro, segplan.count($$not plan = 'pro'$$) AS not_pro,
+       (SELECT count(*) FROM segplan.keys_of(segplan.bitmap($$plan = 'pro'$$)) k JOIN u.accounts a ON a.code = k) AS keys_back;
+SELECT segplan.register_contacts('u.contacts', 'uid');
+
 -- plan runs keep contacts by bigint key: over uuid keys a run fails and says why
 SELECT segplan.run_plan(segplan.create_plan('uuid_plan',
   '{"rule": {"attr": "country", "op": "eq", "value": "FR"}, "channel": "email", "schedule": {"once": "2026-03-24 09:00", "time_zone": "UTC"}}'),
