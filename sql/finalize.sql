@@ -203,6 +203,9 @@ COMMENT ON FUNCTION segplan.rb_clear(segplan.roaringbitmap, bigint, bigint) IS '
 COMMENT ON FUNCTION segplan.rb_flip(segplan.roaringbitmap, bigint, bigint) IS 'The bitmap with every value of [range_start, range_end) flipped.';
 
 -- bitmap aggregates: internal state, parallel (combine + serialize/deserialize)
+-- the per-row step is a C-ABI function (src/pg/agg.rs, raw_step)
+CREATE FUNCTION segplan.rb_build_trans(internal, integer) RETURNS internal
+  LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segplan_rb_build_trans';
 CREATE AGGREGATE segplan.rb_build_agg(integer) (
   SFUNC = segplan.rb_build_trans, STYPE = internal, FINALFUNC = segplan.rb_agg_final,
   COMBINEFUNC = segplan.rb_or_combine, SERIALFUNC = segplan.rb_agg_serialize,
@@ -251,6 +254,8 @@ COMMENT ON FUNCTION segplan.rb_agg_final(internal) IS 'Support function of the b
 COMMENT ON FUNCTION segplan.rb_agg_cardinality_final(internal) IS 'Support function of the cardinality aggregates (result).';
 
 -- how leaf statements over uuid/text contact keys return their keys (src/pg/dense_ids.rs)
+CREATE FUNCTION segplan._keys_trans_uuid(internal, uuid) RETURNS internal
+  LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segplan_keys_trans_uuid';
 CREATE AGGREGATE segplan._keys_agg(uuid) (
   SFUNC = segplan._keys_trans_uuid, STYPE = internal, FINALFUNC = segplan._keys_final,
   COMBINEFUNC = segplan._keys_combine, SERIALFUNC = segplan._keys_serialize,
@@ -271,6 +276,9 @@ COMMENT ON FUNCTION segplan._keys_final(internal) IS 'Support function of _keys_
 -- 64-bit bitmaps
 CREATE CAST (bytea AS segplan.roaringbitmap64) WITH FUNCTION segplan.roaringbitmap64(bytea);
 CREATE CAST (segplan.roaringbitmap64 AS bytea) WITH FUNCTION segplan.rb64_to_bytea(segplan.roaringbitmap64);
+-- the per-row steps of the aggregates a leaf's scan runs are C-ABI functions (src/pg/agg.rs, raw_step)
+CREATE FUNCTION segplan.rb64_build_trans(internal, bigint) RETURNS internal
+  LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segplan_rb64_build_trans';
 CREATE AGGREGATE segplan.rb64_build_agg(bigint) (
   SFUNC = segplan.rb64_build_trans, STYPE = internal, FINALFUNC = segplan.rb64_agg_final,
   COMBINEFUNC = segplan.rb64_or_combine, SERIALFUNC = segplan.rb64_agg_serialize,

@@ -55,3 +55,54 @@ pub fn merge<B: Default + Clone + 'static>(a: Internal, b: Internal, fcinfo: pg_
     let other = state_of::<B>(&b).map(|s| s.value.clone());
     fold(a, other, fcinfo, op)
 }
+
+/// A transition step written against the function-call ABI, for the aggregates that run once per
+/// row of a leaf's scan (ids into a bitmap, keys into a list): pgrx's argument and state wrappers
+/// cost about as much per row as the scan of a narrow row. Reads the state pointer (the same
+/// representation as pgrx's `Internal`, so the combine, serialize and final functions are
+/// unchanged) and the value; a NULL value leaves the state as it is; the state is created in the
+/// aggregate's memory context at the first value.
+///
+/// # Safety
+/// `fcinfo` is the call's, with two arguments: the state (`internal`, made by this function or
+/// NULL) and the value.
+pub unsafe fn raw_step<B: Default + 'static>(fcinfo: pg_sys::FunctionCallInfo, step: impl FnOnce(&mut AggState<B>, pg_sys::Datum)) -> pg_sys::Datum {
+    use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw, pg_return_null};
+    let mut state: *mut AggState<B> = if pg_arg_is_null(fcinfo, 0) { std::ptr::null_mut() } else { pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr() };
+    if pg_arg_is_null(fcinfo, 1) {
+        return if state.is_null() { pg_return_null(fcinfo) } else { pg_sys::Datum::from(state) };
+    }
+    if state.is_null() {
+        let mut agg_cxt: pg_sys::MemoryContext = std::ptr::null_mut();
+        if pg_sys::AggCheckCallContext(fcinfo, &mut agg_cxt) == 0 {
+            report(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "this function is an aggregate's support function",
+                "it was called outside an aggregate".into(),
+                Some("use the aggregate it belongs to (rb_build_agg, rb64_build_agg, …)".into()),
+            );
+        }
+        state = PgMemoryContexts::For(agg_cxt).leak_and_drop_on_delete(AggState::<B>::default());
+    }
+    step(&mut *state, pg_getarg_datum_raw(fcinfo, 1));
+    pg_sys::Datum::from(state)
+}
+
+/// Declares `$name` as a version-1 C function (its `pg_finfo_` record) calling [`raw_step`] with
+/// state `$state` and `$step`; sql/finalize.sql creates it (`LANGUAGE c … AS 'MODULE_PATHNAME', '$name'`).
+#[macro_export]
+macro_rules! raw_transition {
+    ($name:ident, $finfo:ident, $state:ty, $step:expr) => {
+        #[no_mangle]
+        pub extern "C" fn $finfo() -> &'static pgrx::pg_sys::Pg_finfo_record {
+            static V1: pgrx::pg_sys::Pg_finfo_record = pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+
+        #[no_mangle]
+        #[pgrx::pg_guard]
+        pub unsafe extern "C-unwind" fn $name(fcinfo: pgrx::pg_sys::FunctionCallInfo) -> pgrx::pg_sys::Datum {
+            $crate::pg::agg::raw_step::<$state>(fcinfo, $step)
+        }
+    };
+}

@@ -2,7 +2,7 @@
 //! `rb64_*` surface. `::bytea` is CRoaring's portable 64-bit format. Negative int8s are stored as
 //! their unsigned bit pattern (so -1 sorts last), as in the 32-bit type. segplan.bitmap(rule)
 //! returns this type: contact keys are bigint.
-use super::agg::{fold, merge, state_of, with_state, AggState};
+use super::agg::{fold, merge, state_of};
 use super::bitmap_type::output_as_bytea;
 use super::error::report;
 use super::in_place::InPlace;
@@ -285,15 +285,11 @@ fn rb64_runoptimize(rb: Rb) -> Rb {
 
 // ---- aggregates (state handling in agg.rs)
 
-#[pg_extern(immutable, parallel_safe)]
-fn rb64_build_trans(state: Internal, value: Option<i64>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    with_state(state, fcinfo, |s: &mut AggState<RoaringTreemap>| {
-        if let Some(v) = value {
-            s.value.insert(u(v));
-            s.seen = true;
-        }
-    })
-}
+// rb64_build_agg's step (a C-ABI function, see agg::raw_step): an int8 by value
+crate::raw_transition!(segplan_rb64_build_trans, pg_finfo_segplan_rb64_build_trans, RoaringTreemap, |s, v| {
+    s.value.insert(u(v.value() as i64));
+    s.seen = true;
+});
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_or_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {

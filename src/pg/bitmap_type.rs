@@ -6,7 +6,7 @@ use super::in_place::InPlace;
 use pgrx::prelude::*;
 use pgrx::datum::Internal;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
-use super::agg::{fold, merge, state_of, with_state};
+use super::agg::{fold, merge, state_of};
 use pgrx::{InOutFuncs, PgSqlErrorCode, StringInfo};
 use segplan_core::frozen;
 use segplan_core::bitmap::{self, RoaringBitmap};
@@ -340,15 +340,11 @@ fn rb_flip(rb: Rb, range_start: i64, range_end: i64) -> Rb {
 
 // ---- aggregates (state handling in agg.rs)
 
-#[pg_extern(immutable, parallel_safe)]
-fn rb_build_trans(state: Internal, value: Option<i32>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    with_state(state, fcinfo, |s: &mut super::agg::AggState<RoaringBitmap>| {
-        if let Some(v) = value {
-            s.value.insert(u(v));
-            s.seen = true;
-        }
-    })
-}
+// rb_build_agg's step (a C-ABI function, see agg::raw_step): an int4 by value
+crate::raw_transition!(segplan_rb_build_trans, pg_finfo_segplan_rb_build_trans, RoaringBitmap, |s, v| {
+    s.value.insert(u(v.value() as i32));
+    s.seen = true;
+});
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_or_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {

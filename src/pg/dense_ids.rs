@@ -104,17 +104,14 @@ fn texts_of(mut b: &[u8]) -> Option<Vec<String>> {
     Some(out)
 }
 
-/// Support of `segplan._keys_agg(uuid)`: the leaf statements' keys leave in one value, built in
-/// parallel (PostgreSQL 15's `array_agg` is serial) and read without a per-element decode.
-#[pg_extern(immutable, parallel_safe)]
-fn _keys_trans_uuid(state: Internal, key: Option<pgrx::Uuid>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    with_state(state, fcinfo, |s: &mut AggState<Vec<u8>>| {
-        if let Some(k) = key {
-            s.value.extend_from_slice(&*k);
-            s.seen = true;
-        }
-    })
-}
+// Support of `segplan._keys_agg(uuid)`: the leaf statements' keys leave in one value, built in
+// parallel (PostgreSQL 15's `array_agg` is serial) and read without a per-element decode. A C-ABI
+// function (see agg::raw_step): a uuid is passed by reference, 16 bytes.
+crate::raw_transition!(segplan_keys_trans_uuid, pg_finfo_segplan_keys_trans_uuid, Vec<u8>, |s, v| {
+    // SAFETY: a non-NULL uuid datum points to its 16 bytes
+    s.value.extend_from_slice(unsafe { std::slice::from_raw_parts(v.cast_mut_ptr::<u8>(), 16) });
+    s.seen = true;
+});
 
 /// Support of `segplan._keys_agg(text)`.
 #[pg_extern(immutable, parallel_safe)]
