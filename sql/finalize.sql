@@ -463,6 +463,11 @@ BEGIN
   ELSIF s.members IS NULL THEN
     RAISE EXCEPTION 'segplan: segment "%" was never refreshed', s.name USING ERRCODE = '55000',
       HINT = 'call segplan.refresh_segment(name) first, or ask for live members';
+  ELSIF segplan.model()->'contacts'->>'key_type' NOT IN ('smallint', 'integer', 'bigint') THEN
+    -- over uuid/text keys a stored bitmap holds segplan ids (see "Keys that are not integers")
+    RAISE EXCEPTION 'segplan: contact keys are not integers' USING ERRCODE = '42804',
+      DETAIL = 'segment_members returns bigint keys; the stored members of this segment are segplan ids',
+      HINT = pg_catalog.format('SELECT segplan.keys_of(members::segplan.roaringbitmap64) FROM segplan.segment WHERE name = %L', s.name);
   ELSE
     RETURN QUERY SELECT segplan.rb64_iterate(s.members::segplan.roaringbitmap64);
   END IF;

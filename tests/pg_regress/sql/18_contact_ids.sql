@@ -83,6 +83,15 @@ SELECT segplan.count($$plan = 'pro'$$) AS pro, segplan.count($$not plan = 'pro'$
        (SELECT count(*) FROM segplan.keys_of(segplan.bitmap($$plan = 'pro'$$)) k JOIN u.accounts a ON a.code = k) AS keys_back;
 SELECT segplan.register_contacts('u.contacts', 'uid');
 
+-- stored segments over uuid keys: members kept as ids (history counts them), keys back through keys_of
+SELECT segplan.save_segment('uuid_fr', $$country = 'FR'$$) > 0 AS saved;
+SELECT segplan.refresh_segment('uuid_fr') = (SELECT count(*) FROM demo.contacts WHERE country = 'FR') AS refreshed;
+SELECT size = entered AND exited = 0 AS history_ok FROM segplan.segment_history('uuid_fr');
+SELECT segplan.segment_members('uuid_fr', false);
+SELECT count(*) = (SELECT count(*) FROM demo.contacts WHERE country = 'FR') AS keys_back
+FROM segplan.keys_of((SELECT members::segplan.roaringbitmap64 FROM segplan.segment WHERE name = 'uuid_fr'));
+SELECT segplan.drop_segment('uuid_fr');
+
 -- plan runs keep contacts by bigint key: over uuid keys a run fails and says why
 SELECT segplan.run_plan(segplan.create_plan('uuid_plan',
   '{"rule": {"attr": "country", "op": "eq", "value": "FR"}, "channel": "email", "schedule": {"once": "2026-03-24 09:00", "time_zone": "UTC"}}'),
