@@ -15,18 +15,27 @@ pub struct AggState<B> {
     pub value: B,
 }
 
+/// The aggregate's memory context; an error when the function was called outside an aggregate.
+///
+/// # Safety
+/// `fcinfo` is the current call's.
+unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
+    let mut agg_cxt: pg_sys::MemoryContext = std::ptr::null_mut();
+    if pg_sys::AggCheckCallContext(fcinfo, &mut agg_cxt) == 0 {
+        report(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "this function is an aggregate's support function",
+            "it was called outside an aggregate".into(),
+            Some("use the aggregate it belongs to (rb_build_agg, rb_or_agg, rb64_build_agg, …)".into()),
+        );
+    }
+    agg_cxt
+}
+
 /// Runs `f` on the state, created if needed, in the aggregate's memory context.
 pub fn with_state<B: Default + 'static>(mut state: Internal, fcinfo: pg_sys::FunctionCallInfo, f: impl FnOnce(&mut AggState<B>)) -> Internal {
     unsafe {
-        let mut agg_cxt: pg_sys::MemoryContext = std::ptr::null_mut();
-        if pg_sys::AggCheckCallContext(fcinfo, &mut agg_cxt) == 0 {
-            report(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                "this function is an aggregate's support function",
-                "it was called outside an aggregate".into(),
-                Some("use the aggregate it belongs to (rb_build_agg, rb_or_agg, rb64_build_agg, …)".into()),
-            );
-        }
+        let agg_cxt = agg_context(fcinfo);
         PgMemoryContexts::For(agg_cxt).switch_to(|_| f(state.get_or_insert_default::<AggState<B>>()));
     }
     state
@@ -73,16 +82,7 @@ pub unsafe fn raw_step<B: Default + 'static>(fcinfo: pg_sys::FunctionCallInfo, s
         return if state.is_null() { pg_return_null(fcinfo) } else { pg_sys::Datum::from(state) };
     }
     if state.is_null() {
-        let mut agg_cxt: pg_sys::MemoryContext = std::ptr::null_mut();
-        if pg_sys::AggCheckCallContext(fcinfo, &mut agg_cxt) == 0 {
-            report(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                "this function is an aggregate's support function",
-                "it was called outside an aggregate".into(),
-                Some("use the aggregate it belongs to (rb_build_agg, rb64_build_agg, …)".into()),
-            );
-        }
-        state = PgMemoryContexts::For(agg_cxt).leak_and_drop_on_delete(AggState::<B>::default());
+        state = PgMemoryContexts::For(agg_context(fcinfo)).leak_and_drop_on_delete(AggState::<B>::default());
     }
     step(&mut *state, pg_getarg_datum_raw(fcinfo, 1));
     pg_sys::Datum::from(state)
