@@ -12,6 +12,7 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
 use segplan_core::algebra;
+use segplan_core::bitmap::RoaringTreemap;
 use segplan_core::compile::{self, Query};
 use segplan_core::error::Problem;
 use segplan_core::model::{Model, TypeKind};
@@ -101,37 +102,29 @@ fn member_rows<T: FromDatum + IntoDatum + Key>(rule: &str, as_of: TimestampWithT
     }
     if let Some(ev) = evaluate(&r, &model, as_of) {
         let b = algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe);
-        if model.contacts.as_ref().is_some_and(|c| c.key.kind != TypeKind::Integer) {
-            // the caller's own contacts: no need to check what it may see
-            return Spi::connect(|client| dense_ids::keys(client, &b)).into_iter().map(T::from_text).collect();
-        }
-        return b.iter().map(|k| T::from_key(k as i64)).collect();
+        return T::members(&b, model.contacts.as_ref().is_some_and(|c| c.key.kind != TypeKind::Integer));
     }
     let q = compiled(&r, &model).members(cast);
     Spi::connect(|client| dense_ids::first_column(client.select(&q.sql, None, &args(as_of, &q.params)).unwrap_or_else(|e| internal("listing members failed", e))))
 }
 
-/// A member key from an integer key or a key given as text (the bitmap engine).
-trait Key {
-    fn from_key(k: i64) -> Self;
-    fn from_text(k: String) -> Self;
+/// Member keys from the bitmap engine's answer: integer keys are its values; other keys (`dense`)
+/// are read back from their ids.
+trait Key: Sized {
+    fn members(ids: &RoaringTreemap, dense: bool) -> Vec<Self>;
 }
 
 impl Key for i64 {
-    fn from_key(k: i64) -> Self {
-        k
-    }
-    fn from_text(k: String) -> Self {
-        unreachable!("bigint members are refused for keys that are not integers: {k}")
+    // `members` refuses contact keys that are not integers before evaluating
+    fn members(ids: &RoaringTreemap, _dense: bool) -> Vec<Self> {
+        ids.iter().map(|k| k as i64).collect()
     }
 }
 
 impl Key for String {
-    fn from_key(k: i64) -> Self {
-        k.to_string()
-    }
-    fn from_text(k: String) -> Self {
-        k
+    fn members(ids: &RoaringTreemap, dense: bool) -> Vec<Self> {
+        // the caller's own contacts: no need to check what it may see
+        if dense { Spi::connect(|client| dense_ids::keys(client, ids)) } else { ids.iter().map(|k| k.to_string()).collect() }
     }
 }
 
