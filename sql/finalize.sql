@@ -156,14 +156,17 @@ COMMENT ON FUNCTION segplan.rfm_scores_text(timestamptz) IS 'rfm_scores with the
 COMMENT ON FUNCTION segplan.rfm_summary(timestamptz) IS
   'Per RFM cluster: contacts, share of the scored contacts, average recency, frequency and monetary value.';
 
--- roaring bitmaps: portable bytes both ways, as pg_roaringbitmap's casts
+-- roaring bitmaps: a value is the portable bytes (src/pg/datum.rs), so ::bytea is a binary cast
+-- and bytea is validated on the way in, as pg_roaringbitmap's casts. Stored uncompressed and out
+-- of line (as pg_roaringbitmap's types): a bitmap is compressed already, and an operation reads it
+-- without decompressing it first.
 CREATE CAST (bytea AS segplan.roaringbitmap) WITH FUNCTION segplan.roaringbitmap(bytea);
-CREATE CAST (segplan.roaringbitmap AS bytea) WITH FUNCTION segplan.rb_to_bytea(segplan.roaringbitmap);
+CREATE CAST (segplan.roaringbitmap AS bytea) WITHOUT FUNCTION;
+ALTER TYPE segplan.roaringbitmap SET (STORAGE = external);
 COMMENT ON TYPE segplan.roaringbitmap IS 'A set of int4 values as a roaring bitmap; text form {1,2,3}, ::bytea is the portable roaring format.';
 COMMENT ON FUNCTION segplan.roaringbitmap_in(cstring) IS 'Text input of roaringbitmap: {1,2,3}.';
 COMMENT ON FUNCTION segplan.roaringbitmap_out(segplan.roaringbitmap) IS 'Text output of roaringbitmap: {1,2,3}.';
 COMMENT ON FUNCTION segplan.roaringbitmap(bytea) IS 'Reads the portable roaring format (as written by pg_roaringbitmap or CRoaring).';
-COMMENT ON FUNCTION segplan.rb_to_bytea(segplan.roaringbitmap) IS 'The portable roaring format of a bitmap.';
 COMMENT ON FUNCTION segplan.rb_build(integer[]) IS 'A bitmap of the array''s values (NULLs ignored).';
 COMMENT ON FUNCTION segplan.rb_to_array(segplan.roaringbitmap) IS 'The values of a bitmap as an array, in bitmap order.';
 COMMENT ON FUNCTION segplan.rb_iterate(segplan.roaringbitmap) IS 'The values of a bitmap as rows, in bitmap order.';
@@ -275,7 +278,8 @@ COMMENT ON FUNCTION segplan._keys_final(internal) IS 'Support function of _keys_
 
 -- 64-bit bitmaps
 CREATE CAST (bytea AS segplan.roaringbitmap64) WITH FUNCTION segplan.roaringbitmap64(bytea);
-CREATE CAST (segplan.roaringbitmap64 AS bytea) WITH FUNCTION segplan.rb64_to_bytea(segplan.roaringbitmap64);
+CREATE CAST (segplan.roaringbitmap64 AS bytea) WITHOUT FUNCTION;
+ALTER TYPE segplan.roaringbitmap64 SET (STORAGE = external);
 -- the per-row steps of the aggregates a leaf's scan runs are C-ABI functions (src/pg/agg.rs, raw_step)
 CREATE FUNCTION segplan.rb64_build_trans(internal, bigint) RETURNS internal
   LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segplan_rb64_build_trans';
@@ -311,7 +315,6 @@ COMMENT ON TYPE segplan.roaringbitmap64 IS 'A set of int8 values as a 64-bit roa
 COMMENT ON FUNCTION segplan.roaringbitmap64_in(cstring) IS 'Text input of roaringbitmap64: {1,2,3}.';
 COMMENT ON FUNCTION segplan.roaringbitmap64_out(segplan.roaringbitmap64) IS 'Text output of roaringbitmap64: {1,2,3}.';
 COMMENT ON FUNCTION segplan.roaringbitmap64(bytea) IS 'Reads the portable 64-bit roaring format (as written by pg_roaringbitmap or CRoaring).';
-COMMENT ON FUNCTION segplan.rb64_to_bytea(segplan.roaringbitmap64) IS 'The portable 64-bit roaring format of a bitmap.';
 COMMENT ON FUNCTION segplan.rb64_build(bigint[]) IS 'A 64-bit bitmap of the array''s values (NULLs ignored).';
 COMMENT ON FUNCTION segplan.rb64_to_array(segplan.roaringbitmap64) IS 'The values of a 64-bit bitmap as an array, in bitmap order.';
 COMMENT ON FUNCTION segplan.rb64_iterate(segplan.roaringbitmap64) IS 'The values of a 64-bit bitmap as rows, in bitmap order.';

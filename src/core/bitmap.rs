@@ -145,6 +145,17 @@ pub fn from_bytes(bytes: &[u8]) -> Result<RoaringBitmap, String> {
     Ok(b)
 }
 
+/// Reads portable bytes this code wrote or validated before (a stored value): the containers are
+/// not checked again. Bytes that are cut short are still an error.
+pub fn from_trusted_bytes(bytes: &[u8]) -> Result<RoaringBitmap, String> {
+    RoaringBitmap::deserialize_unchecked_from(bytes).map_err(|e| e.to_string())
+}
+
+/// [`from_trusted_bytes`] for the 64-bit format.
+pub fn from_trusted_bytes64(bytes: &[u8]) -> Result<RoaringTreemap, String> {
+    RoaringTreemap::deserialize_unchecked_from(bytes).map_err(|e| e.to_string())
+}
+
 /// Jaccard distance 1 − |a∩b| / |a∪b| (0 for two empty sets).
 pub fn jaccard_dist(a: &RoaringBitmap, b: &RoaringBitmap) -> f64 {
     let union = a.union_len(b);
@@ -213,6 +224,7 @@ mod tests {
         fn round_trips_64(values in prop::collection::vec(any::<u64>(), 0..500), low in prop::collection::vec(0u64..300_000, 0..500)) {
             let b: RoaringTreemap = values.into_iter().chain(low).collect();
             prop_assert_eq!(from_bytes64(&to_bytes64(&b)).unwrap(), b.clone());
+            prop_assert_eq!(from_trusted_bytes64(&to_bytes64(&b)).unwrap(), b.clone());
             prop_assert_eq!(parse_any64(&format_text64(&b)).unwrap(), b);
         }
 
@@ -231,6 +243,9 @@ mod tests {
             let mut b: RoaringBitmap = values.into_iter().collect();
             b.insert_range(0..dense);
             prop_assert_eq!(from_bytes(&to_bytes(&b)).unwrap(), b.clone());
+            let bytes = to_bytes(&b);
+            prop_assert_eq!(from_trusted_bytes(&bytes).unwrap(), b.clone());
+            prop_assert!(from_trusted_bytes(&bytes[..bytes.len() - 1]).is_err(), "cut short");
             prop_assert_eq!(parse_text(&format_text(&b)).unwrap(), b);
         }
 

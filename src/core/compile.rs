@@ -160,7 +160,7 @@ pub fn one_scan(leaves: &[&Leaf], contacts: &ContactSource) -> Query {
         let pred = renumber(l.filter.as_deref().unwrap_or("true"), params.len());
         params.extend(l.query.params.iter().cloned());
         cols.push(if integer_keys(contacts) {
-            format!("segplan.rb64_to_bytea(segplan.rb64_build_agg(c.{k}::bigint) FILTER (WHERE {pred}))")
+            format!("(segplan.rb64_build_agg(c.{k}::bigint) FILTER (WHERE {pred}))::pg_catalog.bytea")
         } else {
             format!("segplan._keys_agg(c.{k}::{}) FILTER (WHERE {pred})", key_travel_type(contacts))
         });
@@ -184,7 +184,7 @@ fn key_travel_type(contacts: &ContactSource) -> &'static str {
 pub fn gather(contacts: &ContactSource, key: &str, from: &str, distinct: bool) -> String {
     let t = key_travel_type(contacts);
     match (integer_keys(contacts), distinct) {
-        (true, _) => format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg({key}::bigint)) FROM {from}"),
+        (true, _) => format!("SELECT segplan.rb64_build_agg({key}::bigint)::pg_catalog.bytea FROM {from}"),
         (false, false) => format!("SELECT segplan._keys_agg({key}::{t}) FROM {from}"),
         (false, true) => format!("SELECT segplan._keys_agg(s.k) FROM (SELECT DISTINCT {key}::{t} FROM {from}) AS s(k)"),
     }

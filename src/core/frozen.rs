@@ -1,12 +1,15 @@
-//! Membership read straight from a bitmap's portable bytes (CRoaring's "frozen view" idea): no
-//! container is copied or allocated, so a filter `rb_contains(bm, id)` costs a few binary searches
-//! per row instead of a deserialization of the whole bitmap per row.
+//! Bitmaps read straight from their portable bytes (CRoaring's "frozen view" idea): no container
+//! is copied or allocated to answer membership (`rb_contains(bm, id)` costs a few binary searches
+//! per row instead of a deserialization per row), cardinality (a sum over the headers), or to
+//! intersect two bitmaps (only the containers whose keys both have are read, and the result is
+//! written in the portable format directly).
 //!
 //! Reads both layouts of the portable format: without run containers (cookie 12346, offsets
 //! always present — what this crate writes) and with them (cookie 12347, offsets from 4
 //! containers on — what CRoaring and pg_roaringbitmap write after `rb_runoptimize`). Every read is
 //! bounds-checked: bytes that are not in the format give `None`, and the caller falls back to the
-//! validating deserializer (which reports the error).
+//! validating deserializer (which reports the error). Writes the layout without run containers,
+//! byte for byte what the `roaring` crate and CRoaring write for the same set.
 
 const NO_RUNS: u32 = 12346;
 const WITH_RUNS: u16 = 12347;
@@ -143,6 +146,338 @@ impl<'a> View<'a> {
     }
 }
 
+/// One container, read in place.
+enum Container<'a> {
+    /// sorted values, 2 bytes each
+    Array(&'a [u8]),
+    /// 1024 words of 8 bytes
+    Bitset(&'a [u8]),
+    /// (start, length − 1) pairs, 4 bytes each
+    Runs(&'a [u8]),
+}
+
+impl<'a> View<'a> {
+    fn key(&self, i: usize) -> Option<u16> {
+        u16_at(self.b, self.keys + 4 * i)
+    }
+
+    fn container(&self, i: usize) -> Option<Container<'a>> {
+        let at = self.start(i)?;
+        let size = self.size(i, at)?;
+        if self.is_run(i) {
+            return Some(Container::Runs(self.b.get(at + 2..at.checked_add(size)?)?));
+        }
+        let body = self.b.get(at..at.checked_add(size)?)?;
+        Some(if self.cardinality(i)? > ARRAY_MAX { Container::Bitset(body) } else { Container::Array(body) })
+    }
+
+    fn total(&self) -> Option<u64> {
+        (0..self.n).try_fold(0u64, |sum, i| Some(sum + self.cardinality(i)? as u64))
+    }
+
+    /// The containers of `self ∩ other` (empty ones left out), read pairwise by key.
+    fn and(&self, other: &View) -> Option<Vec<(u16, Owned)>> {
+        let mut out = Vec::new();
+        self.pairs(other, |key, x, y| {
+            if let Some(c) = container_and(&x, &y) {
+                out.push((key, c));
+            }
+        })?;
+        Some(out)
+    }
+
+    fn and_cardinality(&self, other: &View) -> Option<u64> {
+        let mut n = 0;
+        self.pairs(other, |_, x, y| n += container_and_cardinality(&x, &y))?;
+        Some(n)
+    }
+
+    /// Calls `f` with each key both bitmaps have and their two containers.
+    fn pairs(&self, other: &View<'a>, mut f: impl FnMut(u16, Container<'a>, Container<'a>)) -> Option<()> {
+        let (mut i, mut j) = (0, 0);
+        while i < self.n && j < other.n {
+            let (x, y) = (self.key(i)?, other.key(j)?);
+            match x.cmp(&y) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    f(x, self.container(i)?, other.container(j)?);
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        Some(())
+    }
+}
+
+fn values(array: &[u8]) -> impl Iterator<Item = u16> + '_ {
+    array.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]))
+}
+
+fn word(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes.try_into().unwrap_or_default())
+}
+
+/// A container's bits: a bitset's bytes as stored, or a run container's filled in.
+enum Bits<'a> {
+    Stored(&'a [u8]),
+    Filled(Box<[u8; BITSET_BYTES]>),
+}
+
+impl Bits<'_> {
+    fn of<'b>(c: &Container<'b>) -> Option<Bits<'b>> {
+        match *c {
+            Container::Array(_) => None,
+            Container::Bitset(b) => Some(Bits::Stored(b)),
+            Container::Runs(r) => {
+                let mut bits = Box::new([0u8; BITSET_BYTES]);
+                for run in r.chunks_exact(4) {
+                    let start = u16::from_le_bytes([run[0], run[1]]) as usize;
+                    let end = (start + u16::from_le_bytes([run[2], run[3]]) as usize).min(65535);
+                    for v in start..=end {
+                        bits[v / 8] |= 1 << (v % 8);
+                    }
+                }
+                Some(Bits::Filled(bits))
+            }
+        }
+    }
+
+    /// The 8192 bytes (bit `v` is bit `v % 8` of byte `v / 8`, as in the little-endian words).
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Bits::Stored(b) => b,
+            Bits::Filled(b) => &b[..],
+        }
+    }
+
+    fn has(&self, v: u16) -> bool {
+        self.bytes()[v as usize / 8] >> (v % 8) & 1 == 1
+    }
+}
+
+/// A container of a result, as its portable bytes.
+enum Owned {
+    /// sorted values, 2 bytes each
+    Array(Vec<u8>),
+    /// the 8192 bytes and the number of bits set
+    Bitset(Box<[u8; BITSET_BYTES]>, usize),
+}
+
+impl Owned {
+    fn cardinality(&self) -> usize {
+        match self {
+            Owned::Array(v) => v.len() / 2,
+            Owned::Bitset(_, n) => *n,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Owned::Array(v) => v,
+            Owned::Bitset(b, _) => &b[..],
+        }
+    }
+}
+
+/// `a ∩ b` of two arrays, as array bytes (`out` is `None` to count only).
+fn merge(a: &[u8], b: &[u8], mut out: Option<&mut Vec<u8>>) -> usize {
+    let (mut x, mut y) = (values(a).peekable(), values(b).peekable());
+    let mut n = 0;
+    while let (Some(&p), Some(&q)) = (x.peek(), y.peek()) {
+        match p.cmp(&q) {
+            std::cmp::Ordering::Less => drop(x.next()),
+            std::cmp::Ordering::Greater => drop(y.next()),
+            std::cmp::Ordering::Equal => {
+                if let Some(out) = out.as_deref_mut() {
+                    out.extend_from_slice(&p.to_le_bytes());
+                }
+                n += 1;
+                x.next();
+                y.next();
+            }
+        }
+    }
+    n
+}
+
+/// The values of an array that are set in `bits`, as array bytes.
+fn filter(array: &[u8], bits: &Bits) -> Vec<u8> {
+    let bits = bits.bytes();
+    let mut out = Vec::with_capacity(array.len());
+    for c in array.chunks_exact(2) {
+        let v = u16::from_le_bytes([c[0], c[1]]) as usize;
+        if bits[v / 8] >> (v % 8) & 1 == 1 {
+            out.extend_from_slice(c);
+        }
+    }
+    out
+}
+
+/// The intersection of two containers, as the roaring crate and CRoaring keep it (an array up to
+/// 4096 values, a bitset above); `None` when empty.
+fn container_and(x: &Container, y: &Container) -> Option<Owned> {
+    let out = match (x, y, Bits::of(x), Bits::of(y)) {
+        (Container::Array(a), Container::Array(b), ..) => {
+            let mut out = Vec::with_capacity(a.len().min(b.len()));
+            merge(a, b, Some(&mut out));
+            Owned::Array(out)
+        }
+        (Container::Array(a), _, _, Some(bits)) | (_, Container::Array(a), Some(bits), _) => Owned::Array(filter(a, &bits)),
+        (_, _, Some(p), Some(q)) => {
+            let mut both = Box::new([0u8; BITSET_BYTES]);
+            let mut n = 0;
+            for ((o, x), y) in both.chunks_exact_mut(8).zip(p.bytes().chunks_exact(8)).zip(q.bytes().chunks_exact(8)) {
+                let w = word(x) & word(y);
+                n += w.count_ones() as usize;
+                o.copy_from_slice(&w.to_le_bytes());
+            }
+            if n > ARRAY_MAX {
+                Owned::Bitset(both, n)
+            } else {
+                Owned::Array(set_bits(&both[..]).flat_map(u16::to_le_bytes).collect())
+            }
+        }
+        _ => return None,
+    };
+    (out.cardinality() > 0).then_some(out)
+}
+
+fn set_bits(bits: &[u8]) -> impl Iterator<Item = u16> + '_ {
+    bits.chunks_exact(8).enumerate().flat_map(|(i, w)| {
+        let mut rest = word(w);
+        std::iter::from_fn(move || {
+            (rest != 0).then(|| {
+                let bit = rest.trailing_zeros();
+                rest &= rest - 1;
+                (i * 64) as u16 + bit as u16
+            })
+        })
+    })
+}
+
+fn container_and_cardinality(x: &Container, y: &Container) -> u64 {
+    match (x, y, Bits::of(x), Bits::of(y)) {
+        (Container::Array(a), Container::Array(b), ..) => merge(a, b, None) as u64,
+        (Container::Array(a), _, _, Some(bits)) | (_, Container::Array(a), Some(bits), _) => values(a).filter(|v| bits.has(*v)).count() as u64,
+        (_, _, Some(p), Some(q)) => p.bytes().chunks_exact(8).zip(q.bytes().chunks_exact(8)).map(|(x, y)| (word(x) & word(y)).count_ones() as u64).sum(),
+        _ => 0,
+    }
+}
+
+/// A bitmap computed from stored ones, to be written in the portable format (without run
+/// containers): byte for byte what the `roaring` crate and CRoaring write for the same set.
+pub struct Computed {
+    /// a 64-bit bitmap (a count of buckets, each with its high 32 bits), or a 32-bit one (its
+    /// only bucket is written without a key)
+    wide: bool,
+    buckets: Vec<(u32, Vec<(u16, Owned)>)>,
+}
+
+impl Computed {
+    fn bucket_size(containers: &[(u16, Owned)]) -> usize {
+        8 + 8 * containers.len() + containers.iter().map(|(_, c)| c.bytes().len()).sum::<usize>()
+    }
+
+    /// The number of bytes [`Computed::write`] writes.
+    pub fn size(&self) -> usize {
+        if self.wide {
+            8 + self.buckets.iter().map(|(_, c)| 4 + Self::bucket_size(c)).sum::<usize>()
+        } else {
+            self.buckets.iter().map(|(_, c)| Self::bucket_size(c)).sum()
+        }
+    }
+
+    /// Writes the portable bytes into `out`, which has [`Computed::size`] bytes.
+    pub fn write(&self, out: &mut [u8]) {
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        if self.wide {
+            put(&(self.buckets.len() as u64).to_le_bytes());
+        }
+        for (high, containers) in &self.buckets {
+            if self.wide {
+                put(&high.to_le_bytes());
+            }
+            put(&NO_RUNS.to_le_bytes());
+            put(&(containers.len() as u32).to_le_bytes());
+            for (key, c) in containers {
+                put(&key.to_le_bytes());
+                put(&((c.cardinality() - 1) as u16).to_le_bytes());
+            }
+            let mut offset = 8 + 8 * containers.len();
+            for (_, c) in containers {
+                put(&(offset as u32).to_le_bytes());
+                offset += c.bytes().len();
+            }
+            containers.iter().for_each(|(_, c)| put(c.bytes()));
+        }
+    }
+
+    /// The portable bytes, in a new vector.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = vec![0; self.size()];
+        self.write(&mut out);
+        out
+    }
+}
+
+/// The buckets of a 64-bit bitmap in portable bytes, in order.
+struct Buckets<'a> {
+    b: &'a [u8],
+    left: u64,
+    at: usize,
+}
+
+impl<'a> Buckets<'a> {
+    fn new(b: &'a [u8]) -> Option<Buckets<'a>> {
+        Some(Buckets { b, left: u64_at(b, 0)?, at: 8 })
+    }
+
+    /// The next bucket's high 32 bits and bitmap: `Some(None)` after the last, `None` when the
+    /// bytes are not in the format.
+    fn next(&mut self) -> Option<Option<(u32, View<'a>)>> {
+        if self.left == 0 {
+            return Some(None);
+        }
+        let key = u32_at(self.b, self.at)?;
+        let view = View::new(self.b.get(self.at + 4..)?)?;
+        self.at = self.at.checked_add(4 + view.len()?)?;
+        self.left -= 1;
+        Some(Some((key, view)))
+    }
+
+    fn all(mut self) -> Option<Vec<(u32, View<'a>)>> {
+        let mut out = Vec::new();
+        while let Some(bucket) = self.next()? {
+            out.push(bucket);
+        }
+        Some(out)
+    }
+}
+
+/// Calls `f` with each high half both 64-bit bitmaps have and their two bitmaps.
+fn bucket_pairs<'a>(a: &'a [u8], b: &'a [u8], mut f: impl FnMut(u32, &View<'a>, &View<'a>) -> Option<()>) -> Option<()> {
+    let (x, y) = (Buckets::new(a)?.all()?, Buckets::new(b)?.all()?);
+    let (mut i, mut j) = (0, 0);
+    while i < x.len() && j < y.len() {
+        match x[i].0.cmp(&y[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                f(x[i].0, &x[i].1, &y[j].1)?;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    Some(())
+}
+
 /// Whether the 32-bit bitmap in portable bytes `b` holds `v`; `None` if `b` is not readable as
 /// that format.
 pub fn contains(b: &[u8], v: u32) -> Option<bool> {
@@ -152,40 +487,64 @@ pub fn contains(b: &[u8], v: u32) -> Option<bool> {
 /// Whether the 64-bit bitmap in portable bytes `b` (a count of buckets, then each bucket's high
 /// 32 bits and its 32-bit bitmap, in increasing order) holds `v`; `None` if `b` is not readable.
 pub fn contains64(b: &[u8], v: u64) -> Option<bool> {
-    let buckets = u64_at(b, 0)?;
     let high = (v >> 32) as u32;
-    let mut at = 8usize;
-    for _ in 0..buckets {
-        let key = u32_at(b, at)?;
-        let view = View::new(b.get(at + 4..)?)?;
+    let mut buckets = Buckets::new(b)?;
+    while let Some((key, view)) = buckets.next()? {
         if key == high {
             return view.contains(v as u32);
         }
         if key > high {
-            return Some(false);
+            break;
         }
-        at = at.checked_add(4 + view.len()?)?;
     }
     Some(false)
 }
 
-/// The content of a CBOR byte string that is the whole of `b` (how the PostgreSQL bitmap types
-/// keep their portable bytes on disk); `None` for anything else.
-pub fn cbor_bytes(b: &[u8]) -> Option<&[u8]> {
-    let first = *b.first()?;
-    if first >> 5 != 2 {
-        return None;
+/// The number of values of the 32-bit bitmap in `b` (read from its headers).
+pub fn cardinality(b: &[u8]) -> Option<u64> {
+    View::new(b)?.total()
+}
+
+/// The number of values of the 64-bit bitmap in `b`.
+pub fn cardinality64(b: &[u8]) -> Option<u64> {
+    let mut buckets = Buckets::new(b)?;
+    let mut n = 0;
+    while let Some((_, view)) = buckets.next()? {
+        n += view.total()?;
     }
-    let (head, len) = match first & 31 {
-        n @ 0..=23 => (1, n as u64),
-        24 => (2, *b.get(1)? as u64),
-        25 => (3, u16::from_be_bytes(b.get(1..3)?.try_into().ok()?) as u64),
-        26 => (5, u32::from_be_bytes(b.get(1..5)?.try_into().ok()?) as u64),
-        27 => (9, u64::from_be_bytes(b.get(1..9)?.try_into().ok()?)),
-        _ => return None,
-    };
-    let rest = &b[head..];
-    (rest.len() as u64 == len).then_some(rest)
+    Some(n)
+}
+
+/// `|a ∩ b|` of two 32-bit bitmaps, nothing materialized.
+pub fn and_cardinality(a: &[u8], b: &[u8]) -> Option<u64> {
+    View::new(a)?.and_cardinality(&View::new(b)?)
+}
+
+pub fn and_cardinality64(a: &[u8], b: &[u8]) -> Option<u64> {
+    let mut n = 0;
+    bucket_pairs(a, b, |_, x, y| {
+        n += x.and_cardinality(y)?;
+        Some(())
+    })?;
+    Some(n)
+}
+
+/// `a ∩ b` of two 32-bit bitmaps.
+pub fn and(a: &[u8], b: &[u8]) -> Option<Computed> {
+    Some(Computed { wide: false, buckets: vec![(0, View::new(a)?.and(&View::new(b)?)?)] })
+}
+
+/// `a ∩ b` of two 64-bit bitmaps: buckets whose intersection is empty are left out.
+pub fn and64(a: &[u8], b: &[u8]) -> Option<Computed> {
+    let mut buckets = Vec::new();
+    bucket_pairs(a, b, |high, x, y| {
+        let containers = x.and(y)?;
+        if !containers.is_empty() {
+            buckets.push((high, containers));
+        }
+        Some(())
+    })?;
+    Some(Computed { wide: true, buckets })
 }
 
 #[cfg(test)]
@@ -214,7 +573,7 @@ mod tests {
         out.extend(flags);
         for (k, values) in &groups {
             out.extend(k.to_le_bytes());
-            out.extend((values.len() as u16 - 1).to_le_bytes());
+            out.extend(((values.len() - 1) as u16).to_le_bytes());
         }
         let bodies: Vec<Vec<u8>> = groups
             .iter()
@@ -252,6 +611,20 @@ mod tests {
         out
     }
 
+    /// Sets with array and bitset containers of every density, sharing some keys.
+    fn sets() -> impl Strategy<Value = RoaringBitmap> {
+        (prop::collection::vec(0u32..400_000, 0..300), prop::collection::vec((0u32..400_000, 0u32..9000), 0..5), prop::collection::vec((0u32..6, 1u32..5), 0..3)).prop_map(|(points, ranges, strided)| {
+            let mut b: RoaringBitmap = points.into_iter().collect();
+            for (s, len) in ranges {
+                b.insert_range(s..s + len);
+            }
+            for (key, step) in strided {
+                b.extend((key << 16..(key + 1) << 16).step_by(step as usize));
+            }
+            b
+        })
+    }
+
     fn probes(b: &RoaringBitmap, extra: &[u32]) -> Vec<u32> {
         let mut p: Vec<u32> = b.iter().take(300).collect();
         for v in b.iter().take(300) {
@@ -279,21 +652,6 @@ mod tests {
 
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
-
-    #[test]
-    fn cbor_byte_strings() {
-        assert_eq!(cbor_bytes(&[0x43, 1, 2, 3]), Some(&[1u8, 2, 3][..]));
-        assert_eq!(cbor_bytes(&[0x40]), Some(&[][..]));
-        let long = [vec![0x59, 0x01, 0x00], vec![7u8; 256]].concat();
-        assert_eq!(cbor_bytes(&long).map(<[u8]>::len), Some(256));
-        let mut four = vec![0x5a, 0, 0, 0, 2, 9, 9];
-        assert_eq!(cbor_bytes(&four), Some(&[9u8, 9][..]));
-        four.push(0);
-        assert_eq!(cbor_bytes(&four), None, "a byte string followed by more");
-        for bad in [&[][..], &[0x44, 1][..], &[0x63, b'a', b'b', b'c'][..], &[0x5f][..]] {
-            assert_eq!(cbor_bytes(bad), None, "{bad:?}");
-        }
     }
 
     proptest! {
@@ -332,10 +690,44 @@ mod tests {
         }
 
         #[test]
+        fn intersections_as_the_deserialized_bitmaps(
+            a in sets(),
+            b in sets(),
+            runs_a in prop::collection::vec(any::<bool>(), 0..12),
+            runs_b in prop::collection::vec(any::<bool>(), 0..12),
+        ) {
+            let both = &a & &b;
+            let mut layouts = vec![(to_bytes(&a), to_bytes(&b))];
+            if !a.is_empty() && !b.is_empty() {
+                layouts.push((with_runs(&a, &runs_a), with_runs(&b, &runs_b)));
+            }
+            for (x, y) in layouts {
+                prop_assert_eq!(cardinality(&x), Some(a.len()));
+                prop_assert_eq!(and_cardinality(&x, &y), Some(both.len()));
+                // byte for byte what the roaring crate writes for the same set
+                prop_assert_eq!(and(&x, &y).map(|c| c.to_vec()), Some(to_bytes(&both)));
+            }
+        }
+
+        #[test]
+        fn intersections_64(a in prop::collection::vec(0u64..(4 << 32), 0..400), b in prop::collection::vec(0u64..(4 << 32), 0..400), dense in 0u64..(3 << 32)) {
+            let mut a: RoaringTreemap = a.into_iter().collect();
+            let b: RoaringTreemap = b.into_iter().collect();
+            a.insert_range(dense..dense + 70_000);
+            let both = &a & &b;
+            let (x, y) = (to_bytes64(&a), to_bytes64(&b));
+            prop_assert_eq!(cardinality64(&x), Some(a.len()));
+            prop_assert_eq!(and_cardinality64(&x, &y), Some(both.len()));
+            prop_assert_eq!(and64(&x, &y).map(|c| c.to_vec()), Some(to_bytes64(&both)));
+            prop_assert_eq!(and64(&y, &y).map(|c| c.to_vec()), Some(y.clone()));
+        }
+
+        #[test]
         fn garbage_gives_none_or_an_answer_never_a_panic(bytes in prop::collection::vec(any::<u8>(), 0..300), v in any::<u64>()) {
             let _ = contains(&bytes, v as u32);
             let _ = contains64(&bytes, v);
-            let _ = cbor_bytes(&bytes);
+            let _ = (cardinality(&bytes), cardinality64(&bytes));
+            let _ = (and(&bytes, &bytes), and64(&bytes, &bytes), and_cardinality(&bytes, &bytes), and_cardinality64(&bytes, &bytes));
         }
 
         #[test]
@@ -346,6 +738,21 @@ mod tests {
             bytes[i] ^= x | 1;
             let _ = contains64(&bytes, v);
             let _ = contains64(&bytes[..i], v);
+            let whole = to_bytes64(&b);
+            let _ = (and64(&bytes, &whole), and_cardinality64(&whole, &bytes), cardinality64(&bytes));
+            let _ = (and64(&bytes[..i], &whole), and_cardinality64(&whole, &bytes[..i]));
+        }
+
+        #[test]
+        fn corrupted_32_bit_bytes_never_panic(a in sets(), at in any::<usize>(), x in any::<u8>(), runs in prop::collection::vec(any::<bool>(), 0..12)) {
+            prop_assume!(!a.is_empty());
+            for whole in [to_bytes(&a), with_runs(&a, &runs)] {
+                let mut bytes = whole.clone();
+                let i = at % bytes.len();
+                bytes[i] ^= x | 1;
+                let _ = (and(&bytes, &whole), and_cardinality(&whole, &bytes), cardinality(&bytes));
+                let _ = (and(&whole, &bytes[..i]), and_cardinality(&bytes[..i], &whole));
+            }
         }
     }
 }

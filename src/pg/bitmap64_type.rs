@@ -5,18 +5,20 @@
 use super::agg::{fold, merge, state_of};
 use super::bitmap_type::output_as_bytea;
 use super::error::report;
-use super::in_place::InPlace;
+use super::datum::{InPlace, Stored};
 use pgrx::datum::Internal;
 use pgrx::prelude::*;
 use pgrx::{InOutFuncs, PgSqlErrorCode, StringInfo};
 use segplan_core::frozen;
 use segplan_core::bitmap::{self, RoaringTreemap};
-use serde::{Deserialize, Serialize};
 use std::ffi::CStr;
 
-#[derive(PostgresType, Serialize, Deserialize, Clone, PartialEq, Debug)]
+#[derive(PostgresType, Clone, PartialEq, Debug)]
 #[inoutfuncs]
+#[bikeshed_postgres_type_manually_impl_from_into_datum]
 pub struct Roaringbitmap64(pub RoaringTreemap);
+
+crate::portable_datum!(Roaringbitmap64, RoaringTreemap);
 
 impl InOutFuncs for Roaringbitmap64 {
     fn input(input: &CStr) -> Self {
@@ -79,11 +81,6 @@ fn roaringbitmap64_from_bytea(bytes: &[u8]) -> Rb {
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb64_to_bytea(rb: Rb) -> Vec<u8> {
-    bitmap::to_bytes64(&rb.0)
-}
-
-#[pg_extern(immutable, parallel_safe)]
 fn rb64_build(values: Vec<Option<i64>>) -> Rb {
     wrap(values.into_iter().flatten().map(u).collect())
 }
@@ -99,13 +96,13 @@ fn rb64_iterate(rb: Rb) -> SetOfIterator<'static, i64> {
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb64_cardinality(rb: Rb) -> i64 {
-    rb.0.len() as i64
+fn rb64_cardinality(rb: InPlace<Rb>) -> i64 {
+    rb.read(frozen::cardinality64) as i64
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb64_is_empty(rb: Rb) -> bool {
-    rb.0.is_empty()
+fn rb64_is_empty(rb: InPlace<Rb>) -> bool {
+    rb.read(frozen::cardinality64) == 0
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -136,8 +133,8 @@ fn rb64_jaccard_dist(a: Rb, b: Rb) -> f64 {
 
 #[pg_operator(immutable, parallel_safe)]
 #[opname(&)]
-fn rb64_and(a: Rb, b: Rb) -> Rb {
-    wrap(a.0 & b.0)
+fn rb64_and(a: InPlace<Rb>, b: InPlace<Rb>) -> Stored<Rb> {
+    Stored::new(a.read_pair(&b, frozen::and64))
 }
 
 #[pg_operator(immutable, parallel_safe)]
@@ -159,8 +156,8 @@ fn rb64_andnot(a: Rb, b: Rb) -> Rb {
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb64_and_cardinality(a: Rb, b: Rb) -> i64 {
-    a.0.intersection_len(&b.0) as i64
+fn rb64_and_cardinality(a: InPlace<Rb>, b: InPlace<Rb>) -> i64 {
+    a.read_pair(&b, frozen::and_cardinality64) as i64
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -206,10 +203,9 @@ fn rb64_contains_value(a: InPlace<Rb>, v: i64, fcinfo: pg_sys::FunctionCallInfo)
     holds(&a, v, fcinfo)
 }
 
-/// Membership read from the stored bytes (see in_place.rs); a value in another layout is decoded.
+/// Membership read from the stored bytes (see datum.rs).
 fn holds(rb: &InPlace<Rb>, v: i64, fcinfo: pg_sys::FunctionCallInfo) -> bool {
-    rb.with_stored(fcinfo, |stored| frozen::cbor_bytes(stored).and_then(|b| frozen::contains64(b, u(v))))
-        .unwrap_or_else(|| rb.decoded().0.contains(u(v)))
+    rb.read_cached(fcinfo, |b| frozen::contains64(b, u(v)))
 }
 
 #[pg_operator(immutable, parallel_safe)]
@@ -226,8 +222,8 @@ fn rb64_value_containedby(v: i64, b: InPlace<Rb>, fcinfo: pg_sys::FunctionCallIn
 
 #[pg_operator(immutable, parallel_safe)]
 #[opname(&&)]
-fn rb64_intersect(a: Rb, b: Rb) -> bool {
-    !a.0.is_disjoint(&b.0)
+fn rb64_intersect(a: InPlace<Rb>, b: InPlace<Rb>) -> bool {
+    a.read_pair(&b, frozen::and_cardinality64) > 0
 }
 
 #[pg_operator(immutable, parallel_safe)]

@@ -2,7 +2,7 @@
 //! the portable format (wrapped by pgrx's varlena encoding); `::bytea` gives the portable bytes
 //! exactly, so a bytea moves between segplan, pg_roaringbitmap and CRoaring unchanged.
 use super::error::report;
-use super::in_place::InPlace;
+use super::datum::{InPlace, Stored};
 use pgrx::prelude::*;
 use pgrx::datum::Internal;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
@@ -10,12 +10,14 @@ use super::agg::{fold, merge, state_of};
 use pgrx::{InOutFuncs, PgSqlErrorCode, StringInfo};
 use segplan_core::frozen;
 use segplan_core::bitmap::{self, RoaringBitmap};
-use serde::{Deserialize, Serialize};
 use std::ffi::CStr;
 
-#[derive(PostgresType, Serialize, Deserialize, Clone, PartialEq, Debug)]
+#[derive(PostgresType, Clone, PartialEq, Debug)]
 #[inoutfuncs]
+#[bikeshed_postgres_type_manually_impl_from_into_datum]
 pub struct Roaringbitmap(RoaringBitmap);
+
+crate::portable_datum!(Roaringbitmap, RoaringBitmap);
 
 /// `segplan.roaringbitmap.output_format`: how a bitmap is written as text.
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -99,11 +101,6 @@ fn roaringbitmap_from_bytea(bytes: &[u8]) -> Rb {
     }
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn rb_to_bytea(rb: Rb) -> Vec<u8> {
-    bitmap::to_bytes(&rb.0)
-}
-
 // ---- building and reading
 
 #[pg_extern(immutable, parallel_safe)]
@@ -122,13 +119,13 @@ fn rb_iterate(rb: Rb) -> SetOfIterator<'static, i32> {
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb_cardinality(rb: Rb) -> i64 {
-    rb.0.len() as i64
+fn rb_cardinality(rb: InPlace<Rb>) -> i64 {
+    rb.read(frozen::cardinality) as i64
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb_is_empty(rb: Rb) -> bool {
-    rb.0.is_empty()
+fn rb_is_empty(rb: InPlace<Rb>) -> bool {
+    rb.read(frozen::cardinality) == 0
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -190,8 +187,8 @@ fn rb_jaccard_dist(a: Rb, b: Rb) -> f64 {
 
 #[pg_operator(immutable, parallel_safe)]
 #[opname(&)]
-fn rb_and(a: Rb, b: Rb) -> Rb {
-    Roaringbitmap(a.0 & b.0)
+fn rb_and(a: InPlace<Rb>, b: InPlace<Rb>) -> Stored<Rb> {
+    Stored::new(a.read_pair(&b, frozen::and))
 }
 
 #[pg_operator(immutable, parallel_safe)]
@@ -213,8 +210,8 @@ fn rb_andnot(a: Rb, b: Rb) -> Rb {
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb_and_cardinality(a: Rb, b: Rb) -> i64 {
-    a.0.intersection_len(&b.0) as i64
+fn rb_and_cardinality(a: InPlace<Rb>, b: InPlace<Rb>) -> i64 {
+    a.read_pair(&b, frozen::and_cardinality) as i64
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -266,10 +263,9 @@ fn rb_contains_value(a: InPlace<Rb>, v: i32, fcinfo: pg_sys::FunctionCallInfo) -
     holds(&a, v, fcinfo)
 }
 
-/// Membership read from the stored bytes (see in_place.rs); a value in another layout is decoded.
+/// Membership read from the stored bytes (see datum.rs).
 fn holds(rb: &InPlace<Rb>, v: i32, fcinfo: pg_sys::FunctionCallInfo) -> bool {
-    rb.with_stored(fcinfo, |stored| frozen::cbor_bytes(stored).and_then(|b| frozen::contains(b, u(v))))
-        .unwrap_or_else(|| rb.decoded().0.contains(u(v)))
+    rb.read_cached(fcinfo, |b| frozen::contains(b, u(v)))
 }
 
 #[pg_operator(immutable, parallel_safe)]
@@ -286,8 +282,8 @@ fn rb_value_containedby(v: i32, b: InPlace<Rb>, fcinfo: pg_sys::FunctionCallInfo
 
 #[pg_operator(immutable, parallel_safe)]
 #[opname(&&)]
-fn rb_intersect(a: Rb, b: Rb) -> bool {
-    !a.0.is_disjoint(&b.0)
+fn rb_intersect(a: InPlace<Rb>, b: InPlace<Rb>) -> bool {
+    a.read_pair(&b, frozen::and_cardinality) > 0
 }
 
 #[pg_operator(immutable, parallel_safe)]

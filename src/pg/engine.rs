@@ -338,7 +338,7 @@ fn raw(row: &pgrx::spi::SpiTupleTable, col: usize, kind: TypeKind) -> Raw {
     Raw::Bitmap(
         row.get::<Vec<u8>>(col)
             .unwrap_or_else(|e| internal("reading a condition's bitmap failed", e))
-            .map(|b| bitmap::from_bytes64(&b).unwrap_or_else(|e| internal("reading a condition's bitmap failed", e)))
+            .map(|b| bitmap::from_trusted_bytes64(&b).unwrap_or_else(|e| internal("reading a condition's bitmap failed", e)))
             .unwrap_or_default(),
     )
 }
@@ -519,7 +519,7 @@ pub fn partition(client: &SpiClient, model: &Model, column: &str, as_of: Timesta
     let Some(contacts) = model.contacts.as_ref() else { return Rc::default() };
     let (k, rel, oid) = (&contacts.key.sql, &contacts.rel.sql, contacts.rel.oid);
     let sql = format!(
-        "SELECT coalesce(c.{column}::text, ''), segplan.rb64_to_bytea(segplan.rb64_build_agg(c.{k}::bigint)) FROM {rel} AS c WHERE c.{k} IS NOT NULL GROUP BY 1"
+        "SELECT coalesce(c.{column}::text, ''), segplan.rb64_build_agg(c.{k}::bigint)::pg_catalog.bytea FROM {rel} AS c WHERE c.{k} IS NOT NULL GROUP BY 1"
     );
     let leaf = Leaf { query: compile::Query { sql, params: Vec::new() }, as_of: AsOf::No, relations: vec![oid], label: format!("contacts by {column}"), filter: None };
     let sources = read_sources(client, &[oid]);
@@ -541,7 +541,7 @@ pub fn partition(client: &SpiClient, model: &Model, column: &str, as_of: Timesta
         pgrx::check_for_interrupts!();
         let value = row.get::<String>(1).ok().flatten().unwrap_or_default();
         let bytes = row.get::<Vec<u8>>(2).unwrap_or_else(|e| internal("reading a group's bitmap failed", e)).unwrap_or_default();
-        parts.push((value, bitmap::from_bytes64(&bytes).unwrap_or_else(|e| internal("reading a group's bitmap failed", e))));
+        parts.push((value, bitmap::from_trusted_bytes64(&bytes).unwrap_or_else(|e| internal("reading a group's bitmap failed", e))));
     }
     let parts = Rc::new(parts);
     if let Some((key, built)) = identity {

@@ -109,7 +109,7 @@ pub fn lookup(client: &SpiClient, wanted: &HashMap<String, String>, reader: &Sna
             .into_iter()
             .filter_map(|(key, (tid, built, label, build_ms, built_at))| {
                 let bytes = bitmaps.get(&tid)?;
-                let bitmap = bitmap::from_bytes64(bytes).unwrap_or_else(|e| internal("reading a shared bitmap failed", e));
+                let bitmap = bitmap::from_trusted_bytes64(bytes).unwrap_or_else(|e| internal("reading a shared bitmap failed", e));
                 Some((key, Found { bitmap: Rc::new(bitmap), built, label, build_ms, built_at }))
             })
             .collect()

@@ -7,7 +7,7 @@ mod dashboard_api;
 pub(crate) mod dense_ids;
 pub mod engine;
 mod error;
-mod in_place;
+pub(crate) mod datum;
 mod leaf_cache;
 mod model_api;
 mod owner;

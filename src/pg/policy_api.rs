@@ -195,10 +195,10 @@ fn steps(policies: &[(String, Policy)], send: &Send, model: &Model, reach: Reach
 fn excluded_set(client: &SpiClient, x: &Exclusion, model: &Model, at: TimestampWithTimeZone, send: &Send) -> RoaringTreemap {
     let listed = |sql: &str, params: &[Param]| {
         client
-            .select(&format!("SELECT segplan.rb64_to_bytea(segplan.rb64_build_agg(s.k::bigint)) FROM ({sql}) AS s(k)"), None, &send_args(at, send, params))
+            .select(&format!("SELECT segplan.rb64_build_agg(s.k::bigint)::pg_catalog.bytea FROM ({sql}) AS s(k)"), None, &send_args(at, send, params))
             .and_then(|t| t.first().get_one::<Vec<u8>>())
             .unwrap_or_else(|e| internal("evaluating a policy rule failed", e))
-            .map(|b| bitmap::from_bytes64(&b).unwrap_or_else(|e| internal("reading a policy bitmap failed", e)))
+            .map(|b| bitmap::from_trusted_bytes64(&b).unwrap_or_else(|e| internal("reading a policy bitmap failed", e)))
             .unwrap_or_default()
     };
     match x {

@@ -4,7 +4,7 @@
 use super::agg::{state_of, with_state, AggState};
 use super::catalog::current_model;
 use super::error::{internal, raise, raise_one, report};
-use super::in_place::InPlace;
+use super::datum::InPlace;
 use pgrx::datum::{AnyNumeric, Date, Internal, Interval, TimestampWithTimeZone};
 use pgrx::callconv::{BoxRet, FcInfo};
 use pgrx::pgrx_sql_entity_graph::metadata::{ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin};

@@ -59,3 +59,26 @@ FROM stored32 s, generate_series(-3, 90000) g GROUP BY s.id ORDER BY s.id;
 SELECT id, b @> -1 AS minus_one, b @> -2147483648 AS min_int4, b @> 2147483647 AS max_int4, b @> -2 AS minus_two FROM stored32 ORDER BY id;
 SELECT count(*) FILTER (WHERE rb_contains((SELECT b FROM stored32 WHERE id = 2), g)) AS shared_value FROM generate_series(1, 100000) g;
 DROP TABLE stored32;
+-- a value is the portable bytes: ::bytea is a binary cast; stored uncompressed and out of line
+SELECT t.typname, t.typstorage FROM pg_type t
+WHERE t.typnamespace = 'segplan'::regnamespace AND t.typname IN ('roaringbitmap', 'roaringbitmap64') ORDER BY 1;
+SELECT c.castsource::regtype, c.casttarget::regtype, c.castmethod FROM pg_cast c
+WHERE 'bytea'::regtype IN (c.castsource, c.casttarget) AND 'segplan.roaringbitmap'::regtype IN (c.castsource, c.casttarget) ORDER BY 1;
+-- intersections and cardinalities read from the stored bytes: bitset and array containers, mixed,
+-- a run container (pg_roaringbitmap's bytes of {1,2,3} after rb_runoptimize), empty, out of line;
+-- against the intersection of the values as rows, and byte for byte what a fresh build writes
+CREATE TABLE inter (id int, b roaringbitmap);
+INSERT INTO inter SELECT k, rb_build(ARRAY(SELECT g FROM generate_series(0, 200000, k) g))
+FROM (VALUES (1), (2), (3), (7), (64), (5000)) v(k);
+INSERT INTO inter VALUES (100, '\x3b3000000100000200010001000200'::bytea::roaringbitmap), (101, '{}'), (102, '{-1,2,65536}');
+SELECT pg_relation_size(reltoastrelid) > 0 AS out_of_line FROM pg_class WHERE oid = 'inter'::regclass;
+SELECT count(*) AS pairs,
+       count(*) FILTER (WHERE rb_cardinality(x.b & y.b) = s.n AND rb_and_cardinality(x.b, y.b) = s.n
+                          AND (x.b && y.b) = (s.n > 0) AND rb_is_empty(x.b & y.b) = (s.n = 0)) AS counts_agree,
+       count(*) FILTER (WHERE (x.b & y.b)::bytea = rb_build(s.values)::bytea) AS same_bytes
+FROM inter x, inter y,
+LATERAL (SELECT count(*) AS n, coalesce(array_agg(v ORDER BY v), '{}') AS values
+         FROM (SELECT rb_iterate(x.b) INTERSECT SELECT rb_iterate(y.b)) i(v)) s;
+SELECT id, rb_cardinality(b) = (SELECT count(*) FROM rb_iterate(b)) AS cardinality_agrees FROM inter ORDER BY id;
+SELECT rb_to_array(b & '{0,1,2,3,4}') FROM inter WHERE id = 100;
+DROP TABLE inter;

@@ -74,3 +74,20 @@ SELECT id, bm @> (id::bigint << 33) AS high, bm @> -1::bigint AS minus_one, bm @
 SELECT rb64_contains(rb64_build(ARRAY[1, 4294967296, -1]), v) FROM unnest(ARRAY[1, 2, 4294967296, 4294967297, -1, 0]::bigint[]) v;
 SELECT '{}'::roaringbitmap64 @> 0::bigint AS empty, 0::bigint <@ '{0}'::roaringbitmap64 AS zero;
 DROP TABLE stored64;
+-- intersections and cardinalities read from the stored bytes, across 32-bit buckets (some in one
+-- bitmap only, some whose intersection is empty), out of line; against the values as rows, and
+-- byte for byte what a fresh build writes
+CREATE TABLE inter64 (id int, b roaringbitmap64);
+INSERT INTO inter64 SELECT k, rb64_build(ARRAY(SELECT (g % 5) * 4294967296 + g * k FROM generate_series(0, 80000) g))
+FROM generate_series(1, 4) k;
+INSERT INTO inter64 VALUES (10, '{}'), (11, '{-1,0,4294967296,8589934593}'), (12, '{8589934592}');
+SELECT pg_relation_size(reltoastrelid) > 0 AS out_of_line FROM pg_class WHERE oid = 'inter64'::regclass;
+SELECT count(*) AS pairs,
+       count(*) FILTER (WHERE rb64_cardinality(x.b & y.b) = s.n AND rb64_and_cardinality(x.b, y.b) = s.n
+                          AND (x.b && y.b) = (s.n > 0) AND rb64_is_empty(x.b & y.b) = (s.n = 0)) AS counts_agree,
+       count(*) FILTER (WHERE (x.b & y.b)::bytea = rb64_build(s.values)::bytea) AS same_bytes
+FROM inter64 x, inter64 y,
+LATERAL (SELECT count(*) AS n, coalesce(array_agg(v ORDER BY v), '{}') AS values
+         FROM (SELECT rb64_iterate(x.b) INTERSECT SELECT rb64_iterate(y.b)) i(v)) s;
+SELECT id, rb64_cardinality(b) = (SELECT count(*) FROM rb64_iterate(b)) AS cardinality_agrees FROM inter64 ORDER BY id;
+DROP TABLE inter64;
