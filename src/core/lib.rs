@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod error;
 pub mod freshness;
 pub mod frozen;
+pub mod idmap;
 pub mod model;
 pub mod numeric;
 pub mod plan;

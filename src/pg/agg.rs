@@ -59,10 +59,26 @@ pub fn fold<B: Default + 'static>(state: Internal, input: Option<B>, fcinfo: pg_
     })
 }
 
-/// Combines two partial states (parallel aggregation).
-pub fn merge<B: Default + Clone + 'static>(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo, op: fn(&mut B, B)) -> Internal {
-    let other = state_of::<B>(&b).map(|s| s.value.clone());
-    fold(a, other, fcinfo, op)
+/// Combines two partial states (parallel aggregation): the second is read, not copied, unless
+/// the first has seen nothing yet.
+pub fn merge<B: Default + Clone + 'static>(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo, op: fn(&mut B, &B)) -> Internal {
+    let other = state_of::<B>(&b);
+    with_state(a, fcinfo, |s: &mut AggState<B>| match other {
+        Some(o) if s.seen => op(&mut s.value, &o.value),
+        Some(o) => {
+            s.value = o.value.clone();
+            s.seen = true;
+        }
+        None => {}
+    })
+}
+
+/// The state's value, for a final or serialize function that returns a borrow of it (pgrx copies
+/// it into the result before returning to PostgreSQL).
+pub fn state_value<B: 'static>(state: &Internal) -> Option<&'static B> {
+    let s: *const AggState<B> = state_of::<B>(state)?;
+    // SAFETY: the state lives in the aggregate's memory context, which outlives this call
+    Some(unsafe { &(*s).value })
 }
 
 /// A transition step written against the function-call ABI, for the aggregates that run once per

@@ -21,7 +21,7 @@
 //! changes, so a leaf's keys become ids in memory (about 40 bytes per uuid contact, more for text
 //! keys), and only keys this session has not met are looked up, in one statement — the whole
 //! table at once when there are many.
-use super::agg::{fold, merge, state_of, with_state, AggState};
+use super::agg::{fold, merge, state_value, with_state, AggState};
 use super::bitmap64_type::Roaringbitmap64;
 use super::catalog::current_model;
 use super::error::{internal, raise_one, report};
@@ -31,6 +31,7 @@ use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiTupleTable};
 use pgrx::PgSqlErrorCode;
 use rustc_hash::FxHashMap;
+use segplan_core::idmap::{self, IdMap};
 use segplan_core::bitmap::RoaringTreemap;
 use segplan_core::compile;
 use segplan_core::model::{ContactSource, Model, TypeKind};
@@ -127,12 +128,12 @@ fn _keys_trans_text(state: Internal, key: Option<&str>, fcinfo: pg_sys::Function
 
 #[pg_extern(immutable, parallel_safe)]
 fn _keys_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    merge(a, b, fcinfo, |x: &mut Vec<u8>, y| x.extend_from_slice(&y))
+    merge(a, b, fcinfo, |x: &mut Vec<u8>, y| x.extend_from_slice(y))
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn _keys_serialize(state: Internal) -> Vec<u8> {
-    state_of::<Vec<u8>>(&state).map(|s| s.value.clone()).unwrap_or_default()
+fn _keys_serialize(state: Internal) -> &'static [u8] {
+    state_value::<Vec<u8>>(&state).map_or(&[], |v| v.as_slice())
 }
 
 #[pg_extern(immutable, parallel_safe, strict)]
@@ -141,8 +142,8 @@ fn _keys_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCa
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn _keys_final(state: Internal) -> Option<Vec<u8>> {
-    state_of::<Vec<u8>>(&state).map(|s| s.value.clone())
+fn _keys_final(state: Internal) -> Option<&'static [u8]> {
+    state_value::<Vec<u8>>(&state).map(|v| v.as_slice())
 }
 
 /// The SQL that collects the keys of `FROM {from}` (the contacts as `c`) as [`Keys::read`] reads them.
@@ -156,15 +157,28 @@ fn key_array(c: &ContactSource, from: &str) -> String {
 struct Known {
     /// the table's oid: a re-created extension is a new numbering
     table: u32,
-    uuid: FxHashMap<[u8; 16], u64>,
+    uuid: IdMap,
     text: FxHashMap<String, u64>,
+    text_max: Option<u64>,
 }
 
 impl Known {
     fn get(&self, keys: &Keys, i: usize) -> Option<u64> {
         match keys {
-            Keys::Uuid(k) => self.uuid.get(&k[i]).copied(),
+            Keys::Uuid(k) => self.uuid.get(&k[i]),
             Keys::Text(k) => self.text.get(&k[i]).copied(),
+        }
+    }
+
+    fn max_id(&self) -> Option<u64> {
+        self.uuid.max_id().max(self.text_max)
+    }
+
+    /// Looks up keys `which(n)` for `n` in `0..count`, calling `found(n, id)`.
+    fn get_each(&self, keys: &Keys, count: usize, which: impl Fn(usize) -> usize, mut found: impl FnMut(usize, Option<u64>)) {
+        match keys {
+            Keys::Uuid(k) => self.uuid.get_each(count, |n| &k[which(n)], found),
+            Keys::Text(k) => (0..count).for_each(|n| found(n, self.text.get(&k[which(n)]).copied())),
         }
     }
 }
@@ -254,6 +268,7 @@ fn learn_rows(rows: SpiTupleTable, uuid: bool, into: &mut Known) -> usize {
         n += 1;
         if !uuid {
             into.text.insert(k.to_string(), id as u64);
+            into.text_max = into.text_max.max(Some(id as u64));
         } else if let Some(b) = uuid_bytes(k) {
             into.uuid.insert(b, id as u64);
         }
@@ -261,28 +276,30 @@ fn learn_rows(rows: SpiTupleTable, uuid: bool, into: &mut Known) -> usize {
     n
 }
 
-/// The keys of `which` that neither the session nor `local` knows; the ids of the others go to `out`.
-fn resolve(keys: &Keys, which: impl Iterator<Item = usize>, local: &Known, out: &mut RoaringTreemap) -> Vec<usize> {
+/// The keys of `which` (all keys when `None`) that neither the session nor `local` knows; the ids
+/// of the others go to `out`.
+fn resolve(keys: &Keys, which: Option<&[usize]>, local: &Known, out: &mut RoaringTreemap) -> Vec<usize> {
     KNOWN.with(|k| {
         let k = k.borrow();
+        let count = which.map_or(keys.len(), <[usize]>::len);
+        let index = |n: usize| which.map_or(n, |w| w[n]);
         let mut missing = Vec::new();
-        let mut found = Vec::with_capacity(keys.len());
-        for (n, i) in which.enumerate() {
+        let mut found = Vec::with_capacity(count);
+        k.get_each(keys, count, index, |n, id| {
             if n % 65536 == 0 {
                 pgrx::check_for_interrupts!();
             }
-            match k.get(keys, i).or_else(|| local.get(keys, i)) {
+            match id.or_else(|| local.get(keys, index(n))) {
                 Some(id) => found.push(id),
-                None => missing.push(i),
+                None => missing.push(index(n)),
             }
-        }
-        // ids follow the keys' numbering order, not the scan's: sorted, they go in by runs
-        found.sort_unstable();
-        found.dedup();
+        });
+        // ids follow the keys' numbering order, not the scan's
+        let max = k.max_id().max(local.max_id()).unwrap_or(0);
         if out.is_empty() {
-            *out = RoaringTreemap::from_sorted_iter(found).unwrap_or_else(|e| internal("collecting contact ids failed", e));
+            *out = idmap::collect(found, max);
         } else {
-            out.extend(found);
+            *out |= idmap::collect(found, max);
         }
         missing
     })
@@ -301,7 +318,7 @@ fn lookup(client: &mut SpiClient, keys: &Keys, number: bool) -> Result<(RoaringT
     });
     let uuid = matches!(keys, Keys::Uuid(_));
     let mut local = Known::default();
-    let missing = resolve(keys, 0..keys.len(), &local, &mut out);
+    let missing = resolve(keys, None, &local, &mut out);
     if missing.is_empty() {
         return Ok((out, 0));
     }
@@ -319,7 +336,7 @@ fn lookup(client: &mut SpiClient, keys: &Keys, number: bool) -> Result<(RoaringT
         // many unknown keys (a new session): the whole table at once is cheaper
         let rows = if missing.len() > 10_000 && !numbered_here() { select(LOAD_SQL, &[]) } else { select(LOOKUP_SQL, &[texts(&missing).into()]) };
         learn(&mut local, rows);
-        let missing = resolve(keys, missing.into_iter(), &local, &mut out);
+        let missing = resolve(keys, Some(&missing), &local, &mut out);
         if missing.is_empty() || !number {
             return Ok((out, 0));
         }
@@ -330,12 +347,12 @@ fn lookup(client: &mut SpiClient, keys: &Keys, number: bool) -> Result<(RoaringT
         let rows = client.update(NUMBER_SQL, None, &[texts(&missing).into()]).unwrap_or_else(|e| internal("numbering contacts failed", e));
         NUMBERED_IN.with(|n| n.set(top_xid()));
         let added = learn_rows(rows, uuid, &mut local);
-        let mut missing = resolve(keys, missing.into_iter(), &local, &mut out);
+        let mut missing = resolve(keys, Some(&missing), &local, &mut out);
         if !missing.is_empty() {
             // numbered meanwhile by a transaction that has committed since: a new statement sees it
             let rows = client.select(LOOKUP_SQL, None, &[texts(&missing).into()]).unwrap_or_else(|e| internal("reading contact ids failed", e));
             learn_rows(rows, uuid, &mut local);
-            missing = resolve(keys, missing.into_iter(), &local, &mut out);
+            missing = resolve(keys, Some(&missing), &local, &mut out);
         }
         if !missing.is_empty() {
             internal("numbering contacts failed", format!("{} keys have no id after numbering", missing.len()));

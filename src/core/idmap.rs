@@ -1,0 +1,231 @@
+//! Dense ids of uuid contact keys, held in memory (`segplan.contact_ids` as a session knows it).
+//!
+//! A fresh condition over uuid-keyed contacts turns hundreds of thousands of keys into ids, each
+//! a lookup among millions: one cache miss per key, which cost more than scanning the contacts.
+//! [`IdMap`] is an open-addressing table (linear probing) whose batch lookup asks the CPU for the
+//! slots of keys a few places ahead, so their misses overlap instead of following each other; and
+//! [`collect`] turns the ids found into a bitmap without sorting them when they are dense (ids
+//! come from a sequence).
+use roaring::{RoaringBitmap, RoaringTreemap};
+
+const EMPTY: u64 = u64::MAX;
+/// How many keys ahead a batch lookup prefetches.
+const AHEAD: usize = 12;
+
+#[derive(Clone, Copy)]
+struct Slot {
+    key: [u8; 16],
+    id: u64,
+}
+
+const FREE: Slot = Slot { key: [0; 16], id: EMPTY };
+
+/// uuid (16 bytes) → id.
+pub struct IdMap {
+    slots: Vec<Slot>,
+    len: usize,
+    max: Option<u64>,
+}
+
+impl Default for IdMap {
+    fn default() -> IdMap {
+        IdMap { slots: vec![FREE; 16], len: 0, max: None }
+    }
+}
+
+fn hash(key: &[u8; 16]) -> u64 {
+    let (a, b) = key.split_at(8);
+    let (a, b) = (u64::from_le_bytes(a.try_into().unwrap_or_default()), u64::from_le_bytes(b.try_into().unwrap_or_default()));
+    // uuids of version 7 start with a timestamp: mix both halves
+    (a ^ b.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl IdMap {
+    fn home(&self, key: &[u8; 16]) -> usize {
+        // the high bits of the product are the well-mixed ones
+        (hash(key) >> (64 - self.slots.len().trailing_zeros())) as usize
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The largest id held.
+    pub fn max_id(&self) -> Option<u64> {
+        self.max
+    }
+
+    /// Room for `more` keys without growing on the way.
+    pub fn reserve(&mut self, more: usize) {
+        let want = (self.len + more) * 8 / 5 + 1;
+        if want > self.slots.len() {
+            self.grow(want.next_power_of_two());
+        }
+    }
+
+    fn grow(&mut self, size: usize) {
+        let old = std::mem::replace(&mut self.slots, vec![FREE; size]);
+        self.len = 0;
+        for s in old.into_iter().filter(|s| s.id != EMPTY) {
+            self.put(s.key, s.id);
+        }
+    }
+
+    /// Sets the id of `key` (ids are never `u64::MAX`).
+    pub fn insert(&mut self, key: [u8; 16], id: u64) {
+        debug_assert_ne!(id, EMPTY);
+        // load factor ≤ 5/8: short probe runs
+        if (self.len + 1) * 8 > self.slots.len() * 5 {
+            self.grow(self.slots.len() * 2);
+        }
+        self.put(key, id);
+        self.max = self.max.max(Some(id));
+    }
+
+    fn put(&mut self, key: [u8; 16], id: u64) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(&key);
+        loop {
+            let s = &mut self.slots[i];
+            if s.id == EMPTY {
+                *s = Slot { key, id };
+                self.len += 1;
+                return;
+            }
+            if s.key == key {
+                s.id = id;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    pub fn get(&self, key: &[u8; 16]) -> Option<u64> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(key);
+        loop {
+            let s = &self.slots[i];
+            if s.id == EMPTY {
+                return None;
+            }
+            if s.key == *key {
+                return Some(s.id);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn prefetch(&self, key: &[u8; 16]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let slot = &self.slots[self.home(key)] as *const Slot;
+            // SAFETY: a prefetch is a hint; it reads nothing and the address is in the table
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(slot.cast()) };
+        }
+    }
+
+    /// Looks up `key(n)` for each `n` in `0..count`, in order, calling `found(n, id)`; the slots of
+    /// the keys [`AHEAD`] places on are prefetched meanwhile.
+    pub fn get_each<'k>(&self, count: usize, key: impl Fn(usize) -> &'k [u8; 16], mut found: impl FnMut(usize, Option<u64>)) {
+        for n in 0..count.min(AHEAD) {
+            self.prefetch(key(n));
+        }
+        for n in 0..count {
+            if n + AHEAD < count {
+                self.prefetch(key(n + AHEAD));
+            }
+            found(n, self.get(key(n)));
+        }
+    }
+}
+
+/// The bitmap of `ids` (in any order, maybe repeated), whose largest is `max`: when they are
+/// dense (the bitmap of 0..=max takes no more than the ids' own list), set as bits and read out
+/// by 64Ki-blocks, else sorted.
+pub fn collect(mut ids: Vec<u64>, max: u64) -> RoaringTreemap {
+    if ids.is_empty() {
+        return RoaringTreemap::new();
+    }
+    if max / 64 >= ids.len() as u64 {
+        ids.sort_unstable();
+        ids.dedup();
+        return RoaringTreemap::from_sorted_iter(ids).unwrap_or_default();
+    }
+    let mut bits = vec![0u8; (max / 8 + 1) as usize];
+    for id in ids {
+        bits[(id / 8) as usize] |= 1 << (id % 8);
+    }
+    // one 32-bit bitmap per 2^32 ids
+    let buckets = bits.chunks(1 << 29).enumerate().map(|(hi, bytes)| (hi as u32, RoaringBitmap::from_lsb0_bytes(0, bytes)));
+    RoaringTreemap::from_bitmaps(buckets.filter(|(_, b)| !b.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn key(n: u64) -> [u8; 16] {
+        let mut k = [0u8; 16];
+        // version-7-like: a slowly growing prefix, so equal high halves are common
+        k[..8].copy_from_slice(&(n / 1000).to_be_bytes());
+        k[8..].copy_from_slice(&n.to_le_bytes());
+        k
+    }
+
+    #[test]
+    fn holds_a_million_keys() {
+        let mut m = IdMap::default();
+        for n in 0..1_000_000u64 {
+            m.insert(key(n), n * 3);
+        }
+        assert_eq!(m.len(), 1_000_000);
+        assert_eq!(m.max_id(), Some(2_999_997));
+        let which: Vec<usize> = (0..2_000_000).step_by(7).collect();
+        let keys: Vec<[u8; 16]> = (0..2_000_000u64).map(key).collect();
+        let mut seen = 0;
+        m.get_each(which.len(), |n| &keys[which[n]], |n, id| {
+            let i = which[n];
+            assert_eq!(id, (i < 1_000_000).then_some(i as u64 * 3), "{i}");
+            seen += 1;
+        });
+        assert_eq!(seen, which.len());
+    }
+
+    proptest! {
+        #[test]
+        fn same_as_a_hash_map(pairs in prop::collection::vec((0u64..500, 0u64..10_000), 0..400), probes in prop::collection::vec(0u64..600, 0..100)) {
+            let (mut m, mut reference) = (IdMap::default(), HashMap::new());
+            if pairs.len() % 2 == 0 {
+                m.reserve(pairs.len());
+            }
+            for (k, id) in &pairs {
+                m.insert(key(*k), *id);
+                reference.insert(key(*k), *id);
+            }
+            prop_assert_eq!(m.len(), reference.len());
+            prop_assert_eq!(m.max_id(), pairs.iter().map(|p| p.1).max());
+            for p in probes {
+                prop_assert_eq!(m.get(&key(p)), reference.get(&key(p)).copied());
+            }
+        }
+
+        #[test]
+        fn collect_is_the_set_of_ids(ids in prop::collection::vec(0u64..300_000, 0..3000), far in prop::option::of(0u64..(3 << 32))) {
+            let mut ids = ids;
+            ids.extend(far);
+            let max = ids.iter().copied().max().unwrap_or(0);
+            let expected: RoaringTreemap = ids.iter().copied().collect();
+            prop_assert_eq!(collect(ids.clone(), max), expected.clone());
+            // dense: many repeats of a small range take the bitset path
+            let dense: Vec<u64> = ids.iter().map(|i| i % 1000).chain(0..1000).collect();
+            prop_assert_eq!(collect(dense.clone(), 999), dense.into_iter().collect::<RoaringTreemap>());
+        }
+    }
+}
