@@ -62,6 +62,14 @@ DROP TABLE IF EXISTS demo.saved_lists;
 CREATE TABLE demo.saved_lists AS SELECT 'fr_buyers' AS name, segplan.bitmap($$country = 'FR' and orders(within last 90 days)$$) AS members;
 SELECT count(*) AS fr_buyers_by_stored_bitmap FROM demo.contacts c
 WHERE segplan.rb64_contains((SELECT members FROM demo.saved_lists WHERE name = 'fr_buyers'), c.id);
+\echo '   stored lists intersect without being unpacked (only the containers both have are read); ::bytea is the value itself'
+INSERT INTO demo.saved_lists SELECT 'openers_90d', segplan.bitmap($$message_events(where event_type = 'open', within last 90 days)$$);
+SELECT segplan.rb64_cardinality(a.members) AS fr_buyers, segplan.rb64_cardinality(b.members) AS openers_90d,
+       segplan.rb64_and_cardinality(a.members, b.members) AS fr_buyers_who_opened,
+       segplan.rb64_cardinality(segplan.rb64_and(a.members, b.members)) = segplan.count($$country = 'FR' and orders(within last 90 days)
+         and message_events(where event_type = 'open', within last 90 days)$$) AS same_as_the_rule,
+       octet_length(b.members::bytea) AS openers_bytes
+FROM demo.saved_lists a, demo.saved_lists b WHERE a.name = 'fr_buyers' AND b.name = 'openers_90d';
 
 \echo '== 7. Editing a rule: each condition is one cached bitmap, so adding one costs only that one'
 SELECT segplan.cache_clear() AS dropped_cached_bitmaps;
