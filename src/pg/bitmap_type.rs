@@ -1,6 +1,7 @@
-//! `segplan.roaringbitmap`: a 32-bit roaring bitmap with pg_roaringbitmap's SQL surface. Stored as
-//! the portable format (wrapped by pgrx's varlena encoding); `::bytea` gives the portable bytes
-//! exactly, so a bytea moves between segplan, pg_roaringbitmap and CRoaring unchanged.
+//! `segplan.roaringbitmap`: a 32-bit roaring bitmap with pg_roaringbitmap's SQL surface. A value is
+//! the portable format itself (see datum.rs); `::bytea` is a binary cast, so a bytea moves between
+//! segplan, pg_roaringbitmap and CRoaring unchanged. Cardinality, intersections and membership
+//! are read from the bytes (`InPlace`); the other operations decode their arguments.
 use super::error::report;
 use super::datum::{InPlace, Stored};
 use pgrx::prelude::*;
