@@ -256,20 +256,25 @@ COMMENT ON FUNCTION segplan.rb_agg_deserialize(bytea, internal) IS 'Support func
 COMMENT ON FUNCTION segplan.rb_agg_final(internal) IS 'Support function of the bitmap aggregates (result).';
 COMMENT ON FUNCTION segplan.rb_agg_cardinality_final(internal) IS 'Support function of the cardinality aggregates (result).';
 
--- how leaf statements over uuid/text contact keys return their keys (src/pg/dense_ids.rs)
-CREATE FUNCTION segplan._keys_trans_uuid(internal, uuid) RETURNS internal
-  LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segplan_keys_trans_uuid';
-CREATE AGGREGATE segplan._keys_agg(uuid) (
-  SFUNC = segplan._keys_trans_uuid, STYPE = internal, FINALFUNC = segplan._keys_final,
-  COMBINEFUNC = segplan._keys_combine, SERIALFUNC = segplan._keys_serialize,
-  DESERIALFUNC = segplan._keys_deserialize, PARALLEL = SAFE);
+-- how leaf statements over uuid/text contact keys return them (src/pg/dense_ids.rs,
+-- src/pg/id_share.rs)
+CREATE FUNCTION segplan._ids_trans(internal, uuid) RETURNS internal
+  LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segplan_ids_trans';
+CREATE AGGREGATE segplan._ids_agg(uuid) (
+  SFUNC = segplan._ids_trans, STYPE = internal, FINALFUNC = segplan._ids_final,
+  COMBINEFUNC = segplan._ids_combine, SERIALFUNC = segplan._ids_serialize,
+  DESERIALFUNC = segplan._ids_deserialize, PARALLEL = SAFE);
 CREATE AGGREGATE segplan._keys_agg(text) (
   SFUNC = segplan._keys_trans_text, STYPE = internal, FINALFUNC = segplan._keys_final,
   COMBINEFUNC = segplan._keys_combine, SERIALFUNC = segplan._keys_serialize,
   DESERIALFUNC = segplan._keys_deserialize, PARALLEL = SAFE);
-COMMENT ON AGGREGATE segplan._keys_agg(uuid) IS 'Internal: the aggregated uuid keys as one bytea (16 bytes each), for segplan''s leaf statements; parallel.';
+COMMENT ON AGGREGATE segplan._ids_agg(uuid) IS 'Internal: for segplan''s leaf statements, the ids of the uuid keys found in the session''s shared copy of segplan.contact_ids and the keys not found, as one bytea; parallel.';
 COMMENT ON AGGREGATE segplan._keys_agg(text) IS 'Internal: the aggregated text keys as one bytea (length-prefixed), for segplan''s leaf statements; parallel.';
-COMMENT ON FUNCTION segplan._keys_trans_uuid(internal, uuid) IS 'Support function of _keys_agg(uuid).';
+COMMENT ON FUNCTION segplan._ids_trans(internal, uuid) IS 'Support function of _ids_agg.';
+COMMENT ON FUNCTION segplan._ids_combine(internal, internal) IS 'Support function of _ids_agg (parallel combine).';
+COMMENT ON FUNCTION segplan._ids_serialize(internal) IS 'Support function of _ids_agg (parallel serialize).';
+COMMENT ON FUNCTION segplan._ids_deserialize(bytea, internal) IS 'Support function of _ids_agg (parallel deserialize).';
+COMMENT ON FUNCTION segplan._ids_final(internal) IS 'Support function of _ids_agg.';
 COMMENT ON FUNCTION segplan._keys_trans_text(internal, text) IS 'Support function of _keys_agg(text).';
 COMMENT ON FUNCTION segplan._keys_combine(internal, internal) IS 'Support function of _keys_agg (parallel combine).';
 COMMENT ON FUNCTION segplan._keys_serialize(internal) IS 'Support function of _keys_agg (parallel serialize).';
@@ -768,7 +773,7 @@ BEGIN
     ('segplan_analyst', '^(count|count_steps|members|members_text|bitmap|keys_of|bitmap_of|number_contacts|to_sql|validate|format|parse|model|cache_stats|shared_cache_stats|cache_clear'
                         '|segment_rule|segment_history|segment_members|segment_overlap|segment_dashboard|segment_dashboard_rows|dashboard_fields'
                         '|rfm_scores|rfm_scores_text|rfm_summary|rfm_clusters|policy_impact|eligible|calendar|plan_report|call_queue'
-                        '|_segment|_closure|_rfm_query|_rfm_agg|_rfm_scores|_prune_changes|_zone|_keys_agg)$'),
+                        '|_segment|_closure|_rfm_query|_rfm_agg|_rfm_scores|_prune_changes|_zone|_keys_agg|_ids_agg)$'),
     -- segments and plans of their brands, runs, exports, call outcomes, contacts made and pauses
     ('segplan_planner', '^(save_segment|drop_segment|refresh_segment|refresh_all|publish_segment|unpublish_segment'
                         '|create_plan|update_plan|activate_plan|pause_plan|cancel_plan|drop_plan|run_plan|export_run'

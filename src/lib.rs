@@ -14,6 +14,7 @@ extension_sql_file!("../sql/security.sql", name = "security", requires = ["boots
 pub extern "C-unwind" fn _PG_init() {
     pg::bitmap_type::register_settings();
     pg::engine::register_settings();
+    pg::id_share::register_settings();
     pg::catalog::register_invalidation();
 }
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
@@ -85,6 +86,42 @@ mod tests {
                     "00000000_0000-0000-0000-000000000000", "0000000-00000-0000-0000-000000000000"] {
             assert_eq!(uuid_bytes(bad), None, "{bad}");
         }
+    }
+
+    /// A leaf statement's parallel worker maps the session's shared copy of its ids: the keys it
+    /// holds come back as ids, the others as keys; outside segplan's statements nothing is shared.
+    #[pg_test]
+    fn parallel_workers_turn_keys_into_ids_from_the_shared_copy() {
+        use crate::pg::id_share;
+        use segplan_core::idmap::IdMap;
+        Spi::run(
+            "CREATE TABLE upeople AS SELECT g, md5('p' || g)::uuid AS uid FROM generate_series(1, 3000) g;
+             SET LOCAL force_parallel_mode = on;",
+        )
+        .unwrap();
+        let keys = Spi::get_one::<Vec<pgrx::Uuid>>("SELECT array_agg(uid ORDER BY g) FROM upeople").unwrap().unwrap();
+        // ids 1..=2000 known, keys of 2001..=3000 not
+        let mut map = IdMap::default();
+        for (g, k) in keys.iter().enumerate().take(2000) {
+            map.insert(**k, g as u64 + 1);
+        }
+        let sql = "SELECT segplan._ids_agg(uid) FROM upeople WHERE g % 3 = 0";
+        let plan = Spi::get_one::<pgrx::Json>(&format!("EXPLAIN (ANALYZE, FORMAT JSON) {sql}")).unwrap().unwrap();
+        assert!(plan.0.to_string().contains("\"Workers Launched\":1"), "{}", plan.0);
+        let run = || id_share::read(&Spi::get_one::<Vec<u8>>(sql).unwrap().unwrap()).expect("readable");
+        let (missing, ids) = id_share::with_setting(id_share::publish(&map, id_share::generation()), run);
+        assert_eq!(ids.iter().collect::<Vec<_>>(), (3..=2000).step_by(3).collect::<Vec<u64>>());
+        let mut want: Vec<[u8; 16]> = (2001..=3000).filter(|g| g % 3 == 0).map(|g| *keys[g - 1]).collect();
+        let mut missing = missing;
+        missing.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(missing, want);
+        // the setting is gone after the statement: every key comes back as a key
+        let (missing, ids) = run();
+        assert_eq!((missing.len(), ids.len()), (1000, 0));
+        // a value naming no segment of segplan's maps nothing either
+        Spi::run("SET LOCAL segplan._shared_ids = '12345:678'").unwrap();
+        assert_eq!(run().0.len(), 1000);
     }
 
     #[pg_test]

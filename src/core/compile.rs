@@ -133,8 +133,8 @@ pub fn steps<'m>(rule: &Rule, model: &'m Model, regex: RegexCheck<'m>) -> Result
 
 /// One leaf condition of a rule as a query returning its contacts in one value: integer keys as
 /// one `roaringbitmap64` (its portable bytes, so the result reads back without a type lookup),
-/// any other key (uuid, text) as a `text[]` of distinct keys, which the engine turns into dense
-/// ids ([`gather`]).
+/// any other key (uuid, text) through [`keys_agg`], which the engine turns into dense ids
+/// ([`gather`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Leaf {
     pub query: Query,
@@ -162,7 +162,7 @@ pub fn one_scan(leaves: &[&Leaf], contacts: &ContactSource) -> Query {
         cols.push(if integer_keys(contacts) {
             format!("(segplan.rb64_build_agg(c.{k}::bigint) FILTER (WHERE {pred}))::pg_catalog.bytea")
         } else {
-            format!("segplan._keys_agg(c.{k}::{}) FILTER (WHERE {pred})", key_travel_type(contacts))
+            format!("{}(c.{k}::{}) FILTER (WHERE {pred})", keys_agg(contacts), key_travel_type(contacts))
         });
     }
     Query { sql: format!("SELECT {} FROM {} AS c WHERE c.{k} IS NOT NULL", cols.join(", "), contacts.rel.sql), params }
@@ -177,16 +177,22 @@ fn key_travel_type(contacts: &ContactSource) -> &'static str {
     if contacts.key.kind == TypeKind::Uuid { "uuid" } else { "text" }
 }
 
+/// The aggregate other keys leave a statement in: uuid keys as ids where the session knows them
+/// (`segplan._ids_agg`), text keys as themselves.
+fn keys_agg(contacts: &ContactSource) -> &'static str {
+    if contacts.key.kind == TypeKind::Uuid { "segplan._ids_agg" } else { "segplan._keys_agg" }
+}
+
 /// The statement collecting the keys `key` (an SQL expression) of the rows `FROM {from}`: integer
-/// keys into a `roaringbitmap64`'s bytes, others (as uuid or text) into `segplan._keys_agg`'s
+/// keys into a `roaringbitmap64`'s bytes, others (as uuid or text) into [`keys_agg`]'s
 /// bytes (`distinct`: `from` may list a contact many times, as event rows do). Both aggregates
 /// run in parallel.
 pub fn gather(contacts: &ContactSource, key: &str, from: &str, distinct: bool) -> String {
-    let t = key_travel_type(contacts);
+    let (t, agg) = (key_travel_type(contacts), keys_agg(contacts));
     match (integer_keys(contacts), distinct) {
         (true, _) => format!("SELECT segplan.rb64_build_agg({key}::bigint)::pg_catalog.bytea FROM {from}"),
-        (false, false) => format!("SELECT segplan._keys_agg({key}::{t}) FROM {from}"),
-        (false, true) => format!("SELECT segplan._keys_agg(s.k) FROM (SELECT DISTINCT {key}::{t} FROM {from}) AS s(k)"),
+        (false, false) => format!("SELECT {agg}({key}::{t}) FROM {from}"),
+        (false, true) => format!("SELECT {agg}(s.k) FROM (SELECT DISTINCT {key}::{t} FROM {from}) AS s(k)"),
     }
 }
 
@@ -1073,15 +1079,15 @@ mod tests {
         }
         let rule = crate::rule::parse_any("country = 'FR' and clicks(within last 7 days) and clicks(count >= 2)").unwrap();
         let p = plan(&rule, &m, &|_| None).unwrap();
-        assert_eq!(p.universe.query.sql, "SELECT segplan._keys_agg(c.id::uuid) FROM public.people AS c WHERE c.id IS NOT NULL");
-        assert_eq!(p.leaves[0].query.sql, "SELECT segplan._keys_agg(c.id::uuid) FROM public.people AS c WHERE c.id IS NOT NULL AND (c.country = $2)");
+        assert_eq!(p.universe.query.sql, "SELECT segplan._ids_agg(c.id::uuid) FROM public.people AS c WHERE c.id IS NOT NULL");
+        assert_eq!(p.leaves[0].query.sql, "SELECT segplan._ids_agg(c.id::uuid) FROM public.people AS c WHERE c.id IS NOT NULL AND (c.country = $2)");
         // event rows name a contact many times: distinct before the keys leave the statement
-        assert!(p.leaves[1].query.sql.starts_with("SELECT segplan._keys_agg(s.k) FROM (SELECT DISTINCT (e.person)::uuid FROM public.clicks AS e WHERE"), "{}", p.leaves[1].query.sql);
-        assert!(p.leaves[2].query.sql.starts_with("SELECT segplan._keys_agg(s.k::uuid) FROM (SELECT e.person FROM public.clicks AS e"), "{}", p.leaves[2].query.sql);
+        assert!(p.leaves[1].query.sql.starts_with("SELECT segplan._ids_agg(s.k) FROM (SELECT DISTINCT (e.person)::uuid FROM public.clicks AS e WHERE"), "{}", p.leaves[1].query.sql);
+        assert!(p.leaves[2].query.sql.starts_with("SELECT segplan._ids_agg(s.k::uuid) FROM (SELECT e.person FROM public.clicks AS e"), "{}", p.leaves[2].query.sql);
         assert!(p.leaves.iter().chain([&p.universe]).all(|l| !l.query.sql.contains("rb64")));
         let attr: Vec<&Leaf> = p.leaves.iter().chain([&p.universe]).filter(|l| l.filter.is_some()).collect();
         let q = one_scan(&attr, m.contacts.as_ref().unwrap());
-        assert_eq!(q.sql, "SELECT segplan._keys_agg(c.id::uuid) FILTER (WHERE c.country = $2), segplan._keys_agg(c.id::uuid) FILTER (WHERE true) FROM public.people AS c WHERE c.id IS NOT NULL");
+        assert_eq!(q.sql, "SELECT segplan._ids_agg(c.id::uuid) FILTER (WHERE c.country = $2), segplan._ids_agg(c.id::uuid) FILTER (WHERE true) FROM public.people AS c WHERE c.id IS NOT NULL");
         // text keys travel as text
         if let Some(c) = m.contacts.as_mut() {
             c.key = col("id", "text", TypeKind::Text);

@@ -11,119 +11,86 @@ use roaring::{RoaringBitmap, RoaringTreemap};
 const EMPTY: u64 = u64::MAX;
 /// How many keys ahead a batch lookup prefetches.
 const AHEAD: usize = 12;
+/// Words per slot: the key's two halves (little-endian) and the id (`EMPTY` when free).
+const SLOT: usize = 3;
 
-#[derive(Clone, Copy)]
-struct Slot {
-    key: [u8; 16],
-    id: u64,
+fn halves(key: &[u8; 16]) -> (u64, u64) {
+    let (a, b) = key.split_at(8);
+    (u64::from_le_bytes(a.try_into().unwrap_or_default()), u64::from_le_bytes(b.try_into().unwrap_or_default()))
 }
 
-const FREE: Slot = Slot { key: [0; 16], id: EMPTY };
+fn hash((a, b): (u64, u64)) -> u64 {
+    // uuids of version 7 start with a timestamp: mix both halves
+    (a ^ b.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
 
-/// uuid (16 bytes) → id.
+fn free_slots(n: usize) -> Vec<u64> {
+    let mut words = vec![0u64; n * SLOT];
+    words.chunks_exact_mut(SLOT).for_each(|s| s[2] = EMPTY);
+    words
+}
+
+/// uuid (16 bytes) → id, owning its slots.
 pub struct IdMap {
-    slots: Vec<Slot>,
+    /// `SLOT` words per slot, a power of two of slots
+    words: Vec<u64>,
     len: usize,
     max: Option<u64>,
 }
 
 impl Default for IdMap {
     fn default() -> IdMap {
-        IdMap { slots: vec![FREE; 16], len: 0, max: None }
+        IdMap { words: free_slots(16), len: 0, max: None }
     }
 }
 
-fn hash(key: &[u8; 16]) -> u64 {
-    let (a, b) = key.split_at(8);
-    let (a, b) = (u64::from_le_bytes(a.try_into().unwrap_or_default()), u64::from_le_bytes(b.try_into().unwrap_or_default()));
-    // uuids of version 7 start with a timestamp: mix both halves
-    (a ^ b.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+/// An [`IdMap`]'s slots as plain words, borrowed: from the map, or from a copy of
+/// [`IdMap::words`] elsewhere (another process's view of shared memory).
+#[derive(Clone, Copy)]
+pub struct Table<'a> {
+    words: &'a [u64],
+    shift: u32,
 }
 
-impl IdMap {
-    fn home(&self, key: &[u8; 16]) -> usize {
+impl<'a> Table<'a> {
+    /// The table over `words` as [`IdMap::words`] gave them; `None` when they cannot be one.
+    pub fn new(words: &'a [u64]) -> Option<Table<'a>> {
+        let slots = words.len() / SLOT;
+        (words.len() % SLOT == 0 && slots.is_power_of_two() && slots >= 2).then(|| Table { words, shift: 64 - slots.trailing_zeros() })
+    }
+
+    fn slots(&self) -> usize {
+        self.words.len() / SLOT
+    }
+
+    fn home(&self, key: (u64, u64)) -> usize {
         // the high bits of the product are the well-mixed ones
-        (hash(key) >> (64 - self.slots.len().trailing_zeros())) as usize
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The largest id held.
-    pub fn max_id(&self) -> Option<u64> {
-        self.max
-    }
-
-    /// Room for `more` keys without growing on the way.
-    pub fn reserve(&mut self, more: usize) {
-        let want = (self.len + more) * 8 / 5 + 1;
-        if want > self.slots.len() {
-            self.grow(want.next_power_of_two());
-        }
-    }
-
-    fn grow(&mut self, size: usize) {
-        let old = std::mem::replace(&mut self.slots, vec![FREE; size]);
-        self.len = 0;
-        for s in old.into_iter().filter(|s| s.id != EMPTY) {
-            self.put(s.key, s.id);
-        }
-    }
-
-    /// Sets the id of `key` (ids are never `u64::MAX`).
-    pub fn insert(&mut self, key: [u8; 16], id: u64) {
-        debug_assert_ne!(id, EMPTY);
-        // load factor ≤ 5/8: short probe runs
-        if (self.len + 1) * 8 > self.slots.len() * 5 {
-            self.grow(self.slots.len() * 2);
-        }
-        self.put(key, id);
-        self.max = self.max.max(Some(id));
-    }
-
-    fn put(&mut self, key: [u8; 16], id: u64) {
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(&key);
-        loop {
-            let s = &mut self.slots[i];
-            if s.id == EMPTY {
-                *s = Slot { key, id };
-                self.len += 1;
-                return;
-            }
-            if s.key == key {
-                s.id = id;
-                return;
-            }
-            i = (i + 1) & mask;
-        }
+        (hash(key) >> self.shift) as usize
     }
 
     pub fn get(&self, key: &[u8; 16]) -> Option<u64> {
-        let mask = self.slots.len() - 1;
+        let key = halves(key);
+        let mask = self.slots() - 1;
         let mut i = self.home(key);
-        loop {
-            let s = &self.slots[i];
-            if s.id == EMPTY {
+        // a table made elsewhere may be full: stop after one lap
+        for _ in 0..self.slots() {
+            let s = &self.words[i * SLOT..i * SLOT + SLOT];
+            if s[2] == EMPTY {
                 return None;
             }
-            if s.key == *key {
-                return Some(s.id);
+            if (s[0], s[1]) == key {
+                return Some(s[2]);
             }
             i = (i + 1) & mask;
         }
+        None
     }
 
     fn prefetch(&self, key: &[u8; 16]) {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let slot = &self.slots[self.home(key)] as *const Slot;
+            let slot = &self.words[self.home(halves(key)) * SLOT] as *const u64;
             // SAFETY: a prefetch is a hint; it reads nothing and the address is in the table
             unsafe { _mm_prefetch::<_MM_HINT_T0>(slot.cast()) };
         }
@@ -141,6 +108,84 @@ impl IdMap {
             }
             found(n, self.get(key(n)));
         }
+    }
+}
+
+impl IdMap {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The largest id held.
+    pub fn max_id(&self) -> Option<u64> {
+        self.max
+    }
+
+    /// The slots, for [`Table::new`] over a copy of them.
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+
+    pub fn table(&self) -> Table<'_> {
+        Table { words: &self.words, shift: 64 - (self.words.len() / SLOT).trailing_zeros() }
+    }
+
+    /// Room for `more` keys without growing on the way.
+    pub fn reserve(&mut self, more: usize) {
+        let want = (self.len + more) * 8 / 5 + 1;
+        if want > self.words.len() / SLOT {
+            self.grow(want.next_power_of_two());
+        }
+    }
+
+    fn grow(&mut self, size: usize) {
+        let old = std::mem::replace(&mut self.words, free_slots(size));
+        self.len = 0;
+        for s in old.chunks_exact(SLOT).filter(|s| s[2] != EMPTY) {
+            self.put((s[0], s[1]), s[2]);
+        }
+    }
+
+    /// Sets the id of `key` (ids are never `u64::MAX`).
+    pub fn insert(&mut self, key: [u8; 16], id: u64) {
+        debug_assert_ne!(id, EMPTY);
+        // load factor ≤ 5/8: short probe runs
+        if (self.len + 1) * 8 > self.words.len() / SLOT * 5 {
+            self.grow(self.words.len() / SLOT * 2);
+        }
+        self.put(halves(&key), id);
+        self.max = self.max.max(Some(id));
+    }
+
+    fn put(&mut self, key: (u64, u64), id: u64) {
+        let mask = self.words.len() / SLOT - 1;
+        let mut i = self.table().home(key);
+        loop {
+            let s = &mut self.words[i * SLOT..i * SLOT + SLOT];
+            if s[2] == EMPTY {
+                s.copy_from_slice(&[key.0, key.1, id]);
+                self.len += 1;
+                return;
+            }
+            if (s[0], s[1]) == key {
+                s[2] = id;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    pub fn get(&self, key: &[u8; 16]) -> Option<u64> {
+        self.table().get(key)
+    }
+
+    /// [`Table::get_each`] over this map.
+    pub fn get_each<'k>(&self, count: usize, key: impl Fn(usize) -> &'k [u8; 16], found: impl FnMut(usize, Option<u64>)) {
+        self.table().get_each(count, key, found)
     }
 }
 
@@ -198,6 +243,22 @@ mod tests {
         assert_eq!(seen, which.len());
     }
 
+    #[test]
+    fn a_table_from_other_words() {
+        assert!(Table::new(&[]).is_none());
+        assert!(Table::new(&[0; 5]).is_none());
+        assert!(Table::new(&[0; 9]).is_none(), "3 slots is not a power of two");
+        // every slot taken and none the key's: the lookup ends
+        let full = [1u64, 2, 3, 4, 5, 6];
+        assert_eq!(Table::new(&full).unwrap().get(&[9; 16]), None);
+        assert_eq!(Table::new(&full).unwrap().get(&{
+            let mut k = [0u8; 16];
+            k[..8].copy_from_slice(&4u64.to_le_bytes());
+            k[8..].copy_from_slice(&5u64.to_le_bytes());
+            k
+        }), Some(6));
+    }
+
     proptest! {
         #[test]
         fn same_as_a_hash_map(pairs in prop::collection::vec((0u64..500, 0u64..10_000), 0..400), probes in prop::collection::vec(0u64..600, 0..100)) {
@@ -211,8 +272,11 @@ mod tests {
             }
             prop_assert_eq!(m.len(), reference.len());
             prop_assert_eq!(m.max_id(), pairs.iter().map(|p| p.1).max());
+            let copy = m.words().to_vec();
+            let table = Table::new(&copy).unwrap();
             for p in probes {
                 prop_assert_eq!(m.get(&key(p)), reference.get(&key(p)).copied());
+                prop_assert_eq!(table.get(&key(p)), reference.get(&key(p)).copied());
             }
         }
 

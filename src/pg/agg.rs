@@ -81,6 +81,13 @@ pub fn state_value<B: 'static>(state: &Internal) -> Option<&'static B> {
     Some(unsafe { &(*s).value })
 }
 
+/// [`state_value`] for a final or serialize function that must finish the state first.
+pub fn state_value_mut<B: 'static>(state: &mut Internal) -> Option<&'static mut B> {
+    // SAFETY: as in state_value; PostgreSQL runs one support function of a state at a time
+    let s: *mut AggState<B> = unsafe { state.get_mut::<AggState<B>>() }.filter(|s| s.seen)?;
+    Some(unsafe { &mut (*s).value })
+}
+
 /// A transition step written against the function-call ABI, for the aggregates that run once per
 /// row of a leaf's scan (ids into a bitmap, keys into a list): pgrx's argument and state wrappers
 /// cost about as much per row as the scan of a narrow row. Reads the state pointer (the same

@@ -25,6 +25,7 @@ use super::agg::{fold, merge, state_value, with_state, AggState};
 use super::bitmap64_type::Roaringbitmap64;
 use super::catalog::current_model;
 use super::error::{internal, raise_one, report};
+use super::id_share;
 use super::owner::as_owner;
 use pgrx::datum::{Array, DatumWithOid, Internal};
 use pgrx::prelude::*;
@@ -53,24 +54,38 @@ SELECT pg_catalog.array_agg(a.key), pg_catalog.array_agg(a.id) FROM added AS a";
 const KEYS_SQL: &str = "\
 SELECT m.key FROM pg_catalog.unnest($1::int8[]) AS i(id) JOIN segplan.contact_ids AS m ON m.id = i.id";
 
-/// Keys a statement returned: uuids as their bytes, any other key as text.
+/// Keys a statement returned: uuids as their bytes, with the ids `segplan._ids_agg` found for
+/// others in the statement itself (src/pg/id_share.rs); any other key as text.
 pub enum Keys {
-    Uuid(Vec<[u8; 16]>),
+    Uuid(Vec<[u8; 16]>, RoaringTreemap),
     Text(Vec<String>),
 }
 
 impl Keys {
-    /// Column `col` of a statement's current row: `segplan._keys_agg` of keys of type `kind`
-    /// (NULL is none).
+    /// Column `col` of a statement's current row: `segplan._ids_agg` (uuid) or
+    /// `segplan._keys_agg` of keys of type `kind` (NULL is none).
     pub fn read(row: &SpiTupleTable, col: usize, kind: TypeKind) -> Keys {
-        let bytes = row.get::<&[u8]>(col).unwrap_or_else(|e| internal("reading contact keys failed", e)).unwrap_or_default();
-        let keys = if kind == TypeKind::Uuid { uuids_of(bytes).map(Keys::Uuid) } else { texts_of(bytes).map(Keys::Text) };
+        let bytes = row.get::<&[u8]>(col).unwrap_or_else(|e| internal("reading contact keys failed", e));
+        let keys = match (kind, bytes) {
+            (TypeKind::Uuid, None) => Some(Keys::Uuid(Vec::new(), RoaringTreemap::new())),
+            (TypeKind::Uuid, Some(b)) => id_share::read(b).map(|(keys, ids)| Keys::Uuid(keys, ids)),
+            (_, b) => texts_of(b.unwrap_or_default()).map(Keys::Text),
+        };
         keys.unwrap_or_else(|| internal("reading contact keys failed", "malformed key list"))
     }
 
+    /// How many contacts: keys to look up and ids found.
     pub fn len(&self) -> usize {
         match self {
-            Keys::Uuid(k) => k.len(),
+            Keys::Uuid(k, found) => k.len() + found.len() as usize,
+            Keys::Text(k) => k.len(),
+        }
+    }
+
+    /// Keys to look up.
+    fn count(&self) -> usize {
+        match self {
+            Keys::Uuid(k, _) => k.len(),
             Keys::Text(k) => k.len(),
         }
     }
@@ -78,19 +93,10 @@ impl Keys {
     /// Key `i` as `segplan.contact_ids` keeps it (a uuid in its canonical text form).
     fn text(&self, i: usize) -> String {
         match self {
-            Keys::Uuid(k) => pgrx::Uuid::from_bytes(k[i]).to_string(),
+            Keys::Uuid(k, _) => pgrx::Uuid::from_bytes(k[i]).to_string(),
             Keys::Text(k) => k[i].clone(),
         }
     }
-}
-
-/// `_keys_agg(uuid)`'s bytes: 16 per key.
-fn uuids_of(b: &[u8]) -> Option<Vec<[u8; 16]>> {
-    let chunks = b.chunks_exact(16);
-    if !chunks.remainder().is_empty() {
-        return None;
-    }
-    chunks.map(|c| c.try_into().ok()).collect()
 }
 
 /// `_keys_agg(text)`'s bytes: per key, its length (4 bytes, little-endian) and its UTF-8 bytes.
@@ -105,16 +111,8 @@ fn texts_of(mut b: &[u8]) -> Option<Vec<String>> {
     Some(out)
 }
 
-// Support of `segplan._keys_agg(uuid)`: the leaf statements' keys leave in one value, built in
-// parallel (PostgreSQL 15's `array_agg` is serial) and read without a per-element decode. A C-ABI
-// function (see agg::raw_step): a uuid is passed by reference, 16 bytes.
-crate::raw_transition!(segplan_keys_trans_uuid, pg_finfo_segplan_keys_trans_uuid, Vec<u8>, |s, v| {
-    // SAFETY: a non-NULL uuid datum points to its 16 bytes
-    s.value.extend_from_slice(unsafe { std::slice::from_raw_parts(v.cast_mut_ptr::<u8>(), 16) });
-    s.seen = true;
-});
-
-/// Support of `segplan._keys_agg(text)`.
+// Support of `segplan._keys_agg(text)`: the leaf statements' keys leave in one value, built in
+// parallel (PostgreSQL 15's `array_agg` is serial) and read without a per-element decode.
 #[pg_extern(immutable, parallel_safe)]
 fn _keys_trans_text(state: Internal, key: Option<&str>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     with_state(state, fcinfo, |s: &mut AggState<Vec<u8>>| {
@@ -160,12 +158,14 @@ struct Known {
     uuid: IdMap,
     text: FxHashMap<String, u64>,
     text_max: Option<u64>,
+    /// changes whenever the ids known change
+    generation: u64,
 }
 
 impl Known {
     fn get(&self, keys: &Keys, i: usize) -> Option<u64> {
         match keys {
-            Keys::Uuid(k) => self.uuid.get(&k[i]),
+            Keys::Uuid(k, _) => self.uuid.get(&k[i]),
             Keys::Text(k) => self.text.get(&k[i]).copied(),
         }
     }
@@ -177,7 +177,7 @@ impl Known {
     /// Looks up keys `which(n)` for `n` in `0..count`, calling `found(n, id)`.
     fn get_each(&self, keys: &Keys, count: usize, which: impl Fn(usize) -> usize, mut found: impl FnMut(usize, Option<u64>)) {
         match keys {
-            Keys::Uuid(k) => self.uuid.get_each(count, |n| &k[which(n)], found),
+            Keys::Uuid(k, _) => self.uuid.get_each(count, |n| &k[which(n)], found),
             Keys::Text(k) => (0..count).for_each(|n| found(n, self.text.get(&k[which(n)]).copied())),
         }
     }
@@ -245,6 +245,28 @@ fn table_oid() -> u32 {
     }
 }
 
+/// Forgets the ids of a `segplan.contact_ids` that is no more (the extension was re-created).
+fn current_table() {
+    let table = table_oid();
+    KNOWN.with(|k| {
+        let mut k = k.borrow_mut();
+        if k.table != table {
+            *k = Known { table, generation: id_share::generation(), ..Known::default() };
+        }
+    });
+}
+
+/// Runs `f`, whose statements may use `segplan._ids_agg`, with the ids this session knows
+/// shared with their parallel workers (src/pg/id_share.rs).
+pub fn sharing<T>(f: impl FnOnce() -> T) -> T {
+    current_table();
+    let setting = KNOWN.with(|k| {
+        let k = k.borrow();
+        id_share::publish(&k.uuid, k.generation)
+    });
+    id_share::with_setting(setting, f)
+}
+
 /// Learns the keys and ids (two arrays) a statement returned, read in place.
 fn learn_rows(rows: SpiTupleTable, uuid: bool, into: &mut Known) -> usize {
     let row = rows.first();
@@ -260,6 +282,7 @@ fn learn_rows(rows: SpiTupleTable, uuid: bool, into: &mut Known) -> usize {
         into.text.reserve(keys.len());
     }
     let mut n = 0;
+    into.generation = id_share::generation();
     for (k, id) in keys.iter().zip(ids.iter()) {
         let (Some(k), Some(id)) = (k, id) else { continue };
         if n % 65536 == 0 {
@@ -281,7 +304,7 @@ fn learn_rows(rows: SpiTupleTable, uuid: bool, into: &mut Known) -> usize {
 fn resolve(keys: &Keys, which: Option<&[usize]>, local: &Known, out: &mut RoaringTreemap) -> Vec<usize> {
     KNOWN.with(|k| {
         let k = k.borrow();
-        let count = which.map_or(keys.len(), <[usize]>::len);
+        let count = which.map_or(keys.count(), <[usize]>::len);
         let index = |n: usize| which.map_or(n, |w| w[n]);
         let mut missing = Vec::new();
         let mut found = Vec::with_capacity(count);
@@ -309,14 +332,12 @@ fn resolve(keys: &Keys, which: Option<&[usize]>, local: &Known, out: &mut Roarin
 /// Keys without an id are left out, or with `number` numbered first — `Err` when this
 /// transaction may not.
 fn lookup(client: &mut SpiClient, keys: &Keys, number: bool) -> Result<(RoaringTreemap, usize), Unnumbered> {
-    let mut out = RoaringTreemap::new();
-    let table = table_oid();
-    KNOWN.with(|k| {
-        if k.borrow().table != table {
-            *k.borrow_mut() = Known { table, ..Known::default() };
-        }
-    });
-    let uuid = matches!(keys, Keys::Uuid(_));
+    let mut out = match keys {
+        Keys::Uuid(_, found) => found.clone(),
+        Keys::Text(_) => RoaringTreemap::new(),
+    };
+    current_table();
+    let uuid = matches!(keys, Keys::Uuid(..));
     let mut local = Known::default();
     let missing = resolve(keys, None, &local, &mut out);
     if missing.is_empty() {
@@ -425,7 +446,7 @@ fn bitmap_of(keys: Vec<Option<String>>) -> Roaringbitmap64 {
     if keys.is_empty() {
         return Roaringbitmap64(RoaringTreemap::new());
     }
-    Roaringbitmap64(Spi::connect_mut(|client| {
+    Roaringbitmap64(sharing(|| Spi::connect_mut(|client| {
         if c.key.kind == TypeKind::Integer {
             let sql = format!("SELECT c.{}::bigint FROM {}", c.key.sql, visible_where(c));
             let rows = client.select(&sql, None, &[keys.into()]).unwrap_or_else(|e| internal("reading contacts failed", e));
@@ -434,7 +455,7 @@ fn bitmap_of(keys: Vec<Option<String>>) -> Roaringbitmap64 {
         let rows = client.select(&key_array(c, &visible_where(c)), None, &[keys.into()]).unwrap_or_else(|e| internal("reading contacts failed", e));
         let seen = Keys::read(&rows.first(), 1, c.key.kind);
         ids(client, &seen, true).unwrap_or_else(|u| unnumbered(&u))
-    }))
+    })))
 }
 
 /// Numbers every contact the caller can see that has no id yet (keys that are not integers);
@@ -448,10 +469,12 @@ fn number_contacts() -> i64 {
         return 0;
     }
     let sql = key_array(c, &format!("{} AS c WHERE c.{} IS NOT NULL", c.rel.sql, c.key.sql));
-    Spi::connect_mut(|client| {
-        let rows = client.select(&sql, None, &[]).unwrap_or_else(|e| internal("reading contacts failed", e));
-        let all = Keys::read(&rows.first(), 1, c.key.kind);
-        lookup(client, &all, true).unwrap_or_else(|u| unnumbered(&u)).1 as i64
+    sharing(|| {
+        Spi::connect_mut(|client| {
+            let rows = client.select(&sql, None, &[]).unwrap_or_else(|e| internal("reading contacts failed", e));
+            let all = Keys::read(&rows.first(), 1, c.key.kind);
+            lookup(client, &all, true).unwrap_or_else(|u| unnumbered(&u)).1 as i64
+        })
     })
 }
 

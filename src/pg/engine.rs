@@ -366,7 +366,7 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
     let started = Instant::now();
     let mut shared_new: Vec<leaf_cache::New> = Vec::new();
     let kind = model.contacts.as_ref().map_or(TypeKind::Integer, |c| c.key.kind);
-    let evaluated = Spi::connect_mut(|client| {
+    let mut run = || Spi::connect_mut(|client| {
         let mut oids: Vec<u32> = plan.leaves.iter().chain([&plan.universe]).flat_map(|l| l.relations.iter().copied()).collect();
         oids.sort_unstable();
         oids.dedup();
@@ -498,6 +498,8 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
         let leaves = bitmaps;
         Ok((universe, leaves))
     });
+    // uuid keys: the statements' workers look ids up themselves
+    let evaluated = if kind == TypeKind::Uuid { dense_ids::sharing(&mut run) } else { run() };
     let (universe, leaves) = evaluated?;
     // SAFETY: the current user, as the statements above ran
     leaf_cache::store(unsafe { pg_sys::GetUserId() }, shared_new, shared_cap);

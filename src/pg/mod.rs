@@ -7,6 +7,7 @@ mod dashboard_api;
 pub(crate) mod dense_ids;
 pub mod engine;
 mod error;
+pub mod id_share;
 pub(crate) mod datum;
 mod leaf_cache;
 mod model_api;

@@ -283,7 +283,8 @@ FROM pg_proc p WHERE p.pronamespace = 'segplan'::regnamespace AND p.prosecdef OR
 -- setting saved and restored per call
 SELECT p.oid::regprocedure AS unpinned FROM pg_proc p
 WHERE p.pronamespace = 'segplan'::regnamespace AND p.proname !~ '^(rb|rb64)_|^roaringbitmap'
-  AND p.proname !~ '^_rfm_(step|combine|serialize|deserialize|scores)$' AND p.proname !~ '^_keys_(trans_uuid|trans_text|combine|serialize|deserialize|final)$'
+  AND p.proname !~ '^_rfm_(step|combine|serialize|deserialize|scores)$' AND p.proname !~ '^_keys_(trans_text|combine|serialize|deserialize|final)$'
+  AND p.proname !~ '^_ids_(trans|combine|serialize|deserialize|final)$'
   AND p.prokind = 'f'
   AND p.prosqlbody IS NULL AND NOT coalesce(p.proconfig @> '{"search_path=pg_catalog, pg_temp"}', false) ORDER BY 1;
 -- PUBLIC may run the bitmap functions and the two that row-level security calls, nothing else

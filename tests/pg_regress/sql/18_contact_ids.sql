@@ -35,6 +35,17 @@ SELECT count(*) AS cases, count(*) FILTER (WHERE r.same_count AND r.same_members
 RESET segplan.engine;
 SELECT * FROM segplan.count_steps($$country = 'FR' and email_opt_in and purchase_lines(within last 1 years)$$, '2026-11-01');
 
+-- Leaf statements over uuid keys look ids up in their parallel workers, in a shared copy of the
+-- ids this session knows (src/pg/id_share.rs): the same answers with every statement run by a
+-- worker. The copy is named by a setting that only segplan's own statements carry.
+SELECT segplan.cache_clear() >= 0 AS cleared;
+SET force_parallel_mode = on;
+SELECT count(*) AS cases, count(*) FILTER (WHERE r.same_count AND r.same_members AND r.same_bitmap) AS agree FROM cases c, check_uuid_rule(c.rule, c.hand) r;
+RESET force_parallel_mode;
+SELECT current_setting('segplan._shared_ids') = '' AS not_set_between_statements;
+-- called directly, _ids_agg finds no copy: every key comes back as a key (8 + 16 per key + 8 bytes)
+SELECT length(segplan._ids_agg(uid)) = 16 + 16 * count(*) AS keys_only FROM u.contacts;
+
 -- bitmaps of ids combine with SQL operators; bitmap_of takes keys (unknown ones are no contact)
 SELECT segplan.rb64_cardinality(segplan.bitmap($$country = 'FR'$$) OPERATOR(segplan.&) segplan.bitmap('email_opt_in')) =
        (SELECT count(*) FROM demo.contacts WHERE country = 'FR' AND email_opt_in) AS and_ok;
@@ -111,6 +122,7 @@ CREATE POLICY fr ON demo.contacts FOR SELECT TO seg_fr USING (country = 'FR');
 CREATE POLICY it ON demo.contacts FOR SELECT TO seg_it USING (country = 'IT');
 SET ROLE seg_fr;
 SELECT * FROM segplan.contact_ids LIMIT 1;
+SHOW segplan._shared_ids;
 SELECT segplan.count('email_opt_in') AS fr_count, (SELECT count(*) FROM u.contacts WHERE email_opt_in) AS fr_by_hand;
 CREATE TEMP TABLE fr_bitmap AS SELECT segplan.bitmap('email_opt_in') AS b;
 SELECT count(*) AS fr_keys FROM segplan.keys_of((SELECT b FROM fr_bitmap));

@@ -1,0 +1,302 @@
+//! uuid keys become ids inside the leaf statement's own scan: the session's ids
+//! (src/pg/dense_ids.rs, `Known`) are copied into a dynamic shared memory segment, which the
+//! statement's parallel workers map, so `segplan._ids_agg(uuid)` hands the leader a bitmap of ids
+//! (about 1 bit per contact when dense) instead of 16 bytes per key, and the lookups run in every
+//! worker instead of after the scan in the leader. Keys the segment lacks (numbered since, or
+//! never) still travel as keys and are looked up as before.
+//!
+//! The segment is found through `segplan._shared_ids` ("handle:nonce"), a setting PostgreSQL
+//! copies into parallel workers. segplan sets it only for the duration of its own statements
+//! (a new GUC nest level, as a function's `SET` clause does), so a key reaches the table only from
+//! a statement segplan runs as the caller, as in dense_ids; its value is hidden from roles that may
+//! not read all settings, and a value that names no segment of this kind, or another nonce, maps
+//! nothing (the keys travel as keys).
+use super::agg::{merge, state_value_mut, with_state, AggState};
+use pgrx::datum::Internal;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+use segplan_core::bitmap::{self, RoaringTreemap};
+use segplan_core::idmap::{self, IdMap, Table};
+use std::cell::RefCell;
+use std::ffi::CString;
+
+const MAGIC: u64 = u64::from_le_bytes(*b"segplids");
+/// Header words: magic, nonce, largest id + 1 (0: none), words of slots that follow.
+const HEADER: usize = 4;
+/// Keys looked up together (so their table slots are prefetched).
+const BATCH: usize = 512;
+
+static SHARED: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+pub fn register_settings() {
+    GucRegistry::define_string_guc(
+        c"segplan._shared_ids",
+        c"Internal: the shared copy of this session's contact ids, set by segplan during its own statements.",
+        c"Setting it has no effect other than slower counts.",
+        &SHARED,
+        GucContext::Userset,
+        GucFlags::NO_SHOW_ALL | GucFlags::SUPERUSER_ONLY | GucFlags::NO_RESET_ALL | GucFlags::DISALLOW_IN_FILE,
+    );
+}
+
+/// This session's segment: what it holds and how workers find it.
+struct Published {
+    seg: *mut pg_sys::dsm_segment,
+    setting: CString,
+    generation: u64,
+}
+
+thread_local! {
+    static PUBLISHED: RefCell<Option<Published>> = const { RefCell::new(None) };
+}
+
+fn nonce() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: writes 8 bytes into b
+    if !unsafe { pg_sys::pg_strong_random(b.as_mut_ptr().cast(), 8) } {
+        // no strong randomness: the time still differs between segments
+        b = unsafe { pg_sys::GetCurrentTimestamp() }.to_le_bytes();
+    }
+    u64::from_le_bytes(b)
+}
+
+/// A new segment holding `map`, mapped for the rest of the session; `None` when dynamic shared
+/// memory is short (the statement then runs without it).
+fn create(map: &IdMap, generation: u64) -> Option<Published> {
+    let words = map.words();
+    let size = (HEADER + words.len()) * 8;
+    // SAFETY: the subtransaction confines an out-of-memory error of dsm_create (it is caught,
+    // rolled back and forgotten, as PL/pgSQL's exception blocks do); memory context and resource
+    // owner are restored after it either way
+    unsafe {
+        let (cxt, owner) = (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner);
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(cxt);
+        let seg = PgTryBuilder::new(|| {
+            let seg = pg_sys::dsm_create(size, pg_sys::DSM_CREATE_NULL_IF_MAXSEGMENTS as i32);
+            if !seg.is_null() {
+                pg_sys::dsm_pin_mapping(seg);
+            }
+            pg_sys::ReleaseCurrentSubTransaction();
+            seg
+        })
+        .catch_others(|e| {
+            pg_sys::MemoryContextSwitchTo(cxt);
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            if let CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) = &e {
+                debug1!("segplan: no shared copy of the contact ids: {}", r.message());
+            }
+            std::ptr::null_mut()
+        })
+        .execute();
+        pg_sys::MemoryContextSwitchTo(cxt);
+        pg_sys::CurrentResourceOwner = owner;
+        if seg.is_null() {
+            return None;
+        }
+        let nonce = nonce();
+        let out = std::slice::from_raw_parts_mut(pg_sys::dsm_segment_address(seg).cast::<u64>(), HEADER + words.len());
+        out[..HEADER].copy_from_slice(&[MAGIC, nonce, map.max_id().map_or(0, |m| m + 1), words.len() as u64]);
+        out[HEADER..].copy_from_slice(words);
+        let setting = CString::new(format!("{}:{nonce}", pg_sys::dsm_segment_handle(seg))).ok()?;
+        Some(Published { seg, setting, generation })
+    }
+}
+
+thread_local! {
+    static GENERATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// A new version number for a map whose ids changed (distinct within the session).
+pub fn generation() -> u64 {
+    GENERATIONS.with(|g| {
+        g.set(g.get() + 1);
+        g.get()
+    })
+}
+
+/// The setting that shares `map` (this session's ids, as of version `generation`, see [`generation`]) with
+/// parallel workers: this session's segment, made anew when the ids changed; `None` when there is
+/// nothing to share or no segment could be made.
+pub fn publish(map: &IdMap, generation: u64) -> Option<CString> {
+    if map.is_empty() {
+        return None;
+    }
+    PUBLISHED.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.as_ref().is_none_or(|p| p.generation != generation) {
+            if let Some(old) = p.take() {
+                // SAFETY: this session's own segment; a worker still attached keeps it until it detaches
+                unsafe { pg_sys::dsm_detach(old.seg) };
+            }
+            *p = create(map, generation);
+        }
+        p.as_ref().map(|p| p.setting.clone())
+    })
+}
+
+/// Runs `f` with `segplan._shared_ids` set to `setting` (see [`publish`]), as a function's `SET`
+/// clause would: restored after `f`, or by the (sub)transaction's abort when `f` fails.
+pub fn with_setting<T>(setting: Option<CString>, f: impl FnOnce() -> T) -> T {
+    let Some(setting) = setting else { return f() };
+    // SAFETY: a GUC nest level as fmgr_security_definer makes for a function's SET clause
+    unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"segplan._shared_ids".as_ptr(),
+            setting.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
+        let out = f();
+        pg_sys::AtEOXact_GUC(true, level);
+        out
+    }
+}
+
+/// The shared table this process may use now: the segment `segplan._shared_ids` names, mapped
+/// by the session that made it, or attached by a parallel worker for the rest of its life (the
+/// statement's); checked; the table and the largest id + 1.
+fn attach() -> Option<(Table<'static>, u64)> {
+    let setting = SHARED.get()?;
+    let (handle, nonce) = setting.to_str().ok()?.split_once(':')?;
+    let (handle, nonce): (u32, u64) = (handle.parse().ok()?, nonce.parse().ok()?);
+    // SAFETY: a mapping is read only within its length, and stays mapped while this process
+    // lives (pinned, by its maker or here)
+    unsafe {
+        let mut seg = pg_sys::dsm_find_mapping(handle);
+        let attached = seg.is_null();
+        if attached {
+            seg = pg_sys::dsm_attach(handle);
+        }
+        if seg.is_null() {
+            return None;
+        }
+        let len = pg_sys::dsm_segment_map_length(seg) / 8;
+        let words: &'static [u64] = std::slice::from_raw_parts(pg_sys::dsm_segment_address(seg).cast::<u64>(), len);
+        let table = (len >= HEADER && words[0] == MAGIC && words[1] == nonce)
+            .then(|| usize::try_from(words[3]).ok().filter(|s| *s <= len - HEADER))
+            .flatten()
+            .and_then(|slots| Table::new(&words[HEADER..HEADER + slots]));
+        if attached {
+            if table.is_some() {
+                // not a resource of the statement: a worker ends with it
+                pg_sys::dsm_pin_mapping(seg);
+            } else {
+                pg_sys::dsm_detach(seg);
+            }
+        }
+        Some((table?, words[2]))
+    }
+}
+
+/// `_ids_agg`'s state: ids found (as a bitmap once merged or serialized), keys not found.
+#[derive(Default, Clone)]
+pub struct Ids {
+    /// looked for the table yet
+    looked: bool,
+    table: Option<(Table<'static>, u64)>,
+    batch: Vec<[u8; 16]>,
+    found: Vec<u64>,
+    ids: RoaringTreemap,
+    keys: Vec<[u8; 16]>,
+}
+
+impl Ids {
+    fn flush(&mut self) {
+        let Some((table, _)) = self.table else {
+            self.keys.append(&mut self.batch);
+            return;
+        };
+        let (batch, found, keys) = (&self.batch, &mut self.found, &mut self.keys);
+        table.get_each(batch.len(), |n| &batch[n], |n, id| match id {
+            Some(id) => found.push(id),
+            None => keys.push(batch[n]),
+        });
+        self.batch.clear();
+    }
+
+    fn settle(&mut self) {
+        self.flush();
+        if !self.found.is_empty() {
+            let max = self.table.map_or(0, |t| t.1.saturating_sub(1));
+            self.ids |= idmap::collect(std::mem::take(&mut self.found), max);
+        }
+    }
+
+    /// The aggregate's value: how many keys were not found (8 bytes, little-endian), those keys
+    /// (16 bytes each), then the ids found (a roaringbitmap64's portable bytes).
+    fn bytes(&mut self) -> Vec<u8> {
+        self.settle();
+        let mut out = Vec::with_capacity(8 + self.keys.len() * 16 + self.ids.serialized_size());
+        out.extend_from_slice(&(self.keys.len() as u64).to_le_bytes());
+        self.keys.iter().for_each(|k| out.extend_from_slice(k));
+        // writing to a Vec cannot fail
+        let _ = self.ids.serialize_into(&mut out);
+        out
+    }
+}
+
+/// [`Ids::bytes`] read back: the keys not found and the ids found.
+pub fn read(b: &[u8]) -> Option<(Vec<[u8; 16]>, RoaringTreemap)> {
+    let (n, rest) = b.split_at_checked(8)?;
+    let n = usize::try_from(u64::from_le_bytes(n.try_into().ok()?)).ok()?;
+    let (keys, ids) = rest.split_at_checked(n.checked_mul(16)?)?;
+    let keys = keys.chunks_exact(16).map(|c| c.try_into().ok()).collect::<Option<Vec<[u8; 16]>>>()?;
+    Some((keys, bitmap::from_trusted_bytes64(ids).ok()?))
+}
+
+// Support of `segplan._ids_agg(uuid)`, a C-ABI step as `_keys_agg`'s (see agg::raw_step).
+crate::raw_transition!(segplan_ids_trans, pg_finfo_segplan_ids_trans, Ids, |s, v| {
+    let ids = &mut s.value;
+    if !ids.looked {
+        ids.looked = true;
+        ids.table = attach();
+    }
+    // SAFETY: a non-NULL uuid datum points to its 16 bytes
+    ids.batch.push(unsafe { *v.cast_mut_ptr::<[u8; 16]>() });
+    if ids.batch.len() == BATCH {
+        ids.flush();
+    }
+    s.seen = true;
+});
+
+#[pg_extern(immutable, parallel_safe)]
+fn _ids_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    merge(a, b, fcinfo, |x: &mut Ids, y| {
+        // ids found stay found; keys not yet looked up are looked up with the others of x
+        x.found.extend_from_slice(&y.found);
+        x.ids |= &y.ids;
+        x.keys.extend_from_slice(&y.keys);
+        for k in &y.batch {
+            x.batch.push(*k);
+            if x.batch.len() == BATCH {
+                x.flush();
+            }
+        }
+    })
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn _ids_serialize(mut state: Internal) -> Vec<u8> {
+    state_value_mut::<Ids>(&mut state).map_or_else(|| Ids::default().bytes(), Ids::bytes)
+}
+
+#[pg_extern(immutable, parallel_safe, strict)]
+fn _ids_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    let (keys, ids) = read(bytes).unwrap_or_else(|| super::error::internal("reading contact ids failed", "malformed partial state"));
+    with_state(Internal::default(), fcinfo, |s: &mut AggState<Ids>| {
+        s.value = Ids { looked: true, ids, keys, ..Ids::default() };
+        s.seen = true;
+    })
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn _ids_final(mut state: Internal) -> Option<Vec<u8>> {
+    state_value_mut::<Ids>(&mut state).map(Ids::bytes)
+}
