@@ -281,6 +281,9 @@ SELECT segplan.register_events('crm_orders', 'crm.orders', 'customer_id', 'order
 SELECT segplan.number_contacts() AS numbered;
 SELECT segplan.count($$country = 'IT' and email_opt_in and crm_orders(within last 90 days)$$) AS italians_buying;
 SELECT segplan.count($$country = 'IT' and email_opt_in and crm_orders(within last 90 days)$$) AS again_cached;
+\echo '   a fresh condition: the parallel workers of its scan turn keys into ids themselves (a shared copy of the ids)'
+SELECT segplan.count($$loyalty_tier = 'gold'$$) AS gold;
+SELECT count(*) AS gold_by_hand FROM crm.customers WHERE loyalty_tier = 'gold';
 \timing off
 \echo '   segplan.bitmap holds ids for such keys; keys_of turns them back into the keys the caller may see'
 SELECT k AS first_keys FROM segplan.keys_of(segplan.bitmap($$country = 'IT' and loyalty_tier = 'platinum'$$)) k ORDER BY k LIMIT 3;
