@@ -33,7 +33,7 @@ pub fn register_settings() {
     GucRegistry::define_string_guc(
         c"segplan._shared_ids",
         c"Internal: the shared copy of this session's contact ids, set by segplan during its own statements.",
-        c"Setting it has no effect other than slower counts.",
+        c"segplan sets it for the duration of its own statements; a value set by hand names no copy and changes no answer.",
         &SHARED,
         GucContext::Userset,
         GucFlags::NO_SHOW_ALL | GucFlags::SUPERUSER_ONLY | GucFlags::NO_RESET_ALL | GucFlags::DISALLOW_IN_FILE,
