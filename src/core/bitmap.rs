@@ -156,12 +156,6 @@ pub fn from_trusted_bytes64(bytes: &[u8]) -> Result<RoaringTreemap, String> {
     RoaringTreemap::deserialize_unchecked_from(bytes).map_err(|e| e.to_string())
 }
 
-/// Jaccard distance 1 − |a∩b| / |a∪b| (0 for two empty sets).
-pub fn jaccard_dist(a: &RoaringBitmap, b: &RoaringBitmap) -> f64 {
-    let union = a.union_len(b);
-    if union == 0 { 0.0 } else { 1.0 - a.intersection_len(b) as f64 / union as f64 }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -529,6 +529,66 @@ pub fn and_cardinality64(a: &[u8], b: &[u8]) -> Option<u64> {
     Some(n)
 }
 
+/// How two bitmaps overlap: their cardinalities and that of their intersection, from which every
+/// other fused count between them follows (nothing materialized). Saturating, so that even values
+/// whose headers disagree with their contents give an answer, not a panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overlap {
+    pub a: u64,
+    pub b: u64,
+    pub both: u64,
+}
+
+impl Overlap {
+    /// `|a ∪ b|`
+    pub fn union(&self) -> u64 {
+        self.a.saturating_add(self.b).saturating_sub(self.both)
+    }
+
+    /// `|a ⊕ b|`
+    pub fn xor(&self) -> u64 {
+        self.a.saturating_add(self.b).saturating_sub(self.both.saturating_mul(2))
+    }
+
+    /// `|a − b|`
+    pub fn andnot(&self) -> u64 {
+        self.a.saturating_sub(self.both)
+    }
+
+    /// the same set
+    pub fn equal(&self) -> bool {
+        self.a == self.b && self.both == self.a
+    }
+
+    /// `a ⊇ b`
+    pub fn contains(&self) -> bool {
+        self.both == self.b
+    }
+
+    /// `a ⊆ b`
+    pub fn contained(&self) -> bool {
+        self.both == self.a
+    }
+
+    /// `1 − |a ∩ b| / |a ∪ b|` (0 for two empty sets)
+    pub fn jaccard_dist(&self) -> f64 {
+        match self.union() {
+            0 => 0.0,
+            u => 1.0 - self.both as f64 / u as f64,
+        }
+    }
+}
+
+/// The [`Overlap`] of two 32-bit bitmaps.
+pub fn overlap(a: &[u8], b: &[u8]) -> Option<Overlap> {
+    Some(Overlap { a: cardinality(a)?, b: cardinality(b)?, both: and_cardinality(a, b)? })
+}
+
+/// The [`Overlap`] of two 64-bit bitmaps.
+pub fn overlap64(a: &[u8], b: &[u8]) -> Option<Overlap> {
+    Some(Overlap { a: cardinality64(a)?, b: cardinality64(b)?, both: and_cardinality64(a, b)? })
+}
+
 /// `a ∩ b` of two 32-bit bitmaps.
 pub fn and(a: &[u8], b: &[u8]) -> Option<Computed> {
     Some(Computed { wide: false, buckets: vec![(0, View::new(a)?.and(&View::new(b)?)?)] })
@@ -704,6 +764,16 @@ mod tests {
             for (x, y) in layouts {
                 prop_assert_eq!(cardinality(&x), Some(a.len()));
                 prop_assert_eq!(and_cardinality(&x, &y), Some(both.len()));
+                for (o, p, q) in [(overlap(&x, &y).unwrap(), &a, &b), (overlap(&y, &x).unwrap(), &b, &a), (overlap(&x, &x).unwrap(), &a, &a)] {
+                    prop_assert_eq!(o.union(), p.union_len(q));
+                    prop_assert_eq!(o.xor(), p.symmetric_difference_len(q));
+                    prop_assert_eq!(o.andnot(), p.difference_len(q));
+                    prop_assert_eq!(o.equal(), p == q);
+                    prop_assert_eq!(o.contains(), q.is_subset(p));
+                    prop_assert_eq!(o.contained(), p.is_subset(q));
+                    let union = p.union_len(q);
+                    prop_assert_eq!(o.jaccard_dist(), if union == 0 { 0.0 } else { 1.0 - p.intersection_len(q) as f64 / union as f64 });
+                }
                 // byte for byte what the roaring crate writes for the same set
                 prop_assert_eq!(and(&x, &y).map(|c| c.to_vec()), Some(to_bytes(&both)));
             }
@@ -718,6 +788,10 @@ mod tests {
             let (x, y) = (to_bytes64(&a), to_bytes64(&b));
             prop_assert_eq!(cardinality64(&x), Some(a.len()));
             prop_assert_eq!(and_cardinality64(&x, &y), Some(both.len()));
+            let o = overlap64(&x, &y).unwrap();
+            prop_assert_eq!((o.union(), o.xor(), o.andnot()), (a.union_len(&b), a.symmetric_difference_len(&b), a.difference_len(&b)));
+            prop_assert_eq!((o.equal(), o.contains(), o.contained()), (a == b, b.is_subset(&a), a.is_subset(&b)));
+            prop_assert!(overlap64(&y, &y).unwrap().equal());
             prop_assert_eq!(and64(&x, &y).map(|c| c.to_vec()), Some(to_bytes64(&both)));
             prop_assert_eq!(and64(&y, &y).map(|c| c.to_vec()), Some(y.clone()));
         }
@@ -728,6 +802,7 @@ mod tests {
             let _ = contains64(&bytes, v);
             let _ = (cardinality(&bytes), cardinality64(&bytes));
             let _ = (and(&bytes, &bytes), and64(&bytes, &bytes), and_cardinality(&bytes, &bytes), and_cardinality64(&bytes, &bytes));
+            let _ = (overlap(&bytes, &bytes).map(|o| (o.union(), o.xor(), o.andnot(), o.jaccard_dist())), overlap64(&bytes, &bytes).map(|o| o.xor()));
         }
 
         #[test]
@@ -740,6 +815,7 @@ mod tests {
             let _ = contains64(&bytes[..i], v);
             let whole = to_bytes64(&b);
             let _ = (and64(&bytes, &whole), and_cardinality64(&whole, &bytes), cardinality64(&bytes));
+            let _ = overlap64(&bytes, &whole).map(|o| (o.union(), o.xor(), o.andnot(), o.jaccard_dist()));
             let _ = (and64(&bytes[..i], &whole), and_cardinality64(&whole, &bytes[..i]));
         }
 
@@ -751,6 +827,7 @@ mod tests {
                 let i = at % bytes.len();
                 bytes[i] ^= x | 1;
                 let _ = (and(&bytes, &whole), and_cardinality(&whole, &bytes), cardinality(&bytes));
+                let _ = overlap(&whole, &bytes).map(|o| (o.union(), o.xor(), o.andnot(), o.jaccard_dist()));
                 let _ = (and(&whole, &bytes[..i]), and_cardinality(&bytes[..i], &whole));
             }
         }

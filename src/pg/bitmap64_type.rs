@@ -126,9 +126,8 @@ fn rb64_index(rb: Rb, v: i64) -> i64 {
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb64_jaccard_dist(a: Rb, b: Rb) -> f64 {
-    let union = a.0.union_len(&b.0);
-    if union == 0 { 0.0 } else { 1.0 - a.0.intersection_len(&b.0) as f64 / union as f64 }
+fn rb64_jaccard_dist(a: InPlace<Rb>, b: InPlace<Rb>) -> f64 {
+    a.read_pair(&b, frozen::overlap64).jaccard_dist()
 }
 
 #[pg_operator(immutable, parallel_safe)]
@@ -161,18 +160,18 @@ fn rb64_and_cardinality(a: InPlace<Rb>, b: InPlace<Rb>) -> i64 {
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb64_or_cardinality(a: Rb, b: Rb) -> i64 {
-    a.0.union_len(&b.0) as i64
+fn rb64_or_cardinality(a: InPlace<Rb>, b: InPlace<Rb>) -> i64 {
+    a.read_pair(&b, frozen::overlap64).union() as i64
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb64_xor_cardinality(a: Rb, b: Rb) -> i64 {
-    a.0.symmetric_difference_len(&b.0) as i64
+fn rb64_xor_cardinality(a: InPlace<Rb>, b: InPlace<Rb>) -> i64 {
+    a.read_pair(&b, frozen::overlap64).xor() as i64
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb64_andnot_cardinality(a: Rb, b: Rb) -> i64 {
-    a.0.difference_len(&b.0) as i64
+fn rb64_andnot_cardinality(a: InPlace<Rb>, b: InPlace<Rb>) -> i64 {
+    a.read_pair(&b, frozen::overlap64).andnot() as i64
 }
 
 #[pg_operator(immutable, parallel_safe)]
@@ -193,8 +192,8 @@ fn rb64_remove(rb: Rb, v: i64) -> Rb {
 
 #[pg_operator(immutable, parallel_safe)]
 #[opname(@>)]
-fn rb64_contains(a: Rb, b: Rb) -> bool {
-    b.0.is_subset(&a.0)
+fn rb64_contains(a: InPlace<Rb>, b: InPlace<Rb>) -> bool {
+    a.read_pair(&b, frozen::overlap64).contains()
 }
 
 #[pg_operator(immutable, parallel_safe, name = "rb64_contains")]
@@ -210,8 +209,8 @@ fn holds(rb: &InPlace<Rb>, v: i64, fcinfo: pg_sys::FunctionCallInfo) -> bool {
 
 #[pg_operator(immutable, parallel_safe)]
 #[opname(<@)]
-fn rb64_containedby(a: Rb, b: Rb) -> bool {
-    a.0.is_subset(&b.0)
+fn rb64_containedby(a: InPlace<Rb>, b: InPlace<Rb>) -> bool {
+    a.read_pair(&b, frozen::overlap64).contained()
 }
 
 #[pg_operator(immutable, parallel_safe)]
@@ -228,14 +227,14 @@ fn rb64_intersect(a: InPlace<Rb>, b: InPlace<Rb>) -> bool {
 
 #[pg_operator(immutable, parallel_safe)]
 #[opname(=)]
-fn rb64_equals(a: Rb, b: Rb) -> bool {
-    a.0 == b.0
+fn rb64_equals(a: InPlace<Rb>, b: InPlace<Rb>) -> bool {
+    a.read_pair(&b, frozen::overlap64).equal()
 }
 
 #[pg_operator(immutable, parallel_safe)]
 #[opname(<>)]
-fn rb64_not_equals(a: Rb, b: Rb) -> bool {
-    a.0 != b.0
+fn rb64_not_equals(a: InPlace<Rb>, b: InPlace<Rb>) -> bool {
+    !a.read_pair(&b, frozen::overlap64).equal()
 }
 
 #[pg_extern(immutable, parallel_safe)]

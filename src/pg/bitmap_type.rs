@@ -180,8 +180,8 @@ fn rb_runoptimize(rb: Rb) -> Rb {
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb_jaccard_dist(a: Rb, b: Rb) -> f64 {
-    bitmap::jaccard_dist(&a.0, &b.0)
+fn rb_jaccard_dist(a: InPlace<Rb>, b: InPlace<Rb>) -> f64 {
+    a.read_pair(&b, frozen::overlap).jaccard_dist()
 }
 
 // ---- set algebra: functions and their operators
@@ -216,18 +216,18 @@ fn rb_and_cardinality(a: InPlace<Rb>, b: InPlace<Rb>) -> i64 {
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb_or_cardinality(a: Rb, b: Rb) -> i64 {
-    a.0.union_len(&b.0) as i64
+fn rb_or_cardinality(a: InPlace<Rb>, b: InPlace<Rb>) -> i64 {
+    a.read_pair(&b, frozen::overlap).union() as i64
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb_xor_cardinality(a: Rb, b: Rb) -> i64 {
-    a.0.symmetric_difference_len(&b.0) as i64
+fn rb_xor_cardinality(a: InPlace<Rb>, b: InPlace<Rb>) -> i64 {
+    a.read_pair(&b, frozen::overlap).xor() as i64
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb_andnot_cardinality(a: Rb, b: Rb) -> i64 {
-    a.0.difference_len(&b.0) as i64
+fn rb_andnot_cardinality(a: InPlace<Rb>, b: InPlace<Rb>) -> i64 {
+    a.read_pair(&b, frozen::overlap).andnot() as i64
 }
 
 #[pg_operator(immutable, parallel_safe)]
@@ -254,8 +254,8 @@ fn rb_remove(rb: Rb, v: i32) -> Rb {
 
 #[pg_operator(immutable, parallel_safe)]
 #[opname(@>)]
-fn rb_contains(a: Rb, b: Rb) -> bool {
-    b.0.is_subset(&a.0)
+fn rb_contains(a: InPlace<Rb>, b: InPlace<Rb>) -> bool {
+    a.read_pair(&b, frozen::overlap).contains()
 }
 
 #[pg_operator(immutable, parallel_safe, name = "rb_contains")]
@@ -271,8 +271,8 @@ fn holds(rb: &InPlace<Rb>, v: i32, fcinfo: pg_sys::FunctionCallInfo) -> bool {
 
 #[pg_operator(immutable, parallel_safe)]
 #[opname(<@)]
-fn rb_containedby(a: Rb, b: Rb) -> bool {
-    a.0.is_subset(&b.0)
+fn rb_containedby(a: InPlace<Rb>, b: InPlace<Rb>) -> bool {
+    a.read_pair(&b, frozen::overlap).contained()
 }
 
 #[pg_operator(immutable, parallel_safe)]
@@ -289,14 +289,14 @@ fn rb_intersect(a: InPlace<Rb>, b: InPlace<Rb>) -> bool {
 
 #[pg_operator(immutable, parallel_safe)]
 #[opname(=)]
-fn rb_equals(a: Rb, b: Rb) -> bool {
-    a.0 == b.0
+fn rb_equals(a: InPlace<Rb>, b: InPlace<Rb>) -> bool {
+    a.read_pair(&b, frozen::overlap).equal()
 }
 
 #[pg_operator(immutable, parallel_safe)]
 #[opname(<>)]
-fn rb_not_equals(a: Rb, b: Rb) -> bool {
-    a.0 != b.0
+fn rb_not_equals(a: InPlace<Rb>, b: InPlace<Rb>) -> bool {
+    !a.read_pair(&b, frozen::overlap).equal()
 }
 
 // ---- ranges over the unsigned values [range_start, range_end)

@@ -80,5 +80,20 @@ FROM inter x, inter y,
 LATERAL (SELECT count(*) AS n, coalesce(array_agg(v ORDER BY v), '{}') AS values
          FROM (SELECT rb_iterate(x.b) INTERSECT SELECT rb_iterate(y.b)) i(v)) s;
 SELECT id, rb_cardinality(b) = (SELECT count(*) FROM rb_iterate(b)) AS cardinality_agrees FROM inter ORDER BY id;
+-- the other fused counts and comparisons, also read in place, against the values as rows
+SELECT count(*) AS pairs,
+       count(*) FILTER (WHERE rb_or_cardinality(x.b, y.b) = s.nu AND rb_xor_cardinality(x.b, y.b) = s.nx + s.ny
+                          AND rb_andnot_cardinality(x.b, y.b) = s.nx) AS counts_agree,
+       count(*) FILTER (WHERE (x.b = y.b) = (s.nx = 0 AND s.ny = 0) AND (x.b <> y.b) = (s.nx > 0 OR s.ny > 0)
+                          AND (x.b @> y.b) = (s.ny = 0) AND (x.b <@ y.b) = (s.nx = 0)) AS comparisons_agree,
+       count(*) FILTER (WHERE rb_jaccard_dist(x.b, y.b) = CASE WHEN s.nu = 0 THEN 0 ELSE 1 - s.n::float8 / s.nu END) AS jaccard_agrees,
+       count(*) FILTER (WHERE x.b = y.b) AS equal_pairs
+FROM inter x, inter y,
+LATERAL (SELECT count(*) FILTER (WHERE p.v IS NOT NULL AND q.v IS NOT NULL) AS n, count(*) AS nu,
+                count(*) FILTER (WHERE q.v IS NULL) AS nx, count(*) FILTER (WHERE p.v IS NULL) AS ny
+         FROM rb_iterate(x.b) p(v) FULL JOIN rb_iterate(y.b) q(v) ON p.v = q.v) s;
 SELECT rb_to_array(b & '{0,1,2,3,4}') FROM inter WHERE id = 100;
+-- the same set in two layouts (a run container, an array container) is equal
+SELECT b = '{1,2,3}' AS run_equals_array, b <> '{1,2,3}' AS differs, b @> '{1,3}' AS contains, '{1,2,3,4}' <@ b AS contained
+FROM inter WHERE id = 100;
 DROP TABLE inter;

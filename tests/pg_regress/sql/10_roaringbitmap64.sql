@@ -90,4 +90,16 @@ FROM inter64 x, inter64 y,
 LATERAL (SELECT count(*) AS n, coalesce(array_agg(v ORDER BY v), '{}') AS values
          FROM (SELECT rb64_iterate(x.b) INTERSECT SELECT rb64_iterate(y.b)) i(v)) s;
 SELECT id, rb64_cardinality(b) = (SELECT count(*) FROM rb64_iterate(b)) AS cardinality_agrees FROM inter64 ORDER BY id;
+-- the other fused counts and comparisons, also read in place, against the values as rows
+SELECT count(*) AS pairs,
+       count(*) FILTER (WHERE rb64_or_cardinality(x.b, y.b) = s.nu AND rb64_xor_cardinality(x.b, y.b) = s.nx + s.ny
+                          AND rb64_andnot_cardinality(x.b, y.b) = s.nx) AS counts_agree,
+       count(*) FILTER (WHERE (x.b = y.b) = (s.nx = 0 AND s.ny = 0) AND (x.b <> y.b) = (s.nx > 0 OR s.ny > 0)
+                          AND (x.b @> y.b) = (s.ny = 0) AND (x.b <@ y.b) = (s.nx = 0)) AS comparisons_agree,
+       count(*) FILTER (WHERE rb64_jaccard_dist(x.b, y.b) = CASE WHEN s.nu = 0 THEN 0 ELSE 1 - s.n::float8 / s.nu END) AS jaccard_agrees,
+       count(*) FILTER (WHERE x.b = y.b) AS equal_pairs
+FROM inter64 x, inter64 y,
+LATERAL (SELECT count(*) FILTER (WHERE p.v IS NOT NULL AND q.v IS NOT NULL) AS n, count(*) AS nu,
+                count(*) FILTER (WHERE q.v IS NULL) AS nx, count(*) FILTER (WHERE p.v IS NULL) AS ny
+         FROM rb64_iterate(x.b) p(v) FULL JOIN rb64_iterate(y.b) q(v) ON p.v = q.v) s;
 DROP TABLE inter64;
