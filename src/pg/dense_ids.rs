@@ -185,21 +185,36 @@ impl Known {
 
 /// The 16 bytes of a uuid in its canonical text form (`8-4-4-4-12` lower-case hex digits).
 pub(crate) fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
+    /// where each byte's two digits start
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+    /// a digit's value, 16 for anything else
+    const DIGIT: [u8; 256] = {
+        let mut t = [16u8; 256];
+        let mut c = 0;
+        while c < 10 {
+            t[b'0' as usize + c] = c as u8;
+            c += 1;
+        }
+        let mut c = 0;
+        while c < 6 {
+            t[b'a' as usize + c] = 10 + c as u8;
+            c += 1;
+        }
+        t
+    };
     let b = s.as_bytes();
     if b.len() != 36 || [8, 13, 18, 23].iter().any(|i| b[*i] != b'-') {
         return None;
     }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let mut digits = b.iter().copied().filter(|c| *c != b'-');
     let mut out = [0u8; 16];
-    for byte in out.iter_mut() {
-        *byte = nibble(digits.next()?)? << 4 | nibble(digits.next()?)?;
+    let mut bad = 0;
+    for (o, at) in out.iter_mut().zip(AT) {
+        let (hi, lo) = (DIGIT[b[at] as usize], DIGIT[b[at + 1] as usize]);
+        bad |= hi | lo;
+        *o = hi << 4 | lo;
     }
-    Some(out)
+    // every digit below 16: bit 4 never set
+    (bad & 16 == 0).then_some(out)
 }
 
 thread_local! {
@@ -276,27 +291,30 @@ fn learn_rows(rows: SpiTupleTable, uuid: bool, into: &mut Known) -> usize {
     let (Some(keys), Some(ids)) = (row.get::<Array<&str>>(1).unwrap_or_else(fail), row.get::<Array<i64>>(2).unwrap_or_else(fail)) else {
         return 0;
     };
-    if uuid {
-        into.uuid.reserve(keys.len());
-    } else {
-        into.text.reserve(keys.len());
-    }
-    let mut n = 0;
     into.generation = id_share::generation();
-    for (k, id) in keys.iter().zip(ids.iter()) {
-        let (Some(k), Some(id)) = (k, id) else { continue };
+    let mut n = 0;
+    let pairs = keys.iter().zip(ids.iter()).filter_map(|(k, id)| {
         if n % 65536 == 0 {
             pgrx::check_for_interrupts!();
         }
         n += 1;
-        if !uuid {
-            into.text.insert(k.to_string(), id as u64);
-            into.text_max = into.text_max.max(Some(id as u64));
-        } else if let Some(b) = uuid_bytes(k) {
-            into.uuid.insert(b, id as u64);
+        Some((k?, id? as u64))
+    });
+    if uuid {
+        // parsed first, then inserted in one batch (see IdMap::insert_all)
+        let pairs: Vec<([u8; 16], u64)> = pairs.filter_map(|(k, id)| Some((uuid_bytes(k)?, id))).collect();
+        into.uuid.insert_all(&pairs);
+        pairs.len()
+    } else {
+        into.text.reserve(keys.len());
+        let mut added = 0;
+        for (k, id) in pairs {
+            into.text.insert(k.to_string(), id);
+            into.text_max = into.text_max.max(Some(id));
+            added += 1;
         }
+        added
     }
-    n
 }
 
 /// The keys of `which` (all keys when `None`) that neither the session nor `local` knows; the ids
