@@ -251,6 +251,22 @@ impl Plan {
         let parts = self.steps.iter().map(|(_, e)| e.clone()).collect();
         if self.any { Expr::Any(parts) } else { Expr::All(parts) }
     }
+
+    /// Whether answering needs `universe`: for a `not` (all contacts minus), for a group of no
+    /// conditions (all contacts), and to bound leaves that may name others than contacts (event
+    /// rows, segments). A rule of conditions on the contacts' own columns joined by and/or does
+    /// not: its leaves hold contacts only, so their union bounds every answer just as well.
+    pub fn needs_universe(&self) -> bool {
+        fn needs(e: &Expr) -> bool {
+            match e {
+                Expr::Leaf(_) => false,
+                Expr::Not(_) => true,
+                Expr::Any(xs) => xs.iter().any(needs),
+                Expr::All(xs) => xs.is_empty() || xs.iter().any(needs),
+            }
+        }
+        needs(&self.expr()) || self.leaves.iter().any(|l| l.filter.is_none())
+    }
 }
 
 /// Splits a rule into its top-level conditions: (parts, "all"/"any"/"", any?).
@@ -963,6 +979,24 @@ mod tests {
         assert_eq!(p.leaves[1].relations, vec![20]);
         assert_eq!(p.universe.relations, vec![10]);
         assert_eq!(p.steps.len(), 3);
+    }
+
+    #[test]
+    fn all_contacts_only_when_an_answer_needs_them() {
+        for (rule, needs) in [
+            ("country = 'FR'", false),
+            ("country = 'FR' and (country = 'IT' or country = 'DE')", false),
+            ("not country = 'FR'", true),
+            ("country = 'FR' and not country = 'IT'", true),
+            ("country != 'FR'", false),
+            ("clicks()", true),
+            ("no clicks()", true),
+            ("country = 'FR' or clicks(within last 7 days)", true),
+        ] {
+            assert_eq!(plan_of(rule).needs_universe(), needs, "{rule}");
+        }
+        // a group of no conditions is all contacts
+        assert!(Plan { steps: vec![], any: false, ..plan_of("country = 'FR'") }.needs_universe());
     }
 
     fn typed(text: &str, type_sql: &str) -> Param {

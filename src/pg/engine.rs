@@ -124,6 +124,7 @@ thread_local! {
 /// A rule's plan and the bitmaps of its leaves and of all contacts.
 pub struct Evaluation {
     pub plan: Plan,
+    /// all contacts, or, when the rule needs no more (`Plan::needs_universe`), its leaves' union
     pub universe: Rc<RoaringTreemap>,
     pub leaves: Vec<Rc<RoaringTreemap>>,
 }
@@ -366,16 +367,18 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
     let started = Instant::now();
     let mut shared_new: Vec<leaf_cache::New> = Vec::new();
     let kind = model.contacts.as_ref().map_or(TypeKind::Integer, |c| c.key.kind);
+    // "all contacts" (last) only when an answer needs them
+    let with_universe = plan.needs_universe();
     let mut run = || Spi::connect_mut(|client| {
-        let mut oids: Vec<u32> = plan.leaves.iter().chain([&plan.universe]).flat_map(|l| l.relations.iter().copied()).collect();
+        let all: Vec<&Leaf> = plan.leaves.iter().chain(with_universe.then_some(&plan.universe)).collect();
+        let mut oids: Vec<u32> = all.iter().flat_map(|l| l.relations.iter().copied()).collect();
         oids.sort_unstable();
         oids.dedup();
         let caching = cap > 0 || shared_cap > 0;
         let sources = if caching { read_sources(client, &oids) } else { HashMap::new() };
-        let all: Vec<u32> = sources.values().flat_map(|s| s.relations.iter().copied()).collect();
+        let read: Vec<u32> = sources.values().flat_map(|s| s.relations.iter().copied()).collect();
         let from_xid = CACHE.with(|c| c.borrow().entries.values().map(|e| e.built.snapshot.xmin).min().unwrap_or(u64::MAX));
-        let reader = caching.then(|| read_reader(client, &all, &oids, from_xid, as_of));
-        let all: Vec<&Leaf> = plan.leaves.iter().chain([&plan.universe]).collect();
+        let reader = caching.then(|| read_reader(client, &read, &oids, from_xid, as_of));
         let total = all.len();
         let identities: Vec<Option<(String, Built)>> =
             all.iter().map(|l| reader.as_ref().and_then(|r| leaf_identity(l, &sources, r, &as_of_text))).collect();
@@ -480,22 +483,27 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
         }
         // Keys become ids: all contacts' (the universe, last) are numbered first; any other
         // leaf's key without an id is no contact the caller can see, and every answer is within
-        // the universe.
+        // the universe. Without the universe, every leaf is of contacts' own columns: its keys
+        // are contacts the caller sees, numbered as they come.
         built.sort_by_key(|b| std::cmp::Reverse(b.0));
         for (i, raw, build_ms) in built {
             let bitmap = Rc::new(match raw {
                 Raw::Bitmap(b) => b,
                 Raw::Keys(keys) => {
                     pgrx::check_for_interrupts!();
-                    dense_ids::ids(client, &keys, i == total - 1)?
+                    dense_ids::ids(client, &keys, !with_universe || i == total - 1)?
                 }
             });
             store(i, &bitmap, build_ms);
             got[i] = Some(bitmap);
         }
-        let mut bitmaps: Vec<Rc<RoaringTreemap>> = got.into_iter().map(|b| b.unwrap_or_default()).collect();
-        let universe = bitmaps.pop().unwrap_or_default();
-        let leaves = bitmaps;
+        let mut leaves: Vec<Rc<RoaringTreemap>> = got.into_iter().map(|b| b.unwrap_or_default()).collect();
+        let universe = if with_universe {
+            leaves.pop().unwrap_or_default()
+        } else {
+            // bounds every answer as all contacts would (Plan::needs_universe)
+            Rc::new(leaves.iter().fold(RoaringTreemap::new(), |acc, b| acc | b.as_ref()))
+        };
         Ok((universe, leaves))
     });
     // uuid keys: the statements' workers look ids up themselves

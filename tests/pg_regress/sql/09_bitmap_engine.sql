@@ -18,6 +18,15 @@ SELECT segplan.cache_clear() >= 0 AS cleared;
 SELECT segplan.count($$country = 'FR' and purchase_lines(within last 90 days)$$, '2026-11-01') AS first;
 SELECT segplan.count($$country = 'FR' and purchase_lines(within last 90 days)$$, '2026-11-01') AS second;
 SELECT condition, contacts, hits FROM segplan.cache_stats() ORDER BY condition;
+-- "all contacts" is built only when an answer needs it: not for conditions on the contacts' own
+-- columns joined by and/or, but for a `not` (all contacts minus) or a condition on events
+SELECT segplan.cache_clear() >= 0 AS cleared;
+SELECT segplan.count($$country = 'FR' or (country = 'IT' and email_opt_in)$$)
+     = (SELECT count(*) FROM demo.contacts WHERE country = 'FR' OR (country = 'IT' AND email_opt_in)) AS attributes_ok;
+SELECT count(*) FILTER (WHERE condition = 'all contacts') AS all_contacts_built FROM segplan.cache_stats();
+SELECT segplan.count($$email_opt_in and not country = 'FR'$$)
+     = (SELECT count(*) FROM demo.contacts WHERE email_opt_in AND country IS DISTINCT FROM 'FR') AS negation_ok;
+SELECT count(*) FILTER (WHERE condition = 'all contacts') AS all_contacts_built FROM segplan.cache_stats();
 -- a relative window at another as_of is another bitmap
 SELECT segplan.count($$purchase_lines(within last 90 days)$$, '2026-06-01') AS june;
 SELECT count(*) AS entries FROM segplan.cache_stats();
