@@ -109,13 +109,24 @@ mod tests {
         let plan = Spi::get_one::<pgrx::Json>(&format!("EXPLAIN (ANALYZE, FORMAT JSON) {sql}")).unwrap().unwrap();
         assert!(plan.0.to_string().contains("\"Workers Launched\":1"), "{}", plan.0);
         let run = || id_share::read(&Spi::get_one::<Vec<u8>>(sql).unwrap().unwrap()).expect("readable");
-        let (missing, ids) = id_share::with_setting(id_share::publish(&map, id_share::generation()), run);
+        let epoch = id_share::epoch();
+        let setting = id_share::publish(&map, epoch);
+        let (missing, ids) = id_share::with_setting(setting.clone(), run);
         assert_eq!(ids.iter().collect::<Vec<_>>(), (3..=2000).step_by(3).collect::<Vec<u64>>());
         let mut want: Vec<[u8; 16]> = (2001..=3000).filter(|g| g % 3 == 0).map(|g| *keys[g - 1]).collect();
         let mut missing = missing;
         missing.sort_unstable();
         want.sort_unstable();
         assert_eq!(missing, want);
+        // a few more keys keep the copy (they come back as keys); many more, or a new epoch, make another
+        let mut more = IdMap::default();
+        let mut add = |map: &mut IdMap, from: u64, n: u64| (from..from + n).for_each(|i| map.insert((i as u128 + (1 << 100)).to_le_bytes(), i));
+        add(&mut map, 1_000_000, 60);
+        assert_eq!(id_share::publish(&map, epoch), setting);
+        add(&mut map, 2_000_000, 10);
+        assert_ne!(id_share::publish(&map, epoch), setting);
+        add(&mut more, 1, 1);
+        assert_ne!(id_share::publish(&more, id_share::epoch()), id_share::publish(&map, epoch));
         // the setting is gone after the statement: every key comes back as a key
         let (missing, ids) = run();
         assert_eq!((missing.len(), ids.len()), (1000, 0));

@@ -158,8 +158,8 @@ struct Known {
     uuid: IdMap,
     text: FxHashMap<String, u64>,
     text_max: Option<u64>,
-    /// changes whenever the ids known change
-    generation: u64,
+    /// see id_share::epoch (a new one when the table is another)
+    epoch: u64,
 }
 
 impl Known {
@@ -266,7 +266,7 @@ fn current_table() {
     KNOWN.with(|k| {
         let mut k = k.borrow_mut();
         if k.table != table {
-            *k = Known { table, generation: id_share::generation(), ..Known::default() };
+            *k = Known { table, epoch: id_share::epoch(), ..Known::default() };
         }
     });
 }
@@ -277,7 +277,7 @@ pub fn sharing<T>(f: impl FnOnce() -> T) -> T {
     current_table();
     let setting = KNOWN.with(|k| {
         let k = k.borrow();
-        id_share::publish(&k.uuid, k.generation)
+        id_share::publish(&k.uuid, k.epoch)
     });
     id_share::with_setting(setting, f)
 }
@@ -291,7 +291,6 @@ fn learn_rows(rows: SpiTupleTable, uuid: bool, into: &mut Known) -> usize {
     let (Some(keys), Some(ids)) = (row.get::<Array<&str>>(1).unwrap_or_else(fail), row.get::<Array<i64>>(2).unwrap_or_else(fail)) else {
         return 0;
     };
-    into.generation = id_share::generation();
     let mut n = 0;
     let pairs = keys.iter().zip(ids.iter()).filter_map(|(k, id)| {
         if n % 65536 == 0 {

@@ -44,7 +44,9 @@ pub fn register_settings() {
 struct Published {
     seg: *mut pg_sys::dsm_segment,
     setting: CString,
-    generation: u64,
+    /// the map copied: its epoch and how many keys it held
+    epoch: u64,
+    len: usize,
 }
 
 thread_local! {
@@ -63,7 +65,7 @@ fn nonce() -> u64 {
 
 /// A new segment holding `map`, mapped for the rest of the session; `None` when dynamic shared
 /// memory is short (the statement then runs without it).
-fn create(map: &IdMap, generation: u64) -> Option<Published> {
+fn create(map: &IdMap, epoch: u64) -> Option<Published> {
     let words = map.words();
     let size = (HEADER + words.len()) * 8;
     // SAFETY: the subtransaction confines an out-of-memory error of dsm_create (it is caught,
@@ -100,37 +102,39 @@ fn create(map: &IdMap, generation: u64) -> Option<Published> {
         out[..HEADER].copy_from_slice(&[MAGIC, nonce, map.max_id().map_or(0, |m| m + 1), words.len() as u64]);
         out[HEADER..].copy_from_slice(words);
         let setting = CString::new(format!("{}:{nonce}", pg_sys::dsm_segment_handle(seg))).ok()?;
-        Some(Published { seg, setting, generation })
+        Some(Published { seg, setting, epoch, len: map.len() })
     }
 }
 
 thread_local! {
-    static GENERATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static EPOCHS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// A new version number for a map whose ids changed (distinct within the session).
-pub fn generation() -> u64 {
-    GENERATIONS.with(|g| {
+/// A new epoch (distinct within the session) for a map made anew: within an epoch a map only
+/// gains keys, and a key keeps its id.
+pub fn epoch() -> u64 {
+    EPOCHS.with(|g| {
         g.set(g.get() + 1);
         g.get()
     })
 }
 
-/// The setting that shares `map` (this session's ids, as of version `generation`, see [`generation`]) with
-/// parallel workers: this session's segment, made anew when the ids changed; `None` when there is
-/// nothing to share or no segment could be made.
-pub fn publish(map: &IdMap, generation: u64) -> Option<CString> {
+/// The setting that shares `map` (this session's ids, of epoch `epoch`, see [`epoch`]) with
+/// parallel workers; `None` when there is nothing to share or no segment could be made. The
+/// segment is made anew for a new epoch, or once the map holds 1/32 more keys than the copy: a
+/// key the copy lacks only comes back as a key, so a few new contacts do not cost a copy each.
+pub fn publish(map: &IdMap, epoch: u64) -> Option<CString> {
     if map.is_empty() {
         return None;
     }
     PUBLISHED.with(|p| {
         let mut p = p.borrow_mut();
-        if p.as_ref().is_none_or(|p| p.generation != generation) {
+        if p.as_ref().is_none_or(|p| p.epoch != epoch || map.len() > p.len + p.len / 32) {
             if let Some(old) = p.take() {
                 // SAFETY: this session's own segment; a worker still attached keeps it until it detaches
                 unsafe { pg_sys::dsm_detach(old.seg) };
             }
-            *p = create(map, generation);
+            *p = create(map, epoch);
         }
         p.as_ref().map(|p| p.setting.clone())
     })
