@@ -34,15 +34,37 @@ impl Expr {
     }
 }
 
-/// The contacts matching `e`, given every leaf's bitmap and the universe.
-pub fn eval(e: &Expr, leaves: &[&RoaringTreemap], universe: &RoaringTreemap) -> RoaringTreemap {
-    let mut r = raw(e, leaves, universe);
-    r &= universe;
+/// Whether `e` needs the universe itself: for a `not` (all contacts minus) or a group of no
+/// conditions (all contacts). Without either, `e` lies within the union of its leaves.
+pub fn needs_universe(e: &Expr) -> bool {
+    match e {
+        Expr::Leaf(_) => false,
+        Expr::Not(_) => true,
+        Expr::Any(xs) => xs.iter().any(needs_universe),
+        Expr::All(xs) => xs.is_empty() || xs.iter().any(needs_universe),
+    }
+}
+
+/// The contacts matching `e`, given every leaf's bitmap and the universe — `None` when every leaf
+/// holds contacts only and `e` does not need it ([`needs_universe`]; were it needed after all, it
+/// would be taken as empty).
+pub fn eval(e: &Expr, leaves: &[&RoaringTreemap], universe: Option<&RoaringTreemap>) -> RoaringTreemap {
+    let empty = RoaringTreemap::new();
+    let mut r = raw(e, leaves, universe.unwrap_or(&empty));
+    if let Some(u) = universe {
+        r &= u;
+    }
     r
 }
 
 /// Number of contacts matching `e` (the intersection with the universe is never built).
-pub fn count(e: &Expr, leaves: &[&RoaringTreemap], universe: &RoaringTreemap) -> u64 {
+pub fn count(e: &Expr, leaves: &[&RoaringTreemap], universe: Option<&RoaringTreemap>) -> u64 {
+    let Some(universe) = universe else {
+        return match e {
+            Expr::Leaf(i) => leaves[*i].len(),
+            e => raw(e, leaves, &RoaringTreemap::new()).len(),
+        };
+    };
     match e {
         Expr::Leaf(i) => leaves[*i].intersection_len(universe),
         Expr::Not(x) => universe.difference_len(&raw(x, leaves, universe)),
@@ -124,12 +146,12 @@ mod tests {
         let u: RoaringTreemap = (1..=10).collect();
         let a: RoaringTreemap = [1, 2, 3, 99].into_iter().collect(); // 99 is not a contact
         let leaves = [&a];
-        assert_eq!(count(&leaf(0), &leaves, &u), 3);
-        assert_eq!(count(&Expr::not(leaf(0)), &leaves, &u), 7);
+        assert_eq!(count(&leaf(0), &leaves, Some(&u)), 3);
+        assert_eq!(count(&Expr::not(leaf(0)), &leaves, Some(&u)), 7);
         assert_eq!(Expr::not(Expr::not(leaf(0))), leaf(0));
-        assert_eq!(count(&Expr::All(vec![]), &leaves, &u), 10);
-        assert_eq!(count(&Expr::Any(vec![]), &leaves, &u), 0);
-        assert_eq!(eval(&Expr::All(vec![Expr::not(leaf(0))]), &leaves, &u), (4..=10).collect());
+        assert_eq!(count(&Expr::All(vec![]), &leaves, Some(&u)), 10);
+        assert_eq!(count(&Expr::Any(vec![]), &leaves, Some(&u)), 0);
+        assert_eq!(eval(&Expr::All(vec![Expr::not(leaf(0))]), &leaves, Some(&u)), (4..=10).collect());
     }
 
     proptest! {
@@ -143,8 +165,15 @@ mod tests {
             let refs: Vec<&RoaringTreemap> = bitmaps.iter().collect();
             let u: RoaringTreemap = universe.iter().copied().collect();
             let expected: RoaringTreemap = universe.iter().copied().filter(|x| holds(&e, &sets, *x)).collect();
-            prop_assert_eq!(count(&e, &refs, &u), expected.len());
-            prop_assert_eq!(eval(&e, &refs, &u), expected);
+            prop_assert_eq!(count(&e, &refs, Some(&u)), expected.len());
+            prop_assert_eq!(eval(&e, &refs, Some(&u)), expected.clone());
+            // leaves of contacts only and no need of the universe: the same answers without it
+            if !needs_universe(&e) {
+                let within: Vec<RoaringTreemap> = bitmaps.iter().map(|b| b & &u).collect();
+                let within: Vec<&RoaringTreemap> = within.iter().collect();
+                prop_assert_eq!(count(&e, &within, None), expected.len());
+                prop_assert_eq!(eval(&e, &within, None), expected);
+            }
         }
     }
 }

@@ -257,15 +257,7 @@ impl Plan {
     /// rows, segments). A rule of conditions on the contacts' own columns joined by and/or does
     /// not: its leaves hold contacts only, so their union bounds every answer just as well.
     pub fn needs_universe(&self) -> bool {
-        fn needs(e: &Expr) -> bool {
-            match e {
-                Expr::Leaf(_) => false,
-                Expr::Not(_) => true,
-                Expr::Any(xs) => xs.iter().any(needs),
-                Expr::All(xs) => xs.is_empty() || xs.iter().any(needs),
-            }
-        }
-        needs(&self.expr()) || self.leaves.iter().any(|l| l.filter.is_none())
+        crate::algebra::needs_universe(&self.expr()) || self.leaves.iter().any(|l| l.filter.is_none())
     }
 }
 

@@ -124,8 +124,8 @@ thread_local! {
 /// A rule's plan and the bitmaps of its leaves and of all contacts.
 pub struct Evaluation {
     pub plan: Plan,
-    /// all contacts, or, when the rule needs no more (`Plan::needs_universe`), its leaves' union
-    pub universe: Rc<RoaringTreemap>,
+    /// all contacts, when the rule needs them (`Plan::needs_universe`)
+    pub universe: Option<Rc<RoaringTreemap>>,
     pub leaves: Vec<Rc<RoaringTreemap>>,
 }
 
@@ -498,12 +498,7 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
             got[i] = Some(bitmap);
         }
         let mut leaves: Vec<Rc<RoaringTreemap>> = got.into_iter().map(|b| b.unwrap_or_default()).collect();
-        let universe = if with_universe {
-            leaves.pop().unwrap_or_default()
-        } else {
-            // bounds every answer as all contacts would (Plan::needs_universe)
-            Rc::new(leaves.iter().fold(RoaringTreemap::new(), |acc, b| acc | b.as_ref()))
-        };
+        let universe = if with_universe { leaves.pop() } else { None };
         Ok((universe, leaves))
     });
     // uuid keys: the statements' workers look ids up themselves

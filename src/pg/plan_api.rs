@@ -273,7 +273,7 @@ fn execute(c: &mut SpiClient, plan_id: i64, run_id: i64, p: &PlanSpec, slot: Tim
     super::policy_api::require_integer_keys(&model, "plan runs");
     let rule = segments_api::expand(&audience_rule(p), None).unwrap_or_else(|e| raise(&e));
     let ev = engine::evaluate(&rule, &model, slot, &regex_error);
-    let audience = algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe);
+    let audience = algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), ev.universe.as_deref());
     let segment_size = audience.len() as i64;
     let tests: RoaringTreemap = p.test_contacts.iter().filter_map(|k| u64::try_from(*k).ok()).collect();
     let holdout: RoaringTreemap = audience.iter().filter(|k| plan::unit_hash(*k as i64, plan_id) * 100.0 < p.holdout_percent).collect();
@@ -643,7 +643,7 @@ fn plan_report(plan_id: i64) -> TableIterator<'static, (
             if let (Some(r), "sent") = (&resp, status.as_str()) {
                 for (kind, rule) in &r.kinds {
                     let ev = engine::evaluate(&plan::response_in(rule, &from, &to), &model, slot, &regex_error);
-                    let b = algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe);
+                    let b = algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), ev.universe.as_deref());
                     counts.insert(kind.clone(), ((&b & &s).len() as i64, (&b & &h).len() as i64));
                 }
             }

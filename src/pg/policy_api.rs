@@ -222,7 +222,7 @@ fn excluded_set(client: &SpiClient, x: &Exclusion, model: &Model, at: TimestampW
         Exclusion::Rule(r) => {
             let r = segments_api::expand(r, None).unwrap_or_else(|p| raise(&p));
             let ev = engine::evaluate(&r, model, at, &regex_error);
-            algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe)
+            algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), ev.universe.as_deref())
         }
     }
 }
@@ -265,7 +265,7 @@ fn policy_impact(
     require_integer_keys(&model, "contact policies");
     let expanded = segments_api::expand(&parsed, None).unwrap_or_else(|p| raise(&p));
     let ev = engine::evaluate(&expanded, &model, at, &regex_error);
-    let mut remaining = algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe);
+    let mut remaining = algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), ev.universe.as_deref());
     let send = Send { channel, brand, outlet };
     let mut rows = vec![(0, None, rule::text::format(&parsed), 0, remaining.len() as i64)];
     Spi::connect(|client| {

@@ -70,7 +70,7 @@ fn count(rule: &str, as_of: default!(TimestampWithTimeZone, "pg_catalog.date_tru
     let r = read_rule(rule);
     let model = current_model();
     if let Some(ev) = evaluate(&r, &model, as_of) {
-        return algebra::count(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe) as i64;
+        return algebra::count(&ev.plan.expr(), &ev.leaf_refs(), ev.universe.as_deref()) as i64;
     }
     let q = compiled(&r, &model).count();
     Spi::connect(|client| run_one(client, &q, as_of))
@@ -84,7 +84,7 @@ fn bitmap(rule: &str, as_of: default!(TimestampWithTimeZone, "pg_catalog.date_tr
     let r = read_rule(rule);
     let model = current_model();
     let ev = engine::evaluate(&r, &model, as_of, &regex_error);
-    Roaringbitmap64(algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe))
+    Roaringbitmap64(algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), ev.universe.as_deref()))
 }
 
 fn require_integer_keys(model: &Model, detail: &str, hint: &str) {
@@ -101,7 +101,7 @@ fn member_rows<T: FromDatum + IntoDatum + Key>(rule: &str, as_of: TimestampWithT
         require_integer_keys(&model, "segplan.members returns bigint keys", "use segplan.members_text(rule), which returns keys of any type as text");
     }
     if let Some(ev) = evaluate(&r, &model, as_of) {
-        let b = algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), &ev.universe);
+        let b = algebra::eval(&ev.plan.expr(), &ev.leaf_refs(), ev.universe.as_deref());
         return T::members(&b, model.contacts.as_ref().is_some_and(|c| c.key.kind != TypeKind::Integer));
     }
     let q = compiled(&r, &model).members(cast);
@@ -156,7 +156,7 @@ fn count_steps(
         let mut rows = Vec::with_capacity(ev.plan.steps.len());
         let mut running: Option<segplan_core::bitmap::RoaringTreemap> = None;
         for (i, (step, expr)) in ev.plan.steps.iter().enumerate() {
-            let alone = algebra::eval(expr, &leaves, &ev.universe);
+            let alone = algebra::eval(expr, &leaves, ev.universe.as_deref());
             let matched = alone.len() as i64;
             let acc = match running.take() {
                 None => alone,
