@@ -348,11 +348,12 @@ fn resolve(keys: &Keys, which: Option<&[usize]>, local: &Known, out: &mut Roarin
 /// The ids of `keys` (keys the caller's own statement returned) and how many keys were numbered.
 /// Keys without an id are left out, or with `number` numbered first — `Err` when this
 /// transaction may not.
-fn lookup(client: &mut SpiClient, keys: &Keys, number: bool) -> Result<(RoaringTreemap, usize), Unnumbered> {
-    let mut out = match keys {
-        Keys::Uuid(_, found) => found.clone(),
+fn lookup(client: &mut SpiClient, mut keys: Keys, number: bool) -> Result<(RoaringTreemap, usize), Unnumbered> {
+    let mut out = match &mut keys {
+        Keys::Uuid(_, found) => std::mem::take(found),
         Keys::Text(_) => RoaringTreemap::new(),
     };
+    let keys = &keys;
     current_table();
     let uuid = matches!(keys, Keys::Uuid(..));
     let mut local = Known::default();
@@ -400,7 +401,7 @@ fn lookup(client: &mut SpiClient, keys: &Keys, number: bool) -> Result<(RoaringT
 }
 
 /// The ids of `keys` (keys the caller's own statement returned): see [`lookup`].
-pub fn ids(client: &mut SpiClient, keys: &Keys, number: bool) -> Result<RoaringTreemap, Unnumbered> {
+pub fn ids(client: &mut SpiClient, keys: Keys, number: bool) -> Result<RoaringTreemap, Unnumbered> {
     lookup(client, keys, number).map(|(ids, _)| ids)
 }
 
@@ -471,7 +472,7 @@ fn bitmap_of(keys: Vec<Option<String>>) -> Roaringbitmap64 {
         }
         let rows = client.select(&key_array(c, &visible_where(c)), None, &[keys.into()]).unwrap_or_else(|e| internal("reading contacts failed", e));
         let seen = Keys::read(&rows.first(), 1, c.key.kind);
-        ids(client, &seen, true).unwrap_or_else(|u| unnumbered(&u))
+        ids(client, seen, true).unwrap_or_else(|u| unnumbered(&u))
     })))
 }
 
@@ -490,7 +491,7 @@ fn number_contacts() -> i64 {
         Spi::connect_mut(|client| {
             let rows = client.select(&sql, None, &[]).unwrap_or_else(|e| internal("reading contacts failed", e));
             let all = Keys::read(&rows.first(), 1, c.key.kind);
-            lookup(client, &all, true).unwrap_or_else(|u| unnumbered(&u)).1 as i64
+            lookup(client, all, true).unwrap_or_else(|u| unnumbered(&u)).1 as i64
         })
     })
 }

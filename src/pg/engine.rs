@@ -491,7 +491,7 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
                 Raw::Bitmap(b) => b,
                 Raw::Keys(keys) => {
                     pgrx::check_for_interrupts!();
-                    dense_ids::ids(client, &keys, !with_universe || i == total - 1)?
+                    dense_ids::ids(client, keys, !with_universe || i == total - 1)?
                 }
             });
             store(i, &bitmap, build_ms);

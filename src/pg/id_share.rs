@@ -22,7 +22,7 @@ use std::cell::RefCell;
 use std::ffi::CString;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"segplids");
-/// Header words: magic, nonce, largest id + 1 (0: none), words of slots that follow.
+/// Header words: magic, nonce, the largest id, words of slots that follow.
 const HEADER: usize = 4;
 /// Keys looked up together (so their table slots are prefetched).
 const BATCH: usize = 512;
@@ -99,7 +99,7 @@ fn create(map: &IdMap, epoch: u64) -> Option<Published> {
         }
         let nonce = nonce();
         let out = std::slice::from_raw_parts_mut(pg_sys::dsm_segment_address(seg).cast::<u64>(), HEADER + words.len());
-        out[..HEADER].copy_from_slice(&[MAGIC, nonce, map.max_id().map_or(0, |m| m + 1), words.len() as u64]);
+        out[..HEADER].copy_from_slice(&[MAGIC, nonce, map.max_id().unwrap_or(0), words.len() as u64]);
         out[HEADER..].copy_from_slice(words);
         let setting = CString::new(format!("{}:{nonce}", pg_sys::dsm_segment_handle(seg))).ok()?;
         Some(Published { seg, setting, epoch, len: map.len() })
@@ -165,7 +165,7 @@ pub fn with_setting<T>(setting: Option<CString>, f: impl FnOnce() -> T) -> T {
 
 /// The shared table this process may use now: the segment `segplan._shared_ids` names, mapped
 /// by the session that made it, or attached by a parallel worker for the rest of its life (the
-/// statement's); checked; the table and the largest id + 1.
+/// statement's); checked; the table and its largest id.
 fn attach() -> Option<(Table<'static>, u64)> {
     let setting = SHARED.get()?;
     let (handle, nonce) = setting.to_str().ok()?.split_once(':')?;
@@ -228,8 +228,7 @@ impl Ids {
     fn settle(&mut self) {
         self.flush();
         if !self.found.is_empty() {
-            let max = self.table.map_or(0, |t| t.1.saturating_sub(1));
-            self.ids |= idmap::collect(std::mem::take(&mut self.found), max);
+            self.ids |= idmap::collect(std::mem::take(&mut self.found), self.table.map_or(0, |t| t.1));
         }
     }
 
