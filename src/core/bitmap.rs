@@ -156,6 +156,148 @@ pub fn from_trusted_bytes64(bytes: &[u8]) -> Result<RoaringTreemap, String> {
     RoaringTreemap::deserialize_unchecked_from(bytes).map_err(|e| e.to_string())
 }
 
+/// A bitmap an aggregate gathers one value at a time from a scan's rows. An insert searches the
+/// containers, then the container, for every value; here values wait and go in together. Rows
+/// mostly come in the order of their ids (a table's rows are mostly stored in the order they were
+/// added), so each value above the last one waiting joins an ascending run, appended to the set
+/// with no search (merged as a bitmap of its own where it is not past the set's largest value);
+/// the few others are sorted apart and merged.
+#[derive(Default, Clone, Debug)]
+pub struct Gathered<S: Gather> {
+    set: S,
+    run: Vec<S::Value>,
+    strays: Vec<S::Value>,
+}
+
+/// What [`Gathered`] needs of a bitmap type.
+pub trait Gather: Default + Clone {
+    type Value: Copy + Ord + std::fmt::Debug;
+    /// Adds `values`, sorted and without repeats.
+    fn add_sorted(&mut self, values: &[Self::Value]);
+}
+
+/// `values` (sorted, no repeats) as a bitmap built from their bits, when those bits take no more
+/// room than the values themselves (ids numbered in a row are dense): setting a bit is cheaper
+/// than placing a value in its container.
+fn dense(values: &[u32]) -> Option<RoaringBitmap> {
+    let (first, last) = (*values.first()?, *values.last()?);
+    let base = first & !7;
+    let len = ((last - base) / 8 + 1) as usize;
+    if len > values.len() * 8 {
+        return None;
+    }
+    let mut bytes = vec![0u8; len];
+    for v in values {
+        let bit = v - base;
+        bytes[(bit / 8) as usize] |= 1 << (bit % 8);
+    }
+    Some(RoaringBitmap::from_lsb0_bytes(base, &bytes))
+}
+
+impl Gather for RoaringBitmap {
+    type Value = u32;
+    fn add_sorted(&mut self, values: &[u32]) {
+        if values.is_empty() {
+            return;
+        }
+        if let Some(bits) = dense(values) {
+            *self |= bits;
+            return;
+        }
+        let past = self.max().map_or(0, |max| values.partition_point(|v| *v <= max));
+        let (within, after) = values.split_at(past);
+        // within: sorted, no repeats; after: sorted, past the largest value (neither can fail)
+        if !within.is_empty() {
+            *self |= RoaringBitmap::from_sorted_iter(within.iter().copied()).expect("sorted values");
+        }
+        self.append(after.iter().copied()).expect("values past the largest");
+    }
+}
+
+impl Gather for RoaringTreemap {
+    type Value = u64;
+    fn add_sorted(&mut self, values: &[u64]) {
+        if values.is_empty() {
+            return;
+        }
+        let (first, last) = (values[0] >> 32, values[values.len() - 1] >> 32);
+        if first == last {
+            let low: Vec<u32> = values.iter().map(|v| *v as u32).collect();
+            if let Some(bits) = dense(&low) {
+                *self |= RoaringTreemap::from_bitmaps([(first as u32, bits)]);
+                return;
+            }
+        }
+        let past = self.max().map_or(0, |max| values.partition_point(|v| *v <= max));
+        let (within, after) = values.split_at(past);
+        if !within.is_empty() {
+            *self |= RoaringTreemap::from_sorted_iter(within.iter().copied()).expect("sorted values");
+        }
+        self.append(after.iter().copied()).expect("values past the largest");
+    }
+}
+
+impl<S: Gather> Gathered<S> {
+    /// Values wait in runs of this many (a run of u64 is 16 KB, in the cache while it fills).
+    const RUN: usize = 2048;
+
+    pub fn add(&mut self, v: S::Value) {
+        match self.run.last() {
+            Some(last) if v <= *last => self.strays.push(v),
+            _ => self.run.push(v),
+        }
+        if self.run.len() + self.strays.len() >= Self::RUN {
+            self.settle();
+        }
+    }
+
+    fn settle(&mut self) {
+        self.set.add_sorted(&self.run);
+        self.run.clear();
+        if !self.strays.is_empty() {
+            self.strays.sort_unstable();
+            self.strays.dedup();
+            self.set.add_sorted(&self.strays);
+            self.strays.clear();
+        }
+    }
+
+    /// The set, with every value added so far.
+    pub fn set(&mut self) -> &mut S {
+        self.settle();
+        &mut self.set
+    }
+
+    /// The set with every value added so far, copied only when some are still waiting.
+    pub fn settled(&self) -> std::borrow::Cow<'_, S> {
+        if self.run.is_empty() && self.strays.is_empty() {
+            std::borrow::Cow::Borrowed(&self.set)
+        } else {
+            std::borrow::Cow::Owned(self.clone().into_set())
+        }
+    }
+
+    pub fn into_set(mut self) -> S {
+        self.settle();
+        self.set
+    }
+
+    /// Adds everything `other` holds.
+    pub fn absorb(&mut self, other: &Self)
+    where
+        for<'a> S: std::ops::BitOrAssign<&'a S>,
+    {
+        *self.set() |= &other.set;
+        other.run.iter().chain(&other.strays).for_each(|v| self.add(*v));
+    }
+}
+
+impl<S: Gather> From<S> for Gathered<S> {
+    fn from(set: S) -> Self {
+        Gathered { set, run: Vec::new(), strays: Vec::new() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +356,30 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn gathered_holds_what_inserts_hold(runs in prop::collection::vec((any::<u64>(), 0u64..5000, any::<bool>()), 0..6), more in prop::collection::vec(0u64..200_000, 0..3000)) {
+            // ascending runs (a scan in id order), descending runs, values anywhere, repeats
+            let mut values: Vec<u64> = Vec::new();
+            for (start, len, up) in runs {
+                let run = (0..len).map(move |i| start.wrapping_add(i * 3));
+                if up { values.extend(run) } else { values.extend(run.collect::<Vec<_>>().into_iter().rev()) }
+            }
+            values.extend(&more);
+            values.extend(more.iter().take(100));
+            let (mut g64, mut g32) = (Gathered::<RoaringTreemap>::default(), Gathered::<RoaringBitmap>::default());
+            for v in &values {
+                g64.add(*v);
+                g32.add(*v as u32);
+            }
+            let (halves, other) = (Gathered::from(values.iter().step_by(2).copied().collect::<RoaringTreemap>()), g64.clone());
+            prop_assert_eq!(&*g64.settled(), &values.iter().copied().collect::<RoaringTreemap>());
+            prop_assert_eq!(g64.into_set(), values.iter().copied().collect::<RoaringTreemap>());
+            prop_assert_eq!(g32.set().clone(), values.iter().map(|v| *v as u32).collect::<RoaringBitmap>());
+            let mut merged = halves;
+            merged.absorb(&other);
+            prop_assert_eq!(merged.into_set(), values.iter().copied().collect::<RoaringTreemap>());
+        }
+
         #[test]
         fn round_trips_64(values in prop::collection::vec(any::<u64>(), 0..500), low in prop::collection::vec(0u64..300_000, 0..500)) {
             let b: RoaringTreemap = values.into_iter().chain(low).collect();

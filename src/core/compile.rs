@@ -165,7 +165,7 @@ pub fn one_scan(leaves: &[&Leaf], contacts: &ContactSource) -> Query {
             format!("{}(c.{k}::{}) FILTER (WHERE {pred})", keys_agg(contacts), key_travel_type(contacts))
         });
     }
-    Query { sql: format!("SELECT {} FROM {} AS c WHERE c.{k} IS NOT NULL", cols.join(", "), contacts.rel.sql), params }
+    Query { sql: format!("SELECT {} FROM {} AS c", cols.join(", "), contacts.rel.sql), params }
 }
 
 fn integer_keys(contacts: &ContactSource) -> bool {
@@ -186,7 +186,7 @@ fn keys_agg(contacts: &ContactSource) -> &'static str {
 /// The statement collecting the keys `key` (an SQL expression) of the rows `FROM {from}`: integer
 /// keys into a `roaringbitmap64`'s bytes, others (as uuid or text) into [`keys_agg`]'s
 /// bytes (`distinct`: `from` may list a contact many times, as event rows do). Both aggregates
-/// run in parallel.
+/// run in parallel and skip NULL keys (so a scan of the contacts needs no `IS NOT NULL` filter).
 pub fn gather(contacts: &ContactSource, key: &str, from: &str, distinct: bool) -> String {
     let (t, agg) = (key_travel_type(contacts), keys_agg(contacts));
     match (integer_keys(contacts), distinct) {
@@ -292,7 +292,7 @@ pub fn plan(rule: &Rule, model: &Model, regex: RegexCheck) -> Result<Plan, Probl
     }
     let k = &contacts.key.sql;
     let universe = Leaf {
-        query: Query { sql: gather(contacts, &format!("c.{k}"), &format!("{} AS c WHERE c.{k} IS NOT NULL", contacts.rel.sql), false), params: Vec::new() },
+        query: Query { sql: gather(contacts, &format!("c.{k}"), &format!("{} AS c", contacts.rel.sql), false), params: Vec::new() },
         as_of: AsOf::No,
         relations: vec![contacts.rel.oid],
         label: "all contacts".into(),
@@ -439,7 +439,7 @@ impl<'m> Compiler<'m> {
                 let (sql, negate, filter) = match piece {
                     Piece::Pred(p) => {
                         relations.push(self.contacts.rel.oid);
-                        (gather(self.contacts, &format!("c.{key}"), &format!("{rel} AS c WHERE c.{key} IS NOT NULL AND ({p})"), false), false, Some(p))
+                        (gather(self.contacts, &format!("c.{key}"), &format!("{rel} AS c WHERE ({p})"), false), false, Some(p))
                     }
                     Piece::Set { sql, negate } => (gather(self.contacts, "s.k", &format!("({sql}) AS s(k)"), false), negate, None),
                     Piece::Rows { contact, rows, negate } => (gather(self.contacts, &format!("({contact})"), &rows, true), negate, None),
@@ -1105,20 +1105,20 @@ mod tests {
         }
         let rule = crate::rule::parse_any("country = 'FR' and clicks(within last 7 days) and clicks(count >= 2)").unwrap();
         let p = plan(&rule, &m, &|_| None).unwrap();
-        assert_eq!(p.universe.query.sql, "SELECT segplan._ids_agg(c.id::uuid) FROM public.people AS c WHERE c.id IS NOT NULL");
-        assert_eq!(p.leaves[0].query.sql, "SELECT segplan._ids_agg(c.id::uuid) FROM public.people AS c WHERE c.id IS NOT NULL AND (c.country = $2)");
+        assert_eq!(p.universe.query.sql, "SELECT segplan._ids_agg(c.id::uuid) FROM public.people AS c");
+        assert_eq!(p.leaves[0].query.sql, "SELECT segplan._ids_agg(c.id::uuid) FROM public.people AS c WHERE (c.country = $2)");
         // event rows name a contact many times: distinct before the keys leave the statement
         assert!(p.leaves[1].query.sql.starts_with("SELECT segplan._ids_agg(s.k) FROM (SELECT DISTINCT (e.person)::uuid FROM public.clicks AS e WHERE"), "{}", p.leaves[1].query.sql);
         assert!(p.leaves[2].query.sql.starts_with("SELECT segplan._ids_agg(s.k::uuid) FROM (SELECT e.person FROM public.clicks AS e"), "{}", p.leaves[2].query.sql);
         assert!(p.leaves.iter().chain([&p.universe]).all(|l| !l.query.sql.contains("rb64")));
         let attr: Vec<&Leaf> = p.leaves.iter().chain([&p.universe]).filter(|l| l.filter.is_some()).collect();
         let q = one_scan(&attr, m.contacts.as_ref().unwrap());
-        assert_eq!(q.sql, "SELECT segplan._ids_agg(c.id::uuid) FILTER (WHERE c.country = $2), segplan._ids_agg(c.id::uuid) FILTER (WHERE true) FROM public.people AS c WHERE c.id IS NOT NULL");
+        assert_eq!(q.sql, "SELECT segplan._ids_agg(c.id::uuid) FILTER (WHERE c.country = $2), segplan._ids_agg(c.id::uuid) FILTER (WHERE true) FROM public.people AS c");
         // text keys travel as text
         if let Some(c) = m.contacts.as_mut() {
             c.key = col("id", "text", TypeKind::Text);
         }
         let p = plan(&rule, &m, &|_| None).unwrap();
-        assert_eq!(p.universe.query.sql, "SELECT segplan._keys_agg(c.id::text) FROM public.people AS c WHERE c.id IS NOT NULL");
+        assert_eq!(p.universe.query.sql, "SELECT segplan._keys_agg(c.id::text) FROM public.people AS c");
     }
 }

@@ -2,7 +2,7 @@
 //! `rb64_*` surface. `::bytea` is CRoaring's portable 64-bit format. Negative int8s are stored as
 //! their unsigned bit pattern (so -1 sorts last), as in the 32-bit type. segplan.bitmap(rule)
 //! returns this type: contact keys are bigint.
-use super::agg::{fold, merge, state_of};
+use super::agg::{fold, merge, state_value_mut};
 use super::bitmap_type::output_as_bytea;
 use super::error::report;
 use super::datum::{InPlace, Stored};
@@ -10,7 +10,7 @@ use pgrx::datum::Internal;
 use pgrx::prelude::*;
 use pgrx::{InOutFuncs, PgSqlErrorCode, StringInfo};
 use segplan_core::frozen;
-use segplan_core::bitmap::{self, RoaringTreemap};
+use segplan_core::bitmap::{self, Gathered, RoaringTreemap};
 use std::ffi::CStr;
 
 #[derive(PostgresType, Clone, PartialEq, Debug)]
@@ -281,47 +281,47 @@ fn rb64_runoptimize(rb: Rb) -> Rb {
 // ---- aggregates (state handling in agg.rs)
 
 // rb64_build_agg's step (a C-ABI function, see agg::raw_step): an int8 by value
-crate::raw_transition!(segplan_rb64_build_trans, pg_finfo_segplan_rb64_build_trans, RoaringTreemap, |s, v| {
-    s.value.insert(u(v.value() as i64));
+crate::raw_transition!(segplan_rb64_build_trans, pg_finfo_segplan_rb64_build_trans, Gathered<RoaringTreemap>, |s, v| {
+    s.value.add(u(v.value() as i64));
     s.seen = true;
 });
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_or_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    fold(state, rb.map(|r| r.0), fcinfo, |a, b| *a |= b)
+    fold(state, rb.map(|r| Gathered::from(r.0)), fcinfo, |a, b| *a.set() |= b.into_set())
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_and_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    fold(state, rb.map(|r| r.0), fcinfo, |a, b| *a &= b)
+    fold(state, rb.map(|r| Gathered::from(r.0)), fcinfo, |a, b| *a.set() &= b.into_set())
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_xor_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    fold(state, rb.map(|r| r.0), fcinfo, |a, b| *a ^= b)
+    fold(state, rb.map(|r| Gathered::from(r.0)), fcinfo, |a, b| *a.set() ^= b.into_set())
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_or_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    merge::<RoaringTreemap>(a, b, fcinfo, |a, b| *a |= b)
+    merge::<Gathered<RoaringTreemap>>(a, b, fcinfo, |a, b| a.absorb(b))
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_and_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    merge::<RoaringTreemap>(a, b, fcinfo, |a, b| *a &= b)
+    merge::<Gathered<RoaringTreemap>>(a, b, fcinfo, |a, b| *a.set() &= &*b.settled())
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_xor_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    merge::<RoaringTreemap>(a, b, fcinfo, |a, b| *a ^= b)
+    merge::<Gathered<RoaringTreemap>>(a, b, fcinfo, |a, b| *a.set() ^= &*b.settled())
 }
 
 #[pg_extern(immutable, parallel_safe, strict)]
-fn rb64_agg_serialize(state: Internal) -> Vec<u8> {
-    match state_of::<RoaringTreemap>(&state) {
+fn rb64_agg_serialize(mut state: Internal) -> Vec<u8> {
+    match state_value_mut::<Gathered<RoaringTreemap>>(&mut state) {
         Some(s) => {
             let mut out = vec![1u8];
-            out.extend(bitmap::to_bytes64(&s.value));
+            out.extend(bitmap::to_bytes64(s.set()));
             out
         }
         None => vec![0u8],
@@ -334,15 +334,15 @@ fn rb64_agg_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::Functio
         Some((1, rest)) => Some(roaringbitmap64_from_bytea(rest).0),
         _ => None,
     };
-    fold(Internal::default(), restored, fcinfo, |a, b| *a |= b)
+    fold(Internal::default(), restored.map(Gathered::from), fcinfo, |a, b| *a.set() |= b.into_set())
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb64_agg_final(state: Internal) -> Option<Rb> {
-    state_of::<RoaringTreemap>(&state).map(|s| wrap(s.value.clone()))
+fn rb64_agg_final(mut state: Internal) -> Option<Rb> {
+    state_value_mut::<Gathered<RoaringTreemap>>(&mut state).map(|s| wrap(s.set().clone()))
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb64_agg_cardinality_final(state: Internal) -> Option<i64> {
-    state_of::<RoaringTreemap>(&state).map(|s| s.value.len() as i64)
+fn rb64_agg_cardinality_final(mut state: Internal) -> Option<i64> {
+    state_value_mut::<Gathered<RoaringTreemap>>(&mut state).map(|s| s.set().len() as i64)
 }

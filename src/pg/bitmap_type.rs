@@ -7,10 +7,10 @@ use super::datum::{InPlace, Stored};
 use pgrx::prelude::*;
 use pgrx::datum::Internal;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
-use super::agg::{fold, merge, state_of};
+use super::agg::{fold, merge, state_value_mut};
 use pgrx::{InOutFuncs, PgSqlErrorCode, StringInfo};
 use segplan_core::frozen;
-use segplan_core::bitmap::{self, RoaringBitmap};
+use segplan_core::bitmap::{self, Gathered, RoaringBitmap};
 use std::ffi::CStr;
 
 #[derive(PostgresType, Clone, PartialEq, Debug)]
@@ -338,48 +338,48 @@ fn rb_flip(rb: Rb, range_start: i64, range_end: i64) -> Rb {
 // ---- aggregates (state handling in agg.rs)
 
 // rb_build_agg's step (a C-ABI function, see agg::raw_step): an int4 by value
-crate::raw_transition!(segplan_rb_build_trans, pg_finfo_segplan_rb_build_trans, RoaringBitmap, |s, v| {
-    s.value.insert(u(v.value() as i32));
+crate::raw_transition!(segplan_rb_build_trans, pg_finfo_segplan_rb_build_trans, Gathered<RoaringBitmap>, |s, v| {
+    s.value.add(u(v.value() as i32));
     s.seen = true;
 });
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_or_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    fold(state, rb.map(|r| r.0), fcinfo, |a, b| *a |= b)
+    fold(state, rb.map(|r| Gathered::from(r.0)), fcinfo, |a, b| *a.set() |= b.into_set())
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_and_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    fold(state, rb.map(|r| r.0), fcinfo, |a, b| *a &= b)
+    fold(state, rb.map(|r| Gathered::from(r.0)), fcinfo, |a, b| *a.set() &= b.into_set())
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_xor_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    fold(state, rb.map(|r| r.0), fcinfo, |a, b| *a ^= b)
+    fold(state, rb.map(|r| Gathered::from(r.0)), fcinfo, |a, b| *a.set() ^= b.into_set())
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_or_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    merge::<RoaringBitmap>(a, b, fcinfo, |a, b| *a |= b)
+    merge::<Gathered<RoaringBitmap>>(a, b, fcinfo, |a, b| a.absorb(b))
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_and_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    merge::<RoaringBitmap>(a, b, fcinfo, |a, b| *a &= b)
+    merge::<Gathered<RoaringBitmap>>(a, b, fcinfo, |a, b| *a.set() &= &*b.settled())
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_xor_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    merge::<RoaringBitmap>(a, b, fcinfo, |a, b| *a ^= b)
+    merge::<Gathered<RoaringBitmap>>(a, b, fcinfo, |a, b| *a.set() ^= &*b.settled())
 }
 
 /// State → bytes for a parallel worker: a "seen" byte, then the portable bitmap.
 #[pg_extern(immutable, parallel_safe, strict)]
-fn rb_agg_serialize(state: Internal) -> Vec<u8> {
-    match state_of::<RoaringBitmap>(&state) {
+fn rb_agg_serialize(mut state: Internal) -> Vec<u8> {
+    match state_value_mut::<Gathered<RoaringBitmap>>(&mut state) {
         Some(s) => {
             let mut out = vec![1u8];
-            out.extend(bitmap::to_bytes(&s.value));
+            out.extend(bitmap::to_bytes(s.set()));
             out
         }
         None => vec![0u8],
@@ -392,15 +392,15 @@ fn rb_agg_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionC
         Some((1, rest)) => Some(roaringbitmap_from_bytea(rest).0),
         _ => None,
     };
-    fold(Internal::default(), restored, fcinfo, |a, b| *a |= b)
+    fold(Internal::default(), restored.map(Gathered::from), fcinfo, |a, b| *a.set() |= b.into_set())
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb_agg_final(state: Internal) -> Option<Rb> {
-    state_of::<RoaringBitmap>(&state).map(|s| Roaringbitmap(s.value.clone()))
+fn rb_agg_final(mut state: Internal) -> Option<Rb> {
+    state_value_mut::<Gathered<RoaringBitmap>>(&mut state).map(|s| Roaringbitmap(s.set().clone()))
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb_agg_cardinality_final(state: Internal) -> Option<i64> {
-    state_of::<RoaringBitmap>(&state).map(|s| s.value.len() as i64)
+fn rb_agg_cardinality_final(mut state: Internal) -> Option<i64> {
+    state_value_mut::<Gathered<RoaringBitmap>>(&mut state).map(|s| s.set().len() as i64)
 }

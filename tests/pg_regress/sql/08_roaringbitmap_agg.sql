@@ -26,6 +26,22 @@ SELECT rb_cardinality(rb_build_agg(id)) AS build, rb_or_cardinality_agg(b) AS "o
 RESET max_parallel_workers_per_gather;
 SELECT rb_cardinality(rb_build_agg(id)) AS build, rb_or_cardinality_agg(b) AS "or", rb_and_cardinality_agg(b) AS "and",
        rb_xor_cardinality_agg(b) AS "xor" FROM agg_t;
+-- values met out of order (rows updated after loading), repeated, dense and sparse, negative,
+-- serial and parallel, one state per group: the members are the distinct values
+CREATE TABLE order_t AS
+SELECT CASE WHEN g % 10 = 0 THEN (g::bigint * 7919 % 300000)::int WHEN g % 97 = 0 THEN -g WHEN g % 5 = 0 THEN g * 1000 ELSE g END AS id,
+       g % 13 AS grp FROM generate_series(1, 300000) g;
+ANALYZE order_t;
+SELECT ARRAY(SELECT rb_iterate(rb_build_agg(id)) ORDER BY 1) = (SELECT array_agg(DISTINCT id ORDER BY id) FROM order_t) AS members_ok FROM order_t;
+SELECT count(*) AS groups, count(*) FILTER (WHERE ok) AS groups_ok FROM (
+  SELECT ARRAY(SELECT rb_iterate(rb_build_agg(id)) ORDER BY 1) = array_agg(DISTINCT id ORDER BY id) AS ok FROM order_t GROUP BY grp) x;
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SELECT ARRAY(SELECT rb_iterate(rb_build_agg(id)) ORDER BY 1) = (SELECT array_agg(DISTINCT id ORDER BY id) FROM order_t) AS parallel_members_ok FROM order_t;
+SELECT ARRAY(SELECT rb64_iterate(rb64_build_agg(id::bigint * 4294967296 + grp)) ORDER BY 1)
+     = (SELECT array_agg(DISTINCT id::bigint * 4294967296 + grp ORDER BY id::bigint * 4294967296 + grp) FROM order_t) AS parallel_members64_ok FROM order_t;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
+DROP TABLE order_t;
 -- a support function called directly is an error, not a crash
 SELECT rb_or_trans(NULL::internal, '{1}'::roaringbitmap);
 DROP TABLE agg_t;
