@@ -6,6 +6,8 @@
 //! format of CRoaring (a count of 32-bit buckets, then each bucket's high half and bitmap).
 pub use roaring::{RoaringBitmap, RoaringTreemap};
 
+use crate::frozen;
+
 /// Reads either text form: `{1,2,3}`, or `\x…` (the portable bytes in hex, as the `bytea` output
 /// format writes them).
 pub fn parse_any(s: &str) -> Result<RoaringBitmap, String> {
@@ -47,6 +49,10 @@ pub fn to_bytes64(b: &RoaringTreemap) -> Vec<u8> {
 
 /// Reads the portable 64-bit format, validating it; anything else is an error, never a panic.
 pub fn from_bytes64(bytes: &[u8]) -> Result<RoaringTreemap, String> {
+    read64(bytes, true)
+}
+
+fn read64(bytes: &[u8], checked: bool) -> Result<RoaringTreemap, String> {
     let (head, mut rest) = bytes.split_at_checked(8).ok_or_else(|| format!("{} bytes is too short for a 64-bit roaring bitmap", bytes.len()))?;
     let n = u64::from_le_bytes(head.try_into().unwrap_or_default());
     // each bucket takes at least 12 bytes: its key and an empty bitmap's header
@@ -60,14 +66,27 @@ pub fn from_bytes64(bytes: &[u8]) -> Result<RoaringTreemap, String> {
         if buckets.last().is_some_and(|(k, _)| *k >= key) {
             return Err("bucket keys are not in increasing order".into());
         }
+        let start = after;
         rest = after;
-        let b = RoaringBitmap::deserialize_from(&mut rest).map_err(|e| format!("not a portable roaring bitmap: {e}"))?;
+        let mut b = if checked { RoaringBitmap::deserialize_from(&mut rest).map_err(|e| format!("not a portable roaring bitmap: {e}"))? } else { RoaringBitmap::deserialize_unchecked_from(&mut rest).map_err(|e| e.to_string())? };
+        fix_runs(start, &mut b);
         buckets.push((key, b));
     }
-    if !rest.is_empty() {
+    if checked && !rest.is_empty() {
         return Err(format!("{} bytes left over after the roaring bitmap", rest.len()));
     }
     Ok(RoaringTreemap::from_bitmaps(buckets))
+}
+
+/// Gives the crate a second look at the run containers it reads wrong ([`frozen::misread_runs`]):
+/// taking a value out and putting it back makes it choose the container's store again.
+fn fix_runs(bytes: &[u8], b: &mut RoaringBitmap) {
+    if bytes.get(..2) == Some(&frozen::WITH_RUNS.to_le_bytes()) {
+        for first in frozen::misread_runs(bytes) {
+            b.remove(first);
+            b.insert(first);
+        }
+    }
 }
 
 fn hex_of(bytes: &[u8]) -> String {
@@ -138,72 +157,90 @@ pub fn from_bytes(bytes: &[u8]) -> Result<RoaringBitmap, String> {
         return Err(format!("{} bytes is too short for a roaring bitmap", bytes.len()));
     }
     let mut reader = bytes;
-    let b = RoaringBitmap::deserialize_from(&mut reader).map_err(|e| format!("not a portable roaring bitmap: {e}"))?;
+    let mut b = RoaringBitmap::deserialize_from(&mut reader).map_err(|e| format!("not a portable roaring bitmap: {e}"))?;
     if !reader.is_empty() {
         return Err(format!("{} bytes left over after the roaring bitmap", reader.len()));
     }
+    fix_runs(bytes, &mut b);
     Ok(b)
 }
 
 /// Reads portable bytes this code wrote or validated before (a stored value): the containers are
 /// not checked again. Bytes that are cut short are still an error.
 pub fn from_trusted_bytes(bytes: &[u8]) -> Result<RoaringBitmap, String> {
-    RoaringBitmap::deserialize_unchecked_from(bytes).map_err(|e| e.to_string())
+    let mut b = RoaringBitmap::deserialize_unchecked_from(bytes).map_err(|e| e.to_string())?;
+    fix_runs(bytes, &mut b);
+    Ok(b)
 }
 
 /// [`from_trusted_bytes`] for the 64-bit format.
 pub fn from_trusted_bytes64(bytes: &[u8]) -> Result<RoaringTreemap, String> {
-    RoaringTreemap::deserialize_unchecked_from(bytes).map_err(|e| e.to_string())
+    read64(bytes, false)
+}
+
+/// The values whose bits are set in `bytes` (least significant bit first), from `offset` on (a
+/// multiple of 65536): `RoaringBitmap::from_lsb0_bytes`, except that a container of exactly 4096
+/// values is an array. roaring 0.10 keeps such a container as a bitmap, which its writer then
+/// puts in the portable format as a bitmap, where a reader takes 4096 values for an array.
+pub fn from_lsb0_bytes(offset: u32, bytes: &[u8]) -> RoaringBitmap {
+    debug_assert_eq!(offset % 65536, 0);
+    let mut b = RoaringBitmap::from_lsb0_bytes(offset, bytes);
+    for (i, block) in bytes.chunks(8192).enumerate() {
+        if block.iter().map(|x| x.count_ones()).sum::<u32>() == 4096 {
+            let byte = block.iter().position(|x| *x != 0).unwrap_or(0);
+            let first = offset + i as u32 * 65536 + byte as u32 * 8 + block[byte].trailing_zeros();
+            // taken out, the container becomes an array; put back, it stays one
+            b.remove(first);
+            b.insert(first);
+        }
+    }
+    b
 }
 
 /// A bitmap an aggregate gathers one value at a time from a scan's rows. An insert searches the
-/// containers, then the container, for every value; here values wait and go in together. Rows
-/// mostly come in the order of their ids (a table's rows are mostly stored in the order they were
-/// added), so each value above the last one waiting joins an ascending run, appended to the set
-/// with no search (merged as a bitmap of its own where it is not past the set's largest value);
-/// the few others are sorted apart and merged.
-#[derive(Default, Clone, Debug)]
+/// containers, then the container, for every value; here values go in together. Rows mostly come
+/// in the order of their ids (a table's rows are mostly stored in the order they were added), so
+/// the values of a 64Ki-block of ids are set as bits of that block, which joins the set as one
+/// container when the values move on to a later block. Blocks that hold few values (ids far
+/// apart) would cost a container each for a handful of values: after one, values wait in
+/// ascending runs instead, appended to the set with no search, until a run is dense again. Values
+/// below the current block or run (a scan's strays) are sorted apart and merged.
+#[derive(Clone, Debug)]
 pub struct Gathered<S: Gather> {
     set: S,
+    /// the 64Ki-block whose values are in `bits` ([`NO_BLOCK`]: none)
+    block: u64,
+    /// its bits (least significant first), 8 KiB once used
+    bits: Vec<u8>,
+    /// values set in `bits` (repeats counted)
+    in_block: usize,
+    /// after a sparse block: values wait in `run` instead of `bits`
+    sparse: bool,
     run: Vec<S::Value>,
     strays: Vec<S::Value>,
 }
 
-/// What [`Gathered`] needs of a bitmap type.
-pub trait Gather: Default + Clone {
-    type Value: Copy + Ord + std::fmt::Debug;
-    /// Adds `values`, sorted and without repeats.
-    fn add_sorted(&mut self, values: &[Self::Value]);
+const NO_BLOCK: u64 = u64::MAX;
+
+impl<S: Gather> Default for Gathered<S> {
+    fn default() -> Self {
+        S::default().into()
+    }
 }
 
-/// `values` (sorted, no repeats) as a bitmap built from their bits, when those bits take no more
-/// room than the values themselves (ids numbered in a row are dense): setting a bit is cheaper
-/// than placing a value in its container.
-fn dense(values: &[u32]) -> Option<RoaringBitmap> {
-    let (first, last) = (*values.first()?, *values.last()?);
-    let base = first & !7;
-    let len = ((last - base) / 8 + 1) as usize;
-    if len > values.len() * 8 {
-        return None;
-    }
-    let mut bytes = vec![0u8; len];
-    for v in values {
-        let bit = v - base;
-        bytes[(bit / 8) as usize] |= 1 << (bit % 8);
-    }
-    Some(RoaringBitmap::from_lsb0_bytes(base, &bytes))
+/// What [`Gathered`] needs of a bitmap type.
+pub trait Gather: Default + Clone {
+    type Value: Copy + Ord + Into<u64> + std::fmt::Debug;
+    /// Adds `values`, sorted and without repeats.
+    fn add_sorted(&mut self, values: &[Self::Value]);
+    /// Adds the values of 64Ki-block `block` (values `block << 16 ..`) whose bits are set in
+    /// `bits` (8192 bytes, least significant bit first).
+    fn add_block(&mut self, block: u64, bits: &[u8]);
 }
 
 impl Gather for RoaringBitmap {
     type Value = u32;
     fn add_sorted(&mut self, values: &[u32]) {
-        if values.is_empty() {
-            return;
-        }
-        if let Some(bits) = dense(values) {
-            *self |= bits;
-            return;
-        }
         let past = self.max().map_or(0, |max| values.partition_point(|v| *v <= max));
         let (within, after) = values.split_at(past);
         // within: sorted, no repeats; after: sorted, past the largest value (neither can fail)
@@ -212,22 +249,15 @@ impl Gather for RoaringBitmap {
         }
         self.append(after.iter().copied()).expect("values past the largest");
     }
+
+    fn add_block(&mut self, block: u64, bits: &[u8]) {
+        *self |= from_lsb0_bytes((block << 16) as u32, bits);
+    }
 }
 
 impl Gather for RoaringTreemap {
     type Value = u64;
     fn add_sorted(&mut self, values: &[u64]) {
-        if values.is_empty() {
-            return;
-        }
-        let (first, last) = (values[0] >> 32, values[values.len() - 1] >> 32);
-        if first == last {
-            let low: Vec<u32> = values.iter().map(|v| *v as u32).collect();
-            if let Some(bits) = dense(&low) {
-                *self |= RoaringTreemap::from_bitmaps([(first as u32, bits)]);
-                return;
-            }
-        }
         let past = self.max().map_or(0, |max| values.partition_point(|v| *v <= max));
         let (within, after) = values.split_at(past);
         if !within.is_empty() {
@@ -235,23 +265,71 @@ impl Gather for RoaringTreemap {
         }
         self.append(after.iter().copied()).expect("values past the largest");
     }
+
+    fn add_block(&mut self, block: u64, bits: &[u8]) {
+        let low = from_lsb0_bytes(((block & 0xFFFF) << 16) as u32, bits);
+        *self |= RoaringTreemap::from_bitmaps([((block >> 16) as u32, low)]);
+    }
 }
 
 impl<S: Gather> Gathered<S> {
     /// Values wait in runs of this many (a run of u64 is 16 KB, in the cache while it fills).
     const RUN: usize = 2048;
+    /// A block with fewer values than this is sparse (a container for so few costs more than a
+    /// run's appends); a run of [`Self::RUN`] values within this many blocks is dense again.
+    const DENSE: usize = 256;
 
     pub fn add(&mut self, v: S::Value) {
-        match self.run.last() {
-            Some(last) if v <= *last => self.strays.push(v),
-            _ => self.run.push(v),
-        }
-        if self.run.len() + self.strays.len() >= Self::RUN {
-            self.settle();
+        let w: u64 = v.into();
+        if w >> 16 == self.block {
+            let i = (w & 0xFFFF) as usize;
+            self.bits[i >> 3] |= 1 << (i & 7);
+            self.in_block += 1;
+        } else {
+            self.add_elsewhere(v, w >> 16);
         }
     }
 
-    fn settle(&mut self) {
+    /// A value outside the current block (of number `block`).
+    fn add_elsewhere(&mut self, v: S::Value, block: u64) {
+        let later = self.block == NO_BLOCK || block > self.block;
+        if !self.sparse && later {
+            let was_sparse = self.block != NO_BLOCK && self.in_block < Self::DENSE;
+            self.end_block();
+            if !was_sparse {
+                self.block = block;
+                self.bits.resize(8192, 0);
+                return self.add(v);
+            }
+            self.sparse = true;
+        }
+        match self.run.last() {
+            Some(last) if v <= *last => self.strays.push(v),
+            _ if later => self.run.push(v),
+            _ => self.strays.push(v),
+        }
+        if self.run.len() + self.strays.len() >= Self::RUN {
+            self.settle_waiting();
+        }
+    }
+
+    /// The current block joins the set.
+    fn end_block(&mut self) {
+        if self.in_block > 0 {
+            self.set.add_block(self.block, &self.bits);
+            self.bits.fill(0);
+            self.in_block = 0;
+        }
+        self.block = NO_BLOCK;
+    }
+
+    /// The values waiting in the run and among the strays join the set; a dense run ends the
+    /// sparse mode.
+    fn settle_waiting(&mut self) {
+        if let (Some(first), Some(last)) = (self.run.first(), self.run.last()) {
+            let span = ((*last).into() >> 16) - ((*first).into() >> 16);
+            self.sparse = self.run.len() < Self::RUN || span as usize * Self::DENSE > Self::RUN;
+        }
         self.set.add_sorted(&self.run);
         self.run.clear();
         if !self.strays.is_empty() {
@@ -262,6 +340,15 @@ impl<S: Gather> Gathered<S> {
         }
     }
 
+    fn settle(&mut self) {
+        self.end_block();
+        self.settle_waiting();
+    }
+
+    fn waiting(&self) -> bool {
+        self.in_block > 0 || !self.run.is_empty() || !self.strays.is_empty()
+    }
+
     /// The set, with every value added so far.
     pub fn set(&mut self) -> &mut S {
         self.settle();
@@ -270,10 +357,10 @@ impl<S: Gather> Gathered<S> {
 
     /// The set with every value added so far, copied only when some are still waiting.
     pub fn settled(&self) -> std::borrow::Cow<'_, S> {
-        if self.run.is_empty() && self.strays.is_empty() {
-            std::borrow::Cow::Borrowed(&self.set)
-        } else {
+        if self.waiting() {
             std::borrow::Cow::Owned(self.clone().into_set())
+        } else {
+            std::borrow::Cow::Borrowed(&self.set)
         }
     }
 
@@ -287,14 +374,18 @@ impl<S: Gather> Gathered<S> {
     where
         for<'a> S: std::ops::BitOrAssign<&'a S>,
     {
-        *self.set() |= &other.set;
+        let set = self.set();
+        *set |= &other.set;
+        if other.in_block > 0 {
+            set.add_block(other.block, &other.bits);
+        }
         other.run.iter().chain(&other.strays).for_each(|v| self.add(*v));
     }
 }
 
 impl<S: Gather> From<S> for Gathered<S> {
     fn from(set: S) -> Self {
-        Gathered { set, run: Vec::new(), strays: Vec::new() }
+        Gathered { set, block: NO_BLOCK, bits: Vec::new(), in_block: 0, sparse: false, run: Vec::new(), strays: Vec::new() }
     }
 }
 
@@ -315,6 +406,44 @@ mod tests {
         assert_eq!(from_bytes(&to_bytes(&b)).unwrap(), b);
         // the empty bitmap
         assert_eq!(hex(&to_bytes(&RoaringBitmap::new())), "3a30000000000000");
+    }
+
+    #[test]
+    fn a_block_of_4096_values_writes_as_an_array() {
+        for (offset, step) in [(0u32, 1u32), (65536 * 3, 16), (0, 7)] {
+            let values: Vec<u32> = (0..4096).map(|i| offset + i * step).filter(|v| v - offset < 65536).collect();
+            let mut bytes = vec![0u8; 8192];
+            values.iter().for_each(|v| bytes[((v - offset) / 8) as usize] |= 1 << ((v - offset) % 8));
+            let b = from_lsb0_bytes(offset, &bytes);
+            assert_eq!(b, values.iter().copied().collect::<RoaringBitmap>());
+            assert_eq!(from_bytes(&to_bytes(&b)).unwrap(), b, "{} values", values.len());
+        }
+        // what the crate's own constructor gets wrong (fixed upstream, the test says when)
+        let bytes: Vec<u8> = (0..8192).map(|i| (i % 2 == 0) as u8).collect();
+        assert!(from_bytes(&to_bytes(&RoaringBitmap::from_lsb0_bytes(0, &bytes))).is_err());
+    }
+
+    #[test]
+    fn runs_of_more_than_4096_values_read_as_a_bitset() {
+        // rb_runoptimize's bytes: one run 0..=4096; two runs 0..=2047 and 4000..=6049 (lengths 4096)
+        let one = from_hex("3b3000000100000010010000000010").unwrap();
+        let two = from_hex("3b300000010000011002000000ff07a00f0108").unwrap();
+        for (bytes, values) in [(&one, (0..4097).collect::<RoaringBitmap>()), (&two, (0..2048).chain(4000..6050).collect())] {
+            for b in [from_bytes(bytes).unwrap(), from_trusted_bytes(bytes).unwrap()] {
+                assert_eq!(b, values);
+                assert_eq!(from_bytes(&to_bytes(&b)).unwrap(), values);
+            }
+            let mut in64 = [1u64.to_le_bytes().as_slice(), &[0; 4], bytes].concat();
+            for b in [from_bytes64(&in64).unwrap(), from_trusted_bytes64(&in64).unwrap()] {
+                assert_eq!(from_bytes64(&to_bytes64(&b)).unwrap(), b);
+                assert_eq!(b.iter().map(|v| v as u32).collect::<RoaringBitmap>(), values);
+            }
+            in64.push(0);
+            assert!(from_bytes64(&in64).is_err(), "a byte left over");
+        }
+        // what the crate itself gets wrong (fixed upstream, the test says when)
+        let crate_read = RoaringBitmap::deserialize_from(&one[..]).unwrap();
+        assert!(from_bytes(&to_bytes(&crate_read)).is_err());
     }
 
     #[test]
@@ -357,11 +486,13 @@ mod tests {
 
     proptest! {
         #[test]
-        fn gathered_holds_what_inserts_hold(runs in prop::collection::vec((any::<u64>(), 0u64..5000, any::<bool>()), 0..6), more in prop::collection::vec(0u64..200_000, 0..3000)) {
-            // ascending runs (a scan in id order), descending runs, values anywhere, repeats
+        fn gathered_holds_what_inserts_hold(runs in prop::collection::vec((any::<u64>(), 0u64..5000, any::<bool>(), prop::sample::select(vec![1u64, 3, 40, 300, 70_000])), 0..6),
+                                            more in prop::collection::vec(0u64..200_000, 0..3000)) {
+            // ascending runs (a scan in id order) of dense and sparse ids, descending runs,
+            // values anywhere, repeats
             let mut values: Vec<u64> = Vec::new();
-            for (start, len, up) in runs {
-                let run = (0..len).map(move |i| start.wrapping_add(i * 3));
+            for (start, len, up, step) in runs {
+                let run = (0..len).map(move |i| start.wrapping_add(i * step));
                 if up { values.extend(run) } else { values.extend(run.collect::<Vec<_>>().into_iter().rev()) }
             }
             values.extend(&more);
@@ -373,6 +504,9 @@ mod tests {
             }
             let (halves, other) = (Gathered::from(values.iter().step_by(2).copied().collect::<RoaringTreemap>()), g64.clone());
             prop_assert_eq!(&*g64.settled(), &values.iter().copied().collect::<RoaringTreemap>());
+            // what it holds is a valid bitmap (its bytes pass the checks of stored input)
+            prop_assert!(from_bytes64(&to_bytes64(&g64.settled())).is_ok());
+            prop_assert!(from_bytes(&to_bytes(&g32.settled())).is_ok());
             prop_assert_eq!(g64.into_set(), values.iter().copied().collect::<RoaringTreemap>());
             prop_assert_eq!(g32.set().clone(), values.iter().map(|v| *v as u32).collect::<RoaringBitmap>());
             let mut merged = halves;

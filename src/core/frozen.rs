@@ -12,7 +12,7 @@
 //! byte for byte what the `roaring` crate and CRoaring write for the same set.
 
 const NO_RUNS: u32 = 12346;
-const WITH_RUNS: u16 = 12347;
+pub(crate) const WITH_RUNS: u16 = 12347;
 const NO_OFFSET_THRESHOLD: usize = 4;
 const ARRAY_MAX: usize = 4096;
 const BITSET_BYTES: usize = 8192;
@@ -182,18 +182,33 @@ impl<'a> View<'a> {
             if let Some(c) = container_and(&x, &y) {
                 out.push((key, c));
             }
+            true
         })?;
         Some(out)
     }
 
     fn and_cardinality(&self, other: &View) -> Option<u64> {
         let mut n = 0;
-        self.pairs(other, |_, x, y| n += container_and_cardinality(&x, &y))?;
+        self.pairs(other, |_, x, y| {
+            n += container_and_cardinality(&x, &y);
+            true
+        })?;
         Some(n)
     }
 
-    /// Calls `f` with each key both bitmaps have and their two containers.
-    fn pairs(&self, other: &View<'a>, mut f: impl FnMut(u16, Container<'a>, Container<'a>)) -> Option<()> {
+    /// Whether the two share a value: stops at the first pair of containers that do.
+    fn intersects(&self, other: &View) -> Option<bool> {
+        let mut found = false;
+        self.pairs(other, |_, x, y| {
+            found = container_and_cardinality(&x, &y) > 0;
+            !found
+        })?;
+        Some(found)
+    }
+
+    /// Calls `f` with each key both bitmaps have and their two containers, until `f` says stop
+    /// (returns false).
+    fn pairs(&self, other: &View<'a>, mut f: impl FnMut(u16, Container<'a>, Container<'a>) -> bool) -> Option<()> {
         let (mut i, mut j) = (0, 0);
         while i < self.n && j < other.n {
             let (x, y) = (self.key(i)?, other.key(j)?);
@@ -201,7 +216,9 @@ impl<'a> View<'a> {
                 std::cmp::Ordering::Less => i += 1,
                 std::cmp::Ordering::Greater => j += 1,
                 std::cmp::Ordering::Equal => {
-                    f(x, self.container(i)?, other.container(j)?);
+                    if !f(x, self.container(i)?, other.container(j)?) {
+                        break;
+                    }
                     i += 1;
                     j += 1;
                 }
@@ -529,6 +546,39 @@ pub fn and_cardinality64(a: &[u8], b: &[u8]) -> Option<u64> {
     Some(n)
 }
 
+/// The first value of each run container that roaring 0.10 reads wrong: one holding more than 4096
+/// values in runs whose lengths (each one less than its run's values) add up to 4096 or less. The
+/// crate sizes the container by those lengths, keeps it as an array, and later writes it as an
+/// array of more than 4096 values, which every reader takes for a bitset (pg_roaringbitmap's
+/// `rb_runoptimize` writes such containers: 4097 ids in a row are one run).
+pub fn misread_runs(b: &[u8]) -> Vec<u32> {
+    let Some(v) = View::new(b) else { return Vec::new() };
+    (0..v.n)
+        .filter(|&i| v.is_run(i))
+        .filter_map(|i| {
+            let Container::Runs(r) = v.container(i)? else { return None };
+            let lengths: usize = r.chunks_exact(4).map(|c| u16::from_le_bytes([c[2], c[3]]) as usize).sum();
+            (lengths <= ARRAY_MAX && lengths + r.len() / 4 > ARRAY_MAX).then(|| Some((v.key(i)? as u32) << 16 | u16_at(r, 0)? as u32))?
+        })
+        .collect()
+}
+
+/// Whether two 32-bit bitmaps share a value (`&&`): stops at the first shared container.
+pub fn intersects(a: &[u8], b: &[u8]) -> Option<bool> {
+    View::new(a)?.intersects(&View::new(b)?)
+}
+
+pub fn intersects64(a: &[u8], b: &[u8]) -> Option<bool> {
+    let mut found = false;
+    bucket_pairs(a, b, |_, x, y| {
+        if !found {
+            found = x.intersects(y)?;
+        }
+        Some(())
+    })?;
+    Some(found)
+}
+
 /// How two bitmaps overlap: their cardinalities and that of their intersection, from which every
 /// other fused count between them follows (nothing materialized). Saturating, so that even values
 /// whose headers disagree with their contents give an answer, not a panic.
@@ -764,6 +814,7 @@ mod tests {
             for (x, y) in layouts {
                 prop_assert_eq!(cardinality(&x), Some(a.len()));
                 prop_assert_eq!(and_cardinality(&x, &y), Some(both.len()));
+                prop_assert_eq!(intersects(&x, &y), Some(!both.is_empty()));
                 for (o, p, q) in [(overlap(&x, &y).unwrap(), &a, &b), (overlap(&y, &x).unwrap(), &b, &a), (overlap(&x, &x).unwrap(), &a, &a)] {
                     prop_assert_eq!(o.union(), p.union_len(q));
                     prop_assert_eq!(o.xor(), p.symmetric_difference_len(q));
@@ -788,6 +839,7 @@ mod tests {
             let (x, y) = (to_bytes64(&a), to_bytes64(&b));
             prop_assert_eq!(cardinality64(&x), Some(a.len()));
             prop_assert_eq!(and_cardinality64(&x, &y), Some(both.len()));
+            prop_assert_eq!(intersects64(&x, &y), Some(!both.is_empty()));
             let o = overlap64(&x, &y).unwrap();
             prop_assert_eq!((o.union(), o.xor(), o.andnot()), (a.union_len(&b), a.symmetric_difference_len(&b), a.difference_len(&b)));
             prop_assert_eq!((o.equal(), o.contains(), o.contained()), (a == b, b.is_subset(&a), a.is_subset(&b)));
@@ -802,6 +854,7 @@ mod tests {
             let _ = contains64(&bytes, v);
             let _ = (cardinality(&bytes), cardinality64(&bytes));
             let _ = (and(&bytes, &bytes), and64(&bytes, &bytes), and_cardinality(&bytes, &bytes), and_cardinality64(&bytes, &bytes));
+            let _ = (intersects(&bytes, &bytes), intersects64(&bytes, &bytes));
             let _ = (overlap(&bytes, &bytes).map(|o| (o.union(), o.xor(), o.andnot(), o.jaccard_dist())), overlap64(&bytes, &bytes).map(|o| o.xor()));
         }
 

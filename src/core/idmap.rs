@@ -6,7 +6,7 @@
 //! slots of keys a few places ahead, so their misses overlap instead of following each other; and
 //! [`collect`] turns the ids found into a bitmap without sorting them when they are dense (ids
 //! come from a sequence).
-use roaring::{RoaringBitmap, RoaringTreemap};
+use roaring::RoaringTreemap;
 
 const EMPTY: u64 = u64::MAX;
 /// How many keys ahead a batch lookup prefetches.
@@ -111,6 +111,35 @@ impl<'a> Table<'a> {
     }
 }
 
+/// Keys in the order of their ids ([`IdMap::write_keys_by_id`]): the key of id `i` in words `2i`
+/// and `2i + 1`, zeros where no key has that id. Contacts are numbered in the order a scan meets
+/// them (src/pg/dense_ids.rs), so a later scan meets ids mostly one after another: the id of a
+/// row's key is then found a few places past the previous row's, in words read in line, where a
+/// lookup in the [`Table`] costs a cache miss.
+#[derive(Clone, Copy)]
+pub struct ByIds<'a> {
+    words: &'a [u64],
+}
+
+impl<'a> ByIds<'a> {
+    /// The keys over `words` as [`IdMap::write_keys_by_id`] wrote them; `None` when they cannot be.
+    pub fn new(words: &'a [u64]) -> Option<ByIds<'a>> {
+        (words.len() % 2 == 0).then_some(ByIds { words })
+    }
+
+    /// The id of `key` if it is one of the `window` ids after `last` (the all-zero key is never
+    /// found: zeros mark ids no key has).
+    pub fn near(&self, last: u64, key: &[u8; 16], window: usize) -> Option<u64> {
+        let k = halves(key);
+        if k == (0, 0) {
+            return None;
+        }
+        let from = usize::try_from(last).ok()?.checked_add(1)?;
+        let to = from.saturating_add(window).min(self.words.len() / 2);
+        (from..to).find(|i| (self.words[2 * i], self.words[2 * i + 1]) == k).map(|i| i as u64)
+    }
+}
+
 impl IdMap {
     pub fn len(&self) -> usize {
         self.len
@@ -132,6 +161,27 @@ impl IdMap {
 
     pub fn table(&self) -> Table<'_> {
         Table { words: &self.words, shift: 64 - (self.words.len() / SLOT).trailing_zeros() }
+    }
+
+    /// How many words [`IdMap::write_keys_by_id`] writes: two per id up to the largest; 0 when
+    /// ids are too sparse for it (more than twice as many ids as keys).
+    pub fn keys_by_id_words(&self) -> usize {
+        match self.max {
+            Some(max) if max < 2 * self.len as u64 + 1024 => (max as usize + 1) * 2,
+            _ => 0,
+        }
+    }
+
+    /// Writes the keys in the order of their ids into `out` (of [`IdMap::keys_by_id_words`] words),
+    /// for [`ByIds`].
+    pub fn write_keys_by_id(&self, out: &mut [u64]) {
+        out.fill(0);
+        for s in self.words.chunks_exact(SLOT).filter(|s| s[2] != EMPTY) {
+            let i = s[2] as usize * 2;
+            if let Some(w) = out.get_mut(i..i + 2) {
+                w.copy_from_slice(&s[..2]);
+            }
+        }
     }
 
     /// Room for `more` keys without growing on the way.
@@ -222,7 +272,7 @@ pub fn collect(mut ids: Vec<u64>, max: u64) -> RoaringTreemap {
         bits[(id / 8) as usize] |= 1 << (id % 8);
     }
     // one 32-bit bitmap per 2^32 ids
-    let buckets = bits.chunks(1 << 29).enumerate().map(|(hi, bytes)| (hi as u32, RoaringBitmap::from_lsb0_bytes(0, bytes)));
+    let buckets = bits.chunks(1 << 29).enumerate().map(|(hi, bytes)| (hi as u32, crate::bitmap::from_lsb0_bytes(0, bytes)));
     RoaringTreemap::from_bitmaps(buckets.filter(|(_, b)| !b.is_empty()))
 }
 
@@ -273,6 +323,38 @@ mod tests {
             k[8..].copy_from_slice(&5u64.to_le_bytes());
             k
         }), Some(6));
+    }
+
+    #[test]
+    fn keys_by_id_find_the_next_ids() {
+        let mut m = IdMap::default();
+        for n in 0..1000u64 {
+            if n % 7 != 3 {
+                m.insert(key(n), n);
+            }
+        }
+        let mut words = vec![1u64; m.keys_by_id_words()];
+        assert_eq!(words.len(), 2000);
+        m.write_keys_by_id(&mut words);
+        let b = ByIds::new(&words).unwrap();
+        assert_eq!(b.near(10, &key(11), 1), Some(11));
+        assert_eq!(b.near(9, &key(11), 8), Some(11), "past id 10, which no key has");
+        assert_eq!(b.near(9, &key(10), 8), None, "key 10 has no id");
+        assert_eq!(b.near(9, &key(14), 8), Some(14));
+        assert_eq!(b.near(9, &key(30), 8), None, "beyond the window");
+        assert_eq!(b.near(11, &key(11), 8), None, "not after last");
+        assert_eq!(b.near(9, &key(10), 0), None);
+        assert_eq!(b.near(995, &key(999), 100), Some(999));
+        assert_eq!(b.near(999, &key(999), 100), None, "past the largest id");
+        assert_eq!(b.near(u64::MAX, &key(1), 8), None);
+        // an id no key has holds zeros, and the zero key is never found
+        assert_eq!(b.near(2, &[0; 16], 8), None);
+        // ids far apart: no copy
+        let mut sparse = IdMap::default();
+        sparse.insert(key(1), 1);
+        sparse.insert(key(2), 1 << 40);
+        assert_eq!(sparse.keys_by_id_words(), 0);
+        assert_eq!(IdMap::default().keys_by_id_words(), 0);
     }
 
     proptest! {

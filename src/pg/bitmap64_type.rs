@@ -222,7 +222,7 @@ fn rb64_value_containedby(v: i64, b: InPlace<Rb>, fcinfo: pg_sys::FunctionCallIn
 #[pg_operator(immutable, parallel_safe)]
 #[opname(&&)]
 fn rb64_intersect(a: InPlace<Rb>, b: InPlace<Rb>) -> bool {
-    a.read_pair(&b, frozen::and_cardinality64) > 0
+    a.read_pair(&b, frozen::intersects64)
 }
 
 #[pg_operator(immutable, parallel_safe)]

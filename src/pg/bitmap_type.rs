@@ -284,7 +284,7 @@ fn rb_value_containedby(v: i32, b: InPlace<Rb>, fcinfo: pg_sys::FunctionCallInfo
 #[pg_operator(immutable, parallel_safe)]
 #[opname(&&)]
 fn rb_intersect(a: InPlace<Rb>, b: InPlace<Rb>) -> bool {
-    a.read_pair(&b, frozen::and_cardinality) > 0
+    a.read_pair(&b, frozen::intersects)
 }
 
 #[pg_operator(immutable, parallel_safe)]

@@ -262,8 +262,7 @@ pub(super) fn parse_changes(texts: Option<Vec<String>>) -> Vec<Change> {
 fn read_reader(client: &SpiClient, relations: &[u32], sources: &[u32], from_xid: u64, as_of: TimestampWithTimeZone) -> Reader {
     let arg: Vec<pg_sys::Oid> = relations.iter().map(|o| pg_sys::Oid::from(*o)).collect();
     let srcs: Vec<pg_sys::Oid> = sources.iter().map(|o| pg_sys::Oid::from(*o)).collect();
-    let row = client
-        .select(READER_SQL, None, &[arg.into(), from_xid.to_string().into(), as_of.into(), srcs.into()])
+    let row = super::kept::select(client, READER_SQL, &[arg.into(), from_xid.to_string().into(), as_of.into(), srcs.into()])
         .unwrap_or_else(|e| internal("reading the change log failed", e));
     let row = row.first();
     let text = |i| row.get::<String>(i).ok().flatten().unwrap_or_default();

@@ -17,15 +17,25 @@ use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use segplan_core::bitmap::{self, RoaringTreemap};
-use segplan_core::idmap::{self, IdMap, Table};
+use segplan_core::idmap::{self, ByIds, IdMap, Table};
 use std::cell::RefCell;
 use std::ffi::CString;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"segplids");
-/// Header words: magic, nonce, the largest id, words of slots that follow.
-const HEADER: usize = 4;
+/// Header words: magic, nonce, the largest id, words of slots that follow, words of keys by id
+/// that follow those.
+const HEADER: usize = 5;
 /// Keys looked up together (so their table slots are prefetched).
 const BATCH: usize = 512;
+/// While a scan meets ids one after another: how many ids past the last one found a key is
+/// looked for.
+const WINDOW: usize = 32;
+/// Keys not found that way wait for the table in batches this short, so a new run of ids is
+/// found soon.
+const SHORT_BATCH: usize = 8;
+/// From this many rows on, a scan that has found fewer than half of its keys near the last id
+/// stops looking there (ids numbered in another order, rows far apart).
+const TRIAL: u32 = 4096;
 
 static SHARED: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
@@ -67,7 +77,8 @@ fn nonce() -> u64 {
 /// memory is short (the statement then runs without it).
 fn create(map: &IdMap, epoch: u64) -> Option<Published> {
     let words = map.words();
-    let size = (HEADER + words.len()) * 8;
+    let by_id = map.keys_by_id_words();
+    let size = (HEADER + words.len() + by_id) * 8;
     // SAFETY: the subtransaction confines an out-of-memory error of dsm_create (it is caught,
     // rolled back and forgotten, as PL/pgSQL's exception blocks do); memory context and resource
     // owner are restored after it either way
@@ -98,9 +109,10 @@ fn create(map: &IdMap, epoch: u64) -> Option<Published> {
             return None;
         }
         let nonce = nonce();
-        let out = std::slice::from_raw_parts_mut(pg_sys::dsm_segment_address(seg).cast::<u64>(), HEADER + words.len());
-        out[..HEADER].copy_from_slice(&[MAGIC, nonce, map.max_id().unwrap_or(0), words.len() as u64]);
-        out[HEADER..].copy_from_slice(words);
+        let out = std::slice::from_raw_parts_mut(pg_sys::dsm_segment_address(seg).cast::<u64>(), HEADER + words.len() + by_id);
+        out[..HEADER].copy_from_slice(&[MAGIC, nonce, map.max_id().unwrap_or(0), words.len() as u64, by_id as u64]);
+        out[HEADER..HEADER + words.len()].copy_from_slice(words);
+        map.write_keys_by_id(&mut out[HEADER + words.len()..]);
         let setting = CString::new(format!("{}:{nonce}", pg_sys::dsm_segment_handle(seg))).ok()?;
         Some(Published { seg, setting, epoch, len: map.len() })
     }
@@ -165,8 +177,8 @@ pub fn with_setting<T>(setting: Option<CString>, f: impl FnOnce() -> T) -> T {
 
 /// The shared table this process may use now: the segment `segplan._shared_ids` names, mapped
 /// by the session that made it, or attached by a parallel worker for the rest of its life (the
-/// statement's); checked; the table and its largest id.
-fn attach() -> Option<(Table<'static>, u64)> {
+/// statement's); checked; the table, its largest id and the keys by id (if copied).
+fn attach() -> Option<(Table<'static>, u64, Option<ByIds<'static>>)> {
     let setting = SHARED.get()?;
     let (handle, nonce) = setting.to_str().ok()?.split_once(':')?;
     let (handle, nonce): (u32, u64) = (handle.parse().ok()?, nonce.parse().ok()?);
@@ -183,10 +195,14 @@ fn attach() -> Option<(Table<'static>, u64)> {
         }
         let len = pg_sys::dsm_segment_map_length(seg) / 8;
         let words: &'static [u64] = std::slice::from_raw_parts(pg_sys::dsm_segment_address(seg).cast::<u64>(), len);
-        let table = (len >= HEADER && words[0] == MAGIC && words[1] == nonce)
-            .then(|| usize::try_from(words[3]).ok().filter(|s| *s <= len - HEADER))
+        let sizes = (len >= HEADER && words[0] == MAGIC && words[1] == nonce)
+            .then(|| Some((usize::try_from(words[3]).ok()?, usize::try_from(words[4]).ok()?)))
             .flatten()
-            .and_then(|slots| Table::new(&words[HEADER..HEADER + slots]));
+            .filter(|(slots, by_id)| slots.checked_add(*by_id).is_some_and(|n| n <= len - HEADER));
+        let table = sizes.and_then(|(slots, by_id)| {
+            let by_ids = (by_id > 0).then(|| ByIds::new(&words[HEADER + slots..HEADER + slots + by_id])).flatten();
+            Some((Table::new(&words[HEADER..HEADER + slots])?, by_ids))
+        });
         if attached {
             if table.is_some() {
                 // not a resource of the statement: a worker ends with it
@@ -195,7 +211,8 @@ fn attach() -> Option<(Table<'static>, u64)> {
                 pg_sys::dsm_detach(seg);
             }
         }
-        Some((table?, words[2]))
+        let (table, by_ids) = table?;
+        Some((table, words[2], by_ids))
     }
 }
 
@@ -205,6 +222,13 @@ pub struct Ids {
     /// looked for the table yet
     looked: bool,
     table: Option<(Table<'static>, u64)>,
+    /// the keys by id, while keys are found near the last id found (see [`ByIds`])
+    near: Option<ByIds<'static>>,
+    /// the last id found (`u64::MAX`: none yet)
+    last: u64,
+    /// rows met and keys found near the last id, for the trial (see [`TRIAL`])
+    rows: u32,
+    hits: u32,
     batch: Vec<[u8; 16]>,
     found: Vec<u64>,
     ids: RoaringTreemap,
@@ -217,12 +241,35 @@ impl Ids {
             self.keys.append(&mut self.batch);
             return;
         };
-        let (batch, found, keys) = (&self.batch, &mut self.found, &mut self.keys);
+        let (batch, found, keys, last) = (&self.batch, &mut self.found, &mut self.keys, &mut self.last);
         table.get_each(batch.len(), |n| &batch[n], |n, id| match id {
-            Some(id) => found.push(id),
+            Some(id) => {
+                found.push(id);
+                *last = id;
+            }
             None => keys.push(batch[n]),
         });
         self.batch.clear();
+    }
+
+    /// A key of the scan: found near the last id, or else waiting for the table.
+    fn add(&mut self, key: [u8; 16]) {
+        if let Some(near) = self.near {
+            self.rows += 1;
+            if let Some(id) = near.near(self.last, &key, WINDOW) {
+                self.found.push(id);
+                self.last = id;
+                self.hits += 1;
+                return;
+            }
+            if self.rows >= TRIAL && self.hits < self.rows / 2 {
+                self.near = None;
+            }
+        }
+        self.batch.push(key);
+        if self.batch.len() >= if self.near.is_some() { SHORT_BATCH } else { BATCH } {
+            self.flush();
+        }
     }
 
     fn settle(&mut self) {
@@ -259,13 +306,13 @@ crate::raw_transition!(segplan_ids_trans, pg_finfo_segplan_ids_trans, Ids, |s, v
     let ids = &mut s.value;
     if !ids.looked {
         ids.looked = true;
-        ids.table = attach();
+        let found = attach();
+        ids.table = found.map(|(t, max, _)| (t, max));
+        ids.near = found.and_then(|f| f.2);
+        ids.last = u64::MAX;
     }
     // SAFETY: a non-NULL uuid datum points to its 16 bytes
-    ids.batch.push(unsafe { *v.cast_mut_ptr::<[u8; 16]>() });
-    if ids.batch.len() == BATCH {
-        ids.flush();
-    }
+    ids.add(unsafe { *v.cast_mut_ptr::<[u8; 16]>() });
     s.seen = true;
 });
 
@@ -278,7 +325,7 @@ fn _ids_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> I
         x.keys.extend_from_slice(&y.keys);
         for k in &y.batch {
             x.batch.push(*k);
-            if x.batch.len() == BATCH {
+            if x.batch.len() >= BATCH {
                 x.flush();
             }
         }

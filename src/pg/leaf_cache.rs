@@ -51,6 +51,8 @@ SELECT l.ctid::text, l.key, l.snapshot, l.fingerprint, l.relations::int8[], l.la
         WHERE ch.relid = ANY (l.relations) AND ch.xid >= pg_catalog.pg_snapshot_xmin(l.snapshot::pg_catalog.pg_snapshot))
 FROM segplan.leaf_cache l WHERE l.key = ANY ($1) ORDER BY l.built_at DESC";
 
+const BITMAPS_SQL: &str = "SELECT l.ctid::text, l.bitmap FROM segplan.leaf_cache l WHERE l.ctid = ANY ($1::pg_catalog.tid[])";
+
 const INSERT_SQL: &str = "\
 INSERT INTO segplan.leaf_cache (key, role, snapshot, fingerprint, relations, label, contacts, bytes, build_ms, bitmap)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
@@ -73,7 +75,7 @@ DELETE FROM segplan.leaf_cache d WHERE d.ctid IN (
 pub fn lookup(client: &SpiClient, wanted: &HashMap<String, String>, reader: &Snapshot, horizon: u64) -> HashMap<String, Found> {
     let keys: Vec<String> = wanted.keys().cloned().collect();
     as_owner(|| {
-        let rows = client.select(LOOKUP_SQL, None, &[keys.into()]).unwrap_or_else(|e| internal("reading the shared cache failed", e));
+        let rows = super::kept::select(client, LOOKUP_SQL, &[keys.into()]).unwrap_or_else(|e| internal("reading the shared cache failed", e));
         let mut chosen: HashMap<String, (String, Built, String, f64, TimestampWithTimeZone)> = HashMap::new();
         for row in rows {
             let text = |i| row.get::<String>(i).ok().flatten().unwrap_or_default();
@@ -96,9 +98,7 @@ pub fn lookup(client: &SpiClient, wanted: &HashMap<String, String>, reader: &Sna
             return HashMap::new();
         }
         let tids: Vec<String> = chosen.values().map(|c| c.0.clone()).collect();
-        let rows = client
-            .select("SELECT l.ctid::text, l.bitmap FROM segplan.leaf_cache l WHERE l.ctid = ANY ($1::pg_catalog.tid[])", None, &[tids.into()])
-            .unwrap_or_else(|e| internal("reading the shared cache failed", e));
+        let rows = super::kept::select(client, BITMAPS_SQL, &[tids.into()]).unwrap_or_else(|e| internal("reading the shared cache failed", e));
         let mut bitmaps: HashMap<String, Vec<u8>> = HashMap::new();
         for row in rows {
             if let (Ok(Some(tid)), Ok(Some(bytes))) = (row.get::<String>(1), row.get::<Vec<u8>>(2)) {
@@ -135,31 +135,26 @@ pub fn store(role: pg_sys::Oid, new: Vec<New>, cap: usize) {
     // SAFETY: reads the backend's isolation level
     let read_committed = unsafe { pg_sys::XactIsoLevel } == pg_sys::XACT_READ_COMMITTED as i32;
     as_owner(|| {
-        Spi::connect_mut(|client| {
+        Spi::connect_mut(|mut client| {
             for n in new {
                 let relations: Vec<pg_sys::Oid> = n.built.relations.iter().map(|o| pg_sys::Oid::from(*o)).collect();
                 let bytes = bitmap::to_bytes64(&n.bitmap);
-                client
-                    .update(
-                        INSERT_SQL,
-                        None,
-                        &[
-                            n.key.into(),
-                            role.into(),
-                            n.built.snapshot.to_string().into(),
-                            n.built.fingerprint.into(),
-                            relations.into(),
-                            n.label.into(),
-                            (n.bitmap.len() as i64).into(),
-                            (bytes.len() as i64).into(),
-                            n.build_ms.into(),
-                            bytes.into(),
-                        ],
-                    )
-                    .unwrap_or_else(|e| internal("writing the shared cache failed", e));
+                let args = [
+                    n.key.into(),
+                    role.into(),
+                    n.built.snapshot.to_string().into(),
+                    n.built.fingerprint.into(),
+                    relations.into(),
+                    n.label.into(),
+                    (n.bitmap.len() as i64).into(),
+                    (bytes.len() as i64).into(),
+                    n.build_ms.into(),
+                    bytes.into(),
+                ];
+                super::kept::update(&mut client, INSERT_SQL, &args).unwrap_or_else(|e| internal("writing the shared cache failed", e));
             }
             if read_committed {
-                client.update(EVICT_SQL, None, &[(cap as i64).into()]).unwrap_or_else(|e| internal("trimming the shared cache failed", e));
+                super::kept::update(&mut client, EVICT_SQL, &[(cap as i64).into()]).unwrap_or_else(|e| internal("trimming the shared cache failed", e));
             }
         })
     })

@@ -8,6 +8,7 @@ pub(crate) mod dense_ids;
 pub mod engine;
 mod error;
 pub mod id_share;
+mod kept;
 pub(crate) mod datum;
 mod leaf_cache;
 mod model_api;

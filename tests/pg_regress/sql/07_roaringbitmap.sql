@@ -71,6 +71,14 @@ CREATE TABLE inter (id int, b roaringbitmap);
 INSERT INTO inter SELECT k, rb_build(ARRAY(SELECT g FROM generate_series(0, 200000, k) g))
 FROM (VALUES (1), (2), (3), (7), (64), (5000)) v(k);
 INSERT INTO inter VALUES (100, '\x3b3000000100000200010001000200'::bytea::roaringbitmap), (101, '{}'), (102, '{-1,2,65536}');
+-- run containers of more than 4096 values whose run lengths add up to 4096 or less (one run
+-- 0..4096; runs 0..2047 and 4000..6049), which the roaring crate reads as an over-full array:
+-- read back from their own bytes and equal to a build from the values
+INSERT INTO inter VALUES (103, '\x3b3000000100000010010000000010'::bytea::roaringbitmap),
+                         (104, '\x3b300000010000011002000000ff07a00f0108'::bytea::roaringbitmap);
+SELECT id, rb_cardinality(b), b::bytea::roaringbitmap = b AS reads_back,
+       b = rb_build(ARRAY(SELECT g FROM generate_series(0, 6049) g WHERE g <= 4096 AND id = 103 OR (g <= 2047 OR g >= 4000) AND id = 104)) AS same_values
+FROM inter WHERE id IN (103, 104) ORDER BY id;
 SELECT pg_relation_size(reltoastrelid) > 0 AS out_of_line FROM pg_class WHERE oid = 'inter'::regclass;
 SELECT count(*) AS pairs,
        count(*) FILTER (WHERE rb_cardinality(x.b & y.b) = s.n AND rb_and_cardinality(x.b, y.b) = s.n

@@ -42,6 +42,11 @@ SELECT ARRAY(SELECT rb64_iterate(rb64_build_agg(id::bigint * 4294967296 + grp)) 
      = (SELECT array_agg(DISTINCT id::bigint * 4294967296 + grp ORDER BY id::bigint * 4294967296 + grp) FROM order_t) AS parallel_members64_ok FROM order_t;
 RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
 DROP TABLE order_t;
+-- a 64Ki-block of exactly 4096 values (gathered as bits) is written as the array the portable
+-- format reads it as: the checked bytea input takes it back
+SELECT n, rb_cardinality(rb_build_agg(g * 15)::bytea::roaringbitmap) AS n32,
+       rb64_cardinality(rb64_build_agg(g * 15)::bytea::roaringbitmap64) AS n64
+FROM (VALUES (4095), (4096), (4097)) v(n), LATERAL generate_series(0, n - 1) g GROUP BY n ORDER BY n;
 -- a support function called directly is an error, not a crash
 SELECT rb_or_trans(NULL::internal, '{1}'::roaringbitmap);
 DROP TABLE agg_t;

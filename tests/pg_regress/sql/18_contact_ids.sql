@@ -85,6 +85,17 @@ SELECT segplan.rb64_cardinality(segplan.bitmap($$country = 'ZZ'$$)) AS read_only
 ROLLBACK;
 DELETE FROM demo.contacts WHERE id IN (900001, 900002);
 
+-- Contacts are numbered in the order a scan meets them (not in their keys' order), so a later
+-- scan meets their ids one after another and its workers find them by reading on
+-- (src/pg/id_share.rs). Twenty new contacts whose keys sort in another order than they are stored:
+INSERT INTO demo.contacts (id, first_name, country, created_at, email_opt_in, sms_opt_in, push_opt_in)
+SELECT 900100 + g, 'Order', 'ZY', '2026-01-01', true, false, false FROM generate_series(1, 20) g;
+SELECT segplan.count($$country = 'ZY'$$) AS new_contacts;
+SELECT array_agg(i.id ORDER BY c.ctid) = array_agg(i.id ORDER BY i.id) AS ids_in_scan_order,
+       array_agg(i.id ORDER BY c.ctid) = array_agg(i.id ORDER BY i.key) AS ids_in_key_order
+FROM demo.contacts c JOIN segplan.contact_ids i ON i.key = md5('c' || c.id)::uuid::text WHERE c.country = 'ZY';
+DELETE FROM demo.contacts WHERE id > 900100 AND id <= 900120;
+
 -- text keys of any content travel intact: empty, quotes and separators, multibyte, tabs, long
 CREATE TABLE u.accounts (code text PRIMARY KEY, plan text);
 INSERT INTO u.accounts VALUES ('', 'pro'), (E'\u00e4,"{}\\''', 'pro'), (repeat('x', 3000), 'pro'), ('日本', NULL), (E'tab\there', 'pro');
