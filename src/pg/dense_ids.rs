@@ -353,21 +353,66 @@ fn resolve(keys: &Keys, which: Option<&[usize]>, local: &Known, out: &mut Roarin
     })
 }
 
+/// Above this many keys without an id, a statement numbers every contact first ([`number_all`]).
+const NUMBER_ALL_ABOVE: usize = 10_000;
+
 /// The ids of `keys` (keys the caller's own statement returned) and how many keys were numbered.
 /// Keys without an id are left out, or with `number` numbered first — `Err` when this
-/// transaction may not.
+/// transaction may not. Many keys without an id (a table loaded or first counted) are numbered
+/// with all contacts, in the contacts' order ([`number_all`]), not in the order of the statement
+/// that met them (which a parallel scan interleaves).
 fn lookup(client: &mut SpiClient, mut keys: Keys, number: bool) -> Result<(RoaringTreemap, usize), Unnumbered> {
-    let mut out = match &mut keys {
+    let found = match &mut keys {
         Keys::Uuid(_, found) => std::mem::take(found),
         Keys::Text(_) => RoaringTreemap::new(),
     };
-    let keys = &keys;
+    match lookup_from(client, &keys, found.clone(), number, true)? {
+        Lookup::Done(out, added) => Ok((out, added)),
+        Lookup::NumberAllFirst => {
+            let added = number_all(client)?;
+            lookup_now(client, &keys, found, number).map(|(out, more)| (out, added + more))
+        }
+    }
+}
+
+/// [`lookup_from`], numbering the keys without an id itself.
+fn lookup_now(client: &mut SpiClient, keys: &Keys, found: RoaringTreemap, number: bool) -> Result<(RoaringTreemap, usize), Unnumbered> {
+    match lookup_from(client, keys, found, number, false)? {
+        Lookup::Done(out, added) => Ok((out, added)),
+        Lookup::NumberAllFirst => unreachable!("lookup_from asks for number_all only when allowed to"),
+    }
+}
+
+enum Lookup {
+    /// the ids and how many keys were numbered
+    Done(RoaringTreemap, usize),
+    /// too many keys lack an id: [`number_all`] first
+    NumberAllFirst,
+}
+
+/// Numbers every contact the caller can see that has no id yet, in the order a serial scan meets
+/// them (mostly the order later scans meet them in, which lets a scan find a row's id next to the
+/// previous row's, src/pg/id_share.rs); returns how many were numbered.
+fn number_all(client: &mut SpiClient) -> Result<usize, Unnumbered> {
+    let model = current_model();
+    let c = contacts(&model);
+    let sql = key_array(c, &format!("{} AS c WHERE c.{} IS NOT NULL", c.rel.sql, c.key.sql));
+    let all = id_share::with_guc(c"max_parallel_workers_per_gather", c"0", || {
+        let rows = client.select(&sql, None, &[]).unwrap_or_else(|e| internal("reading contacts failed", e));
+        Keys::read(&rows.first(), 1, c.key.kind)
+    });
+    lookup_now(client, &all, RoaringTreemap::new(), true).map(|(_, added)| added)
+}
+
+/// [`lookup`], from the ids `out` already found for `keys`; with `all_first`, many keys without
+/// an id ask for [`number_all`] instead of being numbered.
+fn lookup_from(client: &mut SpiClient, keys: &Keys, mut out: RoaringTreemap, number: bool, all_first: bool) -> Result<Lookup, Unnumbered> {
     current_table();
     let uuid = matches!(keys, Keys::Uuid(..));
     let mut local = Known::default();
     let missing = resolve(keys, None, &local, &mut out);
     if missing.is_empty() {
-        return Ok((out, 0));
+        return Ok(Lookup::Done(out, 0));
     }
     as_owner(|| {
         // only committed rows are remembered: this transaction's own numbering may roll back
@@ -385,10 +430,13 @@ fn lookup(client: &mut SpiClient, mut keys: Keys, number: bool) -> Result<(Roari
         learn(&mut local, rows);
         let missing = resolve(keys, Some(&missing), &local, &mut out);
         if missing.is_empty() || !number {
-            return Ok((out, 0));
+            return Ok(Lookup::Done(out, 0));
         }
         if !may_number() {
             return Err(Unnumbered { keys: missing.len() });
+        }
+        if all_first && missing.len() > NUMBER_ALL_ABOVE {
+            return Ok(Lookup::NumberAllFirst);
         }
         pgrx::check_for_interrupts!();
         let rows = client.update(NUMBER_SQL, None, &[texts(&missing).into()]).unwrap_or_else(|e| internal("numbering contacts failed", e));
@@ -404,7 +452,7 @@ fn lookup(client: &mut SpiClient, mut keys: Keys, number: bool) -> Result<(Roari
         if !missing.is_empty() {
             internal("numbering contacts failed", format!("{} keys have no id after numbering", missing.len()));
         }
-        Ok((out, added))
+        Ok(Lookup::Done(out, added))
     })
 }
 
@@ -494,14 +542,7 @@ fn number_contacts() -> i64 {
     if c.key.kind == TypeKind::Integer {
         return 0;
     }
-    let sql = key_array(c, &format!("{} AS c WHERE c.{} IS NOT NULL", c.rel.sql, c.key.sql));
-    sharing(|| {
-        Spi::connect_mut(|client| {
-            let rows = client.select(&sql, None, &[]).unwrap_or_else(|e| internal("reading contacts failed", e));
-            let all = Keys::read(&rows.first(), 1, c.key.kind);
-            lookup(client, all, true).unwrap_or_else(|u| unnumbered(&u)).1 as i64
-        })
-    })
+    sharing(|| Spi::connect_mut(|client| number_all(client).unwrap_or_else(|u| unnumbered(&u)) as i64))
 }
 
 /// The error for keys without an id that this transaction may not number.

@@ -19,7 +19,7 @@ use pgrx::prelude::*;
 use segplan_core::bitmap::{self, RoaringTreemap};
 use segplan_core::idmap::{self, ByIds, IdMap, Table};
 use std::cell::RefCell;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"segplids");
 /// Header words: magic, nonce, the largest id, words of slots that follow, words of keys by id
@@ -152,16 +152,23 @@ pub fn publish(map: &IdMap, epoch: u64) -> Option<CString> {
     })
 }
 
-/// Runs `f` with `segplan._shared_ids` set to `setting` (see [`publish`]), as a function's `SET`
-/// clause would: restored after `f`, or by the (sub)transaction's abort when `f` fails.
+/// Runs `f` with `segplan._shared_ids` set to `setting` (see [`publish`] and [`with_guc`]).
 pub fn with_setting<T>(setting: Option<CString>, f: impl FnOnce() -> T) -> T {
-    let Some(setting) = setting else { return f() };
+    match setting {
+        Some(setting) => with_guc(c"segplan._shared_ids", &setting, f),
+        None => f(),
+    }
+}
+
+/// Runs `f` with the setting `name` at `value`, as a function's `SET` clause would: restored
+/// after `f`, or by the (sub)transaction's abort when `f` fails.
+pub fn with_guc<T>(name: &CStr, value: &CStr, f: impl FnOnce() -> T) -> T {
     // SAFETY: a GUC nest level as fmgr_security_definer makes for a function's SET clause
     unsafe {
         let level = pg_sys::NewGUCNestLevel();
         pg_sys::set_config_option(
-            c"segplan._shared_ids".as_ptr(),
-            setting.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr(),
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,
             pg_sys::GucAction::GUC_ACTION_SAVE,
