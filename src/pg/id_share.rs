@@ -16,23 +16,19 @@ use pgrx::datum::Internal;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
-use segplan_core::bitmap::{self, RoaringTreemap};
-use segplan_core::idmap::{self, ByIds, IdMap, Table};
+use segplan_core::bitmap::{self, Gathered, RoaringTreemap};
+use segplan_core::idmap::{ByIds, IdMap, Table};
 use std::cell::RefCell;
 use std::ffi::{CStr, CString};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"segplids");
-/// Header words: magic, nonce, the largest id, words of slots that follow, words of keys by id
-/// that follow those.
-const HEADER: usize = 5;
+/// Header words: magic, nonce, words of slots that follow, words of keys by id that follow those.
+const HEADER: usize = 4;
 /// Keys looked up together (so their table slots are prefetched).
 const BATCH: usize = 512;
 /// While a scan meets ids one after another: how many ids past the last one found a key is
 /// looked for.
 const WINDOW: usize = 32;
-/// Keys not found that way wait for the table in batches this short, so a new run of ids is
-/// found soon.
-const SHORT_BATCH: usize = 8;
 /// From this many rows on, a scan that has found fewer than half of its keys near the last id
 /// stops looking there (ids numbered in another order, rows far apart).
 const TRIAL: u32 = 4096;
@@ -110,7 +106,7 @@ fn create(map: &IdMap, epoch: u64) -> Option<Published> {
         }
         let nonce = nonce();
         let out = std::slice::from_raw_parts_mut(pg_sys::dsm_segment_address(seg).cast::<u64>(), HEADER + words.len() + by_id);
-        out[..HEADER].copy_from_slice(&[MAGIC, nonce, map.max_id().unwrap_or(0), words.len() as u64, by_id as u64]);
+        out[..HEADER].copy_from_slice(&[MAGIC, nonce, words.len() as u64, by_id as u64]);
         out[HEADER..HEADER + words.len()].copy_from_slice(words);
         map.write_keys_by_id(&mut out[HEADER + words.len()..]);
         let setting = CString::new(format!("{}:{nonce}", pg_sys::dsm_segment_handle(seg))).ok()?;
@@ -184,8 +180,8 @@ pub fn with_guc<T>(name: &CStr, value: &CStr, f: impl FnOnce() -> T) -> T {
 
 /// The shared table this process may use now: the segment `segplan._shared_ids` names, mapped
 /// by the session that made it, or attached by a parallel worker for the rest of its life (the
-/// statement's); checked; the table, its largest id and the keys by id (if copied).
-fn attach() -> Option<(Table<'static>, u64, Option<ByIds<'static>>)> {
+/// statement's); checked; the table and the keys by id (if copied).
+fn attach() -> Option<(Table<'static>, Option<ByIds<'static>>)> {
     let setting = SHARED.get()?;
     let (handle, nonce) = setting.to_str().ok()?.split_once(':')?;
     let (handle, nonce): (u32, u64) = (handle.parse().ok()?, nonce.parse().ok()?);
@@ -203,7 +199,7 @@ fn attach() -> Option<(Table<'static>, u64, Option<ByIds<'static>>)> {
         let len = pg_sys::dsm_segment_map_length(seg) / 8;
         let words: &'static [u64] = std::slice::from_raw_parts(pg_sys::dsm_segment_address(seg).cast::<u64>(), len);
         let sizes = (len >= HEADER && words[0] == MAGIC && words[1] == nonce)
-            .then(|| Some((usize::try_from(words[3]).ok()?, usize::try_from(words[4]).ok()?)))
+            .then(|| Some((usize::try_from(words[2]).ok()?, usize::try_from(words[3]).ok()?)))
             .flatten()
             .filter(|(slots, by_id)| slots.checked_add(*by_id).is_some_and(|n| n <= len - HEADER));
         let table = sizes.and_then(|(slots, by_id)| {
@@ -219,7 +215,7 @@ fn attach() -> Option<(Table<'static>, u64, Option<ByIds<'static>>)> {
             }
         }
         let (table, by_ids) = table?;
-        Some((table, words[2], by_ids))
+        Some((table, by_ids))
     }
 }
 
@@ -228,7 +224,7 @@ fn attach() -> Option<(Table<'static>, u64, Option<ByIds<'static>>)> {
 pub struct Ids {
     /// looked for the table yet
     looked: bool,
-    table: Option<(Table<'static>, u64)>,
+    table: Option<Table<'static>>,
     /// the keys by id, while keys are found near the last id found (see [`ByIds`])
     near: Option<ByIds<'static>>,
     /// the last id found (`u64::MAX`: none yet)
@@ -237,64 +233,67 @@ pub struct Ids {
     rows: u32,
     hits: u32,
     batch: Vec<[u8; 16]>,
-    found: Vec<u64>,
-    ids: RoaringTreemap,
+    /// the ids found, gathered as a scan meets them (mostly in order)
+    ids: Gathered<RoaringTreemap>,
     keys: Vec<[u8; 16]>,
 }
 
 impl Ids {
     fn flush(&mut self) {
-        let Some((table, _)) = self.table else {
+        let Some(table) = self.table else {
             self.keys.append(&mut self.batch);
             return;
         };
-        let (batch, found, keys, last) = (&self.batch, &mut self.found, &mut self.keys, &mut self.last);
+        let (batch, ids, keys) = (&self.batch, &mut self.ids, &mut self.keys);
         table.get_each(batch.len(), |n| &batch[n], |n, id| match id {
-            Some(id) => {
-                found.push(id);
-                *last = id;
-            }
+            Some(id) => ids.add(id),
             None => keys.push(batch[n]),
         });
         self.batch.clear();
     }
 
-    /// A key of the scan: found near the last id, or else waiting for the table.
+    /// A key of the scan: found near the last id, or else in the table at once (the first row of
+    /// a new run of ids: a parallel worker's next chunk of the table, a row moved by an update),
+    /// so that the rows after it are found near it again. Without the keys by id, keys wait for
+    /// the table in batches.
     fn add(&mut self, key: [u8; 16]) {
-        if let Some(near) = self.near {
+        if let (Some(near), Some(table)) = (self.near, self.table) {
             self.rows += 1;
-            if let Some(id) = near.near(self.last, &key, WINDOW) {
-                self.found.push(id);
-                self.last = id;
-                self.hits += 1;
-                return;
+            let id = match near.near(self.last, &key, WINDOW) {
+                Some(id) => {
+                    self.hits += 1;
+                    Some(id)
+                }
+                None => table.get(&key),
+            };
+            match id {
+                Some(id) => {
+                    self.ids.add(id);
+                    self.last = id;
+                }
+                None => self.keys.push(key),
             }
             if self.rows >= TRIAL && self.hits < self.rows / 2 {
                 self.near = None;
             }
+            return;
         }
         self.batch.push(key);
-        if self.batch.len() >= if self.near.is_some() { SHORT_BATCH } else { BATCH } {
+        if self.batch.len() >= BATCH {
             self.flush();
-        }
-    }
-
-    fn settle(&mut self) {
-        self.flush();
-        if !self.found.is_empty() {
-            self.ids |= idmap::collect(std::mem::take(&mut self.found), self.table.map_or(0, |t| t.1));
         }
     }
 
     /// The aggregate's value: how many keys were not found (8 bytes, little-endian), those keys
     /// (16 bytes each), then the ids found (a roaringbitmap64's portable bytes).
     fn bytes(&mut self) -> Vec<u8> {
-        self.settle();
-        let mut out = Vec::with_capacity(8 + self.keys.len() * 16 + self.ids.serialized_size());
+        self.flush();
+        let ids = self.ids.settled();
+        let mut out = Vec::with_capacity(8 + self.keys.len() * 16 + ids.serialized_size());
         out.extend_from_slice(&(self.keys.len() as u64).to_le_bytes());
         self.keys.iter().for_each(|k| out.extend_from_slice(k));
         // writing to a Vec cannot fail
-        let _ = self.ids.serialize_into(&mut out);
+        let _ = ids.serialize_into(&mut out);
         out
     }
 }
@@ -314,8 +313,8 @@ crate::raw_transition!(segplan_ids_trans, pg_finfo_segplan_ids_trans, Ids, |s, v
     if !ids.looked {
         ids.looked = true;
         let found = attach();
-        ids.table = found.map(|(t, max, _)| (t, max));
-        ids.near = found.and_then(|f| f.2);
+        ids.table = found.map(|(t, _)| t);
+        ids.near = found.and_then(|f| f.1);
         ids.last = u64::MAX;
     }
     // SAFETY: a non-NULL uuid datum points to its 16 bytes
@@ -327,8 +326,7 @@ crate::raw_transition!(segplan_ids_trans, pg_finfo_segplan_ids_trans, Ids, |s, v
 fn _ids_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     merge(a, b, fcinfo, |x: &mut Ids, y| {
         // ids found stay found; keys not yet looked up are looked up with the others of x
-        x.found.extend_from_slice(&y.found);
-        x.ids |= &y.ids;
+        x.ids.absorb(&y.ids);
         x.keys.extend_from_slice(&y.keys);
         for k in &y.batch {
             x.batch.push(*k);
@@ -348,7 +346,7 @@ fn _ids_serialize(mut state: Internal) -> Vec<u8> {
 fn _ids_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     let (keys, ids) = read(bytes).unwrap_or_else(|| super::error::internal("reading contact ids failed", "malformed partial state"));
     with_state(Internal::default(), fcinfo, |s: &mut AggState<Ids>| {
-        s.value = Ids { looked: true, ids, keys, ..Ids::default() };
+        s.value = Ids { looked: true, ids: ids.into(), keys, ..Ids::default() };
         s.seen = true;
     })
 }

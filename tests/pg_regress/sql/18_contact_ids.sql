@@ -165,6 +165,16 @@ RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_s
 RESET max_parallel_workers_per_gather; RESET parallel_leader_participation;
 SELECT count(*) AS numbered, count(*) FILTER (WHERE d <> 1) AS out_of_scan_order
 FROM (SELECT m.id - lag(m.id) OVER (ORDER BY c.ctid) AS d FROM u.many c JOIN segplan.contact_ids m ON m.key = c.uid::text) x;
+-- counted again in two workers sharing the session's ids: each meets a new run of ids at every
+-- chunk of pages it takes (looked up at once, then read on from there); the same contacts
+SELECT segplan.count('third') AS thirds_again;
+SELECT segplan.cache_clear() >= 0 AS cleared;
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2; SET parallel_leader_participation = off;
+SELECT segplan.bitmap('third') OPERATOR(segplan.=) segplan.bitmap_of(ARRAY(SELECT uid::text FROM u.many WHERE third)) AS same_contacts,
+       segplan.bitmap('not third') OPERATOR(segplan.=) segplan.bitmap_of(ARRAY(SELECT uid::text FROM u.many WHERE NOT third)) AS same_others;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather; RESET parallel_leader_participation;
 DROP TABLE u.many;
 SELECT segplan.register_contacts('demo.contacts', 'id');
 SELECT segplan.register_events('purchase_lines', 'demo.purchase_lines', 'contact_id', 'ordered_at');
