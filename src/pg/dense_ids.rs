@@ -43,7 +43,13 @@ const LOOKUP_SQL: &str = "\
 SELECT pg_catalog.array_agg(m.key), pg_catalog.array_agg(m.id) FROM pg_catalog.unnest($1::text[]) AS k(key)
 JOIN segplan.contact_ids AS m ON m.key = k.key COLLATE \"C\"";
 
+/// The same for uuid keys, as one value ([`learn_rows`]).
+const LOOKUP_UUIDS_SQL: &str = "\
+SELECT segplan._map_agg(m.key, m.id) FROM pg_catalog.unnest($1::text[]) AS k(key)
+JOIN segplan.contact_ids AS m ON m.key = k.key COLLATE \"C\"";
+
 const LOAD_SQL: &str = "SELECT pg_catalog.array_agg(m.key), pg_catalog.array_agg(m.id) FROM segplan.contact_ids AS m";
+const LOAD_UUIDS_SQL: &str = "SELECT segplan._map_agg(m.key, m.id) FROM segplan.contact_ids AS m";
 
 /// Numbers the keys in the order the statement met them and returns the rows added. That is a
 /// scan's order: a later scan then meets ids mostly one after another, and its workers find a
@@ -149,6 +155,37 @@ fn _keys_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCa
 
 #[pg_extern(immutable, parallel_safe)]
 fn _keys_final(state: Internal) -> Option<&'static [u8]> {
+    state_value::<Vec<u8>>(&state).map(|v| v.as_slice())
+}
+
+// Support of `segplan._map_agg(text, bigint)`: rows of `segplan.contact_ids` whose keys are uuids
+// leave as one value of 24 bytes per row (the key's 16 bytes, the id's 8, little-endian), built as
+// the rows come, where two `array_agg`s would build and hand over 1M text values and ids.
+#[no_mangle]
+pub extern "C" fn pg_finfo_segplan_map_trans() -> &'static pg_sys::Pg_finfo_record {
+    static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// `_map_agg`'s step (a C-ABI function, as `_ids_agg`'s: see agg::raw_step); a row whose key is
+/// not a uuid or whose id is NULL is left out.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn segplan_map_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw};
+    // int8 is passed by value
+    let id = (!pg_arg_is_null(fcinfo, 2)).then(|| pg_getarg_datum_raw(fcinfo, 2).value() as u64);
+    super::agg::raw_step::<Vec<u8>>(fcinfo, |s, key| {
+        if let (Some(key), Some(id)) = (<&str>::from_datum(key, false).and_then(uuid_bytes), id) {
+            s.value.extend_from_slice(&key);
+            s.value.extend_from_slice(&id.to_le_bytes());
+            s.seen = true;
+        }
+    })
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn _map_final(state: Internal) -> Option<&'static [u8]> {
     state_value::<Vec<u8>>(&state).map(|v| v.as_slice())
 }
 
@@ -290,12 +327,21 @@ pub fn sharing<T>(f: impl FnOnce() -> T) -> T {
     id_share::with_setting(setting, f)
 }
 
-/// Learns the keys and ids (two arrays) a statement returned, read in place.
+/// Learns the keys and ids a statement returned, read in place: two arrays, or for uuid keys
+/// one value of `segplan._map_agg`.
 fn learn_rows(rows: SpiTupleTable, uuid: bool, into: &mut Known) -> usize {
-    let row = rows.first();
     fn fail<T>(e: pgrx::spi::Error) -> T {
         internal("reading contact ids failed", e)
     }
+    if uuid && rows.columns().unwrap_or_else(fail) == 1 {
+        let Some(packed) = rows.first().get::<&[u8]>(1).unwrap_or_else(fail) else {
+            return 0;
+        };
+        let pairs: Vec<([u8; 16], u64)> = packed.chunks_exact(24).map(|c| (c[..16].try_into().unwrap_or_default(), u64::from_le_bytes(c[16..].try_into().unwrap_or_default()))).collect();
+        into.uuid.insert_all(&pairs);
+        return pairs.len();
+    }
+    let row = rows.first();
     let (Some(keys), Some(ids)) = (row.get::<Array<&str>>(1).unwrap_or_else(fail), row.get::<Array<i64>>(2).unwrap_or_else(fail)) else {
         return 0;
     };
@@ -426,7 +472,8 @@ fn lookup_from(client: &mut SpiClient, keys: &Keys, mut out: RoaringTreemap, num
         let select = |sql: &str, args: &[DatumWithOid]| client.select(sql, None, args).unwrap_or_else(|e| internal("reading contact ids failed", e));
         let texts = |which: &[usize]| which.iter().map(|i| keys.text(*i)).collect::<Vec<_>>();
         // many unknown keys (a new session): the whole table at once is cheaper
-        let rows = if missing.len() > 10_000 && !numbered_here() { select(LOAD_SQL, &[]) } else { select(LOOKUP_SQL, &[texts(&missing).into()]) };
+        let (load, lookup) = if uuid { (LOAD_UUIDS_SQL, LOOKUP_UUIDS_SQL) } else { (LOAD_SQL, LOOKUP_SQL) };
+        let rows = if missing.len() > 10_000 && !numbered_here() { select(load, &[]) } else { select(lookup, &[texts(&missing).into()]) };
         learn(&mut local, rows);
         let missing = resolve(keys, Some(&missing), &local, &mut out);
         if missing.is_empty() || !number {
@@ -445,7 +492,7 @@ fn lookup_from(client: &mut SpiClient, keys: &Keys, mut out: RoaringTreemap, num
         let mut missing = resolve(keys, Some(&missing), &local, &mut out);
         if !missing.is_empty() {
             // numbered meanwhile by a transaction that has committed since: a new statement sees it
-            let rows = client.select(LOOKUP_SQL, None, &[texts(&missing).into()]).unwrap_or_else(|e| internal("reading contact ids failed", e));
+            let rows = client.select(lookup, None, &[texts(&missing).into()]).unwrap_or_else(|e| internal("reading contact ids failed", e));
             learn_rows(rows, uuid, &mut local);
             missing = resolve(keys, Some(&missing), &local, &mut out);
         }
