@@ -412,28 +412,26 @@ fn lookup(client: &mut SpiClient, mut keys: Keys, number: bool) -> Result<(Roari
         Keys::Uuid(_, found) => std::mem::take(found),
         Keys::Text(_) => RoaringTreemap::new(),
     };
-    match lookup_from(client, &keys, found.clone(), number, true)? {
-        Lookup::Done(out, added) => Ok((out, added)),
-        Lookup::NumberAllFirst => {
-            let added = number_all(client)?;
-            lookup_now(client, &keys, found, number).map(|(out, more)| (out, added + more))
-        }
-    }
+    lookup_from(client, &keys, found, number, true)
 }
 
-/// [`lookup_from`], numbering the keys without an id itself.
-fn lookup_now(client: &mut SpiClient, keys: &Keys, found: RoaringTreemap, number: bool) -> Result<(RoaringTreemap, usize), Unnumbered> {
-    match lookup_from(client, keys, found, number, false)? {
+/// [`lookup`], from the ids already found for `keys` (`found`); with `all_first`, many keys without an id
+/// are numbered with all contacts first ([`number_all`]).
+fn lookup_from(client: &mut SpiClient, keys: &Keys, found: RoaringTreemap, number: bool, all_first: bool) -> Result<(RoaringTreemap, usize), Unnumbered> {
+    match lookup_once(client, keys, found, number, all_first)? {
         Lookup::Done(out, added) => Ok((out, added)),
-        Lookup::NumberAllFirst => unreachable!("lookup_from asks for number_all only when allowed to"),
+        Lookup::NumberAllFirst(out) => {
+            let added = number_all(client)?;
+            lookup_from(client, keys, out, number, false).map(|(out, more)| (out, added + more))
+        }
     }
 }
 
 enum Lookup {
     /// the ids and how many keys were numbered
     Done(RoaringTreemap, usize),
-    /// too many keys lack an id: [`number_all`] first
-    NumberAllFirst,
+    /// too many keys lack an id: [`number_all`] first, then look again from the ids found so far
+    NumberAllFirst(RoaringTreemap),
 }
 
 /// Numbers every contact the caller can see that has no id yet, in the order a serial scan meets
@@ -447,12 +445,12 @@ fn number_all(client: &mut SpiClient) -> Result<usize, Unnumbered> {
         let rows = client.select(&sql, None, &[]).unwrap_or_else(|e| internal("reading contacts failed", e));
         Keys::read(&rows.first(), 1, c.key.kind)
     });
-    lookup_now(client, &all, RoaringTreemap::new(), true).map(|(_, added)| added)
+    lookup_from(client, &all, RoaringTreemap::new(), true, false).map(|(_, added)| added)
 }
 
-/// [`lookup`], from the ids `out` already found for `keys`; with `all_first`, many keys without
-/// an id ask for [`number_all`] instead of being numbered.
-fn lookup_from(client: &mut SpiClient, keys: &Keys, mut out: RoaringTreemap, number: bool, all_first: bool) -> Result<Lookup, Unnumbered> {
+/// One pass of [`lookup_from`]: with `all_first`, many keys without an id ask for [`number_all`]
+/// instead of being numbered.
+fn lookup_once(client: &mut SpiClient, keys: &Keys, mut out: RoaringTreemap, number: bool, all_first: bool) -> Result<Lookup, Unnumbered> {
     current_table();
     let uuid = matches!(keys, Keys::Uuid(..));
     let mut local = Known::default();
@@ -483,7 +481,7 @@ fn lookup_from(client: &mut SpiClient, keys: &Keys, mut out: RoaringTreemap, num
             return Err(Unnumbered { keys: missing.len() });
         }
         if all_first && missing.len() > NUMBER_ALL_ABOVE {
-            return Ok(Lookup::NumberAllFirst);
+            return Ok(Lookup::NumberAllFirst(out));
         }
         pgrx::check_for_interrupts!();
         let rows = client.update(NUMBER_SQL, None, &[texts(&missing).into()]).unwrap_or_else(|e| internal("numbering contacts failed", e));
