@@ -45,6 +45,10 @@ RESET force_parallel_mode;
 SELECT current_setting('segplan._shared_ids') = '' AS not_set_between_statements;
 -- called directly, _ids_agg finds no copy: every key comes back as a key (8 + 16 per key + 8 bytes)
 SELECT length(segplan._ids_agg(uid)) = 16 + 16 * count(*) AS keys_only FROM u.contacts;
+-- _map_agg (how a session reads segplan.contact_ids) keeps 24 bytes per uuid key with an id;
+-- anything else called with it is left out, not an error
+SELECT length(segplan._map_agg(k, i)) AS kept_bytes FROM (VALUES ('not a uuid', 1::bigint), (NULL, 2),
+  ('00000000-0000-0000-0000-000000000001', NULL), ('00000000-0000-0000-0000-000000000002', 3)) v(k, i);
 
 -- bitmaps of ids combine with SQL operators; bitmap_of takes keys (unknown ones are no contact)
 SELECT segplan.rb64_cardinality(segplan.bitmap($$country = 'FR'$$) OPERATOR(segplan.&) segplan.bitmap('email_opt_in')) =
