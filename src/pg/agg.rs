@@ -6,6 +6,7 @@ use super::error::report;
 use pgrx::datum::Internal;
 use pgrx::prelude::*;
 use pgrx::{PgMemoryContexts, PgSqlErrorCode};
+use segplan_core::bitmap;
 
 /// The running state: `seen` is false until the first input (so rb_and_agg starts from "all" and
 /// an aggregate over no rows returns NULL).
@@ -111,16 +112,30 @@ pub unsafe fn raw_step<B: Default + 'static>(fcinfo: pg_sys::FunctionCallInfo, s
     pg_sys::Datum::from(state)
 }
 
+/// The fast path of a step: when the state exists and the value is not NULL, `step` gets both
+/// and says whether it did all there was to do. It runs before the error boundary, so it must
+/// neither panic nor call into PostgreSQL (see `raw_transition!`).
+///
+/// # Safety
+/// As [`raw_step`].
+#[inline(always)]
+pub unsafe fn fast_step<B: 'static>(fcinfo: pg_sys::FunctionCallInfo, step: impl FnOnce(&mut AggState<B>, pg_sys::Datum) -> bool) -> Option<pg_sys::Datum> {
+    use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw};
+    if pg_arg_is_null(fcinfo, 0) || pg_arg_is_null(fcinfo, 1) {
+        return None;
+    }
+    let state: *mut AggState<B> = pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr();
+    step(&mut *state, pg_getarg_datum_raw(fcinfo, 1)).then(|| pg_sys::Datum::from(state))
+}
+
 /// Declares `$name` as a version-1 C function (its `pg_finfo_` record) calling [`raw_step`] with
 /// state `$state` and `$step`; sql/finalize.sql creates it (`LANGUAGE c … AS 'MODULE_PATHNAME', '$name'`).
+/// With `fast = $fast`, [`fast_step`] runs `$fast` first, outside pgrx's error boundary (which
+/// costs a call and a return through memory per row), and the guarded step only when it declines.
 #[macro_export]
 macro_rules! raw_transition {
     ($name:ident, $finfo:ident, $state:ty, $step:expr) => {
-        #[no_mangle]
-        pub extern "C" fn $finfo() -> &'static pgrx::pg_sys::Pg_finfo_record {
-            static V1: pgrx::pg_sys::Pg_finfo_record = pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
-            &V1
-        }
+        $crate::raw_transition!(@finfo $finfo);
 
         #[no_mangle]
         #[pgrx::pg_guard]
@@ -128,4 +143,39 @@ macro_rules! raw_transition {
             $crate::pg::agg::raw_step::<$state>(fcinfo, $step)
         }
     };
+    ($name:ident, $finfo:ident, $state:ty, $step:expr, fast = $fast:expr) => {
+        $crate::raw_transition!(@finfo $finfo);
+
+        #[no_mangle]
+        pub unsafe extern "C-unwind" fn $name(fcinfo: pgrx::pg_sys::FunctionCallInfo) -> pgrx::pg_sys::Datum {
+            #[pgrx::pg_guard]
+            unsafe extern "C-unwind" fn guarded(fcinfo: pgrx::pg_sys::FunctionCallInfo) -> pgrx::pg_sys::Datum {
+                $crate::pg::agg::raw_step::<$state>(fcinfo, $step)
+            }
+            match $crate::pg::agg::fast_step::<$state>(fcinfo, $fast) {
+                Some(state) => state,
+                None => guarded(fcinfo),
+            }
+        }
+    };
+    (@finfo $finfo:ident) => {
+        #[no_mangle]
+        pub extern "C" fn $finfo() -> &'static pgrx::pg_sys::Pg_finfo_record {
+            static V1: pgrx::pg_sys::Pg_finfo_record = pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+    };
+}
+
+/// A bitmap aggregate's partial state as its serialize function packed it
+/// ([`bitmap::packed_bytes`]); bytes that are not are reported, not trusted.
+pub fn unpack_state(packed: &[u8]) -> Vec<u8> {
+    bitmap::unpack_zero_words(packed).unwrap_or_else(|e| {
+        report(
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+            "invalid partial state of a bitmap aggregate",
+            e,
+            Some("this function reads what the aggregate's serialize function wrote; use the aggregate it belongs to".into()),
+        )
+    })
 }

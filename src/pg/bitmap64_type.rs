@@ -2,7 +2,7 @@
 //! `rb64_*` surface. `::bytea` is CRoaring's portable 64-bit format. Negative int8s are stored as
 //! their unsigned bit pattern (so -1 sorts last), as in the 32-bit type. segplan.bitmap(rule)
 //! returns this type: contact keys are bigint.
-use super::agg::{fold, merge, state_value_mut};
+use super::agg::{fold, merge, state_value_mut, unpack_state};
 use super::bitmap_type::output_as_bytea;
 use super::error::report;
 use super::datum::{InPlace, Stored};
@@ -284,7 +284,7 @@ fn rb64_runoptimize(rb: Rb) -> Rb {
 crate::raw_transition!(segplan_rb64_build_trans, pg_finfo_segplan_rb64_build_trans, Gathered<RoaringTreemap>, |s, v| {
     s.value.add(u(v.value() as i64));
     s.seen = true;
-});
+}, fast = |s, v| s.value.add_in_block(u(v.value() as i64)));
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_or_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
@@ -321,7 +321,7 @@ fn rb64_agg_serialize(mut state: Internal) -> Vec<u8> {
     match state_value_mut::<Gathered<RoaringTreemap>>(&mut state) {
         Some(s) => {
             let mut out = vec![1u8];
-            out.extend(bitmap::to_bytes64(s.set()));
+            out.extend(bitmap::packed_bytes64(s.set()));
             out
         }
         None => vec![0u8],
@@ -331,7 +331,7 @@ fn rb64_agg_serialize(mut state: Internal) -> Vec<u8> {
 #[pg_extern(immutable, parallel_safe, strict)]
 fn rb64_agg_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     let restored = match bytes.split_first() {
-        Some((1, rest)) => Some(roaringbitmap64_from_bytea(rest).0),
+        Some((1, rest)) => Some(roaringbitmap64_from_bytea(&unpack_state(rest)).0),
         _ => None,
     };
     fold(Internal::default(), restored.map(Gathered::from), fcinfo, |a, b| *a.set() |= b.into_set())

@@ -7,7 +7,7 @@ use super::datum::{InPlace, Stored};
 use pgrx::prelude::*;
 use pgrx::datum::Internal;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
-use super::agg::{fold, merge, state_value_mut};
+use super::agg::{fold, merge, state_value_mut, unpack_state};
 use pgrx::{InOutFuncs, PgSqlErrorCode, StringInfo};
 use segplan_core::frozen;
 use segplan_core::bitmap::{self, Gathered, RoaringBitmap};
@@ -341,7 +341,7 @@ fn rb_flip(rb: Rb, range_start: i64, range_end: i64) -> Rb {
 crate::raw_transition!(segplan_rb_build_trans, pg_finfo_segplan_rb_build_trans, Gathered<RoaringBitmap>, |s, v| {
     s.value.add(u(v.value() as i32));
     s.seen = true;
-});
+}, fast = |s, v| s.value.add_in_block(u(v.value() as i32)));
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_or_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
@@ -379,7 +379,7 @@ fn rb_agg_serialize(mut state: Internal) -> Vec<u8> {
     match state_value_mut::<Gathered<RoaringBitmap>>(&mut state) {
         Some(s) => {
             let mut out = vec![1u8];
-            out.extend(bitmap::to_bytes(s.set()));
+            out.extend(bitmap::packed_bytes(s.set()));
             out
         }
         None => vec![0u8],
@@ -389,7 +389,7 @@ fn rb_agg_serialize(mut state: Internal) -> Vec<u8> {
 #[pg_extern(immutable, parallel_safe, strict)]
 fn rb_agg_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     let restored = match bytes.split_first() {
-        Some((1, rest)) => Some(roaringbitmap_from_bytea(rest).0),
+        Some((1, rest)) => Some(roaringbitmap_from_bytea(&unpack_state(rest)).0),
         _ => None,
     };
     fold(Internal::default(), restored.map(Gathered::from), fcinfo, |a, b| *a.set() |= b.into_set())
