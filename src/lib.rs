@@ -108,7 +108,7 @@ mod tests {
         let sql = "SELECT segplan._ids_agg(uid) FROM upeople WHERE g % 3 = 0";
         let plan = Spi::get_one::<pgrx::Json>(&format!("EXPLAIN (ANALYZE, FORMAT JSON) {sql}")).unwrap().unwrap();
         assert!(plan.0.to_string().contains("\"Workers Launched\":1"), "{}", plan.0);
-        let run = || id_share::read(&Spi::get_one::<Vec<u8>>(sql).unwrap().unwrap()).expect("readable");
+        let run = || id_share::read(&Spi::get_one::<Vec<u8>>(sql).unwrap().unwrap(), false).expect("readable");
         let epoch = id_share::epoch();
         let setting = id_share::publish(&map, epoch);
         let (missing, ids) = id_share::with_setting(setting.clone(), run);

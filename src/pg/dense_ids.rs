@@ -82,7 +82,7 @@ impl Keys {
         let bytes = row.get::<&[u8]>(col).unwrap_or_else(|e| internal("reading contact keys failed", e));
         let keys = match (kind, bytes) {
             (TypeKind::Uuid, None) => Some(Keys::Uuid(Vec::new(), RoaringTreemap::new())),
-            (TypeKind::Uuid, Some(b)) => id_share::read(b).map(|(keys, ids)| Keys::Uuid(keys, ids)),
+            (TypeKind::Uuid, Some(b)) => id_share::read(b, false).map(|(keys, ids)| Keys::Uuid(keys, ids)),
             (_, b) => texts_of(b.unwrap_or_default()).map(Keys::Text),
         };
         keys.unwrap_or_else(|| internal("reading contact keys failed", "malformed key list"))

@@ -285,26 +285,32 @@ impl Ids {
     }
 
     /// The aggregate's value: how many keys were not found (8 bytes, little-endian), those keys
-    /// (16 bytes each), then the ids found (a roaringbitmap64's portable bytes).
-    fn bytes(&mut self) -> Vec<u8> {
+    /// (16 bytes each), then the ids found (a roaringbitmap64's portable bytes; `packed`, as a
+    /// partial state leaves a worker: see [`bitmap::packed_bytes64`]).
+    fn bytes(&mut self, packed: bool) -> Vec<u8> {
         self.flush();
         let ids = self.ids.settled();
         let mut out = Vec::with_capacity(8 + self.keys.len() * 16 + ids.serialized_size());
         out.extend_from_slice(&(self.keys.len() as u64).to_le_bytes());
         self.keys.iter().for_each(|k| out.extend_from_slice(k));
-        // writing to a Vec cannot fail
-        let _ = ids.serialize_into(&mut out);
+        if packed {
+            out.extend(bitmap::packed_bytes64(&ids));
+        } else {
+            // writing to a Vec cannot fail
+            let _ = ids.serialize_into(&mut out);
+        }
         out
     }
 }
 
 /// [`Ids::bytes`] read back: the keys not found and the ids found.
-pub fn read(b: &[u8]) -> Option<(Vec<[u8; 16]>, RoaringTreemap)> {
+pub fn read(b: &[u8], packed: bool) -> Option<(Vec<[u8; 16]>, RoaringTreemap)> {
     let (n, rest) = b.split_at_checked(8)?;
     let n = usize::try_from(u64::from_le_bytes(n.try_into().ok()?)).ok()?;
     let (keys, ids) = rest.split_at_checked(n.checked_mul(16)?)?;
     let keys = keys.chunks_exact(16).map(|c| c.try_into().ok()).collect::<Option<Vec<[u8; 16]>>>()?;
-    Some((keys, bitmap::from_trusted_bytes64(ids).ok()?))
+    let ids = if packed { bitmap::from_trusted_bytes64(&bitmap::unpack_zero_words(ids).ok()?) } else { bitmap::from_trusted_bytes64(ids) };
+    Some((keys, ids.ok()?))
 }
 
 // Support of `segplan._ids_agg(uuid)`, a C-ABI step as `_keys_agg`'s (see agg::raw_step).
@@ -339,12 +345,12 @@ fn _ids_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> I
 
 #[pg_extern(immutable, parallel_safe)]
 fn _ids_serialize(mut state: Internal) -> Vec<u8> {
-    state_value_mut::<Ids>(&mut state).map_or_else(|| Ids::default().bytes(), Ids::bytes)
+    state_value_mut::<Ids>(&mut state).map_or_else(|| Ids::default().bytes(true), |ids| ids.bytes(true))
 }
 
 #[pg_extern(immutable, parallel_safe, strict)]
 fn _ids_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    let (keys, ids) = read(bytes).unwrap_or_else(|| super::error::internal("reading contact ids failed", "malformed partial state"));
+    let (keys, ids) = read(bytes, true).unwrap_or_else(|| super::error::internal("reading contact ids failed", "malformed partial state"));
     with_state(Internal::default(), fcinfo, |s: &mut AggState<Ids>| {
         s.value = Ids { looked: true, ids: ids.into(), keys, ..Ids::default() };
         s.seen = true;
@@ -353,5 +359,5 @@ fn _ids_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCal
 
 #[pg_extern(immutable, parallel_safe)]
 fn _ids_final(mut state: Internal) -> Option<Vec<u8>> {
-    state_value_mut::<Ids>(&mut state).map(Ids::bytes)
+    state_value_mut::<Ids>(&mut state).map(|ids| ids.bytes(false))
 }
