@@ -120,7 +120,7 @@ mod tests {
         assert_eq!(missing, want);
         // a few more keys keep the copy (they come back as keys); many more, or a new epoch, make another
         let mut more = IdMap::default();
-        let mut add = |map: &mut IdMap, from: u64, n: u64| (from..from + n).for_each(|i| map.insert((i as u128 + (1 << 100)).to_le_bytes(), i));
+        let add = |map: &mut IdMap, from: u64, n: u64| (from..from + n).for_each(|i| map.insert((i as u128 + (1 << 100)).to_le_bytes(), i));
         add(&mut map, 1_000_000, 60);
         assert_eq!(id_share::publish(&map, epoch), setting);
         add(&mut map, 2_000_000, 10);
