@@ -63,7 +63,7 @@ pub fn register_settings() {
     GucRegistry::define_int_guc(
         c"segplan.shared_cache_memory",
         c"Size of the leaf bitmaps kept for every session (segplan.leaf_cache), in MB (0 turns it off).",
-        c"The oldest bitmaps are dropped first.",
+        c"The oldest bitmaps are dropped first, by each session after every 1/64 of this size it has written.",
         &SHARED_MB,
         0,
         1 << 20,

@@ -127,18 +127,21 @@ fn writable() -> bool {
     }
 }
 
-/// Shares what this session built for `role`, then keeps the table within `cap` bytes.
+/// Shares what this session built for `role`, then, when due ([`trim_due`]), trims the table to
+/// `cap` bytes.
 pub fn store(role: pg_sys::Oid, new: Vec<New>, cap: usize) {
     if new.is_empty() || !writable() {
         return;
     }
     // SAFETY: reads the backend's isolation level
     let read_committed = unsafe { pg_sys::XactIsoLevel } == pg_sys::XACT_READ_COMMITTED as i32;
+    let mut written = 0;
     as_owner(|| {
         Spi::connect_mut(|mut client| {
             for n in new {
                 let relations: Vec<pg_sys::Oid> = n.built.relations.iter().map(|o| pg_sys::Oid::from(*o)).collect();
                 let bytes = bitmap::to_bytes64(&n.bitmap);
+                written += bytes.len();
                 let args = [
                     n.key.into(),
                     role.into(),
@@ -153,10 +156,33 @@ pub fn store(role: pg_sys::Oid, new: Vec<New>, cap: usize) {
                 ];
                 super::kept::update(&mut client, INSERT_SQL, &args).unwrap_or_else(|e| internal("writing the shared cache failed", e));
             }
-            if read_committed {
+            if trim_due(written, cap) && read_committed {
                 super::kept::update(&mut client, EVICT_SQL, &[(cap as i64).into()]).unwrap_or_else(|e| internal("trimming the shared cache failed", e));
+                UNTRIMMED.with(|u| u.set(Some(0)));
             }
         })
+    })
+}
+
+/// A session trims the shared cache after every this much of its size it has written.
+const TRIM_EVERY: usize = 64;
+
+thread_local! {
+    /// bytes this session has written to the shared cache since it last trimmed it (`None`: it
+    /// has not trimmed it yet)
+    static UNTRIMMED: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Counts `written` more bytes; whether this session should trim now: at its first write, then
+/// after every 1/[`TRIM_EVERY`] of `cap` written. The trim reads every row (a window over the
+/// whole table: at 100k contacts two to three times the insert of a condition's bitmap), so the
+/// table may exceed its size by up to 1/64 of it per writing session, and keep superseded rows
+/// (which lookups skip) until a trim.
+fn trim_due(written: usize, cap: usize) -> bool {
+    UNTRIMMED.with(|u| {
+        let total = u.get().map(|w| w.saturating_add(written));
+        u.set(total);
+        total.is_none_or(|w| w >= cap / TRIM_EVERY)
     })
 }
 

@@ -152,6 +152,19 @@ SELECT segplan.cache_clear() > 0 AS cleared;
 SELECT segplan.count($$country = 'ES'$$) > 0 AS counted;
 SELECT count(*) AS shared_es FROM segplan.shared_cache_stats() WHERE condition = 'country = ''ES''';
 
+-- a session trims the shared cache at its first write, then after every 1/64 of its size it
+-- has written: a condition rebuilt after a change keeps its older row until then
+\c
+SET timezone = 'UTC';
+SELECT segplan.count($$country = 'DE'$$) > 0 AS first_write;
+UPDATE demo.contacts SET email_opt_in = email_opt_in WHERE id = (SELECT min(id) FROM demo.contacts);
+SELECT segplan.count($$country = 'DE'$$) > 0 AS rebuilt;
+SELECT count(*) AS de_rows FROM segplan.leaf_cache WHERE label = 'country = ''DE''';
+\c
+SET timezone = 'UTC';
+SELECT segplan.count($$country = 'NL'$$) > 0 AS next_session_first_write;
+SELECT count(*) AS de_rows FROM segplan.leaf_cache WHERE label = 'country = ''DE''';
+
 -- the plain SQL engine gives the same answers
 SET segplan.engine = sql;
 SELECT segplan.count($$country = 'FR' and purchase_lines(within last 90 days)$$, '2026-11-01') AS sql_engine;
