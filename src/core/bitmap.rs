@@ -39,24 +39,24 @@ pub fn format_text64(b: &RoaringTreemap) -> String {
     format_list(b.iter().map(|v| v as i64))
 }
 
-/// A bitmap's portable bytes with their all-zero 8-byte words left out, for an aggregate's
-/// partial state on its way from a parallel worker to the leader: each process scans its share
-/// of the table's chunks (with two workers and the leader, one chunk in three), so most words of
-/// a worker's bitset containers are zero, and a state that fits PostgreSQL's 64 KiB tuple queue
-/// (at 1M contacts, 128 KiB of containers pack into ~50 KiB) is sent without waiting for the
+/// `out` followed by a bitmap's portable bytes with their all-zero 8-byte words left out, for an
+/// aggregate's partial state on its way from a parallel worker to the leader: each process scans
+/// its share of the table's chunks (with two workers and the leader, one chunk in three), so most
+/// words of a worker's bitset containers are zero, and a state that fits PostgreSQL's 64 KiB tuple
+/// queue (at 1M contacts, 128 KiB of containers pack into ~50 KiB) is sent without waiting for the
 /// leader to read. Layout: the length (u32, little-endian; a value is at most 1 GB), one bit per
 /// word (set: the word follows; the last word padded with zeros), then the words that are not
 /// zero. The bytes are packed as they are written, never held whole.
-pub fn packed_bytes(b: &RoaringBitmap) -> Vec<u8> {
-    let mut p = ZeroWordPacker::new(b.serialized_size());
+pub fn append_packed(out: Vec<u8>, b: &RoaringBitmap) -> Vec<u8> {
+    let mut p = ZeroWordPacker::new(out, b.serialized_size());
     // the packer takes what it is given
     let _ = b.serialize_into(&mut p);
     p.finish()
 }
 
-/// [`packed_bytes`] of a 64-bit bitmap.
-pub fn packed_bytes64(b: &RoaringTreemap) -> Vec<u8> {
-    let mut p = ZeroWordPacker::new(b.serialized_size());
+/// [`append_packed`] of a 64-bit bitmap.
+pub fn append_packed64(out: Vec<u8>, b: &RoaringTreemap) -> Vec<u8> {
+    let mut p = ZeroWordPacker::new(out, b.serialized_size());
     let _ = b.serialize_into(&mut p);
     p.finish()
 }
@@ -71,11 +71,13 @@ struct ZeroWordPacker {
 }
 
 impl ZeroWordPacker {
-    fn new(len: usize) -> Self {
-        let mut out = Vec::with_capacity(4 + len.div_ceil(64) + len / 2);
+    /// A packer appending to `out`.
+    fn new(mut out: Vec<u8>, len: usize) -> Self {
+        out.reserve(4 + len.div_ceil(64) + len / 2);
         out.extend_from_slice(&(len as u32).to_le_bytes());
-        out.resize(4 + len.div_ceil(64), 0);
-        ZeroWordPacker { out, mask_at: 4, words: 0, word: [0; 8], in_word: 0 }
+        let mask_at = out.len();
+        out.resize(mask_at + len.div_ceil(64), 0);
+        ZeroWordPacker { out, mask_at, words: 0, word: [0; 8], in_word: 0 }
     }
 
     fn push_word(&mut self, word: &[u8]) {
@@ -131,7 +133,7 @@ impl std::io::Write for ZeroWordPacker {
     }
 }
 
-/// The bytes [`packed_bytes`] packed; anything else is an error, never a panic.
+/// The bytes [`append_packed`] packed (what follows `out`); anything else is an error, never a panic.
 pub fn unpack_zero_words(packed: &[u8]) -> Result<Vec<u8>, String> {
     let bad = || format!("{} bytes are not a packed bitmap", packed.len());
     let (len, rest) = packed.split_first_chunk::<4>().ok_or_else(bad)?;
@@ -523,7 +525,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn pack_zero_words(bytes: &[u8]) -> Vec<u8> {
-        let mut p = ZeroWordPacker::new(bytes.len());
+        let mut p = ZeroWordPacker::new(Vec::new(), bytes.len());
         p.write_bytes(bytes);
         p.finish()
     }
@@ -709,9 +711,9 @@ mod tests {
             let packed = pack_zero_words(bytes);
             prop_assert_eq!(unpack_zero_words(&packed).unwrap(), bytes.to_vec());
             if cut == 0 {
-                prop_assert_eq!(&packed_bytes64(&b), &packed);
+                prop_assert_eq!(&append_packed64(Vec::new(), &b), &packed);
                 let low: RoaringBitmap = b.iter().map(|v| v as u32).collect();
-                prop_assert_eq!(packed_bytes(&low), pack_zero_words(&to_bytes(&low)));
+                prop_assert_eq!(append_packed(vec![1], &low), [&[1u8][..], &pack_zero_words(&to_bytes(&low))].concat());
             }
             prop_assert!(unpack_zero_words(&packed[..packed.len() - 1]).is_err(), "cut short");
             let mut longer = packed.clone();

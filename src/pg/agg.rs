@@ -168,7 +168,7 @@ macro_rules! raw_transition {
 }
 
 /// A bitmap aggregate's partial state as its serialize function packed it
-/// ([`bitmap::packed_bytes`]); bytes that are not are reported, not trusted.
+/// ([`bitmap::append_packed`]); bytes that are not are reported, not trusted.
 pub fn unpack_state(packed: &[u8]) -> Vec<u8> {
     bitmap::unpack_zero_words(packed).unwrap_or_else(|e| {
         report(

@@ -319,11 +319,7 @@ fn rb64_xor_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) 
 #[pg_extern(immutable, parallel_safe, strict)]
 fn rb64_agg_serialize(mut state: Internal) -> Vec<u8> {
     match state_value_mut::<Gathered<RoaringTreemap>>(&mut state) {
-        Some(s) => {
-            let mut out = vec![1u8];
-            out.extend(bitmap::packed_bytes64(s.set()));
-            out
-        }
+        Some(s) => bitmap::append_packed64(vec![1u8], s.set()),
         None => vec![0u8],
     }
 }

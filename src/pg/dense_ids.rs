@@ -161,11 +161,7 @@ fn _keys_final(state: Internal) -> Option<&'static [u8]> {
 // Support of `segplan._map_agg(text, bigint)`: rows of `segplan.contact_ids` whose keys are uuids
 // leave as one value of 24 bytes per row (the key's 16 bytes, the id's 8, little-endian), built as
 // the rows come, where two `array_agg`s would build and hand over 1M text values and ids.
-#[no_mangle]
-pub extern "C" fn pg_finfo_segplan_map_trans() -> &'static pg_sys::Pg_finfo_record {
-    static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::raw_transition!(@finfo pg_finfo_segplan_map_trans);
 
 /// `_map_agg`'s step (a C-ABI function, as `_ids_agg`'s: see agg::raw_step); a row whose key is
 /// not a uuid or whose id is NULL is left out.

@@ -286,7 +286,7 @@ impl Ids {
 
     /// The aggregate's value: how many keys were not found (8 bytes, little-endian), those keys
     /// (16 bytes each), then the ids found (a roaringbitmap64's portable bytes; `packed`, as a
-    /// partial state leaves a worker: see [`bitmap::packed_bytes64`]).
+    /// partial state leaves a worker: see [`bitmap::append_packed64`]).
     fn bytes(&mut self, packed: bool) -> Vec<u8> {
         self.flush();
         let ids = self.ids.settled();
@@ -294,11 +294,10 @@ impl Ids {
         out.extend_from_slice(&(self.keys.len() as u64).to_le_bytes());
         self.keys.iter().for_each(|k| out.extend_from_slice(k));
         if packed {
-            out.extend(bitmap::packed_bytes64(&ids));
-        } else {
-            // writing to a Vec cannot fail
-            let _ = ids.serialize_into(&mut out);
+            return bitmap::append_packed64(out, &ids);
         }
+        // writing to a Vec cannot fail
+        let _ = ids.serialize_into(&mut out);
         out
     }
 }
