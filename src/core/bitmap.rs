@@ -22,8 +22,32 @@ pub fn to_hex(b: &RoaringBitmap) -> String {
     hex_of(&to_bytes(b))
 }
 
+/// Why text or bytes do not become a 64-bit bitmap.
+#[derive(Debug, PartialEq)]
+pub enum Unreadable {
+    /// not in the format (the message says what is wrong)
+    Invalid(String),
+    /// in the format, but it would take this many bytes in memory, over [`crate::ranges::MAX_BYTES`]
+    TooLarge(u64),
+}
+
+impl From<String> for Unreadable {
+    fn from(s: String) -> Self {
+        Unreadable::Invalid(s)
+    }
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unreadable::Invalid(s) => f.write_str(s),
+            Unreadable::TooLarge(n) => write!(f, "it would take {n} bytes in memory"),
+        }
+    }
+}
+
 /// Reads either text form of a 64-bit bitmap: `{1,2,3}` or `\x…`.
-pub fn parse_any64(s: &str) -> Result<RoaringTreemap, String> {
+pub fn parse_any64(s: &str) -> Result<RoaringTreemap, Unreadable> {
     match s.trim().strip_prefix("\\x") {
         Some(hex) => from_bytes64(&from_hex(hex)?),
         None => Ok(parse_list::<i64>(s, "bigint")?.into_iter().map(|v| v as u64).collect()),
@@ -163,8 +187,13 @@ pub fn to_bytes64(b: &RoaringTreemap) -> Vec<u8> {
 }
 
 /// Reads the portable 64-bit format, validating it; anything else is an error, never a panic.
-pub fn from_bytes64(bytes: &[u8]) -> Result<RoaringTreemap, String> {
-    read64(bytes, true)
+/// Run containers are read as arrays or bitsets, so bytes that would take more than
+/// [`crate::ranges::MAX_BYTES`] in memory are refused before they are read.
+pub fn from_bytes64(bytes: &[u8]) -> Result<RoaringTreemap, Unreadable> {
+    match frozen::decoded_size64(bytes) {
+        Some(n) if n > crate::ranges::MAX_BYTES => Err(Unreadable::TooLarge(n)),
+        _ => Ok(read64(bytes, true)?),
+    }
 }
 
 fn read64(bytes: &[u8], checked: bool) -> Result<RoaringTreemap, String> {
@@ -247,15 +276,7 @@ pub fn format_text(b: &RoaringBitmap) -> String {
 }
 
 fn format_list<T: std::fmt::Display>(values: impl Iterator<Item = T>) -> String {
-    let mut out = String::from("{");
-    for (i, v) in values.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&v.to_string());
-    }
-    out.push('}');
-    out
+    crate::ranges::format_list(values, usize::MAX, &mut || {}).unwrap_or_default()
 }
 
 /// The portable roaring format.
@@ -635,6 +656,46 @@ mod tests {
         for bad in ["{1,}", "{9223372036854775808}", "\\x00", "\\x0100000000000000"] {
             assert!(parse_any64(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A 32-bit bitmap in portable bytes whose `n` containers are each one full run (65536
+    /// values in 4 bytes).
+    fn full_runs(n: usize) -> Vec<u8> {
+        let mut b = (((n as u32 - 1) << 16) | frozen::WITH_RUNS as u32).to_le_bytes().to_vec();
+        b.extend((0..n.div_ceil(8)).map(|i| if i < n / 8 { 0xff } else { (1u8 << (n % 8)) - 1 }));
+        for key in 0..n {
+            b.extend((key as u16).to_le_bytes());
+            b.extend(u16::MAX.to_le_bytes());
+        }
+        let offsets = b.len() + if n >= 4 { 4 * n } else { 0 };
+        if n >= 4 {
+            b.extend((0..n).flat_map(|i| ((offsets + 6 * i) as u32).to_le_bytes()));
+        }
+        for _ in 0..n {
+            b.extend([1, 0, 0, 0, 0xff, 0xff]);
+        }
+        b
+    }
+
+    #[test]
+    fn run_containers_that_would_not_fit_in_memory_are_refused() {
+        let bucket = full_runs(65536);
+        assert_eq!(frozen::cardinality(&bucket), Some(1 << 32));
+        let many = |buckets: u32| -> Vec<u8> {
+            let mut b = u64::from(buckets).to_le_bytes().to_vec();
+            for key in 0..buckets {
+                b.extend(key.to_le_bytes());
+                b.extend(&bucket);
+            }
+            b
+        };
+        // three buckets: 1.2 MB of bytes, 1.5 GB of bitsets once read
+        assert_eq!(frozen::decoded_size64(&many(3)), Some(3 << 29));
+        assert_eq!(from_bytes64(&many(3)), Err(Unreadable::TooLarge(3 << 29)));
+        assert_eq!(parse_any64(&hex_of(&many(3))), Err(Unreadable::TooLarge(3 << 29)));
+        let small = [&1u64.to_le_bytes()[..], &[0; 4], &full_runs(3)].concat();
+        assert_eq!(frozen::decoded_size64(&small), Some(3 * 8192));
+        assert_eq!(from_bytes64(&small).map(|b| b.len()), Ok(3 * 65536));
     }
 
     proptest! {

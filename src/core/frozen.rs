@@ -175,6 +175,15 @@ impl<'a> View<'a> {
         (0..self.n).try_fold(0u64, |sum, i| Some(sum + self.cardinality(i)? as u64))
     }
 
+    /// The memory its containers take once read (the Rust roaring crate keeps a run container
+    /// as an array or a bitset, as its values would be written without runs).
+    fn decoded(&self) -> Option<u64> {
+        (0..self.n).try_fold(0u64, |sum, i| {
+            let n = self.cardinality(i)?;
+            Some(sum + if n <= ARRAY_MAX { 2 * n } else { BITSET_BYTES } as u64)
+        })
+    }
+
     /// The containers of `self ∩ other` (empty ones left out), read pairwise by key.
     fn and(&self, other: &View) -> Option<Vec<(u16, Owned)>> {
         let mut out = Vec::new();
@@ -528,6 +537,17 @@ pub fn cardinality64(b: &[u8]) -> Option<u64> {
     let mut n = 0;
     while let Some((_, view)) = buckets.next()? {
         n += view.total()?;
+    }
+    Some(n)
+}
+
+/// The memory the 64-bit bitmap in `b` takes once read (from its headers): a few bytes of run
+/// containers can stand for terabytes of bitsets.
+pub fn decoded_size64(b: &[u8]) -> Option<u64> {
+    let mut buckets = Buckets::new(b)?;
+    let mut n = 0u64;
+    while let Some((_, view)) = buckets.next()? {
+        n = n.saturating_add(view.decoded()?);
     }
     Some(n)
 }

@@ -15,6 +15,7 @@ pub mod model;
 pub mod numeric;
 pub mod plan;
 pub mod policy;
+pub mod ranges;
 pub mod rfm;
 pub mod rule;
 pub mod segments;

@@ -3,14 +3,13 @@
 //! their unsigned bit pattern (so -1 sorts last), as in the 32-bit type. segplan.bitmap(rule)
 //! returns this type: contact keys are bigint.
 use super::agg::{fold, merge, state_value_mut, unpack_state};
-use super::bitmap_type::output_as_bytea;
 use super::error::report;
-use super::datum::{InPlace, Stored};
+use super::datum::{AsArray, check_range, too_large_to_read, write_text, InPlace, Named, Stored};
 use pgrx::datum::Internal;
 use pgrx::prelude::*;
 use pgrx::{InOutFuncs, PgSqlErrorCode, StringInfo};
-use segplan_core::frozen;
-use segplan_core::bitmap::{self, Gathered, RoaringTreemap};
+use segplan_core::bitmap::{self, Gathered, RoaringTreemap, Unreadable};
+use segplan_core::{frozen, ranges};
 use std::ffi::CStr;
 
 #[derive(PostgresType, Clone, PartialEq, Debug)]
@@ -25,6 +24,7 @@ impl InOutFuncs for Roaringbitmap64 {
         let text = input.to_string_lossy();
         match bitmap::parse_any64(&text) {
             Ok(b) => Roaringbitmap64(b),
+            Err(Unreadable::TooLarge(n)) => too_large_to_read(n),
             Err(e) => report(
                 PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
                 &format!("invalid roaringbitmap64: {e}"),
@@ -35,11 +35,7 @@ impl InOutFuncs for Roaringbitmap64 {
     }
 
     fn output(&self, buffer: &mut StringInfo) {
-        if output_as_bytea() {
-            buffer.push_str(&bitmap::to_hex64(&self.0))
-        } else {
-            buffer.push_str(&bitmap::format_text64(&self.0))
-        }
+        write_text(buffer, Self::NAME, self.0.len(), self.0.serialized_size(), || bitmap::to_hex64(&self.0), self.0.iter().map(|v| v as i64));
     }
 }
 
@@ -59,9 +55,11 @@ fn range(start: i64, end: i64) -> Option<std::ops::RangeInclusive<u64>> {
     (s < e).then(|| s..=e - 1)
 }
 
+/// Every value of [start, end): 54000 when it would take more memory than a bitmap may.
 fn window(start: i64, end: i64) -> RoaringTreemap {
     let mut w = RoaringTreemap::new();
     if let Some(r) = range(start, end) {
+        check_range(Rb::NAME, &r);
         w.insert_range(r);
     }
     w
@@ -71,6 +69,7 @@ fn window(start: i64, end: i64) -> RoaringTreemap {
 fn roaringbitmap64_from_bytea(bytes: &[u8]) -> Rb {
     match bitmap::from_bytes64(bytes) {
         Ok(b) => wrap(b),
+        Err(Unreadable::TooLarge(n)) => too_large_to_read(n),
         Err(e) => report(
             PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
             &format!("invalid roaringbitmap64 bytes: {e}"),
@@ -86,8 +85,8 @@ fn rb64_build(values: Vec<Option<i64>>) -> Rb {
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb64_to_array(rb: Rb) -> Vec<i64> {
-    rb.0.iter().map(|v| v as i64).collect()
+fn rb64_to_array(rb: Rb) -> AsArray<RoaringTreemap> {
+    AsArray(rb.0)
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -239,12 +238,12 @@ fn rb64_not_equals(a: InPlace<Rb>, b: InPlace<Rb>) -> bool {
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_range(rb: Rb, range_start: i64, range_end: i64) -> Rb {
-    wrap(rb.0 & window(range_start, range_end))
+    wrap(range(range_start, range_end).map(|r| ranges::within(rb.0, &r)).unwrap_or_default())
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_range_cardinality(rb: Rb, range_start: i64, range_end: i64) -> i64 {
-    rb.0.intersection_len(&window(range_start, range_end)) as i64
+    range(range_start, range_end).map_or(0, |r| ranges::count_in(&rb.0, &r)) as i64
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -254,7 +253,11 @@ fn rb64_fill(rb: Rb, range_start: i64, range_end: i64) -> Rb {
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_clear(rb: Rb, range_start: i64, range_end: i64) -> Rb {
-    wrap(rb.0 - window(range_start, range_end))
+    let mut b = rb.0;
+    if let Some(r) = range(range_start, range_end) {
+        b.remove_range(r);
+    }
+    wrap(b)
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -267,9 +270,7 @@ fn rb64_flip(rb: Rb, range_start: i64, range_end: i64) -> Rb {
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_select(rb: Rb, bitset_limit: i64, bitset_offset: default!(i64, 0), reverse: default!(bool, false), range_start: default!(i64, 0), range_end: default!(i64, -1)) -> Rb {
     let Some(r) = range(range_start, range_end) else { return wrap(RoaringTreemap::new()) };
-    let (skip, take) = (bitset_offset.max(0) as usize, bitset_limit.max(0) as usize);
-    let inside = rb.0.iter().skip_while(|v| *v < *r.start()).take_while(|v| r.contains(v));
-    wrap(if reverse { inside.collect::<Vec<_>>().into_iter().rev().skip(skip).take(take).collect() } else { inside.skip(skip).take(take).collect() })
+    wrap(ranges::select(rb.0, &r, bitset_offset.max(0) as u64, bitset_limit.max(0) as u64, reverse))
 }
 
 /// The same set (see rb_runoptimize: the Rust roaring crate has no run containers).

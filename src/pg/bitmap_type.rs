@@ -3,14 +3,14 @@
 //! segplan, pg_roaringbitmap and CRoaring unchanged. Cardinality, intersections and membership
 //! are read from the bytes (`InPlace`); the other operations decode their arguments.
 use super::error::report;
-use super::datum::{InPlace, Stored};
+use super::datum::{AsArray, write_text, InPlace, Named, Stored};
 use pgrx::prelude::*;
 use pgrx::datum::Internal;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use super::agg::{fold, merge, state_value_mut, unpack_state};
 use pgrx::{InOutFuncs, PgSqlErrorCode, StringInfo};
-use segplan_core::frozen;
 use segplan_core::bitmap::{self, Gathered, RoaringBitmap};
+use segplan_core::{frozen, ranges};
 use std::ffi::CStr;
 
 #[derive(PostgresType, Clone, PartialEq, Debug)]
@@ -62,11 +62,7 @@ impl InOutFuncs for Roaringbitmap {
     }
 
     fn output(&self, buffer: &mut StringInfo) {
-        if output_as_bytea() {
-            buffer.push_str(&bitmap::to_hex(&self.0))
-        } else {
-            buffer.push_str(&bitmap::format_text(&self.0))
-        }
+        write_text(buffer, Self::NAME, self.0.len(), self.0.serialized_size(), || bitmap::to_hex(&self.0), self.0.iter().map(|v| v as i32));
     }
 }
 
@@ -110,8 +106,8 @@ fn rb_build(values: Vec<Option<i32>>) -> Rb {
 }
 
 #[pg_extern(immutable, parallel_safe)]
-fn rb_to_array(rb: Rb) -> Vec<i32> {
-    rb.0.iter().map(|v| v as i32).collect()
+fn rb_to_array(rb: Rb) -> AsArray<RoaringBitmap> {
+    AsArray(rb.0)
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -162,14 +158,7 @@ fn rb_select(
     range_start: default!(i64, 0),
     range_end: default!(i64, 4294967296),
 ) -> Rb {
-    let r = range(range_start, range_end);
-    let (skip, take) = (bitset_offset.max(0) as usize, bitset_limit.max(0) as usize);
-    let inside = rb.0.iter().skip_while(|v| *v < *r.start()).take_while(|v| r.contains(v));
-    Roaringbitmap(if reverse {
-        inside.collect::<Vec<_>>().into_iter().rev().skip(skip).take(take).collect()
-    } else {
-        inside.skip(skip).take(take).collect()
-    })
+    Roaringbitmap(ranges::select(rb.0, &range(range_start, range_end), bitset_offset.max(0) as u64, bitset_limit.max(0) as u64, reverse))
 }
 
 /// The same set. pg_roaringbitmap converts containers to run-length form here; the Rust roaring
@@ -303,10 +292,7 @@ fn rb_not_equals(a: InPlace<Rb>, b: InPlace<Rb>) -> bool {
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb_range(rb: Rb, range_start: i64, range_end: i64) -> Rb {
-    let r = range(range_start, range_end);
-    let mut window = RoaringBitmap::new();
-    window.insert_range(r);
-    Roaringbitmap(rb.0 & window)
+    Roaringbitmap(ranges::within(rb.0, &range(range_start, range_end)))
 }
 
 #[pg_extern(immutable, parallel_safe)]

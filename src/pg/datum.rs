@@ -82,6 +82,142 @@ fn new_varlena(bytes: usize, what: &str, fill: impl FnOnce(&mut [u8])) -> pg_sys
     }
 }
 
+/// The most bytes a value's text may have (PostgreSQL allocates at most 1 GB, with the NUL).
+const MAX_TEXT: usize = (1 << 30) - 2;
+
+
+/// Writes a bitmap of `count` values as text: `{…}` of `values`, or `hex` (its portable bytes,
+/// `size` of them) when the output format is `bytea`. Over 1 GB: 54000.
+pub fn write_text<V: std::fmt::Display>(buffer: &mut pgrx::StringInfo, name: &str, count: u64, size: usize, hex: impl FnOnce() -> String, values: impl Iterator<Item = V>) {
+    let text = if super::bitmap_type::output_as_bytea() {
+        (size.saturating_mul(2) + 2 <= MAX_TEXT).then(hex)
+    } else {
+        segplan_core::ranges::format_list(values, MAX_TEXT, &mut || {
+            pgrx::check_for_interrupts!();
+        })
+    };
+    match text {
+        Some(t) => buffer.push_str(&t),
+        None => report(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            &format!("the {name} is too large to write as text"),
+            format!("{count} values ({size} bytes); text holds at most 1 GB"),
+            Some(format!("read its values with {}iterate(…), or part of it with {}range(…, start, end)", prefix(name), prefix(name))),
+        ),
+    }
+}
+
+/// `rb_` or `rb64_`: the prefix of a bitmap type's functions.
+fn prefix(name: &str) -> &'static str {
+    if name.ends_with("64") { "rb64_" } else { "rb_" }
+}
+
+/// A bitmap whose values make an int4[] or int8[].
+pub trait ArrayValues: Portable {
+    /// the element (i32 or i64: the unsigned values' bit patterns)
+    type Elem: Copy + SqlTranslatable;
+    const ELEM_TYPE: pg_sys::Oid;
+    fn count(&self) -> u64;
+    fn fill(&self, out: &mut [Self::Elem]);
+}
+
+impl ArrayValues for RoaringBitmap {
+    type Elem = i32;
+    const ELEM_TYPE: pg_sys::Oid = pg_sys::INT4OID;
+    fn count(&self) -> u64 {
+        self.len()
+    }
+    fn fill(&self, out: &mut [i32]) {
+        out.iter_mut().zip(self.iter()).for_each(|(o, v)| *o = v as i32);
+    }
+}
+
+impl ArrayValues for RoaringTreemap {
+    type Elem = i64;
+    const ELEM_TYPE: pg_sys::Oid = pg_sys::INT8OID;
+    fn count(&self) -> u64 {
+        self.len()
+    }
+    fn fill(&self, out: &mut [i64]) {
+        out.iter_mut().zip(self.iter()).for_each(|(o, v)| *o = v as i64);
+    }
+}
+
+/// A bitmap's values returned as an array, written straight into the array's memory (no datum
+/// per value, as pg_roaringbitmap's `rb_to_array`). More values than PostgreSQL's arrays hold:
+/// 54000.
+pub struct AsArray<B>(pub B);
+
+/// A one-dimensional array without NULLs: its header takes 24 bytes (ARR_OVERHEAD_NONULLS(1)).
+const ARRAY_HEADER: usize = 24;
+
+unsafe impl<B: ArrayValues> BoxRet for AsArray<B> {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> pgrx::datum::Datum<'fcx> {
+        let size = std::mem::size_of::<B::Elem>();
+        // MaxArraySize, and the 1 GB an allocation may take (MaxAllocSize)
+        const MAX_ALLOC: usize = 0x3fff_ffff;
+        let most = (MAX_ALLOC / std::mem::size_of::<pg_sys::Datum>()).min((MAX_ALLOC - ARRAY_HEADER) / size) as u64;
+        let n = self.0.count();
+        if n > most {
+            report(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                &format!("the {} has too many values for an array", B::NAME),
+                format!("{n} values; an array of them holds at most {most}"),
+                Some(format!("read its values with {}iterate(…), or part of it with {}range(…, start, end)", prefix(B::NAME), prefix(B::NAME))),
+            );
+        }
+        let n = n as usize;
+        // an empty array has no dimensions
+        let header = if n == 0 { 16 } else { ARRAY_HEADER };
+        unsafe {
+            let total = header + n * size;
+            let ptr = pg_sys::palloc0(total).cast::<u8>();
+            varlena::set_varsize_4b(ptr.cast(), total as i32);
+            let a = ptr.cast::<pg_sys::ArrayType>();
+            (*a).ndim = (n > 0) as i32;
+            (*a).dataoffset = 0;
+            (*a).elemtype = B::ELEM_TYPE;
+            if n > 0 {
+                // dims[0] and lbound[0] follow the fixed header
+                ptr.add(16).cast::<i32>().write(n as i32);
+                ptr.add(20).cast::<i32>().write(1);
+                self.0.fill(std::slice::from_raw_parts_mut(ptr.add(ARRAY_HEADER).cast::<B::Elem>(), n));
+            }
+            fcinfo.return_raw_datum(pg_sys::Datum::from(ptr))
+        }
+    }
+}
+
+unsafe impl<B: ArrayValues> SqlTranslatable for AsArray<B> {
+    const TYPE_IDENT: &'static str = <Vec<B::Elem> as SqlTranslatable>::TYPE_IDENT;
+    const TYPE_ORIGIN: TypeOrigin = <Vec<B::Elem> as SqlTranslatable>::TYPE_ORIGIN;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = <Vec<B::Elem> as SqlTranslatable>::ARGUMENT_SQL;
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = <Vec<B::Elem> as SqlTranslatable>::RETURN_SQL;
+}
+
+/// Refuses a range operation whose result would take more memory than a bitmap may (54000).
+pub fn check_range(name: &str, r: &std::ops::RangeInclusive<u64>) {
+    let bytes = segplan_core::ranges::range_bytes(r);
+    if bytes > segplan_core::ranges::MAX_BYTES {
+        report(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            &format!("the range is too large for a {name}"),
+            format!("[{}, {}] would take up to {bytes} bytes in memory; a bitmap may take at most 1 GB", r.start(), r.end()),
+            Some(format!("split the range, or count with {}range_cardinality(…) instead", prefix(name))),
+        );
+    }
+}
+
+/// A 64-bit bitmap that would take more memory than a bitmap may once read (54000).
+pub fn too_large_to_read(bytes: u64) -> ! {
+    report(
+        PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        "the roaringbitmap64 is too large to read",
+        format!("its containers would take {bytes} bytes in memory (runs are read as arrays or bitsets); a bitmap may take at most 1 GB"),
+        Some("split it by range where it comes from (e.g. pg_roaringbitmap's rb64_range) and load the parts".into()),
+    )
+}
+
 pub fn into_datum<T: Portable>(b: &T) -> pg_sys::Datum {
     new_varlena(b.size(), T::NAME, |out| b.write(out))
 }

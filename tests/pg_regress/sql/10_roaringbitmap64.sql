@@ -51,6 +51,39 @@ SELECT '{9223372036854775808}'::roaringbitmap64;
 SELECT '\x00'::bytea::roaringbitmap64;
 SELECT '\x0900000000000000'::bytea::roaringbitmap64;
 SELECT '\x0200000000000000010000003a30000000000000000000003a30000000000000'::bytea::roaringbitmap64;
+-- sizes PostgreSQL cannot hold are 54000 errors (never a backend killed for memory): ranges
+-- that would take over 1 GB, run containers that would read as over 1 GB of bitsets (three
+-- buckets of 65536 full runs: 1.2 MB of bytes, 1.5 GB once read), arrays and text over 1 GB
+SELECT rb64_fill('{}', 0, 9223372036854775807);
+SELECT rb64_flip('{1}', -4294967296 * 3, -1);
+SELECT rb64_fill('{}', 0, 4294967296 * 2 + 1);
+CREATE FUNCTION pg_temp.le(v bigint, n int) RETURNS text LANGUAGE sql IMMUTABLE
+AS $$ SELECT string_agg(lpad(to_hex((v >> (8 * k)) & 255), 2, '0'), '' ORDER BY k) FROM generate_series(0, n - 1) k $$;
+CREATE TABLE full_runs AS
+SELECT pg_temp.le((65535 << 16) | 12347, 4) || repeat('ff', 8192)
+       || (SELECT string_agg(pg_temp.le(i, 2) || 'ffff', '' ORDER BY i) FROM generate_series(0, 65535) i)
+       || (SELECT string_agg(pg_temp.le(4 + 8192 + 8 * 65536 + 6 * i, 4), '' ORDER BY i) FROM generate_series(0, 65535) i)
+       || repeat('01000000ffff', 65536) AS bucket;
+SELECT rb_cardinality(decode(bucket, 'hex')::roaringbitmap) AS one_bucket FROM full_runs;
+SELECT decode(pg_temp.le(3, 8) || pg_temp.le(0, 4) || bucket || pg_temp.le(1, 4) || bucket || pg_temp.le(2, 4) || bucket, 'hex')::roaringbitmap64 FROM full_runs;
+SELECT ('\x' || pg_temp.le(3, 8) || pg_temp.le(0, 4) || bucket || pg_temp.le(1, 4) || bucket || pg_temp.le(2, 4) || bucket)::roaringbitmap64 FROM full_runs;
+SELECT rb64_cardinality(decode(pg_temp.le(2, 8) || pg_temp.le(0, 4) || bucket || pg_temp.le(7, 4) || bucket, 'hex')::roaringbitmap64) AS two_buckets FROM full_runs;
+DROP TABLE full_runs;
+-- arrays are written straight from the bitmap: empty ones have no dimensions, as PostgreSQL's own
+SELECT rb_to_array('{}') = '{}'::int[] AS empty_array, rb64_to_array('{}') = '{}'::bigint[] AS empty_array64,
+       array_dims(rb64_to_array('{5,-1}')), rb_to_array('{2,-1}') = ARRAY[2, -1] AS unsigned_order, rb64_to_array('{2,-1}') || 7::bigint AS appended;
+SELECT cardinality(rb64_to_array(rb64_fill('{}', 0, 134217724))) AS largest_array;
+SELECT rb64_to_array(rb64_fill('{}', 0, 134217725));
+SELECT rb_to_array(rb_fill('{}', 0, 268435456));
+SELECT rb64_fill('{}', 1000000000000000000, 1000000000054000000)::text;
+SET segplan.roaringbitmap.output_format = 'bytea';
+SELECT rb_fill('{}', 0, 4294967296)::text;
+RESET segplan.roaringbitmap.output_format;
+-- ranges over the whole unsigned range read only what the bitmap holds
+SELECT rb64_range('{1,-2,-1}', 0, -1), rb64_range_cardinality('{1,-2,-1}', 0, -1), rb64_clear('{1,-2,9223372036854775807}', 2, -1),
+       rb64_select('{1,5,-2,-1}', 2, 1, true, 0, -1), rb64_range('{}', 0, -1), rb64_select('{1,2}', 9223372036854775807, 9223372036854775807);
+SELECT rb_range('{1,-2,-1}', 0, 4294967296), rb_range_cardinality('{1,-2,-1}', 1, 4294967295), rb_select('{1,5,-2,-1}', 2, 1, true),
+       rb_select('{1,2,3}', 2, 0, true, 0, 3);
 -- the output format setting applies to both types
 SET segplan.roaringbitmap.output_format = 'bytea';
 SELECT '{1}'::roaringbitmap64;
