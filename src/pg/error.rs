@@ -46,6 +46,21 @@ pub fn report(code: PgSqlErrorCode, message: &str, detail: String, hint: Option<
     unreachable!("ERROR does not return")
 }
 
+/// An argument that may not be NULL: NULL is 22004 naming it.
+pub fn required<T>(v: Option<T>, name: &str) -> T {
+    v.unwrap_or_else(|| null_at(name, format!("pass a value for {name}")))
+}
+
+/// An array argument that may hold no NULLs and may not be NULL itself (22004 with the position).
+pub fn required_all<T>(v: Option<Vec<Option<T>>>, name: &str) -> Vec<T> {
+    let all = required(v, name);
+    all.into_iter().enumerate().map(|(i, x)| x.unwrap_or_else(|| null_at(&format!("{name}[{}]", i + 1), format!("remove the NULL from {name}")))).collect()
+}
+
+fn null_at(name: &str, hint: String) -> ! {
+    report(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, &format!("{name} must not be NULL"), format!("at {name}"), Some(hint))
+}
+
 pub fn internal(what: &str, e: impl std::fmt::Display) -> ! {
     report(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, what, e.to_string(), None)
 }

@@ -1,6 +1,6 @@
 //! Registering the customer's tables (nothing is copied) and describing the model.
 use super::catalog::{columns, current_model};
-use super::error::{internal, raise_one, report, warn};
+use super::error::{internal, raise_one, report, required, warn};
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgRelation, PgSqlErrorCode};
 use segplan_core::error::{choices, Problem};
@@ -65,7 +65,8 @@ fn register_contacts(source: PgRelation, key_column: &str) {
 /// Registers (or updates) an event source: a table or view whose rows belong to a contact.
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
-fn register_events(name: &str, source: PgRelation, contact_column: &str, time_column: default!(Option<&str>, "NULL")) {
+fn register_events(name: Option<&str>, source: Option<PgRelation>, contact_column: Option<&str>, time_column: default!(Option<&str>, "NULL")) {
+    let (name, source, contact_column) = (required(name, "name"), required(source, "source"), required(contact_column, "contact_column"));
     if !segplan_core::segments::valid_name(name) {
         raise_one(Problem::invalid("name", format!("invalid event source name \"{name}\""))
             .hint("use lower-case letters, digits and underscores, starting with a letter (at most 63)"));

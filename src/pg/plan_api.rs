@@ -4,7 +4,7 @@
 use super::catalog::current_model;
 use super::engine;
 use super::owner;
-use super::error::{in_subtransaction, internal, raise, raise_all, raise_one, report};
+use super::error::{in_subtransaction, internal, raise, raise_all, raise_one, report, required};
 use super::policy_api::{load, waterfall};
 use super::rules_api::regex_error;
 use super::segments_api;
@@ -192,6 +192,17 @@ fn drop_plan(id: i64) {
     }
 }
 
+/// A time the caller gives for a schedule: ±infinity has no local time (22023).
+fn finite(t: TimestampWithTimeZone, name: &str) -> TimestampWithTimeZone {
+    if !t.is_finite() {
+        raise_one(Problem::invalid(name, format!("{name} must be a finite time, not {t}")).hint("give a date and time such as now() or '2026-12-01 09:00'"));
+    }
+    t
+}
+
+/// The longest period `calendar` lists (every slot of every active plan in it is made).
+const CALENDAR_DAYS: i64 = 3660;
+
 fn now() -> TimestampWithTimeZone {
     Spi::get_one::<TimestampWithTimeZone>("SELECT now()").ok().flatten().unwrap_or_else(|| internal("reading the time failed", ""))
 }
@@ -225,6 +236,11 @@ fn calendar(
     from: default!(TimestampWithTimeZone, "pg_catalog.now()"),
     to: default!(TimestampWithTimeZone, "pg_catalog.now() + interval '30 days'"),
 ) -> TableIterator<'static, (name!(plan_id, i64), name!(plan, String), name!(slot, TimestampWithTimeZone), name!(channel, String), name!(brand, Option<String>))> {
+    let (from, to) = (finite(from, "from"), finite(to, "to"));
+    let micros = |t: TimestampWithTimeZone| pg_sys::TimestampTz::from(t);
+    if micros(to) - micros(from) > CALENDAR_DAYS * 86_400_000_000 {
+        raise_one(Problem::invalid("to", format!("the calendar spans at most {CALENDAR_DAYS} days (10 years)")).hint("ask for a shorter period, e.g. calendar(now(), now() + interval '1 year')"));
+    }
     let rows = Spi::connect(|c| {
         let plans: Vec<(i64, String, i32)> = c.select("SELECT id, name, version FROM segplan.plans WHERE status = 'active' ORDER BY id", None, &[])
             .map(|t| t.filter_map(|r| Some((r.get::<i64>(1).ok()??, r.get::<String>(2).ok()??, r.get::<i32>(3).ok()??))).collect())
@@ -419,7 +435,8 @@ fn schedule_calls(c: &mut SpiClient, run_id: i64, p: &PlanSpec, slot: TimestampW
 /// more from now.
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
-fn record_outcome(run_id: i64, contact_key: i64, status: &str, note: default!(Option<&str>, "NULL")) {
+fn record_outcome(run_id: Option<i64>, contact_key: Option<i64>, status: Option<&str>, note: default!(Option<&str>, "NULL")) {
+    let (run_id, contact_key, status) = (required(run_id, "run_id"), required(contact_key, "contact_key"), required(status, "status"));
     const STATUSES: &[&str] = &["completed", "unavailable", "busy", "call_later", "converted", "failed"];
     if !STATUSES.contains(&status) {
         raise_one(Problem::invalid("status", format!("unknown call outcome \"{status}\"")).hint(format!("outcomes: {}", STATUSES.join(", "))));
@@ -504,6 +521,7 @@ fn run_slot(plan_id: i64, slot: TimestampWithTimeZone, skip: bool) -> i64 {
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn run_plan(id: i64, slot: default!(TimestampWithTimeZone, "pg_catalog.now()")) -> i64 {
+    let slot = finite(slot, "slot");
     let (status, _, _) = Spi::connect_mut(|c| plan_row(c, id, false));
     if status == "cancelled" {
         report(PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, &format!("plan {id} is cancelled"), "at id".into(), None);
@@ -517,6 +535,7 @@ fn run_plan(id: i64, slot: default!(TimestampWithTimeZone, "pg_catalog.now()")) 
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn tick(now: default!(TimestampWithTimeZone, "pg_catalog.now()")) -> i32 {
+    let now = finite(now, "now");
     let ids: Vec<i64> = Spi::connect(|c| {
         c.select("SELECT id FROM segplan.plans WHERE status = 'active' ORDER BY id", None, &[])
             .map(|t| t.filter_map(|r| r.get::<i64>(1).ok().flatten()).collect())

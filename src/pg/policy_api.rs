@@ -4,7 +4,7 @@
 use super::catalog::current_model;
 use super::engine;
 use super::owner;
-use super::error::{internal, raise, raise_all, raise_one, report};
+use super::error::{internal, raise, raise_all, raise_one, report, required, required_all};
 use super::rules_api::regex_error;
 use super::segments_api;
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
@@ -253,13 +253,14 @@ pub fn waterfall(
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn policy_impact(
-    rule: &str,
-    policies: Vec<String>,
-    channel: &str,
+    rule: Option<&str>,
+    policies: Option<Vec<Option<String>>>,
+    channel: Option<&str>,
     brand: default!(Option<&str>, "NULL"),
-    at: default!(TimestampWithTimeZone, "pg_catalog.now()"),
+    at: default!(Option<TimestampWithTimeZone>, "pg_catalog.now()"),
     outlet: default!(Option<&str>, "NULL"),
 ) -> TableIterator<'static, (name!(step, i32), name!(policy, Option<String>), name!(rule, String), name!(excluded, i64), name!(remaining, i64))> {
+    let (rule, policies, channel, at) = (required(rule, "rule"), required_all(policies, "policies"), required(channel, "channel"), required(at, "at"));
     let parsed = rule::parse_any(rule).unwrap_or_else(|p| raise(&p));
     let model = current_model();
     require_integer_keys(&model, "contact policies");
@@ -306,13 +307,14 @@ fn select_planned(client: &SpiClient, sql: &str, args: &[DatumWithOid]) -> pgrx:
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn eligible(
-    contact_key: i64,
-    policies: Vec<String>,
-    channel: &str,
+    contact_key: Option<i64>,
+    policies: Option<Vec<Option<String>>>,
+    channel: Option<&str>,
     brand: default!(Option<&str>, "NULL"),
-    at: default!(TimestampWithTimeZone, "pg_catalog.now()"),
+    at: default!(Option<TimestampWithTimeZone>, "pg_catalog.now()"),
     outlet: default!(Option<&str>, "NULL"),
 ) -> TableIterator<'static, (name!(eligible, bool), name!(reasons, Vec<String>))> {
+    let (contact_key, policies, channel, at) = (required(contact_key, "contact_key"), required_all(policies, "policies"), required(channel, "channel"), required(at, "at"));
     let model = current_model();
     require_integer_keys(&model, "contact policies");
     let send = Send { channel, brand, outlet };
@@ -365,16 +367,17 @@ fn eligible(
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn reserve_contacts(
-    contact_keys: Vec<Option<i64>>,
-    policies: Vec<String>,
-    channel: &str,
+    contact_keys: Option<Vec<Option<i64>>>,
+    policies: Option<Vec<Option<String>>>,
+    channel: Option<&str>,
     brand: default!(Option<&str>, "NULL"),
-    at: default!(TimestampWithTimeZone, "pg_catalog.now()"),
-    priority: default!(i32, 0),
+    at: default!(Option<TimestampWithTimeZone>, "pg_catalog.now()"),
+    priority: default!(Option<i32>, 0),
     plan_id: default!(Option<i64>, "NULL"),
     run_id: default!(Option<i64>, "NULL"),
     outlet: default!(Option<&str>, "NULL"),
 ) -> TableIterator<'static, (name!(contact_key, i64), name!(status, String), name!(reason, Option<String>), name!(bumped_plan, Option<i64>), name!(bumped_run, Option<i64>))> {
+    let (contact_keys, policies, channel, at, priority) = (required(contact_keys, "contact_keys"), required_all(policies, "policies"), required(channel, "channel"), required(at, "at"), required(priority, "priority"));
     let mut keys: Vec<i64> = contact_keys.into_iter().flatten().collect();
     keys.sort_unstable();
     keys.dedup();

@@ -3,7 +3,7 @@
 //! pass and the function that scores its result, and the cluster grid.
 use super::agg::{state_of, with_state, AggState};
 use super::catalog::current_model;
-use super::error::{internal, raise, raise_one, report};
+use super::error::{internal, raise, raise_one, report, required};
 use super::datum::InPlace;
 use pgrx::datum::{AnyNumeric, Date, Internal, Interval, TimestampWithTimeZone};
 use pgrx::callconv::{BoxRet, FcInfo};
@@ -21,12 +21,13 @@ use std::hash::Hash;
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn configure_rfm(
-    event: &str,
-    amount_property: &str,
+    event: Option<&str>,
+    amount_property: Option<&str>,
     occasion_property: default!(Option<&str>, "NULL"),
-    window: default!(Interval, "'2 years'"),
+    window: default!(Option<Interval>, "'2 years'"),
     as_of: default!(Option<TimestampWithTimeZone>, "NULL"),
 ) -> JsonB {
+    let (event, amount_property, window) = (required(event, "event"), required(amount_property, "amount_property"), required(window, "window"));
     let micros = window.months() as i128 * 30 * 86_400_000_000 + window.days() as i128 * 86_400_000_000 + window.micros() as i128;
     if micros <= 0 {
         raise_one(Problem::invalid("window", "the look-back window must be positive").hint("for example interval '2 years'"));

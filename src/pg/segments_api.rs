@@ -1,7 +1,7 @@
 //! Stored segments: saving (validated, versioned, cycle-free) and expanding references in rules.
 //! Refresh, history, members, publishing and overlap are SQL in sql/segments.sql.
 use super::catalog::current_model;
-use super::error::{internal, raise, raise_one, report};
+use super::error::{internal, raise, raise_one, report, required};
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
 use segplan_core::error::Problems;
@@ -44,7 +44,8 @@ pub fn expand(rule: &Rule, within: Option<&str>) -> Result<Rule, Problems> {
 /// Saves (creates or updates) a segment; a changed rule becomes a new version. Returns its id.
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
-fn save_segment(name: &str, rule: &str, description: default!(Option<&str>, "NULL"), brand: default!(Option<&str>, "NULL")) -> i64 {
+fn save_segment(name: Option<&str>, rule: Option<&str>, description: default!(Option<&str>, "NULL"), brand: default!(Option<&str>, "NULL")) -> i64 {
+    let (name, rule) = (required(name, "name"), required(rule, "rule"));
     if !segments::valid_name(name) {
         raise_one(segments::name_problem("name", name));
     }

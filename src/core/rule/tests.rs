@@ -58,6 +58,9 @@ fn limits_are_enforced_before_work() {
     assert_eq!(problems(&deep)[0].0, Code::TooComplex);
     let deep_text = format!("{}a = 1{}", "(".repeat(10_000), ")".repeat(10_000));
     assert_eq!(problems(&deep_text)[0].0, Code::TooComplex);
+    // `not not … x` nests without parentheses (100000 of them overflowed the stack)
+    let nots = format!("{}a = 1", "not ".repeat(100_000));
+    assert_eq!(problems(&nots)[0].0, Code::TooComplex);
     let big = format!("a in ({})", vec!["1"; 600_000].join(","));
     assert_eq!(problems(&big)[0].0, Code::TooLarge);
     let list = format!(r#"{{"attr": "a", "op": "in", "value": [{}]}}"#, vec!["1"; 100_001].join(","));

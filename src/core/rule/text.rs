@@ -82,10 +82,13 @@ fn check_nesting(input: &str) -> Result<(), Problem> {
         }
     }
     if max > MAX_DEPTH {
-        return Err(Problem::new(Code::TooComplex, "$", format!("rule is nested more than {MAX_DEPTH} levels deep"))
-            .hint("flatten nested groups or move parts into stored segments"));
+        return Err(too_deep());
     }
     Ok(())
+}
+
+fn too_deep() -> Problem {
+    Problem::new(Code::TooComplex, "$", format!("rule is nested more than {MAX_DEPTH} levels deep")).hint("flatten nested groups or move parts into stored segments")
 }
 
 type R<T> = Result<T, Problems>;
@@ -107,6 +110,9 @@ fn build_expr(p: Pair<Rule>) -> R<Value> {
                     Rule::not_kw => nots += 1,
                     _ => node = build_expr(x)?,
                 }
+            }
+            if nots > MAX_DEPTH {
+                return Err(too_deep().into());
             }
             for _ in 0..nots {
                 node = json!({ "not": node });

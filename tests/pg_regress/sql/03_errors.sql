@@ -30,6 +30,17 @@ SELECT * FROM try($$SELECT segplan.count(repeat('{"not": ', 10000) || '{"attr": 
 SELECT * FROM try($$SELECT segplan.count(repeat('(', 100) || 'country = ''FR''' || repeat(')', 100))$$);
 SELECT * FROM try($$SELECT segplan.count('{"attr": "country", "op": "eq", "value": "' || repeat('x', 2000000) || '"}')$$);
 SELECT * FROM try($$SELECT segplan.count('{"attr": "country", "op": "in", "value": [' || (SELECT string_agg('"x"', ',') FROM generate_series(1, 100001)) || ']}')$$);
+-- `not not … x` nests without parentheses (100000 of them crashed the backend: stack overflow)
+SELECT * FROM try($$SELECT segplan.count(repeat('not ', 100000) || 'country = ''FR''')$$);
+-- NULL where a value is required: 22004 naming the argument (was XX000 from the function call)
+SELECT * FROM try($$SELECT * FROM segplan.eligible(NULL, ARRAY['p'], 'email')$$);
+SELECT * FROM try($$SELECT * FROM segplan.eligible(1, ARRAY['p', NULL], 'email')$$);
+SELECT * FROM try($$SELECT * FROM segplan.policy_impact('country = ''FR''', ARRAY['p'], 'email', at => NULL)$$);
+SELECT * FROM try($$SELECT * FROM segplan.reserve_contacts(ARRAY[1], NULL, 'email')$$);
+SELECT * FROM try($$SELECT segplan.save_segment('s', NULL::text)$$);
+SELECT * FROM try($$SELECT segplan.record_outcome(1, 2, NULL)$$);
+SELECT * FROM try($$SELECT segplan.register_events('e', NULL, 'contact_id')$$);
+SELECT * FROM try($$SELECT segplan.configure_rfm(NULL, 'total')$$);
 \x off
 -- validate lists every problem and raises nothing
 SELECT jsonb_pretty(segplan.validate('{"all": [{"attr": "countri", "op": "eq", "value": 1}, {"event": "purchase_lines", "within": {"last": {"days": 0}}}]}'));

@@ -27,6 +27,11 @@ SELECT segplan.create_policy('xmas', '{"rules": [{"blackout_dates": ["2026-12-25
 SELECT segplan.create_plan('fridays', '{"segment": "it", "channel": "email", "policies": ["xmas"], "schedule": {"weekdays": ["fri"], "at": "09:00", "time_zone": "Europe/Paris"}}') AS fri \gset
 SELECT segplan.activate_plan(:fri);
 SELECT slot FROM segplan.calendar('2026-12-15', '2027-01-05') WHERE plan_id = :fri;
+-- times with no local time, and a calendar too long to list, are 22023 (infinity was XX000)
+SELECT * FROM segplan.calendar('-infinity', 'infinity');
+SELECT * FROM segplan.calendar('2026-01-01', '2036-01-20');
+SELECT segplan.tick('infinity');
+SELECT segplan.run_plan(:fri, '-infinity');
 SELECT segplan.pause_plan(:fri);
 
 -- a run by hand; the same slot again is the same run
