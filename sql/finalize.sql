@@ -482,9 +482,28 @@ BEGIN
     -- over uuid/text keys a stored bitmap holds segplan ids (see "Keys that are not integers")
     RAISE EXCEPTION 'segplan: contact keys are not integers' USING ERRCODE = '42804',
       DETAIL = 'segment_members returns bigint keys; the stored members of this segment are segplan ids',
-      HINT = pg_catalog.format('SELECT segplan.keys_of(members::segplan.roaringbitmap64) FROM segplan.segment WHERE name = %L', s.name);
+      HINT = pg_catalog.format('SELECT segplan.segment_members_text(%L, false)', s.name);
   ELSE
     RETURN QUERY SELECT segplan.rb64_iterate(s.members::segplan.roaringbitmap64);
+  END IF;
+END
+$$;
+
+-- the same with keys of any type, as text: stored members over uuid/text keys are segplan ids,
+-- turned back into keys through the contacts as the caller sees them (keys_of)
+CREATE FUNCTION segplan.segment_members_text(name text, live boolean DEFAULT true) RETURNS SETOF text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE s segplan.segment := segplan._segment(name, false);
+BEGIN
+  IF live THEN
+    RETURN QUERY SELECT segplan.members_text(jsonb_build_object('segment', s.name), date_trunc('minute', now()));
+  ELSIF s.members IS NULL THEN
+    RAISE EXCEPTION 'segplan: segment "%" was never refreshed', s.name USING ERRCODE = '55000',
+      HINT = 'call segplan.refresh_segment(name) first, or ask for live members';
+  ELSIF segplan.model()->'contacts'->>'key_type' IN ('smallint', 'integer', 'bigint') THEN
+    RETURN QUERY SELECT v::text FROM segplan.rb64_iterate(s.members::segplan.roaringbitmap64) AS v;
+  ELSE
+    RETURN QUERY SELECT segplan.keys_of(s.members::segplan.roaringbitmap64);
   END IF;
 END
 $$;
@@ -564,6 +583,7 @@ COMMENT ON FUNCTION segplan.refresh_segment(text) IS 'Stores the segment''s curr
 COMMENT ON FUNCTION segplan.refresh_all() IS 'Refreshes every segment (for a scheduled job); returns how many.';
 COMMENT ON FUNCTION segplan.segment_history(text) IS 'Refreshes of a segment: when, with which version, size, contacts entered and exited since the previous one.';
 COMMENT ON FUNCTION segplan.segment_members(text, boolean) IS 'Members of a segment: live (its current rule now) or as of its last refresh.';
+COMMENT ON FUNCTION segplan.segment_members_text(text, boolean) IS 'Members of a segment as text keys (any key type): live, or as of its last refresh.';
 COMMENT ON FUNCTION segplan.segment_overlap(text[]) IS 'Pairwise overlap of segments (live): sizes, common contacts and Jaccard index.';
 COMMENT ON FUNCTION segplan.publish_segment(text, name) IS
   'Creates (or replaces) a view named after the segment with every column of the contact source, for BI tools; returns its name.';
@@ -778,7 +798,7 @@ BEGIN
     ('PUBLIC', '^(_scope|_in_scope)$'),
     -- read: counts, members, dashboards, reports, policy impact (and the internals they call)
     ('segplan_analyst', '^(count|count_steps|members|members_text|bitmap|keys_of|bitmap_of|number_contacts|to_sql|validate|format|parse|model|cache_stats|shared_cache_stats|cache_clear'
-                        '|segment_rule|segment_history|segment_members|segment_overlap|segment_dashboard|segment_dashboard_rows|dashboard_fields'
+                        '|segment_rule|segment_history|segment_members|segment_members_text|segment_overlap|segment_dashboard|segment_dashboard_rows|dashboard_fields'
                         '|rfm_scores|rfm_scores_text|rfm_summary|rfm_clusters|policy_impact|eligible|calendar|plan_report|call_queue'
                         '|_segment|_closure|_rfm_query|_rfm_agg|_rfm_scores|_prune_changes|_zone|_keys_agg|_ids_agg)$'),
     -- segments and plans of their brands, runs, exports, call outcomes, contacts made and pauses

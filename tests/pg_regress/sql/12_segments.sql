@@ -54,6 +54,9 @@ UPDATE demo.contacts SET country = 'DE' WHERE id = 950002;
 SELECT (SELECT count(*) FROM segplan.segment_members('fr', live => false)) - (SELECT count(*) FROM segplan.segment_members('fr')) AS refreshed_minus_live;
 SELECT bool_and(m IN (SELECT id FROM demo.contacts WHERE country = 'FR')) AS live_members_ok FROM segplan.segment_members('fr') m;
 SELECT * FROM segplan.segment_members('big_buyers', false);
+SELECT (SELECT array_agg(k::bigint ORDER BY k::bigint) FROM segplan.segment_members_text('fr', false) k)
+     = (SELECT array_agg(m ORDER BY m) FROM segplan.segment_members('fr', false) m) AS stored_text_keys_ok,
+       (SELECT count(*) FROM segplan.segment_members_text('fr')) = (SELECT count(*) FROM segplan.segment_members('fr')) AS live_text_keys_ok;
 SELECT segplan.refresh_all() AS refreshed_segments;
 SELECT name, size > 0 AS nonempty FROM segplan.segments ORDER BY name;
 

@@ -114,6 +114,9 @@ SELECT segplan.save_segment('uuid_fr', $$country = 'FR'$$) > 0 AS saved;
 SELECT segplan.refresh_segment('uuid_fr') = (SELECT count(*) FROM demo.contacts WHERE country = 'FR') AS refreshed;
 SELECT size = entered AND exited = 0 AS history_ok FROM segplan.segment_history('uuid_fr');
 SELECT segplan.segment_members('uuid_fr', false);
+SELECT (SELECT count(*) FROM segplan.segment_members_text('uuid_fr', false) k JOIN u.contacts c ON c.uid::text = k) AS stored_keys,
+       (SELECT count(*) FROM segplan.segment_members_text('uuid_fr') k JOIN u.contacts c ON c.uid::text = k) AS live_keys,
+       (SELECT count(*) FROM demo.contacts WHERE country = 'FR') AS expected;
 SELECT count(*) = (SELECT count(*) FROM demo.contacts WHERE country = 'FR') AS keys_back
 FROM segplan.keys_of((SELECT members::segplan.roaringbitmap64 FROM segplan.segment WHERE name = 'uuid_fr'));
 SELECT segplan.drop_segment('uuid_fr');
