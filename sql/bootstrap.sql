@@ -58,6 +58,17 @@ CREATE TABLE segplan.contact_ids (
     id  bigint NOT NULL UNIQUE DEFAULT pg_catalog.nextval('segplan.contact_id_seq')
 );
 REVOKE ALL ON segplan.contact_ids, segplan.contact_id_seq FROM PUBLIC;
+-- Where a session finds the database's shared copy of those ids (src/pg/id_share.rs): a dynamic
+-- shared memory segment a session made, alive while any session maps it, so a new session maps
+-- it instead of reading the table and building its own. Unlogged: segments do not outlive the
+-- server. Only segplan's own code reads or writes it, as the owner.
+CREATE UNLOGGED TABLE segplan.id_copies (
+    handle bigint NOT NULL,
+    nonce  bigint NOT NULL,
+    keys   bigint NOT NULL,
+    made   timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+REVOKE ALL ON segplan.id_copies FROM PUBLIC;
 
 -- Event sources: any table or view whose rows belong to a contact.
 CREATE TABLE segplan.event_sources (

@@ -110,7 +110,8 @@ mod tests {
         assert!(plan.0.to_string().contains("\"Workers Launched\":1"), "{}", plan.0);
         let run = || id_share::read(&Spi::get_one::<Vec<u8>>(sql).unwrap().unwrap(), false).expect("readable");
         let epoch = id_share::epoch();
-        let setting = id_share::publish(&map, epoch);
+        let setting = id_share::publish(&mut map, epoch);
+        assert!(setting.is_some() && map.is_empty(), "the ids went into the copy");
         let (missing, ids) = id_share::with_setting(setting.clone(), run);
         assert_eq!(ids.iter().collect::<Vec<_>>(), (3..=2000).step_by(3).collect::<Vec<u64>>());
         let mut want: Vec<[u8; 16]> = (2001..=3000).filter(|g| g % 3 == 0).map(|g| *keys[g - 1]).collect();
@@ -118,15 +119,23 @@ mod tests {
         missing.sort_unstable();
         want.sort_unstable();
         assert_eq!(missing, want);
-        // a few more keys keep the copy (they come back as keys); many more, or a new epoch, make another
+        // ids learnt beside the copy: a few keep it (their keys come back as keys); 1/32 of it more
+        // make another holding both, noted as the database's; a new epoch drops the copy
         let mut more = IdMap::default();
         let add = |map: &mut IdMap, from: u64, n: u64| (from..from + n).for_each(|i| map.insert((i as u128 + (1 << 100)).to_le_bytes(), i));
         add(&mut map, 1_000_000, 60);
-        assert_eq!(id_share::publish(&map, epoch), setting);
+        assert_eq!(id_share::publish(&mut map, epoch), setting);
+        assert_eq!(map.len(), 60);
         add(&mut map, 2_000_000, 10);
-        assert_ne!(id_share::publish(&map, epoch), setting);
+        let merged = id_share::publish(&mut map, epoch);
+        assert_ne!(merged, setting);
+        assert!(map.is_empty());
+        assert_eq!(id_share::with_copy(epoch, |c| c.map(|(t, max)| (t.entries().count(), max))), Some((2070, Some(2_000_009))));
+        let noted = Spi::get_one::<String>("SELECT handle || ':' || (nonce::numeric + 18446744073709551616) % 18446744073709551616 FROM segplan.id_copies").unwrap();
+        assert_eq!(noted.as_deref(), merged.as_ref().and_then(|m| m.to_str().ok()));
         add(&mut more, 1, 1);
-        assert_ne!(id_share::publish(&more, id_share::epoch()), id_share::publish(&map, epoch));
+        assert_ne!(id_share::publish(&mut more, id_share::epoch()), merged);
+        assert!(!id_share::with_copy(epoch, |c| c.is_some()));
         // the setting is gone after the statement: every key comes back as a key
         let (missing, ids) = run();
         assert_eq!((missing.len(), ids.len()), (1000, 0));

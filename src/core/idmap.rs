@@ -86,6 +86,16 @@ impl<'a> Table<'a> {
         None
     }
 
+    /// Every key and its id, in slot order.
+    pub fn entries(&self) -> impl Iterator<Item = ([u8; 16], u64)> + 'a {
+        self.words.chunks_exact(SLOT).filter(|s| s[2] != EMPTY).map(|s| {
+            let mut k = [0u8; 16];
+            k[..8].copy_from_slice(&s[0].to_le_bytes());
+            k[8..].copy_from_slice(&s[1].to_le_bytes());
+            (k, s[2])
+        })
+    }
+
     fn prefetch(&self, key: &[u8; 16]) {
         #[cfg(target_arch = "x86_64")]
         {
@@ -288,6 +298,19 @@ mod tests {
         k[..8].copy_from_slice(&(n / 1000).to_be_bytes());
         k[8..].copy_from_slice(&n.to_le_bytes());
         k
+    }
+
+    #[test]
+    fn a_table_lists_what_its_map_holds() {
+        let mut m = IdMap::default();
+        let pairs: Vec<([u8; 16], u64)> = (0..5000u64).map(|n| (key(n), n + 7)).collect();
+        m.insert_all(&pairs);
+        let mut listed: Vec<([u8; 16], u64)> = Table::new(m.words()).unwrap().entries().collect();
+        listed.sort_by_key(|p| p.1);
+        assert_eq!(listed, pairs);
+        let mut copy = IdMap::default();
+        copy.insert_all(&listed);
+        assert_eq!((copy.len(), copy.max_id(), copy.get(&key(42))), (5000, Some(5006), Some(49)));
     }
 
     #[test]

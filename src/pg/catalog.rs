@@ -229,7 +229,7 @@ pub fn extension_owner() -> pg_sys::Oid {
     if let Some((_, o)) = OWNER.with(Cell::get).filter(|(g, _)| model_cached && *g == generation) {
         return o;
     }
-    let o = Spi::get_one::<pg_sys::Oid>("SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'segplan'")
+    let o = super::read_one::<pg_sys::Oid>("SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'segplan'")
         .unwrap_or_else(|e| internal("reading segplan's owner failed", e))
         .unwrap_or_else(|| internal("reading segplan's owner failed", "no extension row"));
     if model_cached {

@@ -11,7 +11,7 @@ use segplan_core::model::Model;
 use serde_json::{json, Map, Value};
 
 fn overrides() -> Value {
-    Spi::get_one::<JsonB>("SELECT coalesce((SELECT fields FROM segplan.dashboard_config), '{}'::jsonb)")
+    super::read_one::<JsonB>("SELECT coalesce((SELECT fields FROM segplan.dashboard_config), '{}'::jsonb)")
         .unwrap_or_else(|e| internal("reading the dashboard configuration failed", e))
         .map(|j| j.0)
         .unwrap_or_else(|| json!({}))

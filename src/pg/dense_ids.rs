@@ -203,22 +203,27 @@ struct Known {
     epoch: u64,
 }
 
+/// uuid keys are looked up in the database's shared copy the session maps (src/pg/id_share.rs),
+/// then among the ids it learnt since (`uuid`).
 impl Known {
     fn get(&self, keys: &Keys, i: usize) -> Option<u64> {
         match keys {
-            Keys::Uuid(k, _) => self.uuid.get(&k[i]),
+            Keys::Uuid(k, _) => self.uuid.get(&k[i]).or_else(|| id_share::with_copy(self.epoch, |c| c.and_then(|(t, _)| t.get(&k[i])))),
             Keys::Text(k) => self.text.get(&k[i]).copied(),
         }
     }
 
     fn max_id(&self) -> Option<u64> {
-        self.uuid.max_id().max(self.text_max)
+        self.uuid.max_id().max(self.text_max).max(id_share::with_copy(self.epoch, |c| c.and_then(|(_, max)| max)))
     }
 
     /// Looks up keys `which(n)` for `n` in `0..count`, calling `found(n, id)`.
     fn get_each(&self, keys: &Keys, count: usize, which: impl Fn(usize) -> usize, mut found: impl FnMut(usize, Option<u64>)) {
         match keys {
-            Keys::Uuid(k, _) => self.uuid.get_each(count, |n| &k[which(n)], found),
+            Keys::Uuid(k, _) => id_share::with_copy(self.epoch, |copy| match copy {
+                Some((t, _)) => t.get_each(count, |n| &k[which(n)], |n, id| found(n, id.or_else(|| self.uuid.get(&k[which(n)])))),
+                None => self.uuid.get_each(count, |n| &k[which(n)], found),
+            }),
             Keys::Text(k) => (0..count).for_each(|n| found(n, self.text.get(&k[which(n)]).copied())),
         }
     }
@@ -313,14 +318,24 @@ fn current_table() {
 }
 
 /// Runs `f`, whose statements may use `segplan._ids_agg`, with the ids this session knows
-/// shared with their parallel workers (src/pg/id_share.rs).
+/// shared with their parallel workers (src/pg/id_share.rs): the database's copy, adopted when
+/// the session has none yet. Ids `f` made the session read (a session that found no copy reads
+/// them all) go into a copy after it, for the next statement and the next session.
 pub fn sharing<T>(f: impl FnOnce() -> T) -> T {
     current_table();
-    let setting = KNOWN.with(|k| {
-        let k = k.borrow();
-        id_share::publish(&k.uuid, k.epoch)
-    });
-    id_share::with_setting(setting, f)
+    let publish = || {
+        KNOWN.with(|k| {
+            let mut k = k.borrow_mut();
+            let epoch = k.epoch;
+            if k.uuid.is_empty() {
+                id_share::adopt(epoch);
+            }
+            id_share::publish(&mut k.uuid, epoch)
+        })
+    };
+    let out = id_share::with_setting(publish(), f);
+    publish();
+    out
 }
 
 /// Learns the keys and ids a statement returned, read in place: two arrays, or for uuid keys

@@ -616,6 +616,9 @@ fn cache_clear() -> i64 {
     }) + PARTITIONS.with(|p| p.borrow_mut().drain().count() as i64);
     // SAFETY: the current user
     let shared = leaf_cache::clear(unsafe { pg_sys::GetUserId() });
-    Spi::run("SELECT segplan._prune_changes()").unwrap_or_else(|e| internal("pruning the change log failed", e));
+    // a standby cannot write: its primary prunes the log
+    if leaf_cache::primary() {
+        Spi::run("SELECT segplan._prune_changes()").unwrap_or_else(|e| internal("pruning the change log failed", e));
+    }
     n + shared
 }

@@ -73,6 +73,9 @@ DELETE FROM segplan.leaf_cache d WHERE d.ctid IN (
 
 /// The fresh entries for `wanted` (key → the fingerprint of its definitions now).
 pub fn lookup(client: &SpiClient, wanted: &HashMap<String, String>, reader: &Snapshot, horizon: u64) -> HashMap<String, Found> {
+    if !primary() {
+        return HashMap::new();
+    }
     let keys: Vec<String> = wanted.keys().cloned().collect();
     as_owner(|| {
         let rows = super::kept::select(client, LOOKUP_SQL, &[keys.into()]).unwrap_or_else(|e| internal("reading the shared cache failed", e));
@@ -116,8 +119,15 @@ pub fn lookup(client: &SpiClient, wanted: &HashMap<String, String>, reader: &Sna
     })
 }
 
+/// Whether this is a primary, not a standby: a standby cannot read unlogged tables (its sessions
+/// go without the shared cache, and without the shared copy of contact ids, src/pg/id_share.rs).
+pub(super) fn primary() -> bool {
+    // SAFETY: reads backend-global state
+    !unsafe { pg_sys::RecoveryInProgress() }
+}
+
 /// Whether this transaction may write to the table without waiting or risking the caller's work.
-fn writable() -> bool {
+pub(super) fn writable() -> bool {
     // SAFETY: reads of backend-global transaction state
     unsafe {
         !pg_sys::RecoveryInProgress()
@@ -188,6 +198,9 @@ fn trim_due(written: usize, cap: usize) -> bool {
 
 /// The role's entries: condition, contacts, bytes, build_ms, built_at.
 pub fn entries(role: pg_sys::Oid) -> Vec<(String, i64, i64, f64, TimestampWithTimeZone)> {
+    if !primary() {
+        return Vec::new();
+    }
     as_owner(|| {
         Spi::connect(|client| {
             client
@@ -205,6 +218,9 @@ pub fn entries(role: pg_sys::Oid) -> Vec<(String, i64, i64, f64, TimestampWithTi
 
 /// Drops the role's entries; returns how many.
 pub fn clear(role: pg_sys::Oid) -> i64 {
+    if !primary() {
+        return 0;
+    }
     as_owner(|| {
         Spi::connect_mut(|client| {
             client

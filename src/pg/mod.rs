@@ -19,3 +19,9 @@ mod policy_api;
 mod rfm_api;
 mod rules_api;
 mod segments_api;
+
+/// The first column of a query's first row, read only: pgrx's `Spi::get_one` runs the query as
+/// an update, which assigns the transaction an id — an error on a standby.
+fn read_one<T: pgrx::FromDatum + pgrx::IntoDatum>(query: &str) -> pgrx::spi::Result<Option<T>> {
+    pgrx::spi::Spi::connect(|c| c.select(query, Some(1), &[])?.first().get_one::<T>())
+}

@@ -243,6 +243,53 @@ def pg_cron_runs_a_due_plan_by_itself(conn):
         conn.execute("SELECT segplan.pause_plan(%s)", (plan_id,))
 
 
+@test
+def a_standby_counts_without_the_tables_it_cannot_read(conn):
+    """A standby cannot read unlogged tables: the shared leaf cache and the notes of the shared
+    copy of contact ids. Counts there go without them (they failed with "cannot access temporary
+    or unlogged relations during recovery")."""
+    setup(conn)
+    conn.execute("CREATE SCHEMA IF NOT EXISTS standby_u")
+    conn.execute("CREATE OR REPLACE VIEW standby_u.contacts WITH (security_invoker = true) AS SELECT md5('s' || id)::uuid AS uid, * FROM demo.contacts")
+    conn.execute("SELECT segplan.register_contacts('standby_u.contacts', 'uid')")
+    conn.execute("SELECT segplan.number_contacts()")
+    rule = "country = 'FR' and email_opt_in"
+    (primary,) = conn.execute("SELECT segplan.count(%s, %s)", (rule, AS_OF)).fetchone()
+    (noted,) = conn.execute("SELECT count(*) FROM segplan.id_copies").fetchone()
+    (shared,) = conn.execute("SELECT count(*) FROM segplan.leaf_cache").fetchone()
+    assert noted == 1 and shared > 0, (noted, shared)
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    bindir = "/usr/lib/postgresql/15/bin"
+    data = os.path.join(os.environ["PGHOST"], "standby")
+    subprocess.run(as_pg + ["rm", "-rf", data], check=True)
+    # the test cluster writes minimal WAL (pg_test_config): a standby needs replica, for this test
+    conn.execute("ALTER SYSTEM SET wal_level = replica")
+    conn.execute("ALTER SYSTEM SET max_wal_senders = 2")
+    subprocess.run(["tests/tools/pgcluster.sh", "restart", "test"], check=True)
+    conn = psycopg.connect(autocommit=True)
+    subprocess.run(as_pg + [f"{bindir}/pg_basebackup", "-h", os.environ["PGHOST"], "-p", os.environ["PGPORT"], "-U", "postgres", "-D", data, "-R", "-X", "stream"], check=True, capture_output=True)
+    port = "54329"
+    subprocess.run(as_pg + [f"{bindir}/pg_ctl", "-D", data, "-l", data + ".log", "-w", "-t", "60", "-o", f"-p {port} -c unix_socket_directories={os.environ['PGHOST']}", "start"], check=True, capture_output=True)
+    try:
+        with psycopg.connect(port=port, autocommit=True) as standby:
+            assert standby.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+            for _ in range(2):  # a new session, then the same one (its own cache)
+                (count,) = standby.execute("SELECT segplan.count(%s, %s)", (rule, AS_OF)).fetchone()
+                assert count == primary, (count, primary)
+            steps = standby.execute("SELECT count(*) FROM segplan.count_steps(%s, %s)", (rule, AS_OF)).fetchone()[0]
+            assert steps == 2, steps
+            assert standby.execute("SELECT count(*) FROM segplan.shared_cache_stats()").fetchone()[0] == 0
+            assert standby.execute("SELECT (segplan.cache_clear()) >= 0").fetchone()[0]
+    finally:
+        subprocess.run(as_pg + [f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"], capture_output=True)
+        subprocess.run(as_pg + ["rm", "-rf", data, data + ".log"], capture_output=True)
+        conn.execute("SELECT segplan.register_contacts('demo.contacts', 'id')")
+        conn.execute("ALTER SYSTEM RESET wal_level")
+        conn.execute("ALTER SYSTEM RESET max_wal_senders")
+        conn.close()
+        subprocess.run(["tests/tools/pgcluster.sh", "restart", "test"], check=True)
+
+
 for name, err in results:
     print(f"{'ok' if err is None else 'FAIL'}  {name}")
     if err:

@@ -43,6 +43,15 @@ SET force_parallel_mode = on;
 SELECT count(*) AS cases, count(*) FILTER (WHERE r.same_count AND r.same_members AND r.same_bitmap) AS agree FROM cases c, check_uuid_rule(c.rule, c.hand) r;
 RESET force_parallel_mode;
 SELECT current_setting('segplan._shared_ids') = '' AS not_set_between_statements;
+-- the copy is the database's: noted in segplan.id_copies for the next session (a second session
+-- maps it while this one lives: tests/isolation/specs/id_copies.spec); once no session maps it,
+-- the next session to read the ids makes and notes a new one, and counts the same
+SELECT count(*) AS noted, max(keys) > 0 AS holds_keys FROM segplan.id_copies;
+CREATE TABLE seen_copy AS SELECT handle, nonce FROM segplan.id_copies;
+\c
+SELECT segplan.count($$country = 'FR'$$) = (SELECT count(*) FROM demo.contacts WHERE country = 'FR') AS same_count;
+SELECT count(*) AS noted, bool_and((handle, nonce) NOT IN (SELECT handle, nonce FROM seen_copy)) AS a_new_copy FROM segplan.id_copies;
+DROP TABLE seen_copy;
 -- called directly, _ids_agg finds no copy: every key comes back as a key (8 + 16 per key + 8 bytes)
 SELECT length(segplan._ids_agg(uid)) = 16 + 16 * count(*) AS keys_only FROM u.contacts;
 -- _map_agg (how a session reads segplan.contact_ids) keeps 24 bytes per uuid key with an id;
