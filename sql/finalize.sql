@@ -469,22 +469,31 @@ BEGIN
 END
 $$;
 
+-- a segment's members as of its last refresh (55000 if it never was)
+CREATE FUNCTION segplan._refreshed(s segplan.segment) RETURNS segplan.roaringbitmap64
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF s.members IS NULL THEN
+    RAISE EXCEPTION 'segplan: segment "%" was never refreshed', s.name USING ERRCODE = '55000',
+      HINT = 'call segplan.refresh_segment(name) first, or ask for live members';
+  END IF;
+  RETURN s.members::segplan.roaringbitmap64;
+END
+$$;
+
 CREATE FUNCTION segplan.segment_members(name text, live boolean DEFAULT true) RETURNS SETOF bigint
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE s segplan.segment := segplan._segment(name, false);
 BEGIN
   IF live THEN
     RETURN QUERY SELECT segplan.members(jsonb_build_object('segment', s.name), date_trunc('minute', now()));
-  ELSIF s.members IS NULL THEN
-    RAISE EXCEPTION 'segplan: segment "%" was never refreshed', s.name USING ERRCODE = '55000',
-      HINT = 'call segplan.refresh_segment(name) first, or ask for live members';
   ELSIF segplan.model()->'contacts'->>'key_type' NOT IN ('smallint', 'integer', 'bigint') THEN
     -- over uuid/text keys a stored bitmap holds segplan ids (see "Keys that are not integers")
     RAISE EXCEPTION 'segplan: contact keys are not integers' USING ERRCODE = '42804',
       DETAIL = 'segment_members returns bigint keys; the stored members of this segment are segplan ids',
       HINT = pg_catalog.format('SELECT segplan.segment_members_text(%L, false)', s.name);
   ELSE
-    RETURN QUERY SELECT segplan.rb64_iterate(s.members::segplan.roaringbitmap64);
+    RETURN QUERY SELECT segplan.rb64_iterate(segplan._refreshed(s));
   END IF;
 END
 $$;
@@ -497,13 +506,10 @@ DECLARE s segplan.segment := segplan._segment(name, false);
 BEGIN
   IF live THEN
     RETURN QUERY SELECT segplan.members_text(jsonb_build_object('segment', s.name), date_trunc('minute', now()));
-  ELSIF s.members IS NULL THEN
-    RAISE EXCEPTION 'segplan: segment "%" was never refreshed', s.name USING ERRCODE = '55000',
-      HINT = 'call segplan.refresh_segment(name) first, or ask for live members';
   ELSIF segplan.model()->'contacts'->>'key_type' IN ('smallint', 'integer', 'bigint') THEN
-    RETURN QUERY SELECT v::text FROM segplan.rb64_iterate(s.members::segplan.roaringbitmap64) AS v;
+    RETURN QUERY SELECT v::text FROM segplan.rb64_iterate(segplan._refreshed(s)) AS v;
   ELSE
-    RETURN QUERY SELECT segplan.keys_of(s.members::segplan.roaringbitmap64);
+    RETURN QUERY SELECT segplan.keys_of(segplan._refreshed(s));
   END IF;
 END
 $$;
@@ -578,6 +584,7 @@ COMMENT ON FUNCTION segplan.save_segment(text, jsonb, text, text) IS 'Saves a se
 COMMENT ON FUNCTION segplan.segment_rule(text) IS 'The rule a segment stands for now, with the segments it references expanded.';
 COMMENT ON VIEW segplan.segments IS 'Saved segments: rule (JSON and text), version, size and time of the last refresh, owner, where published.';
 COMMENT ON FUNCTION segplan._segment(text, boolean) IS 'Internal: the segment row (locked to change it), or an error naming the unknown segment.';
+COMMENT ON FUNCTION segplan._refreshed(segplan.segment) IS 'Internal: a segment''s members as of its last refresh, or an error if it never was refreshed.';
 COMMENT ON FUNCTION segplan.drop_segment(text) IS 'Drops a segment, its versions, history and published view; refused while other segments reference it.';
 COMMENT ON FUNCTION segplan.refresh_segment(text) IS 'Stores the segment''s current members and appends size, entered and exited to its history; returns the size.';
 COMMENT ON FUNCTION segplan.refresh_all() IS 'Refreshes every segment (for a scheduled job); returns how many.';
@@ -800,7 +807,7 @@ BEGIN
     ('segplan_analyst', '^(count|count_steps|members|members_text|bitmap|keys_of|bitmap_of|number_contacts|to_sql|validate|format|parse|model|cache_stats|shared_cache_stats|cache_clear'
                         '|segment_rule|segment_history|segment_members|segment_members_text|segment_overlap|segment_dashboard|segment_dashboard_rows|dashboard_fields'
                         '|rfm_scores|rfm_scores_text|rfm_summary|rfm_clusters|policy_impact|eligible|calendar|plan_report|call_queue'
-                        '|_segment|_closure|_rfm_query|_rfm_agg|_rfm_scores|_prune_changes|_zone|_keys_agg|_ids_agg)$'),
+                        '|_segment|_refreshed|_closure|_rfm_query|_rfm_agg|_rfm_scores|_prune_changes|_zone|_keys_agg|_ids_agg)$'),
     -- segments and plans of their brands, runs, exports, call outcomes, contacts made and pauses
     ('segplan_planner', '^(save_segment|drop_segment|refresh_segment|refresh_all|publish_segment|unpublish_segment'
                         '|create_plan|update_plan|activate_plan|pause_plan|cancel_plan|drop_plan|run_plan|export_run'
