@@ -70,6 +70,10 @@ SELECT segplan.rb64_cardinality(a.members) AS fr_buyers, segplan.rb64_cardinalit
          and message_events(where event_type = 'open', within last 90 days)$$) AS same_as_the_rule,
        octet_length(b.members::bytea) AS openers_bytes
 FROM demo.saved_lists a, demo.saved_lists b WHERE a.name = 'fr_buyers' AND b.name = 'openers_90d';
+\echo '   ranges work by rank on what a bitmap holds; sizes PostgreSQL cannot hold are refused before the memory is taken'
+SELECT segplan.rb64_range_cardinality(members, 0, -1) AS in_the_whole_unsigned_range FROM demo.saved_lists WHERE name = 'fr_buyers';
+DO $$ BEGIN PERFORM segplan.rb64_fill('{}', 0, 9223372036854775807);
+EXCEPTION WHEN program_limit_exceeded THEN RAISE NOTICE 'rb64_fill(''{}'', 0, 2^63 - 1): % %', SQLSTATE, SQLERRM; END $$;
 
 \echo '== 7. Editing a rule: each condition is one cached bitmap, so adding one costs only that one'
 SELECT segplan.cache_clear() AS dropped_cached_bitmaps;
@@ -285,10 +289,17 @@ SELECT segplan.count($$country = 'IT' and email_opt_in and crm_orders(within las
 SELECT segplan.count($$loyalty_tier = 'gold'$$) AS gold;
 SELECT count(*) AS gold_by_hand FROM crm.customers WHERE loyalty_tier = 'gold';
 \timing off
+\echo '   the copy of the ids is the database''s: noted for the next sessions, which map it instead of reading the ids'
+SELECT count(*) AS copies_noted, max(keys) AS ids_in_the_copy FROM segplan.id_copies;
 \echo '   segplan.bitmap holds ids for such keys; keys_of turns them back into the keys the caller may see'
 SELECT k AS first_keys FROM segplan.keys_of(segplan.bitmap($$country = 'IT' and loyalty_tier = 'platinum'$$)) k ORDER BY k LIMIT 3;
 SELECT segplan.rb64_and_cardinality(segplan.bitmap($$country = 'IT'$$),
          segplan.bitmap_of(ARRAY(SELECT customer_id::text FROM crm.customers WHERE loyalty_tier = 'gold'))) AS uploaded_gold_in_italy;
+\echo '   a stored segment over uuid keys lists its members as text keys'
+SELECT segplan.save_segment('crm_it_platinum', $$country = 'IT' and loyalty_tier = 'platinum'$$) > 0 AS saved,
+       segplan.refresh_segment('crm_it_platinum') AS members;
+SELECT k AS stored_members FROM segplan.segment_members_text('crm_it_platinum', false) k ORDER BY k LIMIT 3;
+SELECT segplan.drop_segment('crm_it_platinum');
 -- back to the integer-keyed contacts the rest of the demo uses
 SELECT segplan.register_contacts('demo.contacts', 'id');
 SELECT segplan.unregister_events('crm_orders');
