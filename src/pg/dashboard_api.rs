@@ -1,10 +1,11 @@
 //! The segment dashboard: key indicators of a segment's live members, from the fields the model's
 //! names suggest (segplan_core::dashboard) or the user's mapping.
 use super::catalog::current_model;
-use super::error::{internal, raise, raise_all};
+use super::error::{internal, raise, raise_all, raise_one, report};
+use segplan_core::error::Problem;
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::prelude::*;
-use pgrx::{AnyNumeric, JsonB};
+use pgrx::{AnyNumeric, JsonB, PgSqlErrorCode};
 use segplan_core::compile;
 use segplan_core::dashboard::{self, Fields};
 use segplan_core::model::Model;
@@ -52,9 +53,14 @@ struct Row {
 }
 
 fn rows(name: &str, top_n: i32, as_of: TimestampWithTimeZone) -> (Fields, Vec<Row>) {
+    if top_n < 0 {
+        raise_one(Problem::invalid("top_n", format!("top_n must be 0 or more, not {top_n}")).hint("the number of values listed per distribution, e.g. 5"));
+    }
     let model = current_model();
     let f = fields(&model);
-    let sql = dashboard::query(&model, &f).unwrap_or_else(|| internal("no contact source is registered", ""));
+    let sql = dashboard::query(&model, &f).unwrap_or_else(|| {
+        report(PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "no contact source is registered", "at name".into(), Some("register the contacts first: segplan.register_contacts(table, key_column)".into()))
+    });
     let (sent, open, click) = f.messages.as_ref().map(|m| (m.sent.clone(), m.open.clone(), m.click.clone())).unwrap_or_default();
     Spi::connect(|client| {
         let members = client

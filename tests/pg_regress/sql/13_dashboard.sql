@@ -54,6 +54,8 @@ SELECT (SELECT sum((c->>'contacts')::bigint) FROM jsonb_array_elements(segplan.s
 SELECT section, count(*) AS rows FROM segplan.segment_dashboard_rows('fr_women', 2, '2026-11-01 00:00+00') GROUP BY 1 ORDER BY 1;
 SELECT label FROM segplan.segment_dashboard_rows('fr_women') WHERE section = 'reachable' ORDER BY 1;
 SELECT segplan.segment_dashboard('nope');
+-- a negative top_n is 22023 (was PostgreSQL's LIMIT error)
+SELECT segplan.segment_dashboard('paris', -1);
 
 DELETE FROM segplan.rfm_config;
 DELETE FROM segplan.dashboard_config;
