@@ -268,12 +268,14 @@ CREATE FUNCTION segplan._map_trans(internal, text, bigint) RETURNS internal
   LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segplan_map_trans';
 CREATE AGGREGATE segplan._map_agg(text, bigint) (
   SFUNC = segplan._map_trans, STYPE = internal, FINALFUNC = segplan._map_final);
+CREATE FUNCTION segplan._keys_trans_text(internal, text) RETURNS internal
+  LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segplan_keys_trans';
 CREATE AGGREGATE segplan._keys_agg(text) (
   SFUNC = segplan._keys_trans_text, STYPE = internal, FINALFUNC = segplan._keys_final,
   COMBINEFUNC = segplan._keys_combine, SERIALFUNC = segplan._keys_serialize,
   DESERIALFUNC = segplan._keys_deserialize, PARALLEL = SAFE);
 COMMENT ON AGGREGATE segplan._ids_agg(uuid) IS 'Internal: for segplan''s leaf statements, the ids of the uuid keys found in the session''s shared copy of segplan.contact_ids and the keys not found, as one bytea; parallel.';
-COMMENT ON AGGREGATE segplan._keys_agg(text) IS 'Internal: the aggregated text keys as one bytea (length-prefixed), for segplan''s leaf statements; parallel.';
+COMMENT ON AGGREGATE segplan._keys_agg(text) IS 'Internal: for segplan''s leaf statements, the ids of the text keys found (by fingerprint) in the session''s shared copy of segplan.contact_ids and the keys not found (length-prefixed), as one bytea; parallel.';
 COMMENT ON AGGREGATE segplan._map_agg(text, bigint) IS 'Internal: rows of segplan.contact_ids whose keys are uuids as one bytea (16 key bytes and an 8-byte id each), for reading the ids into a session.';
 COMMENT ON FUNCTION segplan._map_trans(internal, text, bigint) IS 'Support function of _map_agg.';
 COMMENT ON FUNCTION segplan._map_final(internal) IS 'Support function of _map_agg (result).';

@@ -177,8 +177,9 @@ fn key_travel_type(contacts: &ContactSource) -> &'static str {
     if contacts.key.kind == TypeKind::Uuid { "uuid" } else { "text" }
 }
 
-/// The aggregate other keys leave a statement in: uuid keys as ids where the session knows them
-/// (`segplan._ids_agg`), text keys as themselves.
+/// The aggregate other keys leave a statement in, as ids where the session's copy has them and
+/// as keys where it does not: uuid keys (`segplan._ids_agg`), text keys by their fingerprint
+/// (`segplan._keys_agg`).
 fn keys_agg(contacts: &ContactSource) -> &'static str {
     if contacts.key.kind == TypeKind::Uuid { "segplan._ids_agg" } else { "segplan._keys_agg" }
 }

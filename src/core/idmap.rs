@@ -9,6 +9,18 @@
 use roaring::RoaringTreemap;
 
 const EMPTY: u64 = u64::MAX;
+
+/// The 16 bytes a text key is kept as beside uuid keys: the first half of its SHA-256. Two keys
+/// with the same fingerprint would share an id, so it must not be possible to make one on
+/// purpose (a key typed into a sign-up form): that takes ~2^64 tries, and no uuid is one by
+/// chance (2^-128 per pair).
+pub fn fingerprint(text: &[u8]) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(text);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
 /// How many keys ahead a batch lookup prefetches.
 const AHEAD: usize = 12;
 /// Words per slot: the key's two halves (little-endian) and the id (`EMPTY` when free).
@@ -298,6 +310,14 @@ mod tests {
         k[..8].copy_from_slice(&(n / 1000).to_be_bytes());
         k[8..].copy_from_slice(&n.to_le_bytes());
         k
+    }
+
+    #[test]
+    fn fingerprints_are_sha256_halves() {
+        // echo -n 'alice@example.com' | sha256sum
+        let hex: String = fingerprint(b"alice@example.com").iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "ff8d9819fc0e12bf0d24892e45987e24");
+        assert_ne!(fingerprint(b""), fingerprint(b" "));
     }
 
     #[test]

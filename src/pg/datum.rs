@@ -226,7 +226,7 @@ pub fn into_datum<T: Portable>(b: &T) -> pg_sys::Datum {
 ///
 /// # Safety
 /// `datum` is a non-null varlena.
-unsafe fn with_detoasted<R>(datum: pg_sys::Datum, read: impl FnOnce(&[u8]) -> R) -> R {
+pub(super) unsafe fn with_detoasted<R>(datum: pg_sys::Datum, read: impl FnOnce(&[u8]) -> R) -> R {
     let ptr = datum.cast_mut_ptr::<pg_sys::varlena>();
     let detoasted = pg_sys::pg_detoast_datum_packed(ptr);
     let out = read(varlena::varlena_to_byte_slice(detoasted));

@@ -1,7 +1,9 @@
 //! Dense ids for contact keys that are not integers (uuid, text): a `roaringbitmap64` holds
 //! numbers, so such a key gets one, for good, in `segplan.contact_ids` (sql/bootstrap.sql).
 //!
-//! Leaf statements return their keys through `segplan._keys_agg` (one `bytea`, built in parallel).
+//! Leaf statements return their contacts through `segplan._ids_agg` (uuid) or `segplan._keys_agg`
+//! (text): one `bytea` each, built in parallel, of the ids found in the session's shared copy and
+//! the keys not found (src/pg/id_share.rs).
 //! Keys only ever come from a statement the caller ran as itself — the contacts it can see — and
 //! are looked up or numbered here as segplan's owner (src/pg/owner.rs): no role reads the table,
 //! so none can learn another brand's keys or whether a key it cannot see exists. Ids go back to
@@ -17,11 +19,12 @@
 //! with ids this transaction numbered is not kept in the session's memory until it commits
 //! ([`numbered_here`]): a rollback takes the ids away.
 //!
-//! Ids read from the table are remembered for the session ([`Known`]): a committed id never
-//! changes, so a leaf's keys become ids in memory (about 40 bytes per uuid contact, more for text
-//! keys), and only keys this session has not met are looked up, in one statement — the whole
-//! table at once when there are many.
-use super::agg::{fold, merge, state_value, with_state, AggState};
+//! Ids read from the table are remembered ([`Known`]): a committed id never changes, so a leaf's
+//! keys become ids in memory — in the database's shared copy (src/pg/id_share.rs), then among the
+//! ids the session learnt beside it (text keys by their fingerprint, `idmap::fingerprint`) — and
+//! only keys neither holds are looked up, in one statement — the whole table at once when there
+//! are many.
+use super::agg::state_value;
 use super::bitmap64_type::Roaringbitmap64;
 use super::catalog::current_model;
 use super::error::{internal, raise_one, report};
@@ -31,7 +34,6 @@ use pgrx::datum::{Array, DatumWithOid, Internal};
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiTupleTable};
 use pgrx::PgSqlErrorCode;
-use rustc_hash::FxHashMap;
 use segplan_core::idmap::{self, IdMap};
 use segplan_core::bitmap::RoaringTreemap;
 use segplan_core::compile;
@@ -72,7 +74,7 @@ SELECT m.key FROM pg_catalog.unnest($1::int8[]) AS i(id) JOIN segplan.contact_id
 /// others in the statement itself (src/pg/id_share.rs); any other key as text.
 pub enum Keys {
     Uuid(Vec<[u8; 16]>, RoaringTreemap),
-    Text(Vec<String>),
+    Text(Vec<String>, RoaringTreemap),
 }
 
 impl Keys {
@@ -83,7 +85,8 @@ impl Keys {
         let keys = match (kind, bytes) {
             (TypeKind::Uuid, None) => Some(Keys::Uuid(Vec::new(), RoaringTreemap::new())),
             (TypeKind::Uuid, Some(b)) => id_share::read(b, false).map(|(keys, ids)| Keys::Uuid(keys, ids)),
-            (_, b) => texts_of(b.unwrap_or_default()).map(Keys::Text),
+            (_, None) => Some(Keys::Text(Vec::new(), RoaringTreemap::new())),
+            (_, Some(b)) => id_share::read_texts(b, false).map(|(keys, ids)| Keys::Text(keys, ids)),
         };
         keys.unwrap_or_else(|| internal("reading contact keys failed", "malformed key list"))
     }
@@ -92,7 +95,7 @@ impl Keys {
     pub fn len(&self) -> usize {
         match self {
             Keys::Uuid(k, found) => k.len() + found.len() as usize,
-            Keys::Text(k) => k.len(),
+            Keys::Text(k, found) => k.len() + found.len() as usize,
         }
     }
 
@@ -100,7 +103,7 @@ impl Keys {
     fn count(&self) -> usize {
         match self {
             Keys::Uuid(k, _) => k.len(),
-            Keys::Text(k) => k.len(),
+            Keys::Text(k, _) => k.len(),
         }
     }
 
@@ -108,54 +111,9 @@ impl Keys {
     fn text(&self, i: usize) -> String {
         match self {
             Keys::Uuid(k, _) => pgrx::Uuid::from_bytes(k[i]).to_string(),
-            Keys::Text(k) => k[i].clone(),
+            Keys::Text(k, _) => k[i].clone(),
         }
     }
-}
-
-/// `_keys_agg(text)`'s bytes: per key, its length (4 bytes, little-endian) and its UTF-8 bytes.
-fn texts_of(mut b: &[u8]) -> Option<Vec<String>> {
-    let mut out = Vec::new();
-    while !b.is_empty() {
-        let (len, rest) = b.split_at_checked(4)?;
-        let (key, rest) = rest.split_at_checked(u32::from_le_bytes(len.try_into().ok()?) as usize)?;
-        out.push(String::from_utf8(key.to_vec()).ok()?);
-        b = rest;
-    }
-    Some(out)
-}
-
-// Support of `segplan._keys_agg(text)`: the leaf statements' keys leave in one value, built in
-// parallel (PostgreSQL 15's `array_agg` is serial) and read without a per-element decode.
-#[pg_extern(immutable, parallel_safe)]
-fn _keys_trans_text(state: Internal, key: Option<&str>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    with_state(state, fcinfo, |s: &mut AggState<Vec<u8>>| {
-        if let Some(k) = key {
-            s.value.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            s.value.extend_from_slice(k.as_bytes());
-            s.seen = true;
-        }
-    })
-}
-
-#[pg_extern(immutable, parallel_safe)]
-fn _keys_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    merge(a, b, fcinfo, |x: &mut Vec<u8>, y| x.extend_from_slice(y))
-}
-
-#[pg_extern(immutable, parallel_safe)]
-fn _keys_serialize(state: Internal) -> &'static [u8] {
-    state_value::<Vec<u8>>(&state).map_or(&[], |v| v.as_slice())
-}
-
-#[pg_extern(immutable, parallel_safe, strict)]
-fn _keys_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    fold(Internal::default(), (!bytes.is_empty()).then(|| bytes.to_vec()), fcinfo, |a: &mut Vec<u8>, b| a.extend_from_slice(&b))
-}
-
-#[pg_extern(immutable, parallel_safe)]
-fn _keys_final(state: Internal) -> Option<&'static [u8]> {
-    state_value::<Vec<u8>>(&state).map(|v| v.as_slice())
 }
 
 // Support of `segplan._map_agg(text, bigint)`: rows of `segplan.contact_ids` whose keys are uuids
@@ -196,36 +154,43 @@ fn key_array(c: &ContactSource, from: &str) -> String {
 struct Known {
     /// the table's oid: a re-created extension is a new numbering
     table: u32,
-    uuid: IdMap,
-    text: FxHashMap<String, u64>,
-    text_max: Option<u64>,
+    /// uuid keys by their 16 bytes, text keys by their fingerprint (`idmap::fingerprint`)
+    ids: IdMap,
     /// see id_share::epoch (a new one when the table is another)
     epoch: u64,
 }
 
-/// uuid keys are looked up in the database's shared copy the session maps (src/pg/id_share.rs),
-/// then among the ids it learnt since (`uuid`).
+/// Keys are looked up in the database's shared copy the session maps (src/pg/id_share.rs), then
+/// among the ids it learnt since (`ids`).
 impl Known {
     fn get(&self, keys: &Keys, i: usize) -> Option<u64> {
-        match keys {
-            Keys::Uuid(k, _) => self.uuid.get(&k[i]).or_else(|| id_share::with_copy(self.epoch, |c| c.and_then(|(t, _)| t.get(&k[i])))),
-            Keys::Text(k) => self.text.get(&k[i]).copied(),
-        }
+        let k = match keys {
+            Keys::Uuid(k, _) => k[i],
+            Keys::Text(k, _) => idmap::fingerprint(k[i].as_bytes()),
+        };
+        self.ids.get(&k).or_else(|| id_share::with_copy(self.epoch, |c| c.and_then(|(t, _)| t.get(&k))))
     }
 
     fn max_id(&self) -> Option<u64> {
-        self.uuid.max_id().max(self.text_max).max(id_share::with_copy(self.epoch, |c| c.and_then(|(_, max)| max)))
+        self.ids.max_id().max(id_share::with_copy(self.epoch, |c| c.and_then(|(_, max)| max)))
     }
 
     /// Looks up keys `which(n)` for `n` in `0..count`, calling `found(n, id)`.
-    fn get_each(&self, keys: &Keys, count: usize, which: impl Fn(usize) -> usize, mut found: impl FnMut(usize, Option<u64>)) {
+    fn get_each(&self, keys: &Keys, count: usize, which: impl Fn(usize) -> usize, found: impl FnMut(usize, Option<u64>)) {
         match keys {
-            Keys::Uuid(k, _) => id_share::with_copy(self.epoch, |copy| match copy {
-                Some((t, _)) => t.get_each(count, |n| &k[which(n)], |n, id| found(n, id.or_else(|| self.uuid.get(&k[which(n)])))),
-                None => self.uuid.get_each(count, |n| &k[which(n)], found),
-            }),
-            Keys::Text(k) => (0..count).for_each(|n| found(n, self.text.get(&k[which(n)]).copied())),
+            Keys::Uuid(k, _) => self.get_each_by(count, |n| &k[which(n)], found),
+            Keys::Text(k, _) => {
+                let prints: Vec<[u8; 16]> = (0..count).map(|n| idmap::fingerprint(k[which(n)].as_bytes())).collect();
+                self.get_each_by(count, |n| &prints[n], found)
+            }
         }
+    }
+
+    fn get_each_by<'k>(&self, count: usize, key: impl Fn(usize) -> &'k [u8; 16], mut found: impl FnMut(usize, Option<u64>)) {
+        id_share::with_copy(self.epoch, |copy| match copy {
+            Some((t, _)) => t.get_each(count, &key, |n, id| found(n, id.or_else(|| self.ids.get(key(n))))),
+            None => self.ids.get_each(count, key, found),
+        })
     }
 }
 
@@ -327,10 +292,10 @@ pub fn sharing<T>(f: impl FnOnce() -> T) -> T {
         KNOWN.with(|k| {
             let mut k = k.borrow_mut();
             let epoch = k.epoch;
-            if k.uuid.is_empty() {
+            if k.ids.is_empty() {
                 id_share::adopt(epoch);
             }
-            id_share::publish(&mut k.uuid, epoch)
+            id_share::publish(&mut k.ids, epoch)
         })
     };
     let out = id_share::with_setting(publish(), f);
@@ -349,7 +314,7 @@ fn learn_rows(rows: SpiTupleTable, uuid: bool, into: &mut Known) -> usize {
             return 0;
         };
         let pairs: Vec<([u8; 16], u64)> = packed.chunks_exact(24).map(|c| (c[..16].try_into().unwrap_or_default(), u64::from_le_bytes(c[16..].try_into().unwrap_or_default()))).collect();
-        into.uuid.insert_all(&pairs);
+        into.ids.insert_all(&pairs);
         return pairs.len();
     }
     let row = rows.first();
@@ -364,21 +329,14 @@ fn learn_rows(rows: SpiTupleTable, uuid: bool, into: &mut Known) -> usize {
         n += 1;
         Some((k?, id? as u64))
     });
-    if uuid {
-        // parsed first, then inserted in one batch (see IdMap::insert_all)
-        let pairs: Vec<([u8; 16], u64)> = pairs.filter_map(|(k, id)| Some((uuid_bytes(k)?, id))).collect();
-        into.uuid.insert_all(&pairs);
-        pairs.len()
+    // parsed (or fingerprinted) first, then inserted in one batch (see IdMap::insert_all)
+    let pairs: Vec<([u8; 16], u64)> = if uuid {
+        pairs.filter_map(|(k, id)| Some((uuid_bytes(k)?, id))).collect()
     } else {
-        into.text.reserve(keys.len());
-        let mut added = 0;
-        for (k, id) in pairs {
-            into.text.insert(k.to_string(), id);
-            into.text_max = into.text_max.max(Some(id));
-            added += 1;
-        }
-        added
-    }
+        pairs.map(|(k, id)| (idmap::fingerprint(k.as_bytes()), id)).collect()
+    };
+    into.ids.insert_all(&pairs);
+    pairs.len()
 }
 
 /// The keys of `which` (all keys when `None`) that neither the session nor `local` knows; the ids
@@ -420,8 +378,7 @@ const NUMBER_ALL_ABOVE: usize = 10_000;
 /// that met them (which a parallel scan interleaves).
 fn lookup(client: &mut SpiClient, mut keys: Keys, number: bool) -> Result<(RoaringTreemap, usize), Unnumbered> {
     let found = match &mut keys {
-        Keys::Uuid(_, found) => std::mem::take(found),
-        Keys::Text(_) => RoaringTreemap::new(),
+        Keys::Uuid(_, found) | Keys::Text(_, found) => std::mem::take(found),
     };
     lookup_from(client, &keys, found, number, true)
 }

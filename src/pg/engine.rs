@@ -501,7 +501,7 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
         Ok((universe, leaves))
     });
     // uuid keys: the statements' workers look ids up themselves
-    let evaluated = if kind == TypeKind::Uuid { dense_ids::sharing(&mut run) } else { run() };
+    let evaluated = if kind == TypeKind::Integer { run() } else { dense_ids::sharing(&mut run) };
     let (universe, leaves) = evaluated?;
     // SAFETY: the current user, as the statements above ran
     leaf_cache::store(unsafe { pg_sys::GetUserId() }, shared_new, shared_cap);

@@ -26,7 +26,7 @@ use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use segplan_core::bitmap::{self, Gathered, RoaringTreemap};
-use segplan_core::idmap::{ByIds, IdMap, Table};
+use segplan_core::idmap::{self, ByIds, IdMap, Table};
 use std::cell::RefCell;
 use std::ffi::{CStr, CString};
 
@@ -334,10 +334,11 @@ fn attach() -> Option<(Table<'static>, Option<ByIds<'static>>)> {
     Some((copy.table, copy.by_ids))
 }
 
-/// `_ids_agg`'s state: ids found (as a bitmap once merged or serialized), keys not found.
-#[derive(Default, Clone)]
-pub struct Ids {
-    /// looked for the table yet
+/// How a scan finds the ids of its keys in the shared copy: near the last id found (keys by id),
+/// else in the table.
+#[derive(Default, Clone, Copy)]
+struct Finder {
+    /// looked for the copy yet
     looked: bool,
     table: Option<Table<'static>>,
     /// the keys by id, while keys are found near the last id found (see [`ByIds`])
@@ -347,6 +348,47 @@ pub struct Ids {
     /// rows met and keys found near the last id, for the trial (see [`TRIAL`])
     rows: u32,
     hits: u32,
+}
+
+impl Finder {
+    fn start(&mut self) {
+        if !self.looked {
+            self.looked = true;
+            let found = attach();
+            self.table = found.map(|(t, _)| t);
+            self.near = found.and_then(|f| f.1);
+            self.last = u64::MAX;
+        }
+    }
+
+    /// A key of the scan, when the copy has its keys by id: found near the last id, or else in
+    /// the table at once (the first row of a new run of ids: a parallel worker's next chunk of
+    /// the table, a row moved by an update), so that the rows after it are found near it again.
+    /// `None` without keys by id.
+    fn near_or_table(&mut self, key: &[u8; 16]) -> Option<Option<u64>> {
+        let (Some(near), Some(table)) = (self.near, self.table) else { return None };
+        self.rows += 1;
+        let id = match near.near(self.last, key, WINDOW) {
+            Some(id) => {
+                self.hits += 1;
+                Some(id)
+            }
+            None => table.get(key),
+        };
+        if let Some(id) = id {
+            self.last = id;
+        }
+        if self.rows >= TRIAL && self.hits < self.rows / 2 {
+            self.near = None;
+        }
+        Some(id)
+    }
+}
+
+/// `_ids_agg`'s state: ids found (as a bitmap once merged or serialized), keys not found.
+#[derive(Default, Clone)]
+pub struct Ids {
+    finder: Finder,
     batch: Vec<[u8; 16]>,
     /// the ids found, gathered as a scan meets them (mostly in order)
     ids: Gathered<RoaringTreemap>,
@@ -355,7 +397,7 @@ pub struct Ids {
 
 impl Ids {
     fn flush(&mut self) {
-        let Some(table) = self.table else {
+        let Some(table) = self.finder.table else {
             self.keys.append(&mut self.batch);
             return;
         };
@@ -367,35 +409,18 @@ impl Ids {
         self.batch.clear();
     }
 
-    /// A key of the scan: found near the last id, or else in the table at once (the first row of
-    /// a new run of ids: a parallel worker's next chunk of the table, a row moved by an update),
-    /// so that the rows after it are found near it again. Without the keys by id, keys wait for
-    /// the table in batches.
+    /// A key of the scan ([`Finder::near_or_table`]); without the keys by id, keys wait for the
+    /// table in batches.
     fn add(&mut self, key: [u8; 16]) {
-        if let (Some(near), Some(table)) = (self.near, self.table) {
-            self.rows += 1;
-            let id = match near.near(self.last, &key, WINDOW) {
-                Some(id) => {
-                    self.hits += 1;
-                    Some(id)
+        match self.finder.near_or_table(&key) {
+            Some(Some(id)) => self.ids.add(id),
+            Some(None) => self.keys.push(key),
+            None => {
+                self.batch.push(key);
+                if self.batch.len() >= BATCH {
+                    self.flush();
                 }
-                None => table.get(&key),
-            };
-            match id {
-                Some(id) => {
-                    self.ids.add(id);
-                    self.last = id;
-                }
-                None => self.keys.push(key),
             }
-            if self.rows >= TRIAL && self.hits < self.rows / 2 {
-                self.near = None;
-            }
-            return;
-        }
-        self.batch.push(key);
-        if self.batch.len() >= BATCH {
-            self.flush();
         }
     }
 
@@ -404,17 +429,27 @@ impl Ids {
     /// partial state leaves a worker: see [`bitmap::append_packed64`]).
     fn bytes(&mut self, packed: bool) -> Vec<u8> {
         self.flush();
-        let ids = self.ids.settled();
-        let mut out = Vec::with_capacity(8 + self.keys.len() * 16 + ids.serialized_size());
+        let mut out = Vec::with_capacity(8 + self.keys.len() * 16);
         out.extend_from_slice(&(self.keys.len() as u64).to_le_bytes());
         self.keys.iter().for_each(|k| out.extend_from_slice(k));
-        if packed {
-            return bitmap::append_packed64(out, &ids);
-        }
-        // writing to a Vec cannot fail
-        let _ = ids.serialize_into(&mut out);
-        out
+        append_ids(out, &self.ids, packed)
     }
+}
+
+/// `out` followed by the ids found: packed, or as portable bytes.
+fn append_ids(mut out: Vec<u8>, ids: &Gathered<RoaringTreemap>, packed: bool) -> Vec<u8> {
+    let ids = ids.settled();
+    if packed {
+        return bitmap::append_packed64(out, &ids);
+    }
+    out.reserve(ids.serialized_size());
+    // writing to a Vec cannot fail
+    let _ = ids.serialize_into(&mut out);
+    out
+}
+
+fn read_ids(ids: &[u8], packed: bool) -> Option<RoaringTreemap> {
+    if packed { bitmap::from_trusted_bytes64(&bitmap::unpack_zero_words(ids).ok()?) } else { bitmap::from_trusted_bytes64(ids) }.ok()
 }
 
 /// [`Ids::bytes`] read back: the keys not found and the ids found.
@@ -423,22 +458,14 @@ pub fn read(b: &[u8], packed: bool) -> Option<(Vec<[u8; 16]>, RoaringTreemap)> {
     let n = usize::try_from(u64::from_le_bytes(n.try_into().ok()?)).ok()?;
     let (keys, ids) = rest.split_at_checked(n.checked_mul(16)?)?;
     let keys = keys.chunks_exact(16).map(|c| c.try_into().ok()).collect::<Option<Vec<[u8; 16]>>>()?;
-    let ids = if packed { bitmap::from_trusted_bytes64(&bitmap::unpack_zero_words(ids).ok()?) } else { bitmap::from_trusted_bytes64(ids) };
-    Some((keys, ids.ok()?))
+    Some((keys, read_ids(ids, packed)?))
 }
 
 // Support of `segplan._ids_agg(uuid)`, a C-ABI step as `_keys_agg`'s (see agg::raw_step).
 crate::raw_transition!(segplan_ids_trans, pg_finfo_segplan_ids_trans, Ids, |s, v| {
-    let ids = &mut s.value;
-    if !ids.looked {
-        ids.looked = true;
-        let found = attach();
-        ids.table = found.map(|(t, _)| t);
-        ids.near = found.and_then(|f| f.1);
-        ids.last = u64::MAX;
-    }
+    s.value.finder.start();
     // SAFETY: a non-NULL uuid datum points to its 16 bytes
-    ids.add(unsafe { *v.cast_mut_ptr::<[u8; 16]>() });
+    s.value.add(unsafe { *v.cast_mut_ptr::<[u8; 16]>() });
     s.seen = true;
 });
 
@@ -466,7 +493,7 @@ fn _ids_serialize(mut state: Internal) -> Vec<u8> {
 fn _ids_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     let (keys, ids) = read(bytes, true).unwrap_or_else(|| super::error::internal("reading contact ids failed", "malformed partial state"));
     with_state(Internal::default(), fcinfo, |s: &mut AggState<Ids>| {
-        s.value = Ids { looked: true, ids: ids.into(), keys, ..Ids::default() };
+        s.value = Ids { finder: Finder { looked: true, ..Finder::default() }, ids: ids.into(), keys, ..Ids::default() };
         s.seen = true;
     })
 }
@@ -474,4 +501,97 @@ fn _ids_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCal
 #[pg_extern(immutable, parallel_safe)]
 fn _ids_final(mut state: Internal) -> Option<Vec<u8>> {
     state_value_mut::<Ids>(&mut state).map(|ids| ids.bytes(false))
+}
+
+/// `_keys_agg(text)`'s state: text keys are found in the same copy by their fingerprint
+/// ([`idmap::fingerprint`]); the ids found, and the keys not found as text (their length, 4
+/// bytes little-endian, and their UTF-8 bytes), which numbering and lookups need.
+#[derive(Default, Clone)]
+pub struct TextIds {
+    finder: Finder,
+    ids: Gathered<RoaringTreemap>,
+    texts: Vec<u8>,
+}
+
+impl TextIds {
+    fn add(&mut self, key: &[u8]) {
+        self.finder.start();
+        let found = match self.finder.table {
+            Some(table) => {
+                let f = idmap::fingerprint(key);
+                self.finder.near_or_table(&f).unwrap_or_else(|| table.get(&f))
+            }
+            None => None,
+        };
+        match found {
+            Some(id) => self.ids.add(id),
+            None => {
+                self.texts.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                self.texts.extend_from_slice(key);
+            }
+        }
+    }
+
+    /// The aggregate's value: the length of the keys not found (8 bytes), those keys, then the
+    /// ids found (as in [`Ids::bytes`]).
+    fn bytes(&self, packed: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.texts.len());
+        out.extend_from_slice(&(self.texts.len() as u64).to_le_bytes());
+        out.extend_from_slice(&self.texts);
+        append_ids(out, &self.ids, packed)
+    }
+}
+
+/// [`TextIds::bytes`] read back: the keys not found and the ids found.
+pub fn read_texts(b: &[u8], packed: bool) -> Option<(Vec<String>, RoaringTreemap)> {
+    let (n, rest) = b.split_at_checked(8)?;
+    let (mut texts, ids) = rest.split_at_checked(usize::try_from(u64::from_le_bytes(n.try_into().ok()?)).ok()?)?;
+    let mut keys = Vec::new();
+    while !texts.is_empty() {
+        let (len, more) = texts.split_at_checked(4)?;
+        let (key, more) = more.split_at_checked(u32::from_le_bytes(len.try_into().ok()?) as usize)?;
+        keys.push(String::from_utf8(key.to_vec()).ok()?);
+        texts = more;
+    }
+    Some((keys, read_ids(ids, packed)?))
+}
+
+// Support of `segplan._keys_agg(text)`, built in parallel (PostgreSQL 15's `array_agg` is serial);
+// its step is a C-ABI function as `_ids_agg`'s (see agg::raw_step).
+crate::raw_transition!(segplan_keys_trans, pg_finfo_segplan_keys_trans, TextIds, |s, v| {
+    // SAFETY: a non-NULL text datum
+    unsafe { super::datum::with_detoasted(v, |key| s.value.add(key)) };
+    s.seen = true;
+});
+
+#[pg_extern(immutable, parallel_safe)]
+fn _keys_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    merge(a, b, fcinfo, |x: &mut TextIds, y| {
+        x.ids.absorb(&y.ids);
+        x.texts.extend_from_slice(&y.texts);
+    })
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn _keys_serialize(mut state: Internal) -> Vec<u8> {
+    state_value_mut::<TextIds>(&mut state).map_or_else(|| TextIds::default().bytes(true), |t| t.bytes(true))
+}
+
+#[pg_extern(immutable, parallel_safe, strict)]
+fn _keys_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    let (keys, ids) = read_texts(bytes, true).unwrap_or_else(|| super::error::internal("reading contact keys failed", "malformed partial state"));
+    with_state(Internal::default(), fcinfo, |s: &mut AggState<TextIds>| {
+        let mut texts = Vec::new();
+        for k in keys {
+            texts.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            texts.extend_from_slice(k.as_bytes());
+        }
+        s.value = TextIds { finder: Finder { looked: true, ..Finder::default() }, ids: ids.into(), texts };
+        s.seen = true;
+    })
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn _keys_final(mut state: Internal) -> Option<Vec<u8>> {
+    state_value_mut::<TextIds>(&mut state).map(|t| t.bytes(false))
 }

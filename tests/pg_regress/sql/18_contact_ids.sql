@@ -116,6 +116,40 @@ SELECT segplan.register_contacts('u.accounts', 'code');
 SELECT left(m, 12) AS key, length(m) AS chars FROM segplan.members_text($$plan = 'pro'$$) m ORDER BY 1, 2;
 SELECT segplan.count($$plan = 'pro'$$) AS pro, segplan.count($$not plan = 'pro'$$) AS not_pro,
        (SELECT count(*) FROM segplan.keys_of(segplan.bitmap($$plan = 'pro'$$)) k JOIN u.accounts a ON a.code = k) AS keys_back;
+-- text keys are found in the session's shared copy by their fingerprint (the first half of their
+-- SHA-256), by every parallel worker of a leaf: the same answers as the hand-written queries,
+-- in this session and in the next
+CREATE VIEW u.people WITH (security_invoker = true) AS SELECT 'c-' || id AS code, * FROM demo.contacts;
+SELECT segplan.register_contacts('u.people', 'code');
+SELECT segplan.number_contacts() > 0 AS numbered;
+CREATE TABLE text_cases (rule text, hand text);
+INSERT INTO text_cases VALUES
+  ($$country = 'FR'$$, $$SELECT code FROM u.people WHERE country = 'FR'$$),
+  ($$country = 'FR' and email_opt_in$$, $$SELECT code FROM u.people WHERE country = 'FR' AND email_opt_in$$),
+  ($$not gender = 'F'$$, $$SELECT code FROM u.people WHERE gender IS DISTINCT FROM 'F'$$);
+CREATE FUNCTION text_agree() RETURNS TABLE (rule text, same_count boolean, same_members boolean) LANGUAGE plpgsql AS $f$
+DECLARE c record; hand text[];
+BEGIN
+  FOR c IN SELECT * FROM text_cases LOOP
+    EXECUTE format('SELECT array_agg(k ORDER BY k) FROM (%s) h(k)', c.hand) INTO hand;
+    rule := c.rule;
+    same_count := segplan.count(c.rule) = cardinality(hand);
+    same_members := (SELECT array_agg(m ORDER BY m) FROM segplan.members_text(c.rule) m) = hand;
+    RETURN NEXT;
+  END LOOP;
+END $f$;
+SELECT segplan.cache_clear() >= 0 AS cleared;
+SET force_parallel_mode = on;
+SELECT * FROM text_agree();
+RESET force_parallel_mode;
+SELECT count(*) AS noted FROM segplan.id_copies;
+\c
+SELECT segplan.cache_clear() >= 0 AS cleared;
+SET force_parallel_mode = on;
+SELECT * FROM text_agree();
+RESET force_parallel_mode;
+DROP FUNCTION text_agree();
+DROP TABLE text_cases;
 SELECT segplan.register_contacts('u.contacts', 'uid');
 
 -- stored segments over uuid keys: members kept as ids (history counts them), keys back through keys_of
