@@ -542,10 +542,16 @@ impl TextIds {
     }
 }
 
+/// [`TextIds::bytes`] split: the keys not found (as written) and the ids found.
+fn split_texts(b: &[u8], packed: bool) -> Option<(&[u8], RoaringTreemap)> {
+    let (n, rest) = b.split_at_checked(8)?;
+    let (texts, ids) = rest.split_at_checked(usize::try_from(u64::from_le_bytes(n.try_into().ok()?)).ok()?)?;
+    Some((texts, read_ids(ids, packed)?))
+}
+
 /// [`TextIds::bytes`] read back: the keys not found and the ids found.
 pub fn read_texts(b: &[u8], packed: bool) -> Option<(Vec<String>, RoaringTreemap)> {
-    let (n, rest) = b.split_at_checked(8)?;
-    let (mut texts, ids) = rest.split_at_checked(usize::try_from(u64::from_le_bytes(n.try_into().ok()?)).ok()?)?;
+    let (mut texts, ids) = split_texts(b, packed)?;
     let mut keys = Vec::new();
     while !texts.is_empty() {
         let (len, more) = texts.split_at_checked(4)?;
@@ -553,7 +559,7 @@ pub fn read_texts(b: &[u8], packed: bool) -> Option<(Vec<String>, RoaringTreemap
         keys.push(String::from_utf8(key.to_vec()).ok()?);
         texts = more;
     }
-    Some((keys, read_ids(ids, packed)?))
+    Some((keys, ids))
 }
 
 // Support of `segplan._keys_agg(text)`, built in parallel (PostgreSQL 15's `array_agg` is serial);
@@ -579,14 +585,9 @@ fn _keys_serialize(mut state: Internal) -> Vec<u8> {
 
 #[pg_extern(immutable, parallel_safe, strict)]
 fn _keys_deserialize(bytes: &[u8], _unused: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    let (keys, ids) = read_texts(bytes, true).unwrap_or_else(|| super::error::internal("reading contact keys failed", "malformed partial state"));
+    let (texts, ids) = split_texts(bytes, true).unwrap_or_else(|| super::error::internal("reading contact keys failed", "malformed partial state"));
     with_state(Internal::default(), fcinfo, |s: &mut AggState<TextIds>| {
-        let mut texts = Vec::new();
-        for k in keys {
-            texts.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            texts.extend_from_slice(k.as_bytes());
-        }
-        s.value = TextIds { finder: Finder { looked: true, ..Finder::default() }, ids: ids.into(), texts };
+        s.value = TextIds { finder: Finder { looked: true, ..Finder::default() }, ids: ids.into(), texts: texts.to_vec() };
         s.seen = true;
     })
 }

@@ -139,9 +139,11 @@ BEGIN
   END LOOP;
 END $f$;
 SELECT segplan.cache_clear() >= 0 AS cleared;
-SET force_parallel_mode = on;
+-- workers build partial states (ids found and keys not found), which the leader combines
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+EXPLAIN (COSTS OFF) SELECT segplan._keys_agg(code) FROM u.people WHERE country = 'FR';
 SELECT * FROM text_agree();
-RESET force_parallel_mode;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
 SELECT count(*) AS noted FROM segplan.id_copies;
 \c
 SELECT segplan.cache_clear() >= 0 AS cleared;
