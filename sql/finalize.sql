@@ -268,6 +268,10 @@ CREATE FUNCTION segplan._map_trans(internal, text, bigint) RETURNS internal
   LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segplan_map_trans';
 CREATE AGGREGATE segplan._map_agg(text, bigint) (
   SFUNC = segplan._map_trans, STYPE = internal, FINALFUNC = segplan._map_final);
+CREATE FUNCTION segplan._prints_trans(internal, text, bigint) RETURNS internal
+  LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segplan_prints_trans';
+CREATE AGGREGATE segplan._prints_agg(text, bigint) (
+  SFUNC = segplan._prints_trans, STYPE = internal, FINALFUNC = segplan._map_final);
 CREATE FUNCTION segplan._keys_trans_text(internal, text) RETURNS internal
   LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segplan_keys_trans';
 CREATE AGGREGATE segplan._keys_agg(text) (
@@ -278,7 +282,9 @@ COMMENT ON AGGREGATE segplan._ids_agg(uuid) IS 'Internal: for segplan''s leaf st
 COMMENT ON AGGREGATE segplan._keys_agg(text) IS 'Internal: for segplan''s leaf statements, the ids of the text keys found (by fingerprint) in the session''s shared copy of segplan.contact_ids and the keys not found (length-prefixed), as one bytea; parallel.';
 COMMENT ON AGGREGATE segplan._map_agg(text, bigint) IS 'Internal: rows of segplan.contact_ids whose keys are uuids as one bytea (16 key bytes and an 8-byte id each), for reading the ids into a session.';
 COMMENT ON FUNCTION segplan._map_trans(internal, text, bigint) IS 'Support function of _map_agg.';
-COMMENT ON FUNCTION segplan._map_final(internal) IS 'Support function of _map_agg (result).';
+COMMENT ON FUNCTION segplan._map_final(internal) IS 'Support function of _map_agg and _prints_agg (result).';
+COMMENT ON AGGREGATE segplan._prints_agg(text, bigint) IS 'Internal: rows of segplan.contact_ids as one bytea (the first 16 bytes of the key''s SHA-256 and an 8-byte id each), for reading the ids of text keys into a session.';
+COMMENT ON FUNCTION segplan._prints_trans(internal, text, bigint) IS 'Support function of _prints_agg.';
 COMMENT ON FUNCTION segplan._ids_trans(internal, uuid) IS 'Support function of _ids_agg.';
 COMMENT ON FUNCTION segplan._ids_combine(internal, internal) IS 'Support function of _ids_agg (parallel combine).';
 COMMENT ON FUNCTION segplan._ids_serialize(internal) IS 'Support function of _ids_agg (parallel serialize).';

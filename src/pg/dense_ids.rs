@@ -40,18 +40,18 @@ use segplan_core::compile;
 use segplan_core::model::{ContactSource, Model, TypeKind};
 use std::cell::{Cell, RefCell};
 
-/// The ids of the keys that have one.
-const LOOKUP_SQL: &str = "\
-SELECT pg_catalog.array_agg(m.key), pg_catalog.array_agg(m.id) FROM pg_catalog.unnest($1::text[]) AS k(key)
-JOIN segplan.contact_ids AS m ON m.key = k.key COLLATE \"C\"";
-
-/// The same for uuid keys, as one value ([`learn_rows`]).
+/// The ids of the uuid keys that have one, as one value ([`learn_rows`]).
 const LOOKUP_UUIDS_SQL: &str = "\
 SELECT segplan._map_agg(m.key, m.id) FROM pg_catalog.unnest($1::text[]) AS k(key)
 JOIN segplan.contact_ids AS m ON m.key = k.key COLLATE \"C\"";
 
-const LOAD_SQL: &str = "SELECT pg_catalog.array_agg(m.key), pg_catalog.array_agg(m.id) FROM segplan.contact_ids AS m";
+/// The same for text keys, by their fingerprint, as one value ([`learn_rows`]).
+const LOOKUP_PRINTS_SQL: &str = "\
+SELECT segplan._prints_agg(m.key, m.id) FROM pg_catalog.unnest($1::text[]) AS k(key)
+JOIN segplan.contact_ids AS m ON m.key = k.key COLLATE \"C\"";
+
 const LOAD_UUIDS_SQL: &str = "SELECT segplan._map_agg(m.key, m.id) FROM segplan.contact_ids AS m";
+const LOAD_PRINTS_SQL: &str = "SELECT segplan._prints_agg(m.key, m.id) FROM segplan.contact_ids AS m";
 
 /// Numbers the keys in the order the statement met them and returns the rows added. That is a
 /// scan's order: a later scan then meets ids mostly one after another, and its workers find a
@@ -116,26 +116,44 @@ impl Keys {
     }
 }
 
-// Support of `segplan._map_agg(text, bigint)`: rows of `segplan.contact_ids` whose keys are uuids
-// leave as one value of 24 bytes per row (the key's 16 bytes, the id's 8, little-endian), built as
-// the rows come, where two `array_agg`s would build and hand over 1M text values and ids.
+// Support of `segplan._map_agg(text, bigint)` and `segplan._prints_agg(text, bigint)`: rows of
+// `segplan.contact_ids` leave as one value of 24 bytes per row (the key's 16 bytes — a uuid's own,
+// a text key's fingerprint — and the id's 8, little-endian), built as the rows come, where two
+// `array_agg`s would build and hand over 1M text values and ids.
 crate::raw_transition!(@finfo pg_finfo_segplan_map_trans);
+crate::raw_transition!(@finfo pg_finfo_segplan_prints_trans);
 
-/// `_map_agg`'s step (a C-ABI function, as `_ids_agg`'s: see agg::raw_step); a row whose key is
-/// not a uuid or whose id is NULL is left out.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn segplan_map_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+/// The step of both (C-ABI functions, as `_ids_agg`'s: see agg::raw_step); a row whose key
+/// `key16` refuses or whose id is NULL is left out.
+///
+/// # Safety
+/// `fcinfo` is a call of a (internal, text, bigint) step.
+unsafe fn pairs_step(fcinfo: pg_sys::FunctionCallInfo, key16: impl Fn(&[u8]) -> Option<[u8; 16]>) -> pg_sys::Datum {
     use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw};
     // int8 is passed by value
     let id = (!pg_arg_is_null(fcinfo, 2)).then(|| pg_getarg_datum_raw(fcinfo, 2).value() as u64);
     super::agg::raw_step::<Vec<u8>>(fcinfo, |s, key| {
-        if let (Some(key), Some(id)) = (<&str>::from_datum(key, false).and_then(uuid_bytes), id) {
+        // SAFETY: a non-NULL text datum
+        if let (Some(key), Some(id)) = (unsafe { super::datum::with_detoasted(key, &key16) }, id) {
             s.value.extend_from_slice(&key);
             s.value.extend_from_slice(&id.to_le_bytes());
             s.seen = true;
         }
     })
+}
+
+/// `_map_agg`'s step: uuid keys (text that is not one is left out).
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn segplan_map_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    pairs_step(fcinfo, |b| std::str::from_utf8(b).ok().and_then(uuid_bytes))
+}
+
+/// `_prints_agg`'s step: text keys, by their fingerprint.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn segplan_prints_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    pairs_step(fcinfo, |b| Some(idmap::fingerprint(b)))
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -309,7 +327,7 @@ fn learn_rows(rows: SpiTupleTable, uuid: bool, into: &mut Known) -> usize {
     fn fail<T>(e: pgrx::spi::Error) -> T {
         internal("reading contact ids failed", e)
     }
-    if uuid && rows.columns().unwrap_or_else(fail) == 1 {
+    if rows.columns().unwrap_or_else(fail) == 1 {
         let Some(packed) = rows.first().get::<&[u8]>(1).unwrap_or_else(fail) else {
             return 0;
         };
@@ -438,7 +456,7 @@ fn lookup_once(client: &mut SpiClient, keys: &Keys, mut out: RoaringTreemap, num
         let select = |sql: &str, args: &[DatumWithOid]| client.select(sql, None, args).unwrap_or_else(|e| internal("reading contact ids failed", e));
         let texts = |which: &[usize]| which.iter().map(|i| keys.text(*i)).collect::<Vec<_>>();
         // many unknown keys (a new session): the whole table at once is cheaper
-        let (load, lookup) = if uuid { (LOAD_UUIDS_SQL, LOOKUP_UUIDS_SQL) } else { (LOAD_SQL, LOOKUP_SQL) };
+        let (load, lookup) = if uuid { (LOAD_UUIDS_SQL, LOOKUP_UUIDS_SQL) } else { (LOAD_PRINTS_SQL, LOOKUP_PRINTS_SQL) };
         let rows = if missing.len() > 10_000 && !numbered_here() { select(load, &[]) } else { select(lookup, &[texts(&missing).into()]) };
         learn(&mut local, rows);
         let missing = resolve(keys, Some(&missing), &local, &mut out);

@@ -278,13 +278,13 @@ RESET ROLE;
 SELECT p.oid::regprocedure AS security_definer, p.proconfig, has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute
 FROM pg_proc p WHERE p.pronamespace = 'segplan'::regnamespace AND p.prosecdef ORDER BY 1;
 -- every other function pins search_path too, or has a body bound when it was created; except the
--- bitmap functions, RFM's, the key list's and the id map's aggregate support and RFM's scoring: they compute from their
+-- bitmap functions, RFM's, the key list's and the id maps' aggregate support and RFM's scoring: they compute from their
 -- arguments only (no SQL, no names looked up) and run per row, where a SET clause would cost a
 -- setting saved and restored per call
 SELECT p.oid::regprocedure AS unpinned FROM pg_proc p
 WHERE p.pronamespace = 'segplan'::regnamespace AND p.proname !~ '^(rb|rb64)_|^roaringbitmap'
   AND p.proname !~ '^_rfm_(step|combine|serialize|deserialize|scores)$' AND p.proname !~ '^_keys_(trans_text|combine|serialize|deserialize|final)$'
-  AND p.proname !~ '^_ids_(trans|combine|serialize|deserialize|final)$' AND p.proname !~ '^_map_(trans|final)$'
+  AND p.proname !~ '^_ids_(trans|combine|serialize|deserialize|final)$' AND p.proname !~ '^_(map|prints)_(trans|final)$'
   AND p.prokind = 'f'
   AND p.prosqlbody IS NULL AND NOT coalesce(p.proconfig @> '{"search_path=pg_catalog, pg_temp"}', false) ORDER BY 1;
 -- PUBLIC may run the bitmap functions and the two that row-level security calls, nothing else
