@@ -89,8 +89,7 @@ impl<'a> View<'a> {
         if self.is_run(i) {
             return Some(2 + 4 * u16_at(self.b, at)? as usize);
         }
-        let n = self.cardinality(i)?;
-        Some(if n <= ARRAY_MAX { 2 * n } else { BITSET_BYTES })
+        Some(stored_bytes(self.cardinality(i)?))
     }
 
     /// Where container `i` starts.
@@ -178,10 +177,7 @@ impl<'a> View<'a> {
     /// The memory its containers take once read (the Rust roaring crate keeps a run container
     /// as an array or a bitset, as its values would be written without runs).
     fn decoded(&self) -> Option<u64> {
-        (0..self.n).try_fold(0u64, |sum, i| {
-            let n = self.cardinality(i)?;
-            Some(sum + if n <= ARRAY_MAX { 2 * n } else { BITSET_BYTES } as u64)
-        })
+        (0..self.n).try_fold(0u64, |sum, i| Some(sum + stored_bytes(self.cardinality(i)?) as u64))
     }
 
     /// The containers of `self ∩ other` (empty ones left out), read pairwise by key.
@@ -235,6 +231,11 @@ impl<'a> View<'a> {
         }
         Some(())
     }
+}
+
+/// The bytes of a container of `n` values written without runs: an array, or a bitset.
+fn stored_bytes(n: usize) -> usize {
+    if n <= ARRAY_MAX { 2 * n } else { BITSET_BYTES }
 }
 
 fn values(array: &[u8]) -> impl Iterator<Item = u16> + '_ {

@@ -248,7 +248,12 @@ fn rb64_range_cardinality(rb: Rb, range_start: i64, range_end: i64) -> i64 {
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_fill(rb: Rb, range_start: i64, range_end: i64) -> Rb {
-    wrap(rb.0 | window(range_start, range_end))
+    let mut b = rb.0;
+    if let Some(r) = range(range_start, range_end) {
+        check_range(Rb::NAME, &r);
+        b.insert_range(r);
+    }
+    wrap(b)
 }
 
 #[pg_extern(immutable, parallel_safe)]

@@ -85,7 +85,6 @@ fn new_varlena(bytes: usize, what: &str, fill: impl FnOnce(&mut [u8])) -> pg_sys
 /// The most bytes a value's text may have (PostgreSQL allocates at most 1 GB, with the NUL).
 const MAX_TEXT: usize = (1 << 30) - 2;
 
-
 /// Writes a bitmap of `count` values as text: `{…}` of `values`, or `hex` (its portable bytes,
 /// `size` of them) when the output format is `bytea`. Over 1 GB: 54000.
 pub fn write_text<V: std::fmt::Display>(buffer: &mut pgrx::StringInfo, name: &str, count: u64, size: usize, hex: impl FnOnce() -> String, values: impl Iterator<Item = V>) {
@@ -102,7 +101,7 @@ pub fn write_text<V: std::fmt::Display>(buffer: &mut pgrx::StringInfo, name: &st
             PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             &format!("the {name} is too large to write as text"),
             format!("{count} values ({size} bytes); text holds at most 1 GB"),
-            Some(format!("read its values with {}iterate(…), or part of it with {}range(…, start, end)", prefix(name), prefix(name))),
+            Some(read_in_parts(name)),
         ),
     }
 }
@@ -110,6 +109,11 @@ pub fn write_text<V: std::fmt::Display>(buffer: &mut pgrx::StringInfo, name: &st
 /// `rb_` or `rb64_`: the prefix of a bitmap type's functions.
 fn prefix(name: &str) -> &'static str {
     if name.ends_with("64") { "rb64_" } else { "rb_" }
+}
+
+/// The hint for a bitmap too large to hand over whole.
+fn read_in_parts(name: &str) -> String {
+    format!("read its values with {p}iterate(…), or part of it with {p}range(…, start, end)", p = prefix(name))
 }
 
 /// A bitmap whose values make an int4[] or int8[].
@@ -163,7 +167,7 @@ unsafe impl<B: ArrayValues> BoxRet for AsArray<B> {
                 PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
                 &format!("the {} has too many values for an array", B::NAME),
                 format!("{n} values; an array of them holds at most {most}"),
-                Some(format!("read its values with {}iterate(…), or part of it with {}range(…, start, end)", prefix(B::NAME), prefix(B::NAME))),
+                Some(read_in_parts(B::NAME)),
             );
         }
         let n = n as usize;

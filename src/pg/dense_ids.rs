@@ -74,7 +74,8 @@ SELECT m.key FROM pg_catalog.unnest($1::int8[]) AS i(id) JOIN segplan.contact_id
 /// others in the statement itself (src/pg/id_share.rs); any other key as text.
 pub enum Keys {
     Uuid(Vec<[u8; 16]>, RoaringTreemap),
-    Text(Vec<String>, RoaringTreemap),
+    /// the keys, their fingerprints (`idmap::fingerprint`, made once), the ids found
+    Text(Vec<String>, Vec<[u8; 16]>, RoaringTreemap),
 }
 
 impl Keys {
@@ -85,8 +86,11 @@ impl Keys {
         let keys = match (kind, bytes) {
             (TypeKind::Uuid, None) => Some(Keys::Uuid(Vec::new(), RoaringTreemap::new())),
             (TypeKind::Uuid, Some(b)) => id_share::read(b, false).map(|(keys, ids)| Keys::Uuid(keys, ids)),
-            (_, None) => Some(Keys::Text(Vec::new(), RoaringTreemap::new())),
-            (_, Some(b)) => id_share::read_texts(b, false).map(|(keys, ids)| Keys::Text(keys, ids)),
+            (_, None) => Some(Keys::Text(Vec::new(), Vec::new(), RoaringTreemap::new())),
+            (_, Some(b)) => id_share::read_texts(b, false).map(|(keys, ids)| {
+                let prints = keys.iter().map(|k| idmap::fingerprint(k.as_bytes())).collect();
+                Keys::Text(keys, prints, ids)
+            }),
         };
         keys.unwrap_or_else(|| internal("reading contact keys failed", "malformed key list"))
     }
@@ -94,16 +98,19 @@ impl Keys {
     /// How many contacts: keys to look up and ids found.
     pub fn len(&self) -> usize {
         match self {
-            Keys::Uuid(k, found) => k.len() + found.len() as usize,
-            Keys::Text(k, found) => k.len() + found.len() as usize,
+            Keys::Uuid(k, found) | Keys::Text(_, k, found) => k.len() + found.len() as usize,
         }
     }
 
     /// Keys to look up.
     fn count(&self) -> usize {
+        self.key16().len()
+    }
+
+    /// The keys as the session's ids hold them: a uuid's 16 bytes, a text key's fingerprint.
+    fn key16(&self) -> &[[u8; 16]] {
         match self {
-            Keys::Uuid(k, _) => k.len(),
-            Keys::Text(k, _) => k.len(),
+            Keys::Uuid(k, _) | Keys::Text(_, k, _) => k,
         }
     }
 
@@ -111,7 +118,7 @@ impl Keys {
     fn text(&self, i: usize) -> String {
         match self {
             Keys::Uuid(k, _) => pgrx::Uuid::from_bytes(k[i]).to_string(),
-            Keys::Text(k, _) => k[i].clone(),
+            Keys::Text(k, _, _) => k[i].clone(),
         }
     }
 }
@@ -182,11 +189,8 @@ struct Known {
 /// among the ids it learnt since (`ids`).
 impl Known {
     fn get(&self, keys: &Keys, i: usize) -> Option<u64> {
-        let k = match keys {
-            Keys::Uuid(k, _) => k[i],
-            Keys::Text(k, _) => idmap::fingerprint(k[i].as_bytes()),
-        };
-        self.ids.get(&k).or_else(|| id_share::with_copy(self.epoch, |c| c.and_then(|(t, _)| t.get(&k))))
+        let k = &keys.key16()[i];
+        self.ids.get(k).or_else(|| id_share::with_copy(self.epoch, |c| c.and_then(|(t, _)| t.get(k))))
     }
 
     fn max_id(&self) -> Option<u64> {
@@ -194,20 +198,11 @@ impl Known {
     }
 
     /// Looks up keys `which(n)` for `n` in `0..count`, calling `found(n, id)`.
-    fn get_each(&self, keys: &Keys, count: usize, which: impl Fn(usize) -> usize, found: impl FnMut(usize, Option<u64>)) {
-        match keys {
-            Keys::Uuid(k, _) => self.get_each_by(count, |n| &k[which(n)], found),
-            Keys::Text(k, _) => {
-                let prints: Vec<[u8; 16]> = (0..count).map(|n| idmap::fingerprint(k[which(n)].as_bytes())).collect();
-                self.get_each_by(count, |n| &prints[n], found)
-            }
-        }
-    }
-
-    fn get_each_by<'k>(&self, count: usize, key: impl Fn(usize) -> &'k [u8; 16], mut found: impl FnMut(usize, Option<u64>)) {
+    fn get_each(&self, keys: &Keys, count: usize, which: impl Fn(usize) -> usize, mut found: impl FnMut(usize, Option<u64>)) {
+        let k = keys.key16();
         id_share::with_copy(self.epoch, |copy| match copy {
-            Some((t, _)) => t.get_each(count, &key, |n, id| found(n, id.or_else(|| self.ids.get(key(n))))),
-            None => self.ids.get_each(count, key, found),
+            Some((t, _)) => t.get_each(count, |n| &k[which(n)], |n, id| found(n, id.or_else(|| self.ids.get(&k[which(n)])))),
+            None => self.ids.get_each(count, |n| &k[which(n)], found),
         })
     }
 }
@@ -321,8 +316,8 @@ pub fn sharing<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// Learns the keys and ids a statement returned, read in place: two arrays, or for uuid keys
-/// one value of `segplan._map_agg`.
+/// Learns the keys and ids a statement returned, read in place: two arrays (numbering), or one
+/// value of `segplan._map_agg` (uuid keys) or `segplan._prints_agg` (text keys' fingerprints).
 fn learn_rows(rows: SpiTupleTable, uuid: bool, into: &mut Known) -> usize {
     fn fail<T>(e: pgrx::spi::Error) -> T {
         internal("reading contact ids failed", e)
@@ -396,7 +391,7 @@ const NUMBER_ALL_ABOVE: usize = 10_000;
 /// that met them (which a parallel scan interleaves).
 fn lookup(client: &mut SpiClient, mut keys: Keys, number: bool) -> Result<(RoaringTreemap, usize), Unnumbered> {
     let found = match &mut keys {
-        Keys::Uuid(_, found) | Keys::Text(_, found) => std::mem::take(found),
+        Keys::Uuid(_, found) | Keys::Text(_, _, found) => std::mem::take(found),
     };
     lookup_from(client, &keys, found, number, true)
 }

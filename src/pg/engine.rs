@@ -500,7 +500,7 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
         let universe = if with_universe { leaves.pop() } else { None };
         Ok((universe, leaves))
     });
-    // uuid keys: the statements' workers look ids up themselves
+    // uuid and text keys: the statements' workers look ids up themselves
     let evaluated = if kind == TypeKind::Integer { run() } else { dense_ids::sharing(&mut run) };
     let (universe, leaves) = evaluated?;
     // SAFETY: the current user, as the statements above ran

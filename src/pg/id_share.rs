@@ -59,13 +59,20 @@ pub fn register_settings() {
 /// This session's segment (made here or adopted): what it holds and how workers find it.
 struct Published {
     seg: *mut pg_sys::dsm_segment,
-    setting: CString,
-    /// the map copied: its epoch, how many keys it held, its largest id
+    handle: u32,
+    nonce: u64,
+    /// the epoch of the ids copied
     epoch: u64,
-    len: usize,
-    max: Option<u64>,
-    /// the copy's slots, mapped for the rest of the session
-    table: Table<'static>,
+    /// what the segment holds, mapped for the rest of the session
+    copy: Mapped,
+}
+
+impl Published {
+    /// The value of `segplan._shared_ids` that names it: "handle:nonce".
+    fn setting(&self) -> CString {
+        // digits and a colon: no NUL
+        CString::new(format!("{}:{}", self.handle, self.nonce)).unwrap_or_default()
+    }
 }
 
 thread_local! {
@@ -122,18 +129,16 @@ fn create(map: &IdMap, epoch: u64) -> Option<Published> {
         out[..HEADER].copy_from_slice(&[MAGIC, nonce, words.len() as u64, by_id as u64, map.len() as u64, map.max_id().map_or(0, |m| m + 1)]);
         out[HEADER..HEADER + words.len()].copy_from_slice(words);
         map.write_keys_by_id(&mut out[HEADER + words.len()..]);
-        let handle = pg_sys::dsm_segment_handle(seg);
-        let setting = CString::new(format!("{handle}:{nonce}")).ok()?;
         let Some(copy) = read_copy(seg, nonce) else {
             pg_sys::dsm_detach(seg);
             return None;
         };
-        Some(Published { seg, setting, epoch, len: copy.len, max: copy.max, table: copy.table })
+        Some(Published { seg, handle: pg_sys::dsm_segment_handle(seg), nonce, epoch, copy })
     }
 }
 
 /// What a segment holds, its header checked (magic, nonce, sizes within the mapping).
-struct Copy {
+struct Mapped {
     table: Table<'static>,
     by_ids: Option<ByIds<'static>>,
     len: usize,
@@ -142,7 +147,7 @@ struct Copy {
 
 /// # Safety
 /// `seg` is mapped for the rest of this process's life (pinned): the slices borrow it.
-unsafe fn read_copy(seg: *mut pg_sys::dsm_segment, nonce: u64) -> Option<Copy> {
+unsafe fn read_copy(seg: *mut pg_sys::dsm_segment, nonce: u64) -> Option<Mapped> {
     let len = unsafe { pg_sys::dsm_segment_map_length(seg) } / 8;
     let words: &'static [u64] = unsafe { std::slice::from_raw_parts(pg_sys::dsm_segment_address(seg).cast::<u64>(), len) };
     if len < HEADER || words[0] != MAGIC || words[1] != nonce {
@@ -154,13 +159,13 @@ unsafe fn read_copy(seg: *mut pg_sys::dsm_segment, nonce: u64) -> Option<Copy> {
     }
     let by_ids = (by_id > 0).then(|| ByIds::new(&words[HEADER + slots..HEADER + slots + by_id])).flatten();
     let table = Table::new(&words[HEADER..HEADER + slots])?;
-    Some(Copy { table, by_ids, len: usize::try_from(words[4]).ok()?, max: words[5].checked_sub(1) })
+    Some(Mapped { table, by_ids, len: usize::try_from(words[4]).ok()?, max: words[5].checked_sub(1) })
 }
 
 /// Maps the segment `handle` names for the rest of this process's life if it is a copy with
 /// `nonce` (a handle the server has since given to another segment is not): as a parallel
 /// worker does for its statement's workers, or a session adopting the database's copy.
-fn map(handle: u32, nonce: u64) -> Option<(*mut pg_sys::dsm_segment, Copy)> {
+fn map(handle: u32, nonce: u64) -> Option<(*mut pg_sys::dsm_segment, Mapped)> {
     // SAFETY: a mapping is read only within its length, and stays mapped while this process
     // lives (pinned, by its maker or here)
     unsafe {
@@ -199,10 +204,9 @@ pub fn adopt(epoch: u64) {
         })
     });
     for (handle, nonce) in noted {
-        let Ok(handle) = u32::try_from(handle) else { continue };
-        if let Some((seg, copy)) = map(handle, nonce as u64) {
-            let Ok(setting) = CString::new(format!("{handle}:{}", nonce as u64)) else { continue };
-            PUBLISHED.with(|p| *p.borrow_mut() = Some(Published { seg, setting, epoch, len: copy.len, max: copy.max, table: copy.table }));
+        let (Ok(handle), nonce) = (u32::try_from(handle), nonce as u64) else { continue };
+        if let Some((seg, copy)) = map(handle, nonce) {
+            PUBLISHED.with(|p| *p.borrow_mut() = Some(Published { seg, handle, nonce, epoch, copy }));
             return;
         }
     }
@@ -216,8 +220,6 @@ fn note(p: &Published) {
     if !super::leaf_cache::writable() {
         return;
     }
-    let Some((handle, nonce)) = p.setting.to_str().ok().and_then(|s| s.split_once(':')) else { return };
-    let (Ok(handle), Ok(nonce)) = (handle.parse::<i64>(), nonce.parse::<u64>()) else { return };
     // SAFETY: reads the backend's isolation level
     let read_committed = unsafe { pg_sys::XactIsoLevel } == pg_sys::XACT_READ_COMMITTED as i32;
     as_owner(|| {
@@ -226,7 +228,7 @@ fn note(p: &Published) {
                 c.update("DELETE FROM segplan.id_copies d WHERE d.ctid IN (SELECT ctid FROM segplan.id_copies FOR UPDATE SKIP LOCKED)", None, &[])
                     .unwrap_or_else(|e| internal("noting the shared copy of contact ids failed", e));
             }
-            c.update("INSERT INTO segplan.id_copies (handle, nonce, keys) VALUES ($1, $2, $3)", None, &[handle.into(), (nonce as i64).into(), (p.len as i64).into()])
+            c.update("INSERT INTO segplan.id_copies (handle, nonce, keys) VALUES ($1, $2, $3)", None, &[i64::from(p.handle).into(), (p.nonce as i64).into(), (p.copy.len as i64).into()])
                 .unwrap_or_else(|e| internal("noting the shared copy of contact ids failed", e));
         })
     });
@@ -234,7 +236,7 @@ fn note(p: &Published) {
 
 /// Runs `f` with the session's copy of epoch `epoch` (its slots and largest id), if it has one.
 pub fn with_copy<R>(epoch: u64, f: impl FnOnce(Option<(&Table<'static>, Option<u64>)>) -> R) -> R {
-    PUBLISHED.with(|p| f(p.borrow().as_ref().filter(|p| p.epoch == epoch).map(|p| (&p.table, p.max))))
+    PUBLISHED.with(|p| f(p.borrow().as_ref().filter(|p| p.epoch == epoch).map(|p| (&p.copy.table, p.copy.max))))
 }
 
 thread_local! {
@@ -262,11 +264,11 @@ pub fn publish(map: &mut IdMap, epoch: u64) -> Option<CString> {
         if p.as_ref().is_some_and(|p| p.epoch != epoch) {
             drop_copy(p.take());
         }
-        if !map.is_empty() && p.as_ref().is_none_or(|p| map.len() > p.len / 32) {
+        if !map.is_empty() && p.as_ref().is_none_or(|p| map.len() > p.copy.len / 32) {
             let merged = match p.as_ref() {
                 Some(old) => {
                     let mut m = IdMap::default();
-                    m.insert_all(&old.table.entries().collect::<Vec<_>>());
+                    m.insert_all(&old.copy.table.entries().collect::<Vec<_>>());
                     m.insert_all(&map.table().entries().collect::<Vec<_>>());
                     m
                 }
@@ -283,7 +285,7 @@ pub fn publish(map: &mut IdMap, epoch: u64) -> Option<CString> {
                 None => {}
             }
         }
-        p.as_ref().map(|p| p.setting.clone())
+        p.as_ref().map(Published::setting)
     })
 }
 

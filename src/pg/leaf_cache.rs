@@ -129,12 +129,7 @@ pub(super) fn primary() -> bool {
 /// Whether this transaction may write to the table without waiting or risking the caller's work.
 pub(super) fn writable() -> bool {
     // SAFETY: reads of backend-global transaction state
-    unsafe {
-        !pg_sys::RecoveryInProgress()
-            && !pg_sys::XactReadOnly
-            && !pg_sys::IsInParallelMode()
-            && pg_sys::XactIsoLevel != pg_sys::XACT_SERIALIZABLE as i32
-    }
+    primary() && unsafe { !pg_sys::XactReadOnly && !pg_sys::IsInParallelMode() && pg_sys::XactIsoLevel != pg_sys::XACT_SERIALIZABLE as i32 }
 }
 
 /// Shares what this session built for `role`, then, when due ([`trim_due`]), trims the table to

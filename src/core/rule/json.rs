@@ -32,7 +32,7 @@ pub fn parse_value(v: &Value) -> Result<Rule, Problems> {
     }
 }
 
-fn too_deep(path: &str) -> Problem {
+pub(super) fn too_deep(path: &str) -> Problem {
     Problem::new(Code::TooComplex, path, format!("rule is nested more than {MAX_DEPTH} levels deep"))
         .hint("flatten nested groups or move parts into stored segments")
 }

@@ -3,7 +3,7 @@
 use super::ast::*;
 use super::ast::Rule as RuleAst;
 use super::json::{self, number_from_str};
-use crate::error::{Code, Problem, Problems, MAX_DEPTH};
+use crate::error::{Problem, Problems, MAX_DEPTH};
 use pest::iterators::Pair;
 use pest::Parser;
 use pest_derive::Parser;
@@ -82,13 +82,9 @@ fn check_nesting(input: &str) -> Result<(), Problem> {
         }
     }
     if max > MAX_DEPTH {
-        return Err(too_deep());
+        return Err(json::too_deep("$"));
     }
     Ok(())
-}
-
-fn too_deep() -> Problem {
-    Problem::new(Code::TooComplex, "$", format!("rule is nested more than {MAX_DEPTH} levels deep")).hint("flatten nested groups or move parts into stored segments")
 }
 
 type R<T> = Result<T, Problems>;
@@ -112,7 +108,7 @@ fn build_expr(p: Pair<Rule>) -> R<Value> {
                 }
             }
             if nots > MAX_DEPTH {
-                return Err(too_deep().into());
+                return Err(json::too_deep("$").into());
             }
             for _ in 0..nots {
                 node = json!({ "not": node });
