@@ -354,6 +354,10 @@ pub struct Gathered<S: Gather> {
     sparse: bool,
     run: Vec<S::Value>,
     strays: Vec<S::Value>,
+    /// bytes the set may have grown by since it was last measured ([`Gathered::grow`]), and how
+    /// many more before it is measured again
+    grown: u64,
+    measure_at: u64,
 }
 
 const NO_BLOCK: u64 = u64::MAX;
@@ -372,6 +376,8 @@ pub trait Gather: Default + Clone {
     /// Adds the values of 64Ki-block `block` (values `block << 16 ..`) whose bits are set in
     /// `bits` (8192 bytes, least significant bit first).
     fn add_block(&mut self, block: u64, bits: &[u8]);
+    /// The memory it takes, about (a walk over its containers, see [`memory`]).
+    fn memory(&self) -> u64;
 }
 
 impl Gather for RoaringBitmap {
@@ -388,6 +394,10 @@ impl Gather for RoaringBitmap {
 
     fn add_block(&mut self, block: u64, bits: &[u8]) {
         *self |= from_lsb0_bytes((block << 16) as u32, bits);
+    }
+
+    fn memory(&self) -> u64 {
+        memory(self)
     }
 }
 
@@ -406,6 +416,18 @@ impl Gather for RoaringTreemap {
         let low = from_lsb0_bytes(((block & 0xFFFF) << 16) as u32, bits);
         *self |= RoaringTreemap::from_bitmaps([((block >> 16) as u32, low)]);
     }
+
+    fn memory(&self) -> u64 {
+        self.bitmaps().map(|(_, b)| 64 + memory(b)).sum()
+    }
+}
+
+/// What `b` takes in memory, about: 8 KiB per bitset, an array's capacity, and what a container
+/// and its allocation cost beside them (the Rust roaring crate keeps no run containers).
+pub fn memory(b: &RoaringBitmap) -> u64 {
+    let s = b.statistics();
+    // n_bytes_array_containers counts 4 bytes per value an array has room for; it holds u16s
+    s.n_containers as u64 * 64 + s.n_bytes_array_containers / 2 + s.n_bitset_containers as u64 * 8192
 }
 
 impl<S: Gather> Gathered<S> {
@@ -414,6 +436,31 @@ impl<S: Gather> Gathered<S> {
     /// A block with fewer values than this is sparse (a container for so few costs more than a
     /// run's appends); a run of [`Self::RUN`] values within this many blocks is dense again.
     const DENSE: usize = 256;
+    /// What one value added from a run or the strays may add to the set's memory (a container of
+    /// its own under a high key of its own), and what one block may.
+    const VALUE_BYTES: u64 = 128;
+    const BLOCK_BYTES: u64 = 8192 + 128;
+
+    /// Counts `added` bytes (what an operation on the set may have added to its memory, on top of
+    /// the values added through [`Gathered::add`], counted here) and returns the set's memory
+    /// when it is over `limit`. The set is measured (a walk over its containers) only once what
+    /// was added since could have made it a quarter larger, or taken it over the limit: an
+    /// aggregate pays next to nothing for the check, and overshoots the limit by about 1 MiB.
+    pub fn grow(&mut self, added: u64, limit: u64) -> Option<u64> {
+        self.grown = self.grown.saturating_add(added);
+        if self.grown < self.measure_at {
+            return None;
+        }
+        let size = self.set.memory();
+        self.grown = 0;
+        self.measure_at = (size / 4).min(limit.saturating_sub(size)).max(1 << 20);
+        (size > limit).then_some(size)
+    }
+
+    /// The memory of the values that joined the set (not those waiting), about.
+    pub fn memory(&self) -> u64 {
+        self.set.memory()
+    }
 
     pub fn add(&mut self, v: S::Value) {
         if !self.add_in_block(v) {
@@ -467,6 +514,7 @@ impl<S: Gather> Gathered<S> {
     /// The current block joins the set.
     fn end_block(&mut self) {
         if self.in_block > 0 {
+            self.grown = self.grown.saturating_add(Self::BLOCK_BYTES);
             self.set.add_block(self.block, &self.bits);
             self.bits.fill(0);
             self.in_block = 0;
@@ -481,6 +529,7 @@ impl<S: Gather> Gathered<S> {
             let span = ((*last).into() >> 16) - ((*first).into() >> 16);
             self.sparse = self.run.len() < Self::RUN || span as usize * Self::DENSE > Self::RUN;
         }
+        self.grown = self.grown.saturating_add(Self::VALUE_BYTES * (self.run.len() + self.strays.len()) as u64);
         self.set.add_sorted(&self.run);
         self.run.clear();
         if !self.strays.is_empty() {
@@ -536,7 +585,7 @@ impl<S: Gather> Gathered<S> {
 
 impl<S: Gather> From<S> for Gathered<S> {
     fn from(set: S) -> Self {
-        Gathered { set, block: NO_BLOCK, bits: Vec::new(), in_block: 0, sparse: false, run: Vec::new(), strays: Vec::new() }
+        Gathered { set, block: NO_BLOCK, bits: Vec::new(), in_block: 0, sparse: false, run: Vec::new(), strays: Vec::new(), grown: 0, measure_at: 0 }
     }
 }
 
@@ -696,6 +745,35 @@ mod tests {
         let small = [&1u64.to_le_bytes()[..], &[0; 4], &full_runs(3)].concat();
         assert_eq!(frozen::decoded_size64(&small), Some(3 * 8192));
         assert_eq!(from_bytes64(&small).map(|b| b.len()), Ok(3 * 65536));
+    }
+
+    #[test]
+    fn a_gathered_set_is_measured_and_refused_past_the_limit() {
+        let limit = 4 << 20;
+        // far-apart values: a container each
+        let mut g = Gathered::<RoaringTreemap>::default();
+        let refused = (0..2_000_000u64).find_map(|i| {
+            g.add(i << 20);
+            g.grow(0, limit)
+        });
+        let size = refused.expect("refused");
+        assert!(size > limit && size <= limit + (1 << 20) + 64 * 1024, "{size}");
+        assert_eq!(size, g.memory());
+        // unions: what the operand adds is counted by the caller
+        let mut u = Gathered::<RoaringTreemap>::default();
+        let refused = (0..64u64).find_map(|i| {
+            let b = RoaringTreemap::from_iter((i << 40)..(i << 40) + (1 << 22));
+            let n = b.memory();
+            *u.set() |= b;
+            u.grow(n, limit)
+        });
+        assert_eq!(refused, Some(u.memory()));
+        // a set that stays small is never refused, however many values come again
+        let mut d = Gathered::<RoaringTreemap>::default();
+        for i in 0..1_000_000u64 {
+            d.add((i * 7919) % 5000 * 65536);
+            assert_eq!(d.grow(0, 1 << 20), None);
+        }
     }
 
     proptest! {

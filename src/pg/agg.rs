@@ -6,7 +6,8 @@ use super::error::report;
 use pgrx::datum::Internal;
 use pgrx::prelude::*;
 use pgrx::{PgMemoryContexts, PgSqlErrorCode};
-use segplan_core::bitmap;
+use segplan_core::bitmap::{self, Gathered, RoaringTreemap};
+use segplan_core::ranges;
 
 /// The running state: `seen` is false until the first input (so rb_and_agg starts from "all" and
 /// an aggregate over no rows returns NULL).
@@ -58,6 +59,20 @@ pub fn fold<B: Default + 'static>(state: Internal, input: Option<B>, fcinfo: pg_
             }
         }
     })
+}
+
+/// Refuses (54000) a 64-bit aggregate's bitmap grown past what any bitmap value may hold, after
+/// an operation that may have added `added` bytes to it ([`Gathered::grow`]): checked as it
+/// grows, before it takes memory without bound. (A 32-bit bitmap holds at most 512 MiB.)
+pub fn check_growth(g: &mut Gathered<RoaringTreemap>, added: u64) {
+    if let Some(bytes) = g.grow(added, ranges::MAX_BYTES) {
+        report(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            "the aggregate's roaringbitmap64 is too large",
+            format!("it has come to {bytes} bytes in memory; a bitmap may take at most 1 GB"),
+            Some("aggregate part of the values at a time, e.g. one range of them (WHERE value BETWEEN …), and keep the parts".into()),
+        );
+    }
 }
 
 /// Combines two partial states (parallel aggregation): the second is read, not copied, unless

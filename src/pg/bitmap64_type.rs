@@ -2,7 +2,7 @@
 //! `rb64_*` surface. `::bytea` is CRoaring's portable 64-bit format. Negative int8s are stored as
 //! their unsigned bit pattern (so -1 sorts last), as in the 32-bit type. segplan.bitmap(rule)
 //! returns this type: contact keys are bigint.
-use super::agg::{fold, merge, state_value_mut, unpack_state};
+use super::agg::{check_growth, fold, merge, state_value_mut, unpack_state};
 use super::error::report;
 use super::datum::{AsArray, check_range, too_large_to_read, write_text, InPlace, Named, Stored};
 use pgrx::datum::Internal;
@@ -290,11 +290,12 @@ fn rb64_runoptimize(rb: Rb) -> Rb {
 crate::raw_transition!(segplan_rb64_build_trans, pg_finfo_segplan_rb64_build_trans, Gathered<RoaringTreemap>, |s, v| {
     s.value.add(u(v.value() as i64));
     s.seen = true;
+    check_growth(&mut s.value, 0);
 }, fast = |s, v| s.value.add_in_block(u(v.value() as i64)));
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_or_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    fold(state, rb.map(|r| Gathered::from(r.0)), fcinfo, |a, b| *a.set() |= b.into_set())
+    fold(state, rb.map(|r| Gathered::from(r.0)), fcinfo, |a, b| grown_by(a, b.memory(), |s| *s |= b.into_set()))
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -304,12 +305,15 @@ fn rb64_and_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallI
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_xor_trans(state: Internal, rb: Option<Rb>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    fold(state, rb.map(|r| Gathered::from(r.0)), fcinfo, |a, b| *a.set() ^= b.into_set())
+    fold(state, rb.map(|r| Gathered::from(r.0)), fcinfo, |a, b| grown_by(a, b.memory(), |s| *s ^= b.into_set()))
 }
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_or_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    merge::<Gathered<RoaringTreemap>>(a, b, fcinfo, |a, b| a.absorb(b))
+    merge::<Gathered<RoaringTreemap>>(a, b, fcinfo, |a, b| {
+        a.absorb(b);
+        check_growth(a, b.memory())
+    })
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -319,7 +323,13 @@ fn rb64_and_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) 
 
 #[pg_extern(immutable, parallel_safe)]
 fn rb64_xor_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    merge::<Gathered<RoaringTreemap>>(a, b, fcinfo, |a, b| *a.set() ^= &*b.settled())
+    merge::<Gathered<RoaringTreemap>>(a, b, fcinfo, |a, b| grown_by(a, b.memory(), |s| *s ^= &*b.settled()))
+}
+
+/// `op` on the state's set, which may grow it by `added` bytes (then checked).
+fn grown_by(a: &mut Gathered<RoaringTreemap>, added: u64, op: impl FnOnce(&mut RoaringTreemap)) {
+    op(a.set());
+    check_growth(a, added)
 }
 
 #[pg_extern(immutable, parallel_safe, strict)]

@@ -24,13 +24,13 @@ fn configure_rfm(
     event: Option<&str>,
     amount_property: Option<&str>,
     occasion_property: default!(Option<&str>, "NULL"),
-    window: default!(Option<Interval>, "'2 years'"),
+    lookback: default!(Option<Interval>, "'2 years'"),
     as_of: default!(Option<TimestampWithTimeZone>, "NULL"),
 ) -> JsonB {
-    let (event, amount_property, window) = (required(event, "event"), required(amount_property, "amount_property"), required(window, "window"));
+    let (event, amount_property, window) = (required(event, "event"), required(amount_property, "amount_property"), required(lookback, "lookback"));
     let micros = window.months() as i128 * 30 * 86_400_000_000 + window.days() as i128 * 86_400_000_000 + window.micros() as i128;
     if micros <= 0 {
-        raise_one(Problem::invalid("window", "the look-back window must be positive").hint("for example interval '2 years'"));
+        raise_one(Problem::invalid("lookback", "the look-back window must be positive").hint("for example interval '2 years'"));
     }
     Spi::connect_mut(|client| {
         client.update(

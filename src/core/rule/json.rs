@@ -6,6 +6,7 @@ use serde_json::{json, Map, Number, Value};
 const RULE_KEYS: &[&str] = &["all", "any", "not", "attr", "event", "ratio", "sequence", "segment", "rfm"];
 const PROP_KEYS: &[&str] = &["all", "any", "not", "prop"];
 const MAX_SPAN: i64 = 100_000;
+const OBJECT_HINT: &str = "write the rule as a JSON object such as {\"attr\": \"country\", \"op\": \"eq\", \"value\": \"FR\"}";
 
 /// Parses JSON text into a rule. Nesting beyond [`MAX_DEPTH`] is refused with 54001.
 pub fn parse_str(s: &str) -> Result<Rule, Problems> {
@@ -13,8 +14,7 @@ pub fn parse_str(s: &str) -> Result<Rule, Problems> {
         if e.to_string().contains("recursion limit") {
             too_deep("$")
         } else {
-            Problem::invalid("$", format!("rule is not valid JSON: {e}"))
-                .hint("write the rule as a JSON object such as {\"attr\": \"country\", \"op\": \"eq\", \"value\": \"FR\"}")
+            Problem::invalid("$", format!("rule is not valid JSON: {e}")).hint(OBJECT_HINT)
         }
     })?;
     parse_value(&v)
@@ -82,7 +82,8 @@ impl Reader {
         match v {
             Value::Object(m) => Some(m),
             other => {
-                self.err(Problem::invalid(path, format!("{what} must be a JSON object, not {}", kind(other))));
+                let p = Problem::invalid(path, format!("{what} must be a JSON object, not {}", kind(other)));
+                self.err(if path == "$" { p.hint(OBJECT_HINT) } else { p });
                 None
             }
         }

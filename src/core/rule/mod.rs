@@ -14,7 +14,8 @@ pub fn parse_any(input: &str) -> Result<Rule, Problems> {
             .hint("split the rule into stored segments and reference them")
             .into());
     }
-    if input.trim_start().starts_with('{') {
+    // the text form never starts with either: a JSON array is a JSON rule of the wrong kind
+    if input.trim_start().starts_with(['{', '[']) {
         json::parse_str(input)
     } else {
         text::parse(input)

@@ -13,6 +13,13 @@ fn problems(input: &str) -> Vec<(Code, String)> {
 }
 
 #[test]
+fn a_json_array_is_a_json_rule_of_the_wrong_kind() {
+    let p = parse_any(" [{\"attr\": \"country\", \"op\": \"eq\", \"value\": \"FR\"}]").unwrap_err().0;
+    assert_eq!((p[0].code, p[0].path.as_str()), (Code::InvalidParameter, "$"));
+    assert!(p[0].message.contains("must be a JSON object, not array") && p[0].hint.as_deref().unwrap_or("").contains("{\"attr\""), "{:?}", p[0]);
+}
+
+#[test]
 fn reads_the_brochure_rule_in_both_forms() {
     let t = "country = 'FR' and purchase_lines(where product_range = 'children' and on_sale and outlet_kind = 'airport' \
              and city = 'Rome', within last 6 months, sum(qty) >= 3, sum(line_total) > 200)";

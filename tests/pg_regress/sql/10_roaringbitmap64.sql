@@ -79,6 +79,10 @@ SELECT rb64_fill('{}', 1000000000000000000, 1000000000054000000)::text;
 SET segplan.roaringbitmap.output_format = 'bytea';
 SELECT rb_fill('{}', 0, 4294967296)::text;
 RESET segplan.roaringbitmap.output_format;
+-- aggregates are refused as they grow past 1 GB (two inputs of 512 MB each), not when they end
+SELECT rb64_or_cardinality_agg(rb64_fill('{}', g * 8589934592, g * 8589934592 + 4294967296)) FROM generate_series(0, 1) g;
+SELECT rb64_cardinality(rb64_xor_agg(rb64_fill('{}', g * 8589934592, g * 8589934592 + 4294967296))) FROM generate_series(0, 1) g;
+SELECT rb64_or_cardinality_agg(rb64_fill('{}', g * 8589934592, g * 8589934592 + 4259840000)) AS just_under FROM generate_series(0, 1) g;
 -- ranges over the whole unsigned range read only what the bitmap holds
 SELECT rb64_range('{1,-2,-1}', 0, -1), rb64_range_cardinality('{1,-2,-1}', 0, -1), rb64_clear('{1,-2,9223372036854775807}', 2, -1),
        rb64_select('{1,5,-2,-1}', 2, 1, true, 0, -1), rb64_range('{}', 0, -1), rb64_select('{1,2}', 9223372036854775807, 9223372036854775807);

@@ -33,7 +33,7 @@ SELECT segplan.configure_rfm('sales', 'amount', 'missing');
 SELECT segplan.configure_rfm('sales', 'amount', NULL, '-1 day');
 SELECT count(*) AS kept FROM segplan.rfm_config;
 
-SELECT segplan.configure_rfm('sales', 'amount', "window" => '1 year');
+SELECT segplan.configure_rfm('sales', 'amount', lookback => '1 year');
 SELECT segplan.model()->'rfm' AS model_rfm;
 
 -- worked out by hand (N = 7 scored; score = 1 + floor(5 × contacts strictly worse / 7)):
