@@ -1122,4 +1122,124 @@ mod tests {
         let p = plan(&rule, &m, &|_| None).unwrap();
         assert_eq!(p.universe.query.sql, "SELECT segplan._keys_agg(c.id::text) FROM public.people AS c");
     }
+
+    /// Valid rules over [`fuzz_model`], one of each kind, that the fuzz test below mutates.
+    const SEEDS: &[&str] = &[
+        "country = 'FR' and (score >= 2.5 or not opt_in) and age(birth) between 25 and 40",
+        "country in ('FR', 'IT') and country not in ('DE') and city is not null and city contains 'ro' and city starts with 'R' and city ends with 'e' and city matches '^R'",
+        "created within last 30 days and created not within last 2 years and birth between '1990-01-01' and '2000-12-31' and visits <> 3",
+        "clicks(where amount > 10 and kind = 'open', within last 7 days, count >= 2, sum(amount) > 100, count_distinct(order_id) >= 2)",
+        "no clicks(within from '2026-01-01' to '2026-02-01', avg(amount) < 3.5, min(amount) >= 0, max(at) < '2026-03-01')",
+        "ratio(clicks, per order_id, of kind = 'open', match amount > 5, within last 1 year, min_occasions 3) >= 0.1",
+        "sequence(clicks(where kind = 'click'), then clicks(where kind = 'order'), gap > 30 days)",
+        "rfm(cluster in ('champions', 'lost'), r >= 4, fm <= 2.5) or country = 'IT'",
+        "all(any(country = 'FR' or country = 'IT') and not not opt_in)",
+    ];
+
+    #[test]
+    fn the_seeds_are_valid_rules() {
+        for s in SEEDS {
+            let r = crate::rule::parse_any(s).unwrap_or_else(|e| panic!("{s}: {e:?}"));
+            plan(&r, &fuzz_model(), &|_| None).unwrap_or_else(|e| panic!("{s}: {e:?}"));
+        }
+    }
+
+    fn fuzz_model() -> Model {
+        let mut m = model();
+        let c = m.contacts.as_mut().unwrap();
+        c.columns.extend([col("city", "text", TypeKind::Text), col("score", "numeric", TypeKind::Numeric), col("opt_in", "boolean", TypeKind::Bool),
+                          col("birth", "date", TypeKind::Date), col("created", "timestamp with time zone", TypeKind::TimestampTz),
+                          col("visits", "integer", TypeKind::Integer), col("tag", "uuid", TypeKind::Uuid), col("seen", "timestamp without time zone", TypeKind::Timestamp)]);
+        m.events[0].columns.push(col("kind", "text", TypeKind::Text));
+        m.rfm = rfm_model(None).rfm;
+        m
+    }
+
+    /// Everything a rule goes through before SQL runs: its plan, the one-statement form, the steps,
+    /// and both forms written back.
+    fn through_everything(rule: &Rule, m: &Model) {
+        if let Ok(p) = plan(rule, m, &|_| None) {
+            let leaves: Vec<&Leaf> = p.leaves.iter().filter(|l| l.filter.is_some()).collect();
+            if let (true, Some(c)) = (!leaves.is_empty(), m.contacts.as_ref()) {
+                one_scan(&leaves, c);
+            }
+        }
+        if let Ok(c) = compile(rule, m, &|_| None) {
+            c.count();
+            c.members("bigint");
+        }
+        let _ = steps(rule, m, &|_| None);
+        let _ = crate::rule::parse_any(&crate::rule::text::format(rule));
+        let _ = crate::rule::parse_any(&crate::rule::json::to_json(rule).to_string());
+    }
+
+    const TOKENS: &[&str] = &[
+        " and ", " or ", " not ", "(", ")", ",", "'", "\"", " = ", " <= ", " between ", " in ", " is null", " within last ", "99999999999999999999",
+        "-0", "1e308", "0.000001", " 0 days", " 2147483648 hours", "'2026-02-30'", "'infinity'", "'-infinity'", "'1999-01-01 25:00'", " count >= ",
+        "sum(", "age(", "clicks(", "ratio(", "sequence(", "rfm(", "segment(", " where ", " per ", " of ", " match ", " gap > ", " min_occasions ",
+        "country", "amount", "at", "kind", "birth", "created", "visits", "tag", "seen", "score", "opt_in", "\u{0}", "é", "\"\"", "''", " no ",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+        /// Mutated rules (tokens put in, spans cut out or repeated) are read and planned without a
+        /// panic: whatever a user types is a rule or a problem to report, never an internal error.
+        #[test]
+        fn mutated_rules_never_panic(seed in 0..SEEDS.len(), edits in proptest::collection::vec((0usize..400, 0usize..3, 0..TOKENS.len(), 0usize..40), 1..5)) {
+            let m = fuzz_model();
+            let mut text = SEEDS[seed].to_string();
+            for (at, kind, token, len) in edits {
+                let mut at = at % (text.len() + 1);
+                while !text.is_char_boundary(at) { at -= 1; }
+                let mut end = (at + len).min(text.len());
+                while !text.is_char_boundary(end) { end -= 1; }
+                match kind {
+                    0 => text.insert_str(at, TOKENS[token]),
+                    1 => text.replace_range(at..end, ""),
+                    _ => { let piece = text[at..end].to_string(); text.insert_str(at, &piece) }
+                }
+            }
+            if let Ok(rule) = crate::rule::parse_any(&text) {
+                through_everything(&rule, &m);
+            }
+        }
+
+        /// The JSON form with one value anywhere replaced by another of any kind.
+        #[test]
+        fn rules_with_a_json_value_replaced_never_panic(seed in 0..SEEDS.len(), pick in 0usize..200, with in proptest::prelude::prop_oneof![
+            proptest::prelude::Just(serde_json::json!(null)), proptest::prelude::Just(serde_json::json!(-1)), proptest::prelude::Just(serde_json::json!(1e300)),
+            proptest::prelude::Just(serde_json::json!(u64::MAX)), proptest::prelude::Just(serde_json::json!(i64::MIN)), proptest::prelude::Just(serde_json::json!("")),
+            proptest::prelude::Just(serde_json::json!([])), proptest::prelude::Just(serde_json::json!({})), proptest::prelude::Just(serde_json::json!({"days": -5})),
+            proptest::prelude::Just(serde_json::json!({"hours": i64::MAX})), proptest::prelude::Just(serde_json::json!("2026-13-01")), proptest::prelude::Just(serde_json::json!([1, "a", null])),
+            proptest::prelude::Just(serde_json::json!(true)), proptest::prelude::Just(serde_json::json!("country")), proptest::prelude::Just(serde_json::json!(0.5)),
+        ]) {
+            let m = fuzz_model();
+            let mut v = crate::rule::json::to_json(&crate::rule::parse_any(SEEDS[seed]).unwrap());
+            /// Replaces the `k`-th node (depth first, counted down) with `with`.
+            fn replace(v: &mut serde_json::Value, k: &mut usize, with: &serde_json::Value) -> bool {
+                if *k == 0 {
+                    *v = with.clone();
+                    return true;
+                }
+                *k -= 1;
+                match v {
+                    serde_json::Value::Array(a) => a.iter_mut().any(|x| replace(x, k, with)),
+                    serde_json::Value::Object(o) => o.values_mut().any(|x| replace(x, k, with)),
+                    _ => false,
+                }
+            }
+            fn count(v: &serde_json::Value) -> usize {
+                1 + match v {
+                    serde_json::Value::Array(a) => a.iter().map(count).sum(),
+                    serde_json::Value::Object(o) => o.values().map(count).sum(),
+                    _ => 0,
+                }
+            }
+            let mut k = pick % count(&v);
+            proptest::prop_assert!(replace(&mut v, &mut k, &with));
+            if let Ok(rule) = crate::rule::json::parse_value(&v) {
+                through_everything(&rule, &m);
+            }
+        }
+    }
 }
