@@ -337,12 +337,31 @@ impl Piece {
 
 const FAILED: &str = "false";
 
+/// The values an integer column's type holds (by its name; a domain is read as bigint, and
+/// PostgreSQL refuses what its base type cannot hold).
+fn int_range(type_sql: &str) -> (i64, i64) {
+    match type_sql {
+        "smallint" => (i16::MIN.into(), i16::MAX.into()),
+        "integer" => (i32::MIN.into(), i32::MAX.into()),
+        _ => (i64::MIN, i64::MAX),
+    }
+}
+
+/// 32 hex digits, with hyphens between groups of four and in braces or not, as uuid_in reads them.
+fn looks_like_uuid(v: &str) -> bool {
+    let inner = v.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(v);
+    let digits: Vec<&str> = inner.split('-').collect();
+    digits.iter().all(|g| !g.is_empty() && g.len() % 4 == 0 && g.chars().all(|c| c.is_ascii_hexdigit()))
+        && digits.iter().map(|g| g.len()).sum::<usize>() == 32
+}
+
 fn kind_word(k: TypeKind) -> &'static str {
     match k {
         TypeKind::Integer => "a whole number",
         TypeKind::Numeric => "a number",
         TypeKind::Bool => "true or false",
         TypeKind::Date | TypeKind::Timestamp | TypeKind::TimestampTz => "a date or timestamp string such as \"2026-01-31\"",
+        TypeKind::Uuid => "a uuid such as \"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\"",
         _ => "a string",
     }
 }
@@ -496,18 +515,23 @@ impl<'m> Compiler<'m> {
 
     /// A value for column `col`, as a parameter cast to the column's type.
     fn typed(&mut self, s: &Scalar, col: &Column, path: &str) -> Option<String> {
+        let (lo, hi) = int_range(&col.type_sql);
         let ok = match (s, col.kind) {
-            (Scalar::Num(n), TypeKind::Integer) => n.is_i64() || n.is_u64(),
+            (Scalar::Num(n), TypeKind::Integer) => n.as_i64().is_some_and(|v| (lo..=hi).contains(&v)),
             (Scalar::Num(_), TypeKind::Numeric) => true,
             (Scalar::Bool(_), TypeKind::Bool) => true,
             (Scalar::Str(v), k) if k.is_time() => valid_timestamp(v),
-            (Scalar::Str(_), TypeKind::Text | TypeKind::Uuid | TypeKind::Other) => true,
+            (Scalar::Str(v), TypeKind::Uuid) => looks_like_uuid(v),
+            (Scalar::Str(_), TypeKind::Text | TypeKind::Other) => true,
             (Scalar::Num(_) | Scalar::Bool(_), TypeKind::Other) => true,
             _ => false,
         };
         if !ok {
             self.problems.push(Problem::invalid(path, format!("\"{}\" is of type {}; the value {} does not fit", col.name, col.type_sql, crate::rule::json::scalar_json(s)))
-                .hint(format!("give {}", kind_word(col.kind))));
+                .hint(match col.kind {
+                    TypeKind::Integer => format!("give a whole number from {lo} to {hi}"),
+                    k => format!("give {}", kind_word(k)),
+                }));
             return None;
         }
         Some(self.param(Param::Typed { text: scalar_text(s), type_sql: col.type_sql.clone() }))
@@ -1121,6 +1145,31 @@ mod tests {
         }
         let p = plan(&rule, &m, &|_| None).unwrap();
         assert_eq!(p.universe.query.sql, "SELECT segplan._keys_agg(c.id::text) FROM public.people AS c");
+    }
+
+    #[test]
+    fn values_a_column_type_cannot_hold_are_problems_with_their_path() {
+        let m = fuzz_model();
+        let problem = |text: &str| {
+            let rule = crate::rule::parse_any(text).unwrap();
+            plan(&rule, &m, &|_| None).err().map(|p| (p.0[0].path.clone(), p.0[0].hint.clone().unwrap_or_default()))
+        };
+        // integer holds ±2^31 (found by the SQL fuzz probe: PostgreSQL's 22003 with no path)
+        assert_eq!(problem("visits <> 2147483648"), Some(("$.value".into(), "give a whole number from -2147483648 to 2147483647".into())));
+        assert_eq!(problem("visits in (1, -2147483649)").map(|p| p.0), Some("$.value[1]".into()));
+        assert_eq!(problem("visits = -2147483648"), None);
+        assert_eq!(problem("id = 9223372036854775807"), None);
+        assert!(problem("id = 9223372036854775808").is_some());
+        // a year of four digits: PostgreSQL reads "21-12-31" by its DateStyle (22008)
+        assert_eq!(problem("birth = '21-12-31'").map(|p| p.0), Some("$.value".into()));
+        assert_eq!(problem("birth between '2021-12-31' and '2022-01-01 10:00:00+02'"), None);
+        // uuid as uuid_in reads it
+        for ok in ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "{A0EEBC99-9C0B4EF8-BB6D6BB9-BD380A11}", "a0eebc999c0b4ef8bb6d6bb9bd380a11"] {
+            assert_eq!(problem(&format!("tag = '{ok}'")), None, "{ok}");
+        }
+        for bad in ["abc", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1", "a0eebc99--9c0b4ef8-bb6d-6bb9bd380a11", "-a0eebc999c0b4ef8bb6d6bb9bd380a11", "{a0eebc999c0b4ef8bb6d6bb9bd380a11"] {
+            assert_eq!(problem(&format!("tag = '{bad}'")).map(|p| p.0), Some("$.value".into()), "{bad}");
+        }
     }
 
     /// Valid rules over [`fuzz_model`], one of each kind, that the fuzz test below mutates.

@@ -48,11 +48,14 @@ fn depth(v: &Value) -> usize {
 /// Valid timestamp or date text, in the forms Postgres reads the same way under any DateStyle.
 pub fn valid_timestamp(s: &str) -> bool {
     use chrono::{DateTime, NaiveDate, NaiveDateTime};
-    DateTime::parse_from_rfc3339(s).is_ok()
-        || DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%#z").is_ok()
-        || NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").is_ok()
-        || NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").is_ok()
-        || NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
+    // chrono reads a year of any width; PostgreSQL reads "21-12-31" by its DateStyle
+    let year = s.as_bytes().get(..5);
+    year.is_some_and(|y| y[..4].iter().all(u8::is_ascii_digit) && y[4] == b'-')
+        && (DateTime::parse_from_rfc3339(s).is_ok()
+            || DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%#z").is_ok()
+            || NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").is_ok()
+            || NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").is_ok()
+            || NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok())
 }
 
 fn kind(v: &Value) -> &'static str {

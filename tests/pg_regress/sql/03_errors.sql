@@ -15,6 +15,7 @@ SELECT * FROM try($$SELECT segplan.count('{"event": "nope"}'::jsonb)$$);
 SELECT * FROM try($$SELECT segplan.count('{"attr": "country", "op": "like", "value": "F%"}'::jsonb)$$);
 SELECT * FROM try($$SELECT segplan.count('{"attr": "country", "op": "eq", "value": "FR", "extra": 1}'::jsonb)$$);
 SELECT * FROM try($$SELECT segplan.count('[{"attr": "country", "op": "eq", "value": "FR"}]'::jsonb)$$);
+SELECT * FROM try($$SELECT segplan.count('home_outlet_id <> 9223372036854775807 or birth_date = ''21-12-31''')$$);
 SELECT * FROM try($$SELECT segplan.count('{"attr": "home_outlet_id", "op": "eq", "value": "seven"}'::jsonb)$$);
 SELECT * FROM try($$SELECT segplan.count('{"attr": "birth_date", "op": "gt", "value": "yesterday"}'::jsonb)$$);
 SELECT * FROM try($$SELECT segplan.count('{"all": []}'::jsonb)$$);
