@@ -10,11 +10,12 @@ DEMO_PORT := 54320
 TEST_PORT := 54321
 ROOT      := $(CURDIR)
 SUDO_FLAG := $(if $(filter 0,$(shell id -u)),,--sudo)
+SUDO      := $(if $(filter 0,$(shell id -u)),,sudo)
 DEMO_ENV  = eval "$$($(CLUSTER) env demo $(DEMO_PORT))"
 TEST_ENV  = eval "$$($(CLUSTER) env test $(TEST_PORT))"
 PSQL      := psql -X -v ON_ERROR_STOP=1 -q
 
-.PHONY: deps install demo data psql stop test unit pgrx-test regress isolation client bench
+.PHONY: deps install demo data psql stop test unit pgrx-test regress isolation client upgrade bench
 
 deps:
 	@tests/tools/deps.sh
@@ -52,7 +53,7 @@ stop:
 	@$(CLUSTER) stop test
 
 # ---- tests ------------------------------------------------------------------------------------
-test: deps unit pgrx-test regress isolation client
+test: deps unit pgrx-test regress isolation client upgrade
 	@echo "make test: all layers passed"
 
 # pure-Rust core, no Postgres
@@ -93,6 +94,13 @@ client: regress-db
 	@$(TEST_ENV); psql -X -q -d segplan_regress -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS pg_cron"
 	@$(CLUSTER) restart test
 	@$(TEST_ENV); PGDATABASE=segplan_regress python3 tests/client/test_client.py
+
+# the released versions' install scripts go next to the current one, then each is updated and
+# compared with a fresh install (tests/upgrade/check.sh)
+upgrade: install
+	@$(CLUSTER) start test $(TEST_PORT) segplan_regress
+	@$(SUDO) install -m 644 tests/upgrade/segplan--0.1.0.sql "$$($(PG_CONFIG) --sharedir)/extension/"
+	@$(TEST_ENV); tests/upgrade/check.sh
 
 # ---- benchmark --------------------------------------------------------------------------------
 # make bench [SIZE=XS|S|L] (default S): its own database per size, kept between runs.

@@ -1,0 +1,13 @@
+-- An install of segplan 0.1.0 in use: a model, an RFM configuration (0.1.0's parameter name), a
+-- saved segment and a policy, all kept through the update (pg_cron is in the regression database
+-- only, so neither install has it).
+SET client_min_messages = warning;
+CREATE EXTENSION segplan VERSION '0.1.0';
+SELECT demo.generate(500, 3, '2026-11-01 00:00:00+00') IS NOT NULL AS generated;
+SELECT segplan.register_contacts('demo.contacts', 'id') IS NOT NULL AS contacts;
+SELECT segplan.register_events('orders', 'demo.orders', 'contact_id', 'ordered_at') IS NOT NULL AS orders;
+SELECT segplan.configure_rfm('orders', 'total', "window" => '1 year') ->> 'window' AS rfm_window;
+SELECT segplan.save_segment('fr_buyers', $$country = 'FR' and orders(count >= 1)$$) IS NOT NULL AS segment;
+SELECT segplan.create_policy('daily', '{"rules": [{"max_contacts": 1, "per": {"days": 1}, "count_across": "all_brands"}]}') IS NOT NULL AS policy;
+CREATE TABLE counted AS SELECT segplan.count('segment(''fr_buyers'')', '2026-11-01 00:00:00+00') AS n;
+SELECT extversion FROM pg_extension WHERE extname = 'segplan';
