@@ -1149,7 +1149,7 @@ mod tests {
 
     #[test]
     fn values_a_column_type_cannot_hold_are_problems_with_their_path() {
-        let m = fuzz_model();
+        let m = crate::testing::model();
         let problem = |text: &str| {
             let rule = crate::rule::parse_any(text).unwrap();
             plan(&rule, &m, &|_| None).err().map(|p| (p.0[0].path.clone(), p.0[0].hint.clone().unwrap_or_default()))
@@ -1172,7 +1172,7 @@ mod tests {
         }
     }
 
-    /// Valid rules over [`fuzz_model`], one of each kind, that the fuzz test below mutates.
+    /// Valid rules over [`crate::testing::model`], one of each kind, that the fuzz test below mutates.
     const SEEDS: &[&str] = &[
         "country = 'FR' and (score >= 2.5 or not opt_in) and age(birth) between 25 and 40",
         "country in ('FR', 'IT') and country not in ('DE') and city is not null and city contains 'ro' and city starts with 'R' and city ends with 'e' and city matches '^R'",
@@ -1189,19 +1189,8 @@ mod tests {
     fn the_seeds_are_valid_rules() {
         for s in SEEDS {
             let r = crate::rule::parse_any(s).unwrap_or_else(|e| panic!("{s}: {e:?}"));
-            plan(&r, &fuzz_model(), &|_| None).unwrap_or_else(|e| panic!("{s}: {e:?}"));
+            plan(&r, &crate::testing::model(), &|_| None).unwrap_or_else(|e| panic!("{s}: {e:?}"));
         }
-    }
-
-    fn fuzz_model() -> Model {
-        let mut m = model();
-        let c = m.contacts.as_mut().unwrap();
-        c.columns.extend([col("city", "text", TypeKind::Text), col("score", "numeric", TypeKind::Numeric), col("opt_in", "boolean", TypeKind::Bool),
-                          col("birth", "date", TypeKind::Date), col("created", "timestamp with time zone", TypeKind::TimestampTz),
-                          col("visits", "integer", TypeKind::Integer), col("tag", "uuid", TypeKind::Uuid), col("seen", "timestamp without time zone", TypeKind::Timestamp)]);
-        m.events[0].columns.push(col("kind", "text", TypeKind::Text));
-        m.rfm = rfm_model(None).rfm;
-        m
     }
 
     /// Everything a rule goes through before SQL runs: its plan, the one-statement form, the steps,
@@ -1235,7 +1224,7 @@ mod tests {
         /// panic: whatever a user types is a rule or a problem to report, never an internal error.
         #[test]
         fn mutated_rules_never_panic(seed in 0..SEEDS.len(), edits in proptest::collection::vec((0usize..400, 0usize..3, 0..TOKENS.len(), 0usize..40), 1..5)) {
-            let m = fuzz_model();
+            let m = crate::testing::model();
             let mut text = SEEDS[seed].to_string();
             for (at, kind, token, len) in edits {
                 let mut at = at % (text.len() + 1);
@@ -1255,37 +1244,9 @@ mod tests {
 
         /// The JSON form with one value anywhere replaced by another of any kind.
         #[test]
-        fn rules_with_a_json_value_replaced_never_panic(seed in 0..SEEDS.len(), pick in 0usize..200, with in proptest::prelude::prop_oneof![
-            proptest::prelude::Just(serde_json::json!(null)), proptest::prelude::Just(serde_json::json!(-1)), proptest::prelude::Just(serde_json::json!(1e300)),
-            proptest::prelude::Just(serde_json::json!(u64::MAX)), proptest::prelude::Just(serde_json::json!(i64::MIN)), proptest::prelude::Just(serde_json::json!("")),
-            proptest::prelude::Just(serde_json::json!([])), proptest::prelude::Just(serde_json::json!({})), proptest::prelude::Just(serde_json::json!({"days": -5})),
-            proptest::prelude::Just(serde_json::json!({"hours": i64::MAX})), proptest::prelude::Just(serde_json::json!("2026-13-01")), proptest::prelude::Just(serde_json::json!([1, "a", null])),
-            proptest::prelude::Just(serde_json::json!(true)), proptest::prelude::Just(serde_json::json!("country")), proptest::prelude::Just(serde_json::json!(0.5)),
-        ]) {
-            let m = fuzz_model();
-            let mut v = crate::rule::json::to_json(&crate::rule::parse_any(SEEDS[seed]).unwrap());
-            /// Replaces the `k`-th node (depth first, counted down) with `with`.
-            fn replace(v: &mut serde_json::Value, k: &mut usize, with: &serde_json::Value) -> bool {
-                if *k == 0 {
-                    *v = with.clone();
-                    return true;
-                }
-                *k -= 1;
-                match v {
-                    serde_json::Value::Array(a) => a.iter_mut().any(|x| replace(x, k, with)),
-                    serde_json::Value::Object(o) => o.values_mut().any(|x| replace(x, k, with)),
-                    _ => false,
-                }
-            }
-            fn count(v: &serde_json::Value) -> usize {
-                1 + match v {
-                    serde_json::Value::Array(a) => a.iter().map(count).sum(),
-                    serde_json::Value::Object(o) => o.values().map(count).sum(),
-                    _ => 0,
-                }
-            }
-            let mut k = pick % count(&v);
-            proptest::prop_assert!(replace(&mut v, &mut k, &with));
+        fn rules_with_a_json_value_replaced_never_panic(seed in 0..SEEDS.len(), pick in 0usize..200, with in crate::testing::odd_json()) {
+            let m = crate::testing::model();
+            let v = crate::testing::with_one_replaced(crate::rule::json::to_json(&crate::rule::parse_any(SEEDS[seed]).unwrap()), pick, with);
             if let Ok(rule) = crate::rule::json::parse_value(&v) {
                 through_everything(&rule, &m);
             }

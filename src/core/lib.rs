@@ -19,3 +19,5 @@ pub mod ranges;
 pub mod rfm;
 pub mod rule;
 pub mod segments;
+#[cfg(test)]
+pub mod testing;

@@ -699,6 +699,45 @@ mod tests {
         assert_eq!(paths, vec!["$.colour", "$", "$", "$.schedule.cron", "$.schedule.at", "$.target.exact", "$.target.seed", "$.holdout_percent"]);
     }
 
+    /// Plans of every schedule kind and every field, the fuzz test's seeds.
+    fn fuzz_seeds() -> Vec<Value> {
+        vec![
+            json!({"segment": "vip", "brand": "acme", "outlet": "o1", "channel": "call", "policies": ["daily"],
+                   "schedule": {"weekdays": ["mon", "fri"], "at": "09:30", "time_zone": "Europe/Paris", "from": "2026-11-25", "until": "2027-03-01", "catch_up": true},
+                   "exceptions": ["2026-12-25"], "target": {"min": 10}, "priority": 2,
+                   "test_contacts": [1, 2], "test_addresses": ["qa@example.com"], "holdout_percent": 10, "delivery": {"handler": "crm.deliver"},
+                   "assignee": "ann", "call_windows": [{"weekdays": ["mon", "tue"], "from": "09:00", "to": "12:00"}], "call_minutes": 20}),
+            json!({"rule": {"attr": "country", "op": "eq", "value": "FR"}, "channel": "email",
+                   "schedule": {"cron": "*/30 8-18 * * 1-5", "time_zone": "America/Sao_Paulo"}, "target": {"exact": 100, "order_by": {"attr": "score", "desc": true}}}),
+            json!({"segment": "x", "channel": "sms", "schedule": {"once": "2026-03-29 02:30", "time_zone": "Europe/Paris"}, "target": {"exact": 50, "seed": 3}}),
+        ]
+    }
+
+    #[test]
+    fn the_fuzz_seeds_are_valid_plans() {
+        for s in fuzz_seeds() {
+            parse(&s).unwrap_or_else(|e| panic!("{s}: {e:?}"));
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// A plan spec with one value anywhere replaced by an odd one is read (or refused with
+        /// problems), written back, and its slots and call times are made, at the ends of the
+        /// dates a schedule is read over (0001-01-01 to 9999-12-31) too, without a panic.
+        #[test]
+        fn specs_with_a_value_replaced_never_panic(seed in 0usize..3, pick in 0usize..200, with in crate::testing::odd_json()) {
+            if let Ok(p) = parse(&crate::testing::with_one_replaced(fuzz_seeds()[seed].clone(), pick, with)) {
+                proptest::prop_assert_eq!(parse(&to_json(&p)).ok(), Some(p.clone()));
+                for (from, to) in [("2026-10-20", "2027-01-31"), ("9999-11-01", "9999-12-31"), ("0001-01-01", "0001-02-01")] {
+                    p.schedule.local_slots(d(from), d(to), &p.exceptions);
+                    p.call_times(d(from).and_hms_opt(9, 0, 0).unwrap(), 5);
+                    p.call_times(d(to).and_hms_opt(23, 59, 0).unwrap(), 5);
+                }
+            }
+        }
+    }
+
     #[test]
     fn call_times_fill_the_windows_in_order() {
         let p = parse(&json!({"segment": "x", "channel": "call", "assignee": "ann", "call_minutes": 20,

@@ -567,7 +567,7 @@ mod tests {
             {"max_contacts": 1, "per": {"days": 1}, "channels": ["sms"]},
             {"min_gap": {"hours": 48}},
             {"quiet_hours": {"from": "21:00", "to": "09:00"}},
-            {"blackout_dates": ["2026-12-25", "2026-12-26"]},
+            {"blackout_dates": ["2026-12-25", "2026-12-26"], "time_zone_attr": "time_zone"},
             {"exclude_segment": "complainers"},
             {"require_attr": "email_opt_in"},
             {"exclude_unsubscribed": {"event": "message_events", "where": {"prop": "event_type", "op": "eq", "value": "unsubscribe"}}}]});
@@ -595,5 +595,47 @@ mod tests {
         assert_eq!(paths, vec!["$.scope.brand", "$.rules[0].max_contacts", "$.rules[0].per.dayz", "$.rules[1].quiet_hours.from",
                                "$.rules[2].count_across", "$.rules[3].exclude_unsubscribed.where.op", "$.rules[4]"]);
         assert_eq!(p(json!({"rules": []})).unwrap_err().0[0].path, "$.rules");
+    }
+
+    /// A policy of every rule kind over [`crate::testing::model`].
+    fn fuzz_seed() -> Value {
+        json!({"scope": {"brands": ["acme"], "channels": ["email", "sms"], "outlets": ["o1"]}, "rules": [
+            {"max_contacts": 2, "per": {"days": 7}, "count_across": "all_brands"},
+            {"max_contacts": 1, "per": {"hours": 12}, "channels": ["sms"], "count_across": "outlet"},
+            {"min_gap": {"hours": 48}},
+            {"quiet_hours": {"from": "21:00", "to": "09:00", "time_zone_attr": "time_zone"}},
+            {"blackout_dates": ["2026-12-25", "2026-12-26"], "time_zone_attr": "time_zone"},
+            {"exclude_segment": "complainers"},
+            {"require_attr": "opt_in"},
+            {"exclude_unsubscribed": {"event": "clicks", "where": {"prop": "kind", "op": "eq", "value": "unsubscribe"}}}]})
+    }
+
+    #[test]
+    fn the_fuzz_seed_is_a_valid_policy() {
+        let pol = parse(&fuzz_seed()).unwrap();
+        for (i, r) in pol.rules.iter().enumerate() {
+            exclusion(r, &crate::testing::model(), &format!("$.rules[{i}]"), Reach::All).unwrap();
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// A policy spec with one value anywhere replaced by an odd one is read (or refused with
+        /// problems), written back, labelled and made into SQL without a panic.
+        #[test]
+        fn specs_with_a_value_replaced_never_panic(pick in 0usize..200, with in crate::testing::odd_json()) {
+            let seed = fuzz_seed();
+            let m = crate::testing::model();
+            if let Ok(pol) = parse(&crate::testing::with_one_replaced(seed, pick, with)) {
+                proptest::prop_assert_eq!(parse(&to_json(&pol)).ok(), Some(pol.clone()));
+                for (i, r) in pol.rules.iter().enumerate() {
+                    r.label();
+                    cap(r);
+                    for reach in [Reach::All, Reach::One] {
+                        let _ = exclusion(r, &m, &format!("$.rules[{i}]"), reach);
+                    }
+                }
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ run() { psql -X -a -q -v ON_ERROR_STOP=1 -d "$1" -f "$2" 2>&1; }
   psql -X -a -q -v ON_ERROR_STOP=1 -d segplan_upgraded -c "ALTER EXTENSION segplan UPDATE" 2>&1
   run segplan_upgraded after.sql; } > results.out
 diff -u expected.out results.out || { echo "upgrade: the updated install does not behave as expected (above)"; exit 1; }
-psql -X -q -d segplan_fresh -c "SET client_min_messages = warning" -c "CREATE EXTENSION segplan"
+psql -X -q -d segplan_fresh -c "SET client_min_messages = error" -c "CREATE EXTENSION segplan"
 psql -X -At -v ON_ERROR_STOP=1 -d segplan_fresh -f catalog.sql > fresh.txt
 psql -X -At -v ON_ERROR_STOP=1 -d segplan_upgraded -f catalog.sql > upgraded.txt
 diff -u fresh.txt upgraded.txt || { echo "upgrade: the updated install differs from a fresh one (- fresh, + updated)"; exit 1; }

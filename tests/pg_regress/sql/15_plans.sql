@@ -27,8 +27,12 @@ SELECT segplan.create_policy('xmas', '{"rules": [{"blackout_dates": ["2026-12-25
 SELECT segplan.create_plan('fridays', '{"segment": "it", "channel": "email", "policies": ["xmas"], "schedule": {"weekdays": ["fri"], "at": "09:00", "time_zone": "Europe/Paris"}}') AS fri \gset
 SELECT segplan.activate_plan(:fri);
 SELECT slot FROM segplan.calendar('2026-12-15', '2027-01-05') WHERE plan_id = :fri;
--- times with no local time, and a calendar too long to list, are 22023 (infinity was XX000)
+-- times with no local time, and a calendar too long to list, are 22023 (infinity was XX000, and
+-- so were years of five digits: the local time was read back with four)
 SELECT * FROM segplan.calendar('-infinity', 'infinity');
+SELECT * FROM segplan.calendar('262000-01-01', '262000-01-03');
+SELECT segplan.tick('10000-01-01');
+SELECT count(*) AS last_days FROM segplan.calendar('9999-12-01', '9999-12-30 23:00+00');
 SELECT * FROM segplan.calendar('2026-01-01', '2036-01-20');
 SELECT segplan.tick('infinity');
 SELECT segplan.run_plan(:fri, '-infinity');
