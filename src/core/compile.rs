@@ -953,30 +953,9 @@ fn scalar_text(s: &Scalar) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Column, ContactSource, EventSource, Model, Relation, RfmConfig, TypeKind};
+    use crate::model::{Model, RfmConfig, TypeKind};
 
-    fn col(name: &str, type_sql: &str, kind: TypeKind) -> Column {
-        Column { name: name.into(), sql: name.into(), type_sql: type_sql.into(), kind }
-    }
-
-    fn model() -> Model {
-        let key = col("id", "bigint", TypeKind::Integer);
-        let contacts = ContactSource {
-            rel: Relation { oid: 10, name: "public.people".into(), sql: "public.people".into() },
-            key: key.clone(),
-            columns: vec![key, col("country", "text", TypeKind::Text)],
-        };
-        let cols = vec![col("person", "bigint", TypeKind::Integer), col("at", "timestamp with time zone", TypeKind::TimestampTz),
-                        col("amount", "numeric", TypeKind::Numeric), col("order_id", "bigint", TypeKind::Integer)];
-        let clicks = EventSource {
-            name: "clicks".into(),
-            rel: Relation { oid: 20, name: "public.clicks".into(), sql: "public.clicks".into() },
-            contact: cols[0].clone(),
-            time: Some(cols[1].clone()),
-            columns: cols,
-        };
-        Model { contacts: Some(contacts), events: vec![clicks], broken: vec![], rfm: None }
-    }
+    use crate::testing::{col, small_model as model};
 
     fn plan_of(text: &str) -> Plan {
         let rule = crate::rule::parse_any(text).unwrap();

@@ -4,24 +4,21 @@ use crate::model::{Column, ContactSource, EventSource, Model, Relation, RfmConfi
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-fn col(name: &str, type_sql: &str, kind: TypeKind) -> Column {
+pub fn col(name: &str, type_sql: &str, kind: TypeKind) -> Column {
     Column { name: name.into(), sql: name.into(), type_sql: type_sql.into(), kind }
 }
 
-/// Contacts `public.people` (bigint `id`; a column of every kind, `time_zone` among them) and one
-/// event source `clicks` (`person`, `at`, `amount`, `order_id`, `kind`) that RFM reads.
-pub fn model() -> Model {
+/// Contacts `public.people` (bigint `id`, `country`) and one event source `clicks` (`person`,
+/// `at`, `amount`, `order_id`); no RFM configuration.
+pub fn small_model() -> Model {
     let key = col("id", "bigint", TypeKind::Integer);
     let contacts = ContactSource {
         rel: Relation { oid: 10, name: "public.people".into(), sql: "public.people".into() },
         key: key.clone(),
-        columns: vec![key, col("country", "text", TypeKind::Text), col("city", "text", TypeKind::Text), col("score", "numeric", TypeKind::Numeric),
-                      col("opt_in", "boolean", TypeKind::Bool), col("birth", "date", TypeKind::Date), col("created", "timestamp with time zone", TypeKind::TimestampTz),
-                      col("visits", "integer", TypeKind::Integer), col("tag", "uuid", TypeKind::Uuid), col("seen", "timestamp without time zone", TypeKind::Timestamp),
-                      col("time_zone", "text", TypeKind::Text)],
+        columns: vec![key, col("country", "text", TypeKind::Text)],
     };
     let cols = vec![col("person", "bigint", TypeKind::Integer), col("at", "timestamp with time zone", TypeKind::TimestampTz),
-                    col("amount", "numeric", TypeKind::Numeric), col("order_id", "bigint", TypeKind::Integer), col("kind", "text", TypeKind::Text)];
+                    col("amount", "numeric", TypeKind::Numeric), col("order_id", "bigint", TypeKind::Integer)];
     let clicks = EventSource {
         name: "clicks".into(),
         rel: Relation { oid: 20, name: "public.clicks".into(), sql: "public.clicks".into() },
@@ -29,8 +26,21 @@ pub fn model() -> Model {
         time: Some(cols[1].clone()),
         columns: cols,
     };
-    let rfm = RfmConfig { event: "clicks".into(), amount: "amount".into(), occasion: Some("order_id".into()), window: "2 years".into(), as_of: None };
-    Model { contacts: Some(contacts), events: vec![clicks], broken: vec![], rfm: Some(rfm) }
+    Model { contacts: Some(contacts), events: vec![clicks], broken: vec![], rfm: None }
+}
+
+/// [`small_model`] with a contact column of every kind (`time_zone` among them), an event column
+/// `kind`, and RFM reading `clicks`.
+pub fn model() -> Model {
+    let mut m = small_model();
+    let c = m.contacts.as_mut().expect("contacts");
+    c.columns.extend([col("city", "text", TypeKind::Text), col("score", "numeric", TypeKind::Numeric), col("opt_in", "boolean", TypeKind::Bool),
+                      col("birth", "date", TypeKind::Date), col("created", "timestamp with time zone", TypeKind::TimestampTz),
+                      col("visits", "integer", TypeKind::Integer), col("tag", "uuid", TypeKind::Uuid), col("seen", "timestamp without time zone", TypeKind::Timestamp),
+                      col("time_zone", "text", TypeKind::Text)]);
+    m.events[0].columns.push(col("kind", "text", TypeKind::Text));
+    m.rfm = Some(RfmConfig { event: "clicks".into(), amount: "amount".into(), occasion: Some("order_id".into()), window: "2 years".into(), as_of: None });
+    m
 }
 
 /// Values of every kind a user could put where another was expected: empty, negative, huge,
