@@ -10,7 +10,7 @@
 //! event condition counts the contact's events that pass `where` and `within`; the default is "at
 //! least one"; when the count test accepts zero (e.g. `count < 3`) contacts without events match.
 pub use crate::algebra::Expr;
-use crate::error::{choices, Problem, Problems};
+use crate::error::{choices, Problem, Problems, RULE_HINT};
 use crate::model::{find, Column, ContactSource, EventSource, Model, TypeKind};
 use crate::rule::json::valid_timestamp;
 use crate::rule::*;
@@ -70,7 +70,7 @@ pub fn compile<'m>(rule: &Rule, model: &'m Model, regex: RegexCheck<'m>) -> Resu
     let mut c = Compiler::new(model, contacts, regex);
     let predicate = c.rule(rule, "$");
     if !c.problems.is_empty() {
-        return Err(Problems(c.problems));
+        return Err(Problems(c.problems).or_hint(RULE_HINT));
     }
     Ok(Compiled { contacts, params: c.params, predicate })
 }
@@ -115,7 +115,7 @@ pub fn steps<'m>(rule: &Rule, model: &'m Model, regex: RegexCheck<'m>) -> Result
         steps.push(Step { path, label: crate::rule::text::format(part) });
     }
     if !c.problems.is_empty() {
-        return Err(Problems(c.problems));
+        return Err(Problems(c.problems).or_hint(RULE_HINT));
     }
     let mut cols = Vec::new();
     for k in 1..=parts.len() {
@@ -289,7 +289,7 @@ pub fn plan(rule: &Rule, model: &Model, regex: RegexCheck) -> Result<Plan, Probl
         steps.push((Step { path, label: crate::rule::text::format(part) }, expr));
     }
     if !c.problems.is_empty() {
-        return Err(Problems(c.problems));
+        return Err(Problems(c.problems).or_hint(RULE_HINT));
     }
     let k = &contacts.key.sql;
     let universe = Leaf {
@@ -930,7 +930,7 @@ pub fn rfm_scores(model: &Model, key_cast: &str, path: &str) -> Result<Query, Pr
     let sql = c.rfm_scores(path, key_cast);
     match sql {
         Some(sql) if c.problems.is_empty() => Ok(Query { sql, params: c.params }),
-        _ => Err(Problems(c.problems)),
+        _ => Err(Problems(c.problems).or_hint(RULE_HINT)),
     }
 }
 
@@ -1175,17 +1175,25 @@ mod tests {
     /// Everything a rule goes through before SQL runs: its plan, the one-statement form, the steps,
     /// and both forms written back.
     fn through_everything(rule: &Rule, m: &Model) {
-        if let Ok(p) = plan(rule, m, &|_| None) {
-            let leaves: Vec<&Leaf> = p.leaves.iter().filter(|l| l.filter.is_some()).collect();
-            if let (true, Some(c)) = (!leaves.is_empty(), m.contacts.as_ref()) {
-                one_scan(&leaves, c);
+        match plan(rule, m, &|_| None) {
+            Ok(p) => {
+                let leaves: Vec<&Leaf> = p.leaves.iter().filter(|l| l.filter.is_some()).collect();
+                if let (true, Some(c)) = (!leaves.is_empty(), m.contacts.as_ref()) {
+                    one_scan(&leaves, c);
+                }
             }
+            Err(p) => crate::testing::assert_hinted(&p),
         }
-        if let Ok(c) = compile(rule, m, &|_| None) {
-            c.count();
-            c.members("bigint");
+        match compile(rule, m, &|_| None) {
+            Ok(c) => {
+                c.count();
+                c.members("bigint");
+            }
+            Err(p) => crate::testing::assert_hinted(&p),
         }
-        let _ = steps(rule, m, &|_| None);
+        if let Err(p) = steps(rule, m, &|_| None) {
+            crate::testing::assert_hinted(&p);
+        }
         let _ = crate::rule::parse_any(&crate::rule::text::format(rule));
         let _ = crate::rule::parse_any(&crate::rule::json::to_json(rule).to_string());
     }
@@ -1216,8 +1224,9 @@ mod tests {
                     _ => { let piece = text[at..end].to_string(); text.insert_str(at, &piece) }
                 }
             }
-            if let Ok(rule) = crate::rule::parse_any(&text) {
-                through_everything(&rule, &m);
+            match crate::rule::parse_any(&text) {
+                Ok(rule) => through_everything(&rule, &m),
+                Err(p) => crate::testing::assert_hinted(&p),
             }
         }
 
@@ -1226,8 +1235,9 @@ mod tests {
         fn rules_with_a_json_value_replaced_never_panic(seed in 0..SEEDS.len(), pick in 0usize..200, with in crate::testing::odd_json()) {
             let m = crate::testing::model();
             let v = crate::testing::with_one_replaced(crate::rule::json::to_json(&crate::rule::parse_any(SEEDS[seed]).unwrap()), pick, with);
-            if let Ok(rule) = crate::rule::json::parse_value(&v) {
-                through_everything(&rule, &m);
+            match crate::rule::json::parse_value(&v) {
+                Ok(rule) => through_everything(&rule, &m),
+                Err(p) => crate::testing::assert_hinted(&p),
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The segment dashboard: which columns of the registered model mean "gender", "opt-in",
 //! "purchase amount"… (detected from names and types, overridable), and the one SQL statement that
 //! computes every indicator for a set of members. Names come from the model, values are parameters.
-use crate::error::{choices, Problem, Problems};
+use crate::error::{choices, Problem, Problems, DASHBOARD_HINT};
 use crate::model::{find, Column, ContactSource, EventSource, Model, TypeKind};
 use serde_json::{json, Map, Value};
 
@@ -113,7 +113,7 @@ pub fn to_json(f: &Fields) -> Value {
 pub fn effective(model: &Model, overrides: &Value) -> Result<Fields, Problems> {
     let mut v = to_json(&detect(model));
     let Some(o) = overrides.as_object() else {
-        return Err(Problem::invalid("$", "the dashboard fields must be a JSON object").into());
+        return Err(Problems::from(Problem::invalid("$", "the dashboard fields must be a JSON object")).or_hint(DASHBOARD_HINT));
     };
     let mut problems = Vec::new();
     let known: Vec<String> = v.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
@@ -128,7 +128,7 @@ pub fn effective(model: &Model, overrides: &Value) -> Result<Fields, Problems> {
         return Err(Problem::invalid("$", "no contact source is registered").hint("call segplan.register_contacts first").into());
     };
     let f = read(&v, model, c, &mut problems);
-    if problems.is_empty() { Ok(f) } else { Err(Problems(problems)) }
+    if problems.is_empty() { Ok(f) } else { Err(Problems(problems).or_hint(DASHBOARD_HINT)) }
 }
 
 fn read(v: &Value, model: &Model, c: &ContactSource, problems: &mut Vec<Problem>) -> Fields {

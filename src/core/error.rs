@@ -79,7 +79,22 @@ impl Problems {
     pub fn first(&self) -> &Problem {
         &self.0[0]
     }
+
+    /// Every problem without a hint of its own gets `hint` (where the form it broke is shown).
+    pub fn or_hint(mut self, hint: &str) -> Self {
+        for p in self.0.iter_mut().filter(|p| p.hint.is_none()) {
+            p.hint = Some(hint.to_string());
+        }
+        self
+    }
 }
+
+/// The hints of problems that have none of their own, per kind of input.
+pub const RULE_HINT: &str = "the README's rule language shows every condition in JSON and in text, e.g. {\"attr\": \"country\", \"op\": \"eq\", \"value\": \"FR\"} or country = 'FR'";
+pub const POLICY_HINT: &str = "a policy is {\"scope\": {…}, \"rules\": [{\"max_contacts\": 2, \"per\": {\"days\": 7}}, …]}: the README's Contact policies lists every rule kind";
+pub const PLAN_HINT: &str = "the README's Plans lists every field of a plan spec, e.g. {\"segment\": \"vip\", \"channel\": \"email\", \"schedule\": {\"weekdays\": [\"tue\"], \"at\": \"09:00\", \"time_zone\": \"Europe/Paris\"}}";
+pub const RESPONSES_HINT: &str = "responses are {\"window\": {\"days\": 7}, \"open\": {\"event\": …, \"where\": …}, \"click\": …, \"conversion\": …} (see configure_responses in the README)";
+pub const DASHBOARD_HINT: &str = "the README's segment dashboard lists the fields configure_dashboard takes";
 
 impl From<Problem> for Problems {
     fn from(p: Problem) -> Self {

@@ -1,7 +1,7 @@
 //! Plans: the spec (what, to whom, when, how many, how it is handed off), validated strictly like
 //! rules, and the schedule's slots as local times (the database turns them into instants in the
 //! plan's time zone, so DST is Postgres's own).
-use crate::error::{choices, unknown_keys, Problem, Problems};
+use crate::error::{choices, unknown_keys, Problem, Problems, PLAN_HINT, RESPONSES_HINT};
 use crate::rule::{self, Rule};
 pub use chrono::{NaiveDate, NaiveDateTime};
 use chrono::{Datelike, Duration, NaiveTime};
@@ -362,7 +362,7 @@ const SPEC_KEYS: &[&str] = &["segment", "rule", "brand", "outlet", "channel", "p
 /// Reads a plan spec, collecting every problem with its JSON path.
 pub fn parse(v: &Value) -> Result<PlanSpec, Problems> {
     let mut r = Reader::default();
-    let Some(m) = v.as_object() else { return Err(Problem::invalid("$", "a plan spec must be a JSON object").into()) };
+    let Some(m) = v.as_object() else { return Err(Problems::from(Problem::invalid("$", "a plan spec must be a JSON object")).or_hint(PLAN_HINT)) };
     r.keys(m, "$", SPEC_KEYS);
     let audience = match (m.get("segment"), m.get("rule")) {
         (Some(s), None) => r.text(Some(s), "$.segment").map(Audience::Segment),
@@ -539,9 +539,11 @@ pub fn parse(v: &Value) -> Result<PlanSpec, Problems> {
                     match o.get("weekdays").and_then(|d| d.as_array()) {
                         Some(ds) if !ds.is_empty() => ds.iter().enumerate().for_each(|(j, d)| match d.as_str().and_then(|s| WEEKDAYS.iter().position(|w| *w == s)) {
                             Some(k) => days[k] = true,
-                            None => r.bad(&format!("{p}.weekdays[{j}]"), format!("unknown weekday {d}")),
+                            None => r.problems.push(Problem::invalid(&format!("{p}.weekdays[{j}]"), format!("unknown weekday {d}"))
+                                .hint(format!("weekdays: {}", choices(WEEKDAYS.iter().copied())))),
                         }),
-                        _ => r.bad(&format!("{p}.weekdays"), "must be a non-empty list of weekdays".into()),
+                        _ => r.problems.push(Problem::invalid(&format!("{p}.weekdays"), "must be a non-empty list of weekdays")
+                            .hint(format!("for example [\"mon\", \"tue\"]; weekdays: {}", choices(WEEKDAYS.iter().copied())))),
                     }
                     let time = |r: &mut Reader, k: &str| -> Option<NaiveTime> {
                         let t = o.get(k).and_then(|t| t.as_str()).and_then(|s| NaiveTime::parse_from_str(s, "%H:%M").ok());
@@ -574,14 +576,14 @@ pub fn parse(v: &Value) -> Result<PlanSpec, Problems> {
         r.bad("$.call_windows", "call windows go with channel \"call\"".into());
     }
     if !r.problems.is_empty() {
-        return Err(Problems(r.problems));
+        return Err(Problems(r.problems).or_hint(PLAN_HINT));
     }
     match (audience, channel, schedule) {
         (Some(audience), Some(channel), Some(schedule)) => Ok(PlanSpec {
             audience, brand, outlet, channel, policies, schedule, exceptions, size, send_anyway, priority, test_contacts,
             test_addresses, holdout_percent, delivery, assignee, call_windows, call_minutes,
         }),
-        _ => Err(Problem::invalid("$", "incomplete plan spec").into()),
+        _ => Err(Problems::from(Problem::invalid("$", "incomplete plan spec")).or_hint(PLAN_HINT)),
     }
 }
 
@@ -727,7 +729,11 @@ mod tests {
         /// dates a schedule is read over (0001-01-01 to 9999-12-31) too, without a panic.
         #[test]
         fn specs_with_a_value_replaced_never_panic(seed in 0usize..3, pick in 0usize..200, with in crate::testing::odd_json()) {
-            if let Ok(p) = parse(&crate::testing::with_one_replaced(fuzz_seeds()[seed].clone(), pick, with)) {
+            let read = parse(&crate::testing::with_one_replaced(fuzz_seeds()[seed].clone(), pick, with));
+            if let Err(p) = &read {
+                crate::testing::assert_hinted(p);
+            }
+            if let Ok(p) = read {
                 proptest::prop_assert_eq!(parse(&to_json(&p)).ok(), Some(p.clone()));
                 for (from, to) in [("2026-10-20", "2027-01-31"), ("9999-11-01", "9999-12-31"), ("0001-01-01", "0001-02-01")] {
                     p.schedule.local_slots(d(from), d(to), &p.exceptions);
@@ -777,7 +783,7 @@ pub const RESPONSE_KINDS: &[&str] = &["open", "click", "conversion"];
 /// Reads `{"window": {"days": 7}, "open": {"event": …, "where": …}, "click": …, "conversion": …}`.
 pub fn parse_responses(v: &Value) -> Result<Responses, Problems> {
     let mut problems = Vec::new();
-    let Some(m) = v.as_object() else { return Err(Problem::invalid("$", "responses must be a JSON object").into()) };
+    let Some(m) = v.as_object() else { return Err(Problems::from(Problem::invalid("$", "responses must be a JSON object")).or_hint(RESPONSES_HINT)) };
     let mut allowed = vec!["window"];
     allowed.extend(RESPONSE_KINDS);
     problems.extend(unknown_keys(m, "$", &allowed));
@@ -813,7 +819,7 @@ pub fn parse_responses(v: &Value) -> Result<Responses, Problems> {
     }
     match window {
         Some(window) if problems.is_empty() => Ok(Responses { window, kinds }),
-        _ => Err(Problems(problems)),
+        _ => Err(Problems(problems).or_hint(RESPONSES_HINT)),
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! Queries share the parameters of a send: `$1` the time of the send, `$2` its channel, `$3` its
 //! brand, `$4` its outlet (NULL when none); a rule's own values follow from `$5`.
-use crate::error::{choices, unknown_keys, Problem, Problems};
+use crate::error::{choices, unknown_keys, Problem, Problems, POLICY_HINT};
 use crate::model::{find, Model, TypeKind};
 use crate::compile::{renumber_from, Param};
 use crate::rule::{self, Compare, Cond, Op, Operand, Rule, Scalar, Span, Tree, UNITS};
@@ -282,7 +282,7 @@ impl Reader {
 /// Reads a policy spec, collecting every problem with its JSON path.
 pub fn parse(v: &Value) -> Result<Policy, Problems> {
     let mut r = Reader::default();
-    let Some(m) = r.object(v, "$", "a policy") else { return Err(Problems(r.problems)) };
+    let Some(m) = r.object(v, "$", "a policy") else { return Err(Problems(r.problems).or_hint(POLICY_HINT)) };
     r.keys(m, "$", &["scope", "rules"]);
     let mut scope = Scope::default();
     if let Some(s) = m.get("scope") {
@@ -305,7 +305,7 @@ pub fn parse(v: &Value) -> Result<Policy, Problems> {
         _ => r.err(Problem::invalid("$.rules", "a policy needs \"rules\": a list of 1 to 100 rules")
             .hint("for example {\"rules\": [{\"max_contacts\": 2, \"per\": {\"days\": 7}}]}")),
     }
-    if r.problems.is_empty() { Ok(Policy { scope, rules }) } else { Err(Problems(r.problems)) }
+    if r.problems.is_empty() { Ok(Policy { scope, rules }) } else { Err(Problems(r.problems).or_hint(POLICY_HINT)) }
 }
 
 /// The canonical JSON of a policy (what is stored).
@@ -539,7 +539,7 @@ pub fn exclusion(r: &PolicyRule, model: &Model, path: &str, reach: Reach) -> Res
     if contacts.is_none() {
         problems.push(Problem::invalid(path, "no contact source is registered").hint("call segplan.register_contacts first"));
     }
-    if problems.is_empty() { Ok(out) } else { Err(Problems(problems)) }
+    if problems.is_empty() { Ok(out) } else { Err(Problems(problems).or_hint(POLICY_HINT)) }
 }
 
 #[cfg(test)]
@@ -626,13 +626,19 @@ mod tests {
         fn specs_with_a_value_replaced_never_panic(pick in 0usize..200, with in crate::testing::odd_json()) {
             let seed = fuzz_seed();
             let m = crate::testing::model();
-            if let Ok(pol) = parse(&crate::testing::with_one_replaced(seed, pick, with)) {
+            let read = parse(&crate::testing::with_one_replaced(seed, pick, with));
+            if let Err(p) = &read {
+                crate::testing::assert_hinted(p);
+            }
+            if let Ok(pol) = read {
                 proptest::prop_assert_eq!(parse(&to_json(&pol)).ok(), Some(pol.clone()));
                 for (i, r) in pol.rules.iter().enumerate() {
                     r.label();
                     cap(r);
                     for reach in [Reach::All, Reach::One] {
-                        let _ = exclusion(r, &m, &format!("$.rules[{i}]"), reach);
+                        if let Err(p) = exclusion(r, &m, &format!("$.rules[{i}]"), reach) {
+                            crate::testing::assert_hinted(&p);
+                        }
                     }
                 }
             }

@@ -1,5 +1,6 @@
 //! Test support shared by the modules' fuzz tests: a model with a column of every kind, and JSON
 //! with one value replaced by an odd one.
+use crate::error::Problems;
 use crate::model::{Column, ContactSource, EventSource, Model, Relation, RfmConfig, TypeKind};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -82,4 +83,11 @@ pub fn with_one_replaced(mut v: Value, pick: usize, with: Value) -> Value {
     let mut k = pick % count(&v);
     assert!(replace(&mut v, &mut k, &with));
     v
+}
+
+/// Every problem says how to fix it (a HINT reaches the user with it).
+pub fn assert_hinted(p: &Problems) {
+    for x in &p.0 {
+        assert!(x.hint.as_deref().is_some_and(|h| !h.is_empty()), "a problem without a hint: {x:?}");
+    }
 }

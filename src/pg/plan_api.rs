@@ -70,7 +70,7 @@ fn checked(spec: &serde_json::Value) -> PlanSpec {
     }
     if let Some(Size::Exact { order: Order::Attr { name, .. }, .. }) = &p.size {
         if model.contacts.as_ref().is_none_or(|c| !c.columns.iter().any(|x| &x.name == name)) {
-            problems.push(Problem::invalid("$.target.order_by.attr", format!("unknown attribute \"{name}\"")));
+            problems.push(unknown_order_attr(name, &model));
         }
     }
     if !problems.is_empty() {
@@ -190,6 +190,12 @@ fn drop_plan(id: i64) {
     if n == 0 {
         report(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, &format!("unknown plan {id}"), "at id".into(), None);
     }
+}
+
+/// A plan ordered by an attribute the contacts do not have (any more).
+fn unknown_order_attr(name: &str, model: &segplan_core::model::Model) -> Problem {
+    let known = model.contacts.as_ref().map(|c| segplan_core::error::choices(c.columns.iter().map(|x| x.name.as_str()))).unwrap_or_default();
+    Problem::invalid("$.target.order_by.attr", format!("unknown attribute \"{name}\"")).hint(format!("attributes of the contacts: {known}"))
 }
 
 /// Days from 2000-01-01 (PostgreSQL's epoch) back to 0001-01-02 and on to 9999-12-30: schedules
@@ -316,7 +322,7 @@ fn execute(c: &mut SpiClient, plan_id: i64, run_id: i64, p: &PlanSpec, slot: Tim
         }
         Some(Size::Exact { order: Order::Attr { name, desc }, .. }) => {
             let cs = model.contacts.as_ref().unwrap_or_else(|| internal("no contact source", ""));
-            let col = cs.columns.iter().find(|x| &x.name == name).unwrap_or_else(|| raise_one(Problem::invalid("$.target.order_by.attr", format!("unknown attribute \"{name}\""))));
+            let col = cs.columns.iter().find(|x| &x.name == name).unwrap_or_else(|| raise_one(unknown_order_attr(name, &model)));
             let sql = format!("SELECT c.{k}::bigint FROM {rel} AS c WHERE c.{k} = ANY ($1) ORDER BY c.{a} {dir} NULLS LAST, c.{k}",
                               k = cs.key.sql, rel = cs.rel.sql, a = col.sql, dir = if *desc { "DESC" } else { "ASC" });
             candidates = c.select(&sql, None, &[candidates.into()]).map(|t| t.filter_map(|r| r.get::<i64>(1).ok().flatten()).collect()).unwrap_or_else(|e| fail(e));
@@ -383,7 +389,8 @@ fn execute(c: &mut SpiClient, plan_id: i64, run_id: i64, p: &PlanSpec, slot: Tim
             // the name was checked at save time; Postgres quotes it (regprocedure output)
             let f = c.select("SELECT to_regprocedure($1 || '(bigint)')::oid::regproc::text", None, &[h.clone().into()])
                 .and_then(|t| t.first().get_one::<String>()).unwrap_or_else(|e| fail(e))
-                .unwrap_or_else(|| raise_one(Problem::invalid("$.delivery.handler", format!("no function {h}(bigint)"))));
+                .unwrap_or_else(|| raise_one(Problem::invalid("$.delivery.handler", format!("no function {h}(bigint)"))
+                    .hint("the handler was dropped since the plan was saved: create it again, or update the plan's delivery")));
             c.update(&format!("SELECT {f}($1::bigint)"), None, &[run_id.into()]).unwrap_or_else(|e| fail(e));
         }
     }

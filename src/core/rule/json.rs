@@ -1,6 +1,6 @@
 //! JSON ⇄ AST. Reading collects every problem with its JSON path instead of stopping at the first.
 use super::ast::*;
-use crate::error::{choices, unknown_keys, Code, Problem, Problems, MAX_DEPTH, MAX_LIST};
+use crate::error::{choices, unknown_keys, Code, Problem, Problems, MAX_DEPTH, MAX_LIST, RULE_HINT};
 use serde_json::{json, Map, Number, Value};
 
 const RULE_KEYS: &[&str] = &["all", "any", "not", "attr", "event", "ratio", "sequence", "segment", "rfm"];
@@ -28,7 +28,7 @@ pub fn parse_value(v: &Value) -> Result<Rule, Problems> {
     let mut r = Reader::default();
     match r.rule(v, "$") {
         Some(rule) if r.problems.is_empty() => Ok(rule),
-        _ => Err(Problems(r.problems)),
+        _ => Err(Problems(r.problems).or_hint(RULE_HINT)),
     }
 }
 
@@ -103,7 +103,7 @@ impl Reader {
     fn required<'v>(&mut self, m: &'v Map<String, Value>, path: &str, key: &str) -> Option<&'v Value> {
         let v = m.get(key);
         if v.is_none() {
-            self.err(Problem::invalid(path, format!("missing key \"{key}\"")));
+            self.err(Problem::invalid(path, format!("missing key \"{key}\"")).hint(format!("add \"{key}\"; {RULE_HINT}")));
         }
         v
     }

@@ -3,7 +3,7 @@
 use super::ast::*;
 use super::ast::Rule as RuleAst;
 use super::json::{self, number_from_str};
-use crate::error::{Problem, Problems, MAX_DEPTH};
+use crate::error::{Problem, Problems, MAX_DEPTH, RULE_HINT};
 use pest::iterators::Pair;
 use pest::Parser;
 use pest_derive::Parser;
@@ -27,6 +27,10 @@ pub fn parse(input: &str) -> Result<RuleAst, Problems> {
 
 /// Text → the JSON form (unvalidated beyond the grammar).
 pub fn to_json_value(input: &str) -> Result<Value, Problems> {
+    read(input).map_err(|p| p.or_hint(RULE_HINT))
+}
+
+fn read(input: &str) -> Result<Value, Problems> {
     check_nesting(input)?;
     let mut pairs = TextParser::parse(Rule::rule_text, input).map_err(|e| {
         let e = e.renamed_rules(describe);
