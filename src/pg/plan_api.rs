@@ -188,7 +188,7 @@ fn drop_plan(id: i64) {
     let n = Spi::connect_mut(|c| c.update("DELETE FROM segplan.plans WHERE id = $1 RETURNING 1", None, &[id.into()]).map(|t| t.len()))
         .unwrap_or_else(|e| fail(e));
     if n == 0 {
-        report(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, &format!("unknown plan {id}"), "at id".into(), None);
+        report(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, &format!("unknown plan {id}"), "at id".into(), Some("the segplan.plans view lists the plans and their ids".into()));
     }
 }
 
@@ -538,7 +538,7 @@ fn run_plan(id: i64, slot: default!(TimestampWithTimeZone, "pg_catalog.now()")) 
     let slot = schedulable(slot, "slot");
     let (status, _, _) = Spi::connect_mut(|c| plan_row(c, id, false));
     if status == "cancelled" {
-        report(PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, &format!("plan {id} is cancelled"), "at id".into(), None);
+        report(PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, &format!("plan {id} is cancelled"), "at id".into(), Some("a cancelled plan does not run again: create a new plan (segplan.create_plan) from its spec".into()));
     }
     run_slot(id, slot, false)
 }
