@@ -5,7 +5,7 @@
 # (tests/upgrade/catalog.sql). Runs against the test cluster ($PGHOST/$PGPORT set).
 set -euo pipefail
 cd "$(dirname "$0")"
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS segplan_upgraded WITH (FORCE)" -c "DROP DATABASE IF EXISTS segplan_fresh WITH (FORCE)" \
+psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS segplan_upgraded WITH (FORCE)" -c "DROP DATABASE IF EXISTS segplan_fresh WITH (FORCE)" \
   -c "CREATE DATABASE segplan_upgraded" -c "CREATE DATABASE segplan_fresh"
 # the demo tables (not part of the extension) to register
 psql -X -q -v ON_ERROR_STOP=1 -d segplan_upgraded -f ../../sql/datagen.sql >/dev/null
