@@ -1,5 +1,17 @@
 -- jsonb overloads and documentation; runs last in the install script.
 
+-- Set-returning functions that hand back all their rows in one call (src/pg/srf.rs): a pinned
+-- search_path would otherwise be set again for every row.
+CREATE FUNCTION segplan.members(rule text, as_of timestamptz DEFAULT pg_catalog.date_trunc('minute', pg_catalog.now())) RETURNS SETOF bigint
+STRICT STABLE PARALLEL UNSAFE SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'members_wrapper';
+CREATE FUNCTION segplan.members_text(rule text, as_of timestamptz DEFAULT pg_catalog.date_trunc('minute', pg_catalog.now())) RETURNS SETOF text
+STRICT STABLE PARALLEL UNSAFE SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'members_text_wrapper';
+CREATE FUNCTION segplan.keys_of(bitmap segplan.roaringbitmap64) RETURNS SETOF text
+STRICT STABLE PARALLEL UNSAFE SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'keys_of_wrapper';
+
 CREATE FUNCTION segplan.count(rule jsonb, as_of timestamptz DEFAULT pg_catalog.date_trunc('minute', pg_catalog.now())) RETURNS bigint
 LANGUAGE sql STABLE STRICT
 BEGIN ATOMIC SELECT segplan.count($1::text, $2); END;

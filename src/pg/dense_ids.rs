@@ -517,22 +517,26 @@ fn visible_where(c: &ContactSource) -> String {
     format!("{rel} AS c WHERE c.{k} = ANY ($1::text[]::{t}[])", k = c.key.sql, rel = c.rel.sql, t = c.key.type_sql)
 }
 
-/// The keys, as text, of the contacts in a bitmap that `segplan.bitmap` returned, among those the
-/// caller can see.
-#[pg_extern(stable, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
-fn keys_of(bitmap: Roaringbitmap64) -> SetOfIterator<'static, String> {
+// The keys, as text, of the contacts in a bitmap that `segplan.bitmap` returned, among those the
+// caller can see: `segplan.keys_of(bitmap roaringbitmap64)`, declared in sql/finalize.sql (all
+// rows in one call, see src/pg/srf.rs).
+crate::materialized_srf!(keys_of_wrapper, pg_finfo_keys_of_wrapper, |fcinfo| {
+    // SAFETY: the function is strict, of one roaringbitmap64
+    let bitmap = unsafe { pgrx::fcinfo::pg_getarg::<Roaringbitmap64>(fcinfo, 0) }.unwrap_or_else(|| internal("a strict function got NULL", "bitmap"));
+    keys_of(bitmap)
+});
+
+fn keys_of(bitmap: Roaringbitmap64) -> Vec<String> {
     let model = current_model();
     let c = contacts(&model);
-    let keys = Spi::connect(|client| {
+    Spi::connect(|client| {
         let keys = if c.key.kind == TypeKind::Integer { bitmap.0.iter().map(|k| k.to_string()).collect() } else { keys(client, &bitmap.0) };
         if keys.is_empty() {
             return keys;
         }
         let sql = format!("SELECT c.{}::text FROM {}", c.key.sql, visible_where(c));
         first_column(client.select(&sql, None, &[keys.into()]).unwrap_or_else(|e| internal("reading contacts failed", e)))
-    });
-    SetOfIterator::new(keys)
+    })
 }
 
 /// The contacts with these keys (as text) that the caller can see, as a bitmap comparable with

@@ -19,6 +19,7 @@ mod policy_api;
 mod rfm_api;
 mod rules_api;
 mod segments_api;
+pub(crate) mod srf;
 
 /// The first column of a query's first row, read only: pgrx's `Spi::get_one` runs the query as
 /// an update, which assigns the transaction an id — an error on a standby.

@@ -128,18 +128,31 @@ impl Key for String {
     }
 }
 
-/// Keys of the matching contacts, as bigint (integer contact keys).
-#[pg_extern(stable, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
-fn members(rule: &str, as_of: default!(TimestampWithTimeZone, "pg_catalog.date_trunc('minute', pg_catalog.now())")) -> SetOfIterator<'static, i64> {
-    SetOfIterator::new(member_rows::<i64>(rule, as_of, "bigint", true))
-}
+// Keys of the matching contacts, as bigint (integer contact keys): `segplan.members(rule text,
+// as_of timestamptz)`, declared in sql/finalize.sql (all rows in one call, see src/pg/srf.rs).
+crate::materialized_srf!(members_wrapper, pg_finfo_members_wrapper, |fcinfo| {
+    // SAFETY: the call of members(rule text, as_of timestamptz), strict
+    let (rule, as_of) = unsafe { rule_args(fcinfo) };
+    member_rows::<i64>(rule, as_of, "bigint", true)
+});
 
-/// Keys of the matching contacts as text, for any key type (uuid, text, integers).
-#[pg_extern(stable, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
-fn members_text(rule: &str, as_of: default!(TimestampWithTimeZone, "pg_catalog.date_trunc('minute', pg_catalog.now())")) -> SetOfIterator<'static, String> {
-    SetOfIterator::new(member_rows::<String>(rule, as_of, "text", false))
+// Keys of the matching contacts as text, for any key type (uuid, text, integers):
+// `segplan.members_text(rule text, as_of timestamptz)`, declared in sql/finalize.sql.
+crate::materialized_srf!(members_text_wrapper, pg_finfo_members_text_wrapper, |fcinfo| {
+    // SAFETY: the call of members_text(rule text, as_of timestamptz), strict
+    let (rule, as_of) = unsafe { rule_args(fcinfo) };
+    member_rows::<String>(rule, as_of, "text", false)
+});
+
+/// The arguments of a strict function of `(rule text, as_of timestamptz)`.
+///
+/// # Safety
+/// `fcinfo` is such a function's call.
+unsafe fn rule_args<'a>(fcinfo: pg_sys::FunctionCallInfo) -> (&'a str, TimestampWithTimeZone) {
+    use pgrx::fcinfo::pg_getarg;
+    let rule = pg_getarg::<&str>(fcinfo, 0).unwrap_or_else(|| internal("a strict function got NULL", "rule"));
+    let as_of = pg_getarg::<TimestampWithTimeZone>(fcinfo, 1).unwrap_or_else(|| internal("a strict function got NULL", "as_of"));
+    (rule, as_of)
 }
 
 /// The funnel of the top-level conditions: each alone, and the running result of 1..k.

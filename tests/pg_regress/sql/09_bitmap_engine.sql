@@ -177,3 +177,23 @@ SELECT segplan.unregister_events('order_days');
 DROP VIEW big_lines;
 DROP MATERIALIZED VIEW order_days;
 DROP FUNCTION fr();
+
+-- members, members_text and keys_of hand back all their rows in one call (materialize mode, so
+-- their pinned search_path is set once, not per row): the same rows wherever a set-returning
+-- function goes, in both engines
+CREATE TEMP TABLE fr_ids AS SELECT id FROM demo.contacts WHERE country = 'FR';
+SELECT (SELECT count(*) FROM segplan.members($$country = 'FR'$$)) = (SELECT count(*) FROM fr_ids) AS in_from,
+       (SELECT count(*) FROM (SELECT segplan.members($$country = 'FR'$$)) s) = (SELECT count(*) FROM fr_ids) AS in_select_list,
+       (SELECT count(*) FROM segplan.members_text($$country = 'FR'$$) k JOIN fr_ids ON k = fr_ids.id::text) = (SELECT count(*) FROM fr_ids) AS text_keys,
+       (SELECT count(*) FROM segplan.keys_of(segplan.bitmap($$country = 'FR'$$))) = (SELECT count(*) FROM fr_ids) AS keys_of,
+       (SELECT count(*) FROM (SELECT * FROM segplan.members($$country = 'FR'$$) LIMIT 3) s) AS limited;
+-- called again for each outer row (LATERAL), and inside plpgsql's RETURN QUERY
+SELECT c, n FROM (VALUES ('FR'), ('IT'), ('XX')) v(c),
+  LATERAL (SELECT count(*) AS n FROM segplan.members(format('country = %L', c))) m
+WHERE n = (SELECT count(*) FROM demo.contacts WHERE country = v.c) ORDER BY c;
+CREATE FUNCTION pg_temp.fr_members() RETURNS SETOF bigint LANGUAGE plpgsql AS $f$
+BEGIN RETURN QUERY SELECT segplan.members($$country = 'FR'$$); END $f$;
+SELECT count(*) = (SELECT count(*) FROM fr_ids) AS through_plpgsql FROM pg_temp.fr_members();
+SET segplan.engine = sql;
+SELECT (SELECT count(*) FROM segplan.members($$country = 'FR'$$)) = (SELECT count(*) FROM fr_ids) AS sql_engine_in_from;
+RESET segplan.engine;
