@@ -39,11 +39,7 @@ pub unsafe fn materialize<T: IntoDatum>(fcinfo: pg_sys::FunctionCallInfo, rows: 
 #[macro_export]
 macro_rules! materialized_srf {
     ($name:ident, $finfo:ident, $rows:expr) => {
-        #[no_mangle]
-        pub extern "C" fn $finfo() -> &'static pgrx::pg_sys::Pg_finfo_record {
-            static V1: pgrx::pg_sys::Pg_finfo_record = pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
-            &V1
-        }
+        $crate::raw_transition!(@finfo $finfo);
 
         #[no_mangle]
         #[pgrx::pg_guard]
