@@ -290,6 +290,23 @@ def main():
     _, warm5 = timed(lambda: seg(" and ".join(conds)), args.runs)
     _, warm_steps5 = timed(lambda: funnel(len(conds)), args.runs)
 
+    # a condition's members handed to the client, fresh (nothing cached), against the hand-written
+    # SELECT of the same keys: timed in turns within each run
+    members_rule, members_sql = "country = 'FR'", "SELECT id FROM demo.contacts WHERE country = 'FR'"
+    m_seg, m_sql = [], []
+    for _ in range(args.runs):
+        clear()
+        t0 = time.perf_counter()
+        n_members = len(pg.execute("SELECT m FROM segplan.members(%s, %s::timestamptz) m", (members_rule, asof + "+00")).fetchall())
+        m_seg.append((time.perf_counter() - t0) * 1000)
+        t0 = time.perf_counter()
+        n_hand = len(pg.execute(members_sql).fetchall())
+        m_sql.append((time.perf_counter() - t0) * 1000)
+    if n_members != n_hand:
+        print(f"COUNTS DISAGREE for the members of {members_rule}: {n_members} vs {n_hand}", file=sys.stderr)
+        sys.exit(1)
+    members = {"rule": members_rule, "rows": n_members, "fresh_ms": statistics.median(m_seg), "sql_ms": statistics.median(m_sql)}
+
     # bitmap operations on stored values (each call reads and unpacks its arguments)
     pg.execute("CREATE TEMP TABLE bm AS SELECT "
                "(SELECT segplan.rb_build_agg(g) FROM generate_series(1, 10000000, 2) g) AS a, "
@@ -432,6 +449,7 @@ def main():
     print("a fresh condition (earlier ones cached) vs the hand-written count of that condition alone: "
           + "; ".join(f"{s['condition']}: {s['ms']:.1f} vs {s['sql_alone_ms']:.1f} ms" for s in steps))
     print(f"warm 5-condition count: {warm5:.1f} ms; warm 5-step count_steps: {warm_steps5:.1f} ms")
+    print(f"members of {members['rule']} ({members['rows']} rows to the client), fresh: {members['fresh_ms']:.1f} ms; the hand-written SELECT of them: {members['sql_ms']:.1f} ms")
     print(f"bitmap ops on stored values: rb_and_cardinality 5M x 3M in 10M: {t_and:.1f} ms; 4-way AND count (5M, 3M, 1M, 1M ids): {t_and4:.1f} ms, "
           f"(1M ids each): {t_and4_1m:.1f} ms; a stored bitmap filtering 1M rows: {t_in:.1f} ms (the same filter on a column: {t_eq:.1f} ms)")
     print(f"policy_impact of that segment through 3 policies: cold {impact_cold:.1f} ms, warm {impact_warm:.1f} ms, "
@@ -451,7 +469,7 @@ def main():
     (out / f"{args.size}.json").write_text(json.dumps({
         "size": args.size, "contacts": counts[0], "message_events": counts[1], "orders": counts[2], "as_of": asof,
         "runs": args.runs, "queries": rows, "index_build_s": index_s, "index_mb": float(index_mb or 0),
-        "count_steps": steps, "warm_5_condition_count_ms": warm5, "warm_5_step_count_steps_ms": warm_steps5,
+        "count_steps": steps, "warm_5_condition_count_ms": warm5, "warm_5_step_count_steps_ms": warm_steps5, "members": members,
         "bitmap_ops": bitmap_ops, "policies": policies, "plan_run": plan_run, "uuid_keys": uuid_keys, "machine_cores": os.cpu_count(),
     }, indent=2))
     print(f"wrote {out / (args.size + '.json')}")
