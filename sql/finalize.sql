@@ -555,6 +555,10 @@ DECLARE
   src regclass; key name; key_type text; ours record; target text := format('%I.%I', schema, s.name);
   filter text;
 BEGIN
+  IF schema = '' THEN
+    RAISE EXCEPTION 'segplan: the schema to publish into has no name' USING ERRCODE = '22023', DETAIL = 'at schema',
+      HINT = 'leave it out (segments) or name a schema';
+  END IF;
   SELECT c.relid, c.key_column INTO src, key FROM segplan.contact_source c;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'segplan: no contact source is registered' USING ERRCODE = '22023',
@@ -572,7 +576,8 @@ BEGIN
   filter := CASE WHEN key_type IN ('smallint', 'integer', 'bigint')
     THEN format('c.%I IN (SELECT segplan.members(%L::jsonb))', key, jsonb_build_object('segment', s.name))
     ELSE format('c.%I::text IN (SELECT segplan.members_text(%L::jsonb))', key, jsonb_build_object('segment', s.name)) END;
-  IF to_regnamespace(schema) IS NULL THEN
+  -- the name as it is (to_regnamespace would parse it: a dot or a quote in it is an error there)
+  IF NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = schema) THEN
     EXECUTE format('CREATE SCHEMA %I', schema);
   END IF;
   EXECUTE format('CREATE OR REPLACE VIEW %s WITH (security_invoker = true) AS SELECT c.* FROM %s AS c WHERE %s', target, src, filter);

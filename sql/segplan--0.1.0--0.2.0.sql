@@ -21,3 +21,47 @@ COMMENT ON FUNCTION segplan.configure_rfm(text, text, text, interval, timestampt
   'Sets where RFM reads purchases: an event source, its amount property, what makes one occasion, the look-back window, an optional fixed as_of.';
 REVOKE EXECUTE ON FUNCTION segplan.configure_rfm(text, text, text, interval, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION segplan.configure_rfm(text, text, text, interval, timestamptz) TO segplan_admin;
+
+-- publish_segment: a schema name with a dot or a quote in it is a name like any other (0.1.0 parsed
+-- it with to_regnamespace: 42602 "invalid name syntax"), and an empty one is 22023. The function
+-- is replaced in place (its grants and comment stay).
+CREATE OR REPLACE FUNCTION segplan.publish_segment(name text, schema name DEFAULT 'segments') RETURNS text
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  s segplan.segment := segplan._segment(name);
+  src regclass; key name; key_type text; ours record; target text := format('%I.%I', schema, s.name);
+  filter text;
+BEGIN
+  IF schema = '' THEN
+    RAISE EXCEPTION 'segplan: the schema to publish into has no name' USING ERRCODE = '22023', DETAIL = 'at schema',
+      HINT = 'leave it out (segments) or name a schema';
+  END IF;
+  SELECT c.relid, c.key_column INTO src, key FROM segplan.contact_source c;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'segplan: no contact source is registered' USING ERRCODE = '22023',
+      HINT = 'call segplan.register_contacts(''schema.table'', ''key_column'') first';
+  END IF;
+  SELECT format_type(a.atttypid, NULL) INTO key_type FROM pg_attribute a WHERE a.attrelid = src AND a.attname = key;
+  SELECT * INTO ours FROM segplan.published_views p WHERE p.segment_id = s.id;
+  IF to_regclass(target) IS NOT NULL AND NOT (FOUND AND ours.view_schema = schema AND ours.view_name = s.name) THEN
+    RAISE EXCEPTION 'segplan: % already exists and is not this segment''s published view', target USING ERRCODE = '42P07',
+      HINT = 'publish into another schema: segplan.publish_segment(name, ''other_schema'')';
+  END IF;
+  IF FOUND AND ours.view_schema <> schema THEN
+    PERFORM segplan.unpublish_segment(s.name);
+  END IF;
+  filter := CASE WHEN key_type IN ('smallint', 'integer', 'bigint')
+    THEN format('c.%I IN (SELECT segplan.members(%L::jsonb))', key, jsonb_build_object('segment', s.name))
+    ELSE format('c.%I::text IN (SELECT segplan.members_text(%L::jsonb))', key, jsonb_build_object('segment', s.name)) END;
+  -- the name as it is (to_regnamespace would parse it: a dot or a quote in it is an error there)
+  IF NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = schema) THEN
+    EXECUTE format('CREATE SCHEMA %I', schema);
+  END IF;
+  EXECUTE format('CREATE OR REPLACE VIEW %s WITH (security_invoker = true) AS SELECT c.* FROM %s AS c WHERE %s', target, src, filter);
+  EXECUTE format('COMMENT ON VIEW %s IS %L', target,
+                 'segplan segment ' || s.name || coalesce(': ' || s.description, '') || ' (live members; published by segplan.publish_segment)');
+  INSERT INTO segplan.published_views (segment_id, view_schema, view_name) VALUES (s.id, schema, s.name)
+  ON CONFLICT (segment_id) DO UPDATE SET published_at = now(), published_by = current_user;
+  RETURN target;
+END
+$$;

@@ -80,6 +80,12 @@ CREATE TABLE segments.fr (x int);
 SELECT segplan.publish_segment('fr');
 SELECT segplan.publish_segment('fr', 'bi') AS elsewhere;
 SELECT segplan.unpublish_segment('big_buyers');
+-- a schema is a name as it is (a dot or a quote in it was 42602 "invalid name syntax"); none is 22023
+SELECT segplan.publish_segment('big_buyers', 'bi.2026 "q"') AS odd_schema;
+SELECT count(*) = (SELECT count(*) FROM segplan.members($$segment('big_buyers')$$)) AS odd_schema_rows FROM "bi.2026 ""q""".big_buyers;
+SELECT segplan.unpublish_segment('big_buyers');
+DROP SCHEMA "bi.2026 ""q""";
+SELECT segplan.publish_segment('big_buyers', '');
 -- a reader without SELECT on the contacts gets nothing through the view (it runs as the reader)
 CREATE ROLE seg_bi;
 GRANT USAGE ON SCHEMA segments, segplan TO seg_bi;
