@@ -359,6 +359,49 @@ impl Reader {
 const SPEC_KEYS: &[&str] = &["segment", "rule", "brand", "outlet", "channel", "policies", "schedule", "exceptions", "target",
     "priority", "test_contacts", "test_addresses", "holdout_percent", "delivery", "assignee", "call_windows", "call_minutes"];
 
+/// A function name as PostgreSQL reads one (what `to_regprocedure` may look up without a syntax
+/// error): an identifier, or a schema and an identifier, each plain (`crm_2`) or double-quoted
+/// (`"CRM"`, `""` inside for a quote).
+fn function_name(h: &str) -> bool {
+    let mut parts = 0;
+    let mut rest = h;
+    loop {
+        rest = if let Some(q) = rest.strip_prefix('"') {
+            // a quoted part ends at a quote not followed by another
+            let mut end = None;
+            let b = q.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'"' {
+                    if b.get(i + 1) == Some(&b'"') {
+                        i += 2;
+                        continue;
+                    }
+                    end = Some(i);
+                    break;
+                }
+                i += 1;
+            }
+            match end {
+                Some(e) if e > 0 => &q[e + 1..],
+                _ => return false,
+            }
+        } else {
+            // letters beyond ASCII are identifier letters to PostgreSQL too
+            let n = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$' || !c.is_ascii())).unwrap_or(rest.len());
+            if n == 0 || rest.starts_with(|c: char| c.is_ascii_digit() || c == '$') {
+                return false;
+            }
+            &rest[n..]
+        };
+        parts += 1;
+        match rest.strip_prefix('.') {
+            Some(r) if parts < 2 => rest = r,
+            _ => return rest.is_empty(),
+        }
+    }
+}
+
 /// Reads a plan spec, collecting every problem with its JSON path.
 pub fn parse(v: &Value) -> Result<PlanSpec, Problems> {
     let mut r = Reader::default();
@@ -516,7 +559,12 @@ pub fn parse(v: &Value) -> Result<PlanSpec, Problems> {
         Some(Value::String(s)) if s == "none" => Delivery::None,
         Some(Value::String(s)) if s == "notify" => Delivery::Notify,
         Some(Value::Object(d)) if d.len() == 1 && d.get("handler").and_then(|h| h.as_str()).is_some() => {
-            Delivery::Handler(d["handler"].as_str().unwrap_or_default().to_string())
+            let h = d["handler"].as_str().unwrap_or_default();
+            if !function_name(h) {
+                r.problems.push(Problem::invalid("$.delivery.handler", format!("{h:?} is not a function name"))
+                    .hint("a name such as crm.deliver or \"CRM\".\"Deliver\": one or two identifiers, double-quoted when not plain"));
+            }
+            Delivery::Handler(h.to_string())
         }
         Some(other) => {
             r.problems.push(Problem::invalid("$.delivery", format!("unknown delivery {other}"))
@@ -741,6 +789,16 @@ mod tests {
                     p.call_times(d(to).and_hms_opt(23, 59, 0).unwrap(), 5);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn handlers_are_function_names() {
+        for ok in ["deliver", "crm.deliver", "livraison.envoyé", "crm_2.deliver$x", "\"CRM\".\"Deliver\"", "\"a.b\".c", "\"say \"\"hi\"\"\".f", "Crm.Deliver"] {
+            assert!(function_name(ok), "{ok}");
+        }
+        for bad in ["", "x\"y", "a.b.c", "a.", ".a", "\"\"", "2fast", "a b", "crm.deliver(bigint)", "\"open", "a;drop"] {
+            assert!(!function_name(bad), "{bad}");
         }
     }
 
