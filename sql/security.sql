@@ -63,9 +63,21 @@ CREATE TABLE segplan.brand_grants (
 -- Granting and revoking brands (segplan_admin): as the caller, so only those who may write
 -- segplan.brand_grants can; both are in the audit log.
 CREATE FUNCTION segplan.grant_brand(role pg_catalog.regrole, brand text, outlets text[] DEFAULT NULL) RETURNS void
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+  -- what brand_grants' checks refuse, said as the caller's mistake
+  IF $2 = '' OR strpos($2, E'\x1f') > 0 THEN
+    RAISE EXCEPTION 'segplan: % is not a brand name', quote_literal($2) USING ERRCODE = '22023', DETAIL = 'at brand',
+      HINT = 'a brand is a name that is not empty (''*'' means every brand)';
+  END IF;
+  IF cardinality($3) = 0 THEN
+    RAISE EXCEPTION 'segplan: no outlets given' USING ERRCODE = '22023', DETAIL = 'at outlets',
+      HINT = 'pass NULL (the default) for every outlet of the brand, or name the outlets';
+  END IF;
   INSERT INTO segplan.brand_grants AS g (role, brand, outlets) VALUES ($1, $2, $3)
-  ON CONFLICT (role, brand) DO UPDATE SET outlets = EXCLUDED.outlets, granted_at = now(), granted_by = CURRENT_USER
+  ON CONFLICT (role, brand) DO UPDATE SET outlets = EXCLUDED.outlets, granted_at = now(), granted_by = CURRENT_USER;
+END
 $$;
 CREATE FUNCTION segplan.revoke_brand(role pg_catalog.regrole, brand text) RETURNS boolean
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$

@@ -65,3 +65,23 @@ BEGIN
   RETURN target;
 END
 $$;
+
+-- grant_brand: an empty brand name or an empty list of outlets is 22023 with a hint (0.1.0 let
+-- brand_grants' check constraints refuse them: 23514 naming the constraint). Replaced in place.
+CREATE OR REPLACE FUNCTION segplan.grant_brand(role pg_catalog.regrole, brand text, outlets text[] DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+  -- what brand_grants' checks refuse, said as the caller's mistake
+  IF $2 = '' OR strpos($2, E'\x1f') > 0 THEN
+    RAISE EXCEPTION 'segplan: % is not a brand name', quote_literal($2) USING ERRCODE = '22023', DETAIL = 'at brand',
+      HINT = 'a brand is a name that is not empty (''*'' means every brand)';
+  END IF;
+  IF cardinality($3) = 0 THEN
+    RAISE EXCEPTION 'segplan: no outlets given' USING ERRCODE = '22023', DETAIL = 'at outlets',
+      HINT = 'pass NULL (the default) for every outlet of the brand, or name the outlets';
+  END IF;
+  INSERT INTO segplan.brand_grants AS g (role, brand, outlets) VALUES ($1, $2, $3)
+  ON CONFLICT (role, brand) DO UPDATE SET outlets = EXCLUDED.outlets, granted_at = now(), granted_by = CURRENT_USER;
+END
+$$;

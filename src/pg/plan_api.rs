@@ -90,6 +90,9 @@ fn audience_rule(p: &PlanSpec) -> Rule {
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn create_plan(name: &str, spec: JsonB) -> i64 {
+    if name.trim().is_empty() {
+        raise_one(Problem::invalid("name", "a plan needs a name").hint("name it as people will look for it, e.g. 'Black Friday FR'"));
+    }
     let p = checked(&spec.0);
     Spi::connect_mut(|c| {
         let id = c.update("INSERT INTO segplan.plans (name, brand, outlet) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING id", None,

@@ -13,6 +13,7 @@ SELECT segplan.create_policy('daily', '{"rules": [{"max_contacts": 1, "per": {"d
 SELECT segplan.create_plan('bad', '{"segment": "nope", "channel": "email", "policies": ["nope"], "schedule": {"weekdays": ["tue", "funday"], "at": "25:00", "time_zone": "Mars/Olympus"}, "target": {"min": 0}, "delivery": {"handler": "public.missing"}, "colour": 1}');
 SELECT segplan.create_plan('bad', '{"segment": "nope", "channel": "email", "policies": ["nope"], "schedule": {"cron": "0 9 * * *", "time_zone": "Mars/Olympus"}, "delivery": {"handler": "public.missing"}}');
 SELECT segplan.create_plan('bad', '{"rule": {"attr": "countri", "op": "eq", "value": "IT"}, "channel": "email", "schedule": {"once": "2026-03-24 09:00", "time_zone": "UTC"}}');
+SELECT segplan.create_plan(' ', '{"segment": "it", "channel": "email", "schedule": {"once": "2026-03-24 09:00", "time_zone": "UTC"}}');
 -- a handler that is not a function name is the spec's problem (it was PostgreSQL's parse error)
 SELECT segplan.create_plan('bad', '{"segment": "it", "channel": "email", "schedule": {"once": "2026-03-24 09:00", "time_zone": "UTC"}, "delivery": {"handler": "crm.deliver(bigint); drop"}}');
 SELECT count(*) AS plans FROM segplan.plans;

@@ -25,6 +25,8 @@ SELECT segplan.grant_brand('acme_analyst', 'acme'), segplan.grant_brand('acme_pl
        segplan.grant_brand('nosee', 'acme'), segplan.grant_brand('mallory', 'acme');
 SELECT segplan.grant_brand('acme_planner', 'acme', '{paris}');  -- narrowed to one outlet...
 SELECT segplan.grant_brand('acme_planner', 'acme');             -- ...and widened again
+SELECT segplan.grant_brand('acme_planner', '');                 -- no brand name, no outlets: 22023 (were 23514)
+SELECT segplan.grant_brand('acme_planner', 'acme', '{}');
 SELECT role, brand, outlets FROM segplan.brand_grants ORDER BY 1, 2;
 -- policies: one per brand and one across all brands (admins only)
 SELECT segplan.create_policy('acme_cap', '{"scope": {"brands": ["acme"]}, "rules": [{"max_contacts": 5, "per": {"days": 7}}]}') IS NOT NULL,
