@@ -363,42 +363,28 @@ const SPEC_KEYS: &[&str] = &["segment", "rule", "brand", "outlet", "channel", "p
 /// error): an identifier, or a schema and an identifier, each plain (`crm_2`) or double-quoted
 /// (`"CRM"`, `""` inside for a quote).
 fn function_name(h: &str) -> bool {
-    let mut parts = 0;
-    let mut rest = h;
-    loop {
-        rest = if let Some(q) = rest.strip_prefix('"') {
-            // a quoted part ends at a quote not followed by another
-            let mut end = None;
-            let b = q.as_bytes();
+    // one identifier, and what follows it
+    fn identifier(s: &str) -> Option<&str> {
+        if let Some(q) = s.strip_prefix('"') {
+            // a quoted one ends at a quote not followed by another, and is not empty
             let mut i = 0;
-            while i < b.len() {
-                if b[i] == b'"' {
-                    if b.get(i + 1) == Some(&b'"') {
-                        i += 2;
-                        continue;
-                    }
-                    end = Some(i);
-                    break;
+            loop {
+                let end = i + q[i..].find('"')?;
+                if q[end + 1..].starts_with('"') {
+                    i = end + 2;
+                } else {
+                    return (end > 0).then(|| &q[end + 1..]);
                 }
-                i += 1;
             }
-            match end {
-                Some(e) if e > 0 => &q[e + 1..],
-                _ => return false,
-            }
-        } else {
-            // letters beyond ASCII are identifier letters to PostgreSQL too
-            let n = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$' || !c.is_ascii())).unwrap_or(rest.len());
-            if n == 0 || rest.starts_with(|c: char| c.is_ascii_digit() || c == '$') {
-                return false;
-            }
-            &rest[n..]
-        };
-        parts += 1;
-        match rest.strip_prefix('.') {
-            Some(r) if parts < 2 => rest = r,
-            _ => return rest.is_empty(),
         }
+        // letters beyond ASCII are identifier letters to PostgreSQL too
+        let n = s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$' || !c.is_ascii())).unwrap_or(s.len());
+        (n > 0 && !s.starts_with(|c: char| c.is_ascii_digit() || c == '$')).then(|| &s[n..])
+    }
+    match identifier(h) {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix('.').and_then(identifier) == Some(""),
+        None => false,
     }
 }
 

@@ -23,9 +23,9 @@ pub unsafe fn materialize<T: IntoDatum>(fcinfo: pg_sys::FunctionCallInfo, rows: 
             pgrx::check_for_interrupts!();
             scratch.reset();
         }
-        let mut value = scratch.switch_to(|_| v.into_datum());
+        let value = scratch.switch_to(|_| v.into_datum());
         let mut null = value.is_none();
-        let mut datum = value.take().unwrap_or(pg_sys::Datum::null());
+        let mut datum = value.unwrap_or(pg_sys::Datum::null());
         pg_sys::tuplestore_putvalues(store, desc, &mut datum, &mut null);
     }
     (*fcinfo).isnull = true;
