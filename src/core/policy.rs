@@ -131,13 +131,14 @@ impl Reader {
         let units: Vec<&str> = UNITS.iter().map(|(n, _)| *n).collect();
         match (m.len(), m.iter().next()) {
             (1, Some((k, n))) => match (UNITS.iter().find(|(u, _)| u == k), n.as_i64()) {
-                (Some((_, unit)), Some(n)) if (1..=100_000).contains(&n) => Some(Span { n, unit: *unit }),
+                (Some((_, unit)), Some(n)) if (1..=unit.max()).contains(&n) => Some(Span { n, unit: *unit }),
                 (None, _) => {
                     self.err(Problem::invalid(&format!("{path}.{k}"), format!("unknown unit \"{k}\"")).hint(format!("units: {}", choices(units.iter().copied()))));
                     None
                 }
-                _ => {
-                    self.err(Problem::invalid(&format!("{path}.{k}"), format!("must be a whole number from 1 to 100000, not {n}")));
+                (Some((_, unit)), _) => {
+                    self.err(Problem::invalid(&format!("{path}.{k}"), format!("must be a whole number from 1 to {}, not {n}", unit.max()))
+                        .hint("a length of time is from 1 to 100000 hours, days or weeks, 12000 months or 1000 years"));
                     None
                 }
             },
@@ -595,6 +596,12 @@ mod tests {
         assert_eq!(paths, vec!["$.scope.brand", "$.rules[0].max_contacts", "$.rules[0].per.dayz", "$.rules[1].quiet_hours.from",
                                "$.rules[2].count_across", "$.rules[3].exclude_unsubscribed.where.op", "$.rules[4]"]);
         assert_eq!(p(json!({"rules": []})).unwrap_err().0[0].path, "$.rules");
+        // a period fits before any send time in years 1 to 9999 (at most 1000 years)
+        assert!(p(json!({"rules": [{"max_contacts": 1, "per": {"years": 1000}}]})).is_ok());
+        let e = p(json!({"rules": [{"max_contacts": 1, "per": {"years": 1001}}, {"min_gap": {"months": 12001}}]})).unwrap_err();
+        let paths: Vec<&str> = e.0.iter().map(|x| x.path.as_str()).collect();
+        assert_eq!(paths, vec!["$.rules[0].per.years", "$.rules[1].min_gap.months"]);
+        assert!(e.0.iter().all(|x| x.hint.as_deref().is_some_and(|h| h.contains("1000 years"))), "{e:?}");
     }
 
     /// A policy of every rule kind over [`crate::testing::model`].

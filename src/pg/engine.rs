@@ -360,6 +360,7 @@ pub fn evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex:
 /// no id and this transaction may not number them.
 pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, regex: compile::RegexCheck) -> Result<Evaluation, Unnumbered> {
     let plan = compile::plan(rule, model, regex).unwrap_or_else(|p| raise(&p));
+    let as_of = super::error::timely(as_of, "as_of");
     let cap = CACHE_MB.get().max(0) as usize * 1024 * 1024;
     let shared_cap = SHARED_MB.get().max(0) as usize * 1024 * 1024;
     let as_of_text = format!("{as_of:?}");

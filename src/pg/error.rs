@@ -51,6 +51,22 @@ pub fn required<T>(v: Option<T>, name: &str) -> T {
     v.unwrap_or_else(|| null_at(name, format!("pass a value for {name}")))
 }
 
+/// Days from 2000-01-01 (PostgreSQL's epoch) back to 0001-01-02 and on to 9999-12-30: times are
+/// read in local time, with years of four digits and a day either side for the zone.
+const FIRST_DAY: i64 = -730_118;
+const LAST_DAY: i64 = 2_921_938;
+
+/// A time the caller gives (a rule's as_of, a send's time, a schedule's bounds): ±infinity and
+/// years past 9999 or before 1 have no local time to read and no window that fits before them
+/// (22023 naming the argument).
+pub fn timely(t: TimestampWithTimeZone, name: &str) -> TimestampWithTimeZone {
+    let micros = pg_sys::TimestampTz::from(t);
+    if !(FIRST_DAY * 86_400_000_000..(LAST_DAY + 1) * 86_400_000_000).contains(&micros) {
+        raise_one(Problem::invalid(name, format!("{name} must be a time from 0001-01-02 to 9999-12-30, not {t}")).hint("give a date and time such as now() or '2026-12-01 09:00'"));
+    }
+    t
+}
+
 /// An array argument that may hold no NULLs and may not be NULL itself (22004 with the position).
 pub fn required_all<T>(v: Option<Vec<Option<T>>>, name: &str) -> Vec<T> {
     let all = required(v, name);

@@ -8,8 +8,10 @@ use pgrx::PgSqlErrorCode;
 use segplan_core::compile::Param;
 use std::ffi::CString;
 
-/// `$1` (as_of), then the query's own parameters.
+/// `$1` (as_of, in years 1 to 9999: every window before it then fits), then the query's own
+/// parameters.
 pub fn args(as_of: TimestampWithTimeZone, params: &[Param]) -> Vec<DatumWithOid<'static>> {
+    let as_of = super::error::timely(as_of, "as_of");
     let mut out: Vec<DatumWithOid<'static>> = Vec::with_capacity(params.len() + 1);
     out.push(as_of.into());
     out.extend(params.iter().map(|p| bind(as_of, p)));

@@ -4,7 +4,7 @@
 use super::catalog::current_model;
 use super::engine;
 use super::owner;
-use super::error::{in_subtransaction, internal, raise, raise_all, raise_one, report, required};
+use super::error::{in_subtransaction, internal, raise, raise_all, raise_one, report, required, timely};
 use super::policy_api::{load, waterfall};
 use super::rules_api::regex_error;
 use super::segments_api;
@@ -201,21 +201,6 @@ fn unknown_order_attr(name: &str, model: &segplan_core::model::Model) -> Problem
     Problem::invalid("$.target.order_by.attr", format!("unknown attribute \"{name}\"")).hint(format!("attributes of the contacts: {known}"))
 }
 
-/// Days from 2000-01-01 (PostgreSQL's epoch) back to 0001-01-02 and on to 9999-12-30: schedules
-/// are read in local time, with years of four digits and a day either side for the zone.
-const FIRST_DAY: i64 = -730_118;
-const LAST_DAY: i64 = 2_921_938;
-
-/// A time the caller gives for a schedule: ±infinity and years past 9999 or before 1 have no
-/// local time a schedule can read (22023).
-fn schedulable(t: TimestampWithTimeZone, name: &str) -> TimestampWithTimeZone {
-    let micros = pg_sys::TimestampTz::from(t);
-    if !(FIRST_DAY * 86_400_000_000..(LAST_DAY + 1) * 86_400_000_000).contains(&micros) {
-        raise_one(Problem::invalid(name, format!("{name} must be a time from 0001-01-02 to 9999-12-30, not {t}")).hint("give a date and time such as now() or '2026-12-01 09:00'"));
-    }
-    t
-}
-
 /// The longest period `calendar` lists (every slot of every active plan in it is made).
 const CALENDAR_DAYS: i64 = 3660;
 
@@ -252,7 +237,7 @@ fn calendar(
     from: default!(TimestampWithTimeZone, "pg_catalog.now()"),
     to: default!(TimestampWithTimeZone, "pg_catalog.now() + interval '30 days'"),
 ) -> TableIterator<'static, (name!(plan_id, i64), name!(plan, String), name!(slot, TimestampWithTimeZone), name!(channel, String), name!(brand, Option<String>))> {
-    let (from, to) = (schedulable(from, "from"), schedulable(to, "to"));
+    let (from, to) = (timely(from, "from"), timely(to, "to"));
     let micros = |t: TimestampWithTimeZone| pg_sys::TimestampTz::from(t);
     if micros(to) - micros(from) > CALENDAR_DAYS * 86_400_000_000 {
         raise_one(Problem::invalid("to", format!("the calendar spans at most {CALENDAR_DAYS} days (10 years)")).hint("ask for a shorter period, e.g. calendar(now(), now() + interval '1 year')"));
@@ -538,7 +523,7 @@ fn run_slot(plan_id: i64, slot: TimestampWithTimeZone, skip: bool) -> i64 {
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn run_plan(id: i64, slot: default!(TimestampWithTimeZone, "pg_catalog.now()")) -> i64 {
-    let slot = schedulable(slot, "slot");
+    let slot = timely(slot, "slot");
     let (status, _, _) = Spi::connect_mut(|c| plan_row(c, id, false));
     if status == "cancelled" {
         report(PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, &format!("plan {id} is cancelled"), "at id".into(), Some("a cancelled plan does not run again: create a new plan (segplan.create_plan) from its spec".into()));
@@ -552,7 +537,7 @@ fn run_plan(id: i64, slot: default!(TimestampWithTimeZone, "pg_catalog.now()")) 
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn tick(now: default!(TimestampWithTimeZone, "pg_catalog.now()")) -> i32 {
-    let now = schedulable(now, "now");
+    let now = timely(now, "now");
     let ids: Vec<i64> = Spi::connect(|c| {
         c.select("SELECT id FROM segplan.plans WHERE status = 'active' ORDER BY id", None, &[])
             .map(|t| t.filter_map(|r| r.get::<i64>(1).ok().flatten()).collect())

@@ -4,7 +4,7 @@
 use super::catalog::current_model;
 use super::engine;
 use super::owner;
-use super::error::{internal, raise, raise_all, raise_one, report, required, required_all};
+use super::error::{internal, raise, raise_all, raise_one, report, required, required_all, timely};
 use super::rules_api::regex_error;
 use super::segments_api;
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
@@ -260,7 +260,7 @@ fn policy_impact(
     at: default!(Option<TimestampWithTimeZone>, "pg_catalog.now()"),
     outlet: default!(Option<&str>, "NULL"),
 ) -> TableIterator<'static, (name!(step, i32), name!(policy, Option<String>), name!(rule, String), name!(excluded, i64), name!(remaining, i64))> {
-    let (rule, policies, channel, at) = (required(rule, "rule"), required_all(policies, "policies"), required(channel, "channel"), required(at, "at"));
+    let (rule, policies, channel, at) = (required(rule, "rule"), required_all(policies, "policies"), required(channel, "channel"), timely(required(at, "at"), "at"));
     let parsed = rule::parse_any(rule).unwrap_or_else(|p| raise(&p));
     let model = current_model();
     require_integer_keys(&model, "contact policies");
@@ -314,7 +314,7 @@ fn eligible(
     at: default!(Option<TimestampWithTimeZone>, "pg_catalog.now()"),
     outlet: default!(Option<&str>, "NULL"),
 ) -> TableIterator<'static, (name!(eligible, bool), name!(reasons, Vec<String>))> {
-    let (contact_key, policies, channel, at) = (required(contact_key, "contact_key"), required_all(policies, "policies"), required(channel, "channel"), required(at, "at"));
+    let (contact_key, policies, channel, at) = (required(contact_key, "contact_key"), required_all(policies, "policies"), required(channel, "channel"), timely(required(at, "at"), "at"));
     let model = current_model();
     require_integer_keys(&model, "contact policies");
     let send = Send { channel, brand, outlet };
@@ -377,7 +377,7 @@ fn reserve_contacts(
     run_id: default!(Option<i64>, "NULL"),
     outlet: default!(Option<&str>, "NULL"),
 ) -> TableIterator<'static, (name!(contact_key, i64), name!(status, String), name!(reason, Option<String>), name!(bumped_plan, Option<i64>), name!(bumped_run, Option<i64>))> {
-    let (contact_keys, policies, channel, at, priority) = (required(contact_keys, "contact_keys"), required_all(policies, "policies"), required(channel, "channel"), required(at, "at"), required(priority, "priority"));
+    let (contact_keys, policies, channel, at, priority) = (required(contact_keys, "contact_keys"), required_all(policies, "policies"), required(channel, "channel"), timely(required(at, "at"), "at"), required(priority, "priority"));
     let mut keys: Vec<i64> = contact_keys.into_iter().flatten().collect();
     keys.sort_unstable();
     keys.dedup();

@@ -3,7 +3,7 @@
 //! pass and the function that scores its result, and the cluster grid.
 use super::agg::{state_of, with_state, AggState};
 use super::catalog::current_model;
-use super::error::{internal, raise, raise_one, report, required};
+use super::error::{internal, raise, raise_one, report, required, timely};
 use super::datum::InPlace;
 use pgrx::datum::{AnyNumeric, Date, Internal, Interval, TimestampWithTimeZone};
 use pgrx::callconv::{BoxRet, FcInfo};
@@ -32,6 +32,11 @@ fn configure_rfm(
     if micros <= 0 {
         raise_one(Problem::invalid("lookback", "the look-back window must be positive").hint("for example interval '2 years'"));
     }
+    // as for a rule's window: from any as_of in years 1 to 9999 it starts within PostgreSQL's dates
+    if micros > 12_000 * 30 * 86_400_000_000 {
+        raise_one(Problem::invalid("lookback", format!("the look-back window is at most 1000 years, not {window}")).hint("for example interval '2 years'"));
+    }
+    let as_of = as_of.map(|t| timely(t, "as_of"));
     Spi::connect_mut(|client| {
         client.update(
             "INSERT INTO segplan.rfm_config (event, amount_property, occasion_property, \"window\", as_of) VALUES ($1, $2, $3, $4, $5) \

@@ -90,6 +90,16 @@ impl Unit {
     pub fn name(self) -> &'static str {
         UNITS.iter().find(|(_, u)| *u == self).map(|(n, _)| *n).unwrap_or("?")
     }
+
+    /// The longest length of time in this unit: 100000, and no more than 1000 years, so that a
+    /// window back from any time in years 1 to 9999 stays within PostgreSQL's dates.
+    pub fn max(self) -> i64 {
+        match self {
+            Unit::Months => 12_000,
+            Unit::Years => 1_000,
+            Unit::Hours | Unit::Days | Unit::Weeks => 100_000,
+        }
+    }
 }
 
 /// A length of time such as 30 days; `n` is positive.

@@ -5,7 +5,6 @@ use serde_json::{json, Map, Number, Value};
 
 const RULE_KEYS: &[&str] = &["all", "any", "not", "attr", "event", "ratio", "sequence", "segment", "rfm"];
 const PROP_KEYS: &[&str] = &["all", "any", "not", "prop"];
-const MAX_SPAN: i64 = 100_000;
 const OBJECT_HINT: &str = "write the rule as a JSON object such as {\"attr\": \"country\", \"op\": \"eq\", \"value\": \"FR\"}";
 
 /// Parses JSON text into a rule. Nesting beyond [`MAX_DEPTH`] is refused with 54001.
@@ -288,7 +287,7 @@ impl Reader {
                 if op == AgeBetween {
                     for (i, s) in [&lo, &hi].iter().enumerate() {
                         if !matches!(s, Scalar::Num(n) if n.as_i64().is_some_and(|x| (0..=200).contains(&x))) {
-                            self.err(Problem::invalid(&format!("{path}[{i}]"), "ages must be whole numbers from 0 to 200"));
+                            self.err(Problem::invalid(&format!("{path}[{i}]"), format!("ages must be whole numbers from 0 to 200, not {}", pair[i])).hint("for example [25, 40]: from 25 to 40 years old"));
                             return None;
                         }
                     }
@@ -332,8 +331,15 @@ impl Reader {
         let ok = self.known_keys(m, path, &allowed);
         match units.as_slice() {
             [(name, unit)] => {
-                let n = self.int(&m[*name], &format!("{path}.{name}"), 1, MAX_SPAN)?;
-                if ok { Some(Span { n, unit: *unit }) } else { None }
+                let max = unit.max();
+                match m[*name].as_i64() {
+                    Some(n) if (1..=max).contains(&n) => ok.then_some(Span { n, unit: *unit }),
+                    _ => {
+                        self.err(Problem::invalid(&format!("{path}.{name}"), format!("must be a whole number from 1 to {max}, not {}", m[*name]))
+                            .hint("a length of time is from 1 to 100000 hours, days or weeks, 12000 months or 1000 years"));
+                        None
+                    }
+                }
             }
             _ => {
                 self.err(Problem::invalid(path, "a length of time needs exactly one unit")

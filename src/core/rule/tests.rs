@@ -43,6 +43,24 @@ fn unknown_keys_and_ops_have_paths() {
 }
 
 #[test]
+fn lengths_of_time_fit_before_any_time_in_years_1_to_9999() {
+    // at most 1000 years back (PostgreSQL's dates start in 4714 BC); a longer span is refused
+    // here, with the longest of each unit in the hint, not by PostgreSQL at evaluation
+    for (ok, bad) in [("1000 years", "1001 years"), ("12000 months", "12001 months"), ("100000 weeks", "100001 weeks"), ("100000 days", "100001 days")] {
+        assert!(parse_any(&format!("orders(within last {ok})")).is_ok(), "{ok}");
+        let p = parse_any(&format!("orders(within last {bad})")).unwrap_err().0;
+        assert_eq!(p.len(), 1, "{p:?}");
+        let unit = bad.split(' ').nth(1).unwrap_or_default();
+        assert_eq!(p[0].path, format!("$.within.last.{unit}"), "{p:?}");
+        assert!(p[0].hint.as_deref().is_some_and(|h| h.contains("12000 months or 1000 years")), "{p:?}");
+    }
+    assert_eq!(problems(r#"{"attr": "birth_date", "op": "within_last", "value": {"years": 5000}}"#), vec![(Code::InvalidParameter, "$.value.years".into())]);
+    let p = parse_any("age(birth_date) between 25 and 500").unwrap_err().0;
+    assert_eq!((p[0].path.as_str(), p[0].message.as_str()), ("$.value[1]", "ages must be whole numbers from 0 to 200, not 500"));
+    assert!(p[0].hint.is_some(), "{p:?}");
+}
+
+#[test]
 fn rfm_conditions_are_checked() {
     let p = problems(r#"{"rfm": {"cluster": ["champions", "vips"], "r": {"op": "gte", "value": 6}, "fm": {"op": "lt", "value": 2.25}, "x": 1}}"#);
     assert_eq!(p, vec![

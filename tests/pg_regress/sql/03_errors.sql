@@ -43,6 +43,18 @@ SELECT * FROM try($$SELECT segplan.save_segment('s', NULL::text)$$);
 SELECT * FROM try($$SELECT segplan.record_outcome(1, 2, NULL)$$);
 SELECT * FROM try($$SELECT segplan.register_events('e', NULL, 'contact_id')$$);
 SELECT * FROM try($$SELECT segplan.configure_rfm(NULL, 'total')$$);
+-- times: as_of and a send's time in years 1 to 9999 (±infinity counted nothing, 4713 BC was
+-- PostgreSQL's 22008 without a path); a length of time at most 1000 years (10000 years was 22008)
+SELECT * FROM try($$SELECT segplan.count('purchase_lines(within last 90 days)', '4713-01-01 BC')$$);
+SELECT * FROM try($$SELECT segplan.count('country = ''FR''', 'infinity')$$);
+SELECT * FROM try($$SELECT count(*) FROM segplan.members('country = ''FR''', '294276-12-31')$$);
+SELECT * FROM try($$SELECT count(*) FROM segplan.count_steps('country = ''FR''', '-infinity')$$);
+SELECT * FROM try($$SELECT * FROM segplan.policy_impact('country = ''FR''', ARRAY[]::text[], 'email', at => 'infinity')$$);
+SELECT * FROM try($$SELECT segplan.count('purchase_lines(within last 10000 years)')$$);
+SELECT * FROM try($$SELECT segplan.count('{"attr": "birth_date", "op": "within_last", "value": {"months": 12001}}'::jsonb)$$);
+SELECT * FROM try($$SELECT segplan.count('age(birth_date) between 25 and 500')$$);
+SELECT * FROM try($$SELECT segplan.configure_rfm('orders', 'total', lookback => '2000 years')$$);
+SELECT segplan.count('purchase_lines(within last 1000 years)', '0001-01-02') AS longest_window_from_year_1;
 \x off
 -- validate lists every problem and raises nothing
 SELECT jsonb_pretty(segplan.validate('{"all": [{"attr": "countri", "op": "eq", "value": 1}, {"event": "purchase_lines", "within": {"last": {"days": 0}}}]}'));
