@@ -128,7 +128,7 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE q record;
 BEGIN
   SELECT * INTO q FROM segplan._rfm_query('bigint');
-  RETURN QUERY EXECUTE q.sql USING coalesce(as_of, date_trunc('minute', now())), q.params[1], q.params[2];
+  RETURN QUERY EXECUTE q.sql USING segplan._rfm_as_of(coalesce(as_of, date_trunc('minute', now()))), q.params[1], q.params[2];
 END
 $$;
 CREATE FUNCTION segplan.rfm_scores_text(as_of timestamptz DEFAULT NULL)
@@ -137,7 +137,7 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE q record;
 BEGIN
   SELECT * INTO q FROM segplan._rfm_query('text');
-  RETURN QUERY EXECUTE q.sql USING coalesce(as_of, date_trunc('minute', now())), q.params[1], q.params[2];
+  RETURN QUERY EXECUTE q.sql USING segplan._rfm_as_of(coalesce(as_of, date_trunc('minute', now()))), q.params[1], q.params[2];
 END
 $$;
 CREATE FUNCTION segplan.rfm_summary(as_of timestamptz DEFAULT NULL)
@@ -155,12 +155,13 @@ BEGIN
      SELECT c.cluster, coalesce(g.n, 0), round(coalesce(g.n, 0)::numeric / nullif(sum(g.n) OVER (), 0), 4),
             round(g.r, 1), round(g.f, 2), round(g.m, 2)
      FROM c LEFT JOIN g ON g.cluster = c.cluster ORDER BY c.ord'
-  USING coalesce(as_of, date_trunc('minute', now())), q.params[1], q.params[2];
+  USING segplan._rfm_as_of(coalesce(as_of, date_trunc('minute', now()))), q.params[1], q.params[2];
 END
 $$;
 COMMENT ON FUNCTION segplan.configure_rfm(text, text, text, interval, timestamptz) IS
   'Sets where RFM reads purchases: an event source, its amount property, what makes one occasion, the look-back window, an optional fixed as_of.';
 COMMENT ON FUNCTION segplan._rfm_query(text) IS 'Internal: the RFM scores query for the current configuration and its parameters.';
+COMMENT ON FUNCTION segplan._rfm_as_of(timestamptz) IS 'Internal: rfm_scores'' and rfm_summary''s as_of, checked to be in years 1 to 9999 (22023).';
 COMMENT ON FUNCTION segplan.rfm_clusters() IS 'The RFM cluster grid: ranges of R and of fm (the average of F and M) for each of the 11 clusters.';
 COMMENT ON FUNCTION segplan.rfm_scores(timestamptz) IS
   'Recency (days), frequency, monetary, their 1-5 scores and the cluster of every contact with a purchase in the RFM window.';
@@ -832,7 +833,7 @@ BEGIN
     ('segplan_analyst', '^(count|count_steps|members|members_text|bitmap|keys_of|bitmap_of|number_contacts|to_sql|validate|format|parse|model|cache_stats|shared_cache_stats|cache_clear'
                         '|segment_rule|segment_history|segment_members|segment_members_text|segment_overlap|segment_dashboard|segment_dashboard_rows|dashboard_fields'
                         '|rfm_scores|rfm_scores_text|rfm_summary|rfm_clusters|policy_impact|eligible|calendar|plan_report|call_queue'
-                        '|_segment|_refreshed|_closure|_rfm_query|_rfm_agg|_rfm_scores|_prune_changes|_zone|_keys_agg|_ids_agg)$'),
+                        '|_segment|_refreshed|_closure|_rfm_query|_rfm_as_of|_rfm_agg|_rfm_scores|_prune_changes|_zone|_keys_agg|_ids_agg)$'),
     -- segments and plans of their brands, runs, exports, call outcomes, contacts made and pauses
     ('segplan_planner', '^(save_segment|drop_segment|refresh_segment|refresh_all|publish_segment|unpublish_segment'
                         '|create_plan|update_plan|activate_plan|pause_plan|cancel_plan|drop_plan|run_plan|export_run'

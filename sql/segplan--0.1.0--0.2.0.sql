@@ -85,3 +85,53 @@ BEGIN
   ON CONFLICT (role, brand) DO UPDATE SET outlets = EXCLUDED.outlets, granted_at = now(), granted_by = CURRENT_USER;
 END
 $$;
+
+-- rfm_scores, rfm_scores_text, rfm_summary: an as_of outside years 1 to 9999 is 22023 with a hint
+-- (0.1.0: PostgreSQL's 22008 "timestamp out of range" from the window's start). The check is a
+-- new internal function; the three are replaced in place (their grants and comments stay).
+CREATE FUNCTION segplan._rfm_as_of(
+	"as_of" timestamp with time zone
+) RETURNS timestamp with time zone
+IMMUTABLE STRICT PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_rfm_as_of_wrapper';
+COMMENT ON FUNCTION segplan._rfm_as_of(timestamptz) IS 'Internal: rfm_scores'' and rfm_summary''s as_of, checked to be in years 1 to 9999 (22023).';
+REVOKE EXECUTE ON FUNCTION segplan._rfm_as_of(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION segplan._rfm_as_of(timestamptz) TO segplan_analyst;
+CREATE OR REPLACE FUNCTION segplan.rfm_scores(as_of timestamptz DEFAULT NULL)
+RETURNS TABLE (contact_key bigint, recency_days integer, frequency bigint, monetary numeric, r integer, f integer, m integer, cluster text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE q record;
+BEGIN
+  SELECT * INTO q FROM segplan._rfm_query('bigint');
+  RETURN QUERY EXECUTE q.sql USING segplan._rfm_as_of(coalesce(as_of, date_trunc('minute', now()))), q.params[1], q.params[2];
+END
+$$;
+CREATE OR REPLACE FUNCTION segplan.rfm_scores_text(as_of timestamptz DEFAULT NULL)
+RETURNS TABLE (contact_key text, recency_days integer, frequency bigint, monetary numeric, r integer, f integer, m integer, cluster text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE q record;
+BEGIN
+  SELECT * INTO q FROM segplan._rfm_query('text');
+  RETURN QUERY EXECUTE q.sql USING segplan._rfm_as_of(coalesce(as_of, date_trunc('minute', now()))), q.params[1], q.params[2];
+END
+$$;
+CREATE OR REPLACE FUNCTION segplan.rfm_summary(as_of timestamptz DEFAULT NULL)
+RETURNS TABLE (cluster text, contacts bigint, share numeric, avg_recency_days numeric, avg_frequency numeric, avg_monetary numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE q record;
+BEGIN
+  SELECT * INTO q FROM segplan._rfm_query('text');
+  RETURN QUERY EXECUTE
+    'WITH s AS (' || q.sql || '),
+     g AS (SELECT s.cluster, count(*) AS n, avg(s.recency_days) AS r, avg(s.frequency) AS f, avg(s.monetary) AS m
+           FROM s GROUP BY s.cluster),
+     c AS (SELECT k.cluster, min(k.ord) AS ord FROM segplan.rfm_clusters() WITH ORDINALITY AS k(cluster, r_min, r_max, fm_min, fm_max, description, ord)
+           GROUP BY k.cluster)
+     SELECT c.cluster, coalesce(g.n, 0), round(coalesce(g.n, 0)::numeric / nullif(sum(g.n) OVER (), 0), 4),
+            round(g.r, 1), round(g.f, 2), round(g.m, 2)
+     FROM c LEFT JOIN g ON g.cluster = c.cluster ORDER BY c.ord'
+  USING segplan._rfm_as_of(coalesce(as_of, date_trunc('minute', now()))), q.params[1], q.params[2];
+END
+$$;

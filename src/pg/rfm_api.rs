@@ -56,6 +56,14 @@ fn configure_rfm(
     JsonB(model::rfm_json(&cfg))
 }
 
+/// rfm_scores' and rfm_summary's as_of when it is in years 1 to 9999 (22023 otherwise: the window
+/// back from it must fit in PostgreSQL's dates).
+#[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn _rfm_as_of(as_of: TimestampWithTimeZone) -> TimestampWithTimeZone {
+    timely(as_of, "as_of")
+}
+
 /// The scores query for the caller to run (`$1` as_of, then `params`), keys cast to `key_cast`.
 #[pg_extern(stable)]
 #[search_path(pg_catalog, pg_temp)]

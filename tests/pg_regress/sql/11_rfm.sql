@@ -104,6 +104,11 @@ SELECT contact_key, r, f, m, cluster FROM segplan.rfm_scores('2026-06-30 18:00+0
 -- a fixed as_of in the configuration wins over the caller's
 SELECT segplan.configure_rfm('sales', 'amount', NULL, '1 year', '2026-06-29 12:00+00')->>'as_of' AS fixed_as_of;
 SELECT min(recency_days) AS min_recency FROM segplan.rfm_scores('2030-01-01');
+-- an as_of outside years 1 to 9999 is 22023 (was PostgreSQL's 22008 from the window's start)
+\set VERBOSITY sqlstate
+SELECT count(*) FROM segplan.rfm_summary('4713-01-01 BC');
+SELECT count(*) FROM segplan.rfm_scores('infinity');
+\set VERBOSITY default
 
 -- text keys, a timestamp column, an occasion property with NULL occasions (they count for the last
 -- day and the amount but are not occasions), amounts at mixed scales summed exactly: 0.1 + 0.2 + 1
