@@ -644,6 +644,14 @@ BEGIN
   IF channel IS NULL OR channel = '' THEN
     RAISE EXCEPTION 'segplan: a contact needs a channel' USING ERRCODE = '22023', DETAIL = 'at channel', HINT = 'for example ''email'' or ''sms''';
   END IF;
+  IF contacted_at IS NULL THEN
+    RAISE EXCEPTION 'segplan: contacted_at must not be NULL' USING ERRCODE = '22004', DETAIL = 'at contacted_at', HINT = 'pass a value for contacted_at';
+  END IF;
+  -- as every time segplan takes: caps count back from a send's time in years 1 to 9999
+  IF NOT (contacted_at >= '0001-01-02 00:00+00' AND contacted_at < '9999-12-31 00:00+00') THEN
+    RAISE EXCEPTION 'segplan: contacted_at must be a time from 0001-01-02 to 9999-12-30, not %', contacted_at
+      USING ERRCODE = '22023', DETAIL = 'at contacted_at', HINT = 'give a date and time such as now() or ''2026-12-01 09:00''';
+  END IF;
   INSERT INTO segplan.contact_history (contact_key, brand, outlet, channel, contacted_at, source)
   SELECT k, brand, outlet, channel, contacted_at, source FROM unnest(contact_keys) AS k WHERE k IS NOT NULL;
   GET DIAGNOSTICS n = ROW_COUNT;

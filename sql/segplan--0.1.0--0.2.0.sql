@@ -135,3 +135,28 @@ BEGIN
   USING segplan._rfm_as_of(coalesce(as_of, date_trunc('minute', now()))), q.params[1], q.params[2];
 END
 $$;
+
+-- record_contacts: contacted_at NULL is 22004 (was the table's 23502), outside years 1 to 9999
+-- 22023 ('infinity' went into the history, where no cap ever counted it). Replaced in place.
+CREATE OR REPLACE FUNCTION segplan.record_contacts(contact_keys bigint[], channel text, brand text DEFAULT NULL, outlet text DEFAULT NULL,
+                                        contacted_at timestamptz DEFAULT pg_catalog.now(), source text DEFAULT 'import')
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE n bigint;
+BEGIN
+  IF channel IS NULL OR channel = '' THEN
+    RAISE EXCEPTION 'segplan: a contact needs a channel' USING ERRCODE = '22023', DETAIL = 'at channel', HINT = 'for example ''email'' or ''sms''';
+  END IF;
+  IF contacted_at IS NULL THEN
+    RAISE EXCEPTION 'segplan: contacted_at must not be NULL' USING ERRCODE = '22004', DETAIL = 'at contacted_at', HINT = 'pass a value for contacted_at';
+  END IF;
+  -- as every time segplan takes: caps count back from a send's time in years 1 to 9999
+  IF NOT (contacted_at >= '0001-01-02 00:00+00' AND contacted_at < '9999-12-31 00:00+00') THEN
+    RAISE EXCEPTION 'segplan: contacted_at must be a time from 0001-01-02 to 9999-12-30, not %', contacted_at
+      USING ERRCODE = '22023', DETAIL = 'at contacted_at', HINT = 'give a date and time such as now() or ''2026-12-01 09:00''';
+  END IF;
+  INSERT INTO segplan.contact_history (contact_key, brand, outlet, channel, contacted_at, source)
+  SELECT k, brand, outlet, channel, contacted_at, source FROM unnest(contact_keys) AS k WHERE k IS NOT NULL;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END
+$$;

@@ -154,6 +154,8 @@ SELECT * FROM segplan.policy_impact($$country = 'FR'$$, ARRAY['fatigue', 'nope']
 SELECT segplan.create_policy('per_outlet', '{"rules": [{"min_gap": {"days": 1}, "count_across": "outlet"}]}')->'rules';
 SELECT * FROM segplan.policy_impact($$country = 'FR'$$, ARRAY['per_outlet'], 'email', 'acme');
 SELECT segplan.record_contacts(ARRAY[1], '');
+SELECT segplan.record_contacts(ARRAY[1], 'email', contacted_at => 'infinity');
+SELECT segplan.record_contacts(ARRAY[1], 'email', contacted_at => NULL);
 SELECT segplan.update_policy('fatigue', '{"rules": [{"max_contacts": 5, "per": {"weeks": 2}}]}')->'rules' AS updated;
 SELECT name, version FROM segplan.policies ORDER BY name;
 
