@@ -67,6 +67,10 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
   -- what brand_grants' checks refuse, said as the caller's mistake
+  IF $1 IS NULL OR $2 IS NULL THEN
+    RAISE EXCEPTION 'segplan: % must not be NULL', CASE WHEN $1 IS NULL THEN 'role' ELSE 'brand' END USING ERRCODE = '22004',
+      DETAIL = CASE WHEN $1 IS NULL THEN 'at role' ELSE 'at brand' END, HINT = 'name a role and a brand (''*'' means every brand)';
+  END IF;
   IF $2 = '' OR strpos($2, E'\x1f') > 0 THEN
     RAISE EXCEPTION 'segplan: % is not a brand name', quote_literal($2) USING ERRCODE = '22023', DETAIL = 'at brand',
       HINT = 'a brand is a name that is not empty (''*'' means every brand)';

@@ -27,6 +27,8 @@ SELECT segplan.grant_brand('acme_planner', 'acme', '{paris}');  -- narrowed to o
 SELECT segplan.grant_brand('acme_planner', 'acme');             -- ...and widened again
 SELECT segplan.grant_brand('acme_planner', '');                 -- no brand name, no outlets: 22023 (were 23514)
 SELECT segplan.grant_brand('acme_planner', 'acme', '{}');
+SELECT segplan.grant_brand(NULL, 'acme');                        -- NULL: 22004 (was brand_grants' 23502)
+SELECT segplan.grant_brand('acme_planner', NULL);
 SELECT role, brand, outlets FROM segplan.brand_grants ORDER BY 1, 2;
 -- policies: one per brand and one across all brands (admins only)
 SELECT segplan.create_policy('acme_cap', '{"scope": {"brands": ["acme"]}, "rules": [{"max_contacts": 5, "per": {"days": 7}}]}') IS NOT NULL,
