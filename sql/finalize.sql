@@ -553,9 +553,14 @@ CREATE FUNCTION segplan.publish_segment(name text, schema name DEFAULT 'segments
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   s segplan.segment := segplan._segment(name);
-  src regclass; key name; key_type text; ours record; target text := format('%I.%I', schema, s.name);
+  src regclass; key name; key_type text; ours record; target text;
   filter text;
 BEGIN
+  IF schema IS NULL THEN
+    RAISE EXCEPTION 'segplan: schema must not be NULL' USING ERRCODE = '22004', DETAIL = 'at schema',
+      HINT = 'leave it out (segments) or name a schema';
+  END IF;
+  target := format('%I.%I', schema, s.name);
   IF schema = '' THEN
     RAISE EXCEPTION 'segplan: the schema to publish into has no name' USING ERRCODE = '22023', DETAIL = 'at schema',
       HINT = 'leave it out (segments) or name a schema';
@@ -644,8 +649,9 @@ BEGIN
   IF channel IS NULL OR channel = '' THEN
     RAISE EXCEPTION 'segplan: a contact needs a channel' USING ERRCODE = '22023', DETAIL = 'at channel', HINT = 'for example ''email'' or ''sms''';
   END IF;
-  IF contacted_at IS NULL THEN
-    RAISE EXCEPTION 'segplan: contacted_at must not be NULL' USING ERRCODE = '22004', DETAIL = 'at contacted_at', HINT = 'pass a value for contacted_at';
+  IF contacted_at IS NULL OR source IS NULL THEN
+    RAISE EXCEPTION 'segplan: % must not be NULL', CASE WHEN source IS NULL THEN 'source' ELSE 'contacted_at' END USING ERRCODE = '22004',
+      DETAIL = CASE WHEN source IS NULL THEN 'at source' ELSE 'at contacted_at' END, HINT = 'pass a value (or leave it out for the default)';
   END IF;
   -- as every time segplan takes: caps count back from a send's time in years 1 to 9999
   IF NOT (contacted_at >= '0001-01-02 00:00+00' AND contacted_at < '9999-12-31 00:00+00') THEN
@@ -663,6 +669,10 @@ CREATE FUNCTION segplan.pause_contact(contact_key bigint, during tstzrange, reas
                                       yearly boolean DEFAULT false, channels text[] DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+  IF contact_key IS NULL OR yearly IS NULL THEN
+    RAISE EXCEPTION 'segplan: % must not be NULL', CASE WHEN contact_key IS NULL THEN 'contact_key' ELSE 'yearly' END USING ERRCODE = '22004',
+      DETAIL = CASE WHEN contact_key IS NULL THEN 'at contact_key' ELSE 'at yearly' END, HINT = 'pass a value (yearly: true or false)';
+  END IF;
   IF during IS NULL OR isempty(during) THEN
     RAISE EXCEPTION 'segplan: a pause needs a non-empty period' USING ERRCODE = '22023', DETAIL = 'at during',
       HINT = 'for example tstzrange(''2026-08-01'', ''2026-09-01'')';

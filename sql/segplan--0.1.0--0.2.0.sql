@@ -23,15 +23,21 @@ REVOKE EXECUTE ON FUNCTION segplan.configure_rfm(text, text, text, interval, tim
 GRANT EXECUTE ON FUNCTION segplan.configure_rfm(text, text, text, interval, timestamptz) TO segplan_admin;
 
 -- publish_segment: a schema name with a dot or a quote in it is a name like any other (0.1.0 parsed
--- it with to_regnamespace: 42602 "invalid name syntax"), and an empty one is 22023. The function
+-- it with to_regnamespace: 42602 "invalid name syntax"), an empty one is 22023, NULL 22004 (was
+-- format()'s, without a hint). The function
 -- is replaced in place (its grants and comment stay).
 CREATE OR REPLACE FUNCTION segplan.publish_segment(name text, schema name DEFAULT 'segments') RETURNS text
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   s segplan.segment := segplan._segment(name);
-  src regclass; key name; key_type text; ours record; target text := format('%I.%I', schema, s.name);
+  src regclass; key name; key_type text; ours record; target text;
   filter text;
 BEGIN
+  IF schema IS NULL THEN
+    RAISE EXCEPTION 'segplan: schema must not be NULL' USING ERRCODE = '22004', DETAIL = 'at schema',
+      HINT = 'leave it out (segments) or name a schema';
+  END IF;
+  target := format('%I.%I', schema, s.name);
   IF schema = '' THEN
     RAISE EXCEPTION 'segplan: the schema to publish into has no name' USING ERRCODE = '22023', DETAIL = 'at schema',
       HINT = 'leave it out (segments) or name a schema';
@@ -140,7 +146,7 @@ BEGIN
 END
 $$;
 
--- record_contacts: contacted_at NULL is 22004 (was the table's 23502), outside years 1 to 9999
+-- record_contacts: contacted_at or source NULL is 22004 (was the table's 23502), outside years 1 to 9999
 -- 22023 ('infinity' went into the history, where no cap ever counted it). Replaced in place.
 CREATE OR REPLACE FUNCTION segplan.record_contacts(contact_keys bigint[], channel text, brand text DEFAULT NULL, outlet text DEFAULT NULL,
                                         contacted_at timestamptz DEFAULT pg_catalog.now(), source text DEFAULT 'import')
@@ -150,8 +156,9 @@ BEGIN
   IF channel IS NULL OR channel = '' THEN
     RAISE EXCEPTION 'segplan: a contact needs a channel' USING ERRCODE = '22023', DETAIL = 'at channel', HINT = 'for example ''email'' or ''sms''';
   END IF;
-  IF contacted_at IS NULL THEN
-    RAISE EXCEPTION 'segplan: contacted_at must not be NULL' USING ERRCODE = '22004', DETAIL = 'at contacted_at', HINT = 'pass a value for contacted_at';
+  IF contacted_at IS NULL OR source IS NULL THEN
+    RAISE EXCEPTION 'segplan: % must not be NULL', CASE WHEN source IS NULL THEN 'source' ELSE 'contacted_at' END USING ERRCODE = '22004',
+      DETAIL = CASE WHEN source IS NULL THEN 'at source' ELSE 'at contacted_at' END, HINT = 'pass a value (or leave it out for the default)';
   END IF;
   -- as every time segplan takes: caps count back from a send's time in years 1 to 9999
   IF NOT (contacted_at >= '0001-01-02 00:00+00' AND contacted_at < '9999-12-31 00:00+00') THEN
@@ -162,5 +169,27 @@ BEGIN
   SELECT k, brand, outlet, channel, contacted_at, source FROM unnest(contact_keys) AS k WHERE k IS NOT NULL;
   GET DIAGNOSTICS n = ROW_COUNT;
   RETURN n;
+END
+$$;
+
+-- pause_contact: a NULL contact_key or yearly is 22004 (was contact_pauses' 23502). Replaced in place.
+CREATE OR REPLACE FUNCTION segplan.pause_contact(contact_key bigint, during tstzrange, reason text DEFAULT NULL,
+                                      yearly boolean DEFAULT false, channels text[] DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF contact_key IS NULL OR yearly IS NULL THEN
+    RAISE EXCEPTION 'segplan: % must not be NULL', CASE WHEN contact_key IS NULL THEN 'contact_key' ELSE 'yearly' END USING ERRCODE = '22004',
+      DETAIL = CASE WHEN contact_key IS NULL THEN 'at contact_key' ELSE 'at yearly' END, HINT = 'pass a value (yearly: true or false)';
+  END IF;
+  IF during IS NULL OR isempty(during) THEN
+    RAISE EXCEPTION 'segplan: a pause needs a non-empty period' USING ERRCODE = '22023', DETAIL = 'at during',
+      HINT = 'for example tstzrange(''2026-08-01'', ''2026-09-01'')';
+  END IF;
+  IF yearly AND (lower_inf(during) OR upper_inf(during) OR upper(during) > lower(during) + interval '1 year') THEN
+    RAISE EXCEPTION 'segplan: a yearly pause is a period of at most one year with both ends given' USING ERRCODE = '22023',
+      DETAIL = 'at during: ' || during::text, HINT = 'for example every August: daterange(''2026-08-01'', ''2026-09-01''), yearly => true';
+  END IF;
+  INSERT INTO segplan.contact_pauses (contact_key, during, reason, yearly, channels)
+  VALUES (contact_key, during, reason, yearly, channels);
 END
 $$;

@@ -86,6 +86,7 @@ SELECT count(*) = (SELECT count(*) FROM segplan.members($$segment('big_buyers')$
 SELECT segplan.unpublish_segment('big_buyers');
 DROP SCHEMA "bi.2026 ""q""";
 SELECT segplan.publish_segment('big_buyers', '');
+SELECT segplan.publish_segment('big_buyers', NULL);
 -- a reader without SELECT on the contacts gets nothing through the view (it runs as the reader)
 CREATE ROLE seg_bi;
 GRANT USAGE ON SCHEMA segments, segplan TO seg_bi;

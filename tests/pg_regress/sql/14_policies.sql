@@ -120,6 +120,8 @@ FROM (VALUES (11, '2026-11-01 12:00+00'::timestamptz, 'email'), (11, '2026-11-20
              (13, '2026-08-15 12:00+00', 'email'), (13, '2026-09-15 12:00+00', 'email'),
              (14, '2026-11-01 12:00+00', 'sms'), (14, '2026-11-01 12:00+00', 'email')) v(k, at, ch);
 SELECT segplan.pause_contact(15, daterange('2026-01-01', '2027-06-01'), yearly => true);
+SELECT segplan.pause_contact(NULL, daterange('2026-01-01', '2026-02-01'));
+SELECT segplan.pause_contact(15, daterange('2026-01-01', '2026-02-01'), yearly => NULL);
 SELECT segplan.pause_contact(15, 'empty'::tstzrange);
 
 -- the waterfall: each contact counted once, under the first rule that excludes it
@@ -156,6 +158,7 @@ SELECT * FROM segplan.policy_impact($$country = 'FR'$$, ARRAY['per_outlet'], 'em
 SELECT segplan.record_contacts(ARRAY[1], '');
 SELECT segplan.record_contacts(ARRAY[1], 'email', contacted_at => 'infinity');
 SELECT segplan.record_contacts(ARRAY[1], 'email', contacted_at => NULL);
+SELECT segplan.record_contacts(ARRAY[1], 'email', source => NULL);
 SELECT segplan.update_policy('fatigue', '{"rules": [{"max_contacts": 5, "per": {"weeks": 2}}]}')->'rules' AS updated;
 SELECT name, version FROM segplan.policies ORDER BY name;
 
