@@ -51,8 +51,8 @@ SELECT jsonb_pretty(segplan.validate('{"all": [{"attr": "countri", "op": "eq", "
                                                {"event": "purchase_lines", "where": {"prop": "colour", "op": "eq", "value": "red"}}]}'));
 \echo '   every problem says how to fix it: values a column cannot hold, dates PostgreSQL would read by DateStyle, a string for a boolean, a window longer than PostgreSQL''s dates'
 SELECT p->>'path' AS path, p->>'message' AS problem, p->>'hint' AS hint
-FROM unnest(ARRAY[$$home_outlet_id = 99999999999 or birth_date = '21-12-31' or email_opt_in = 'yes'$$, $$orders(within last 10000 years)$$]) r,
-     jsonb_array_elements(segplan.validate(r)->'problems') p;
+FROM jsonb_array_elements(segplan.validate($$home_outlet_id = 99999999999 or birth_date = '21-12-31' or email_opt_in = 'yes'
+  or orders(within last 10000 years)$$)->'problems') p;
 
 \echo '== 6. Contact sets as roaring bitmaps (pg_roaringbitmap-compatible, parallel aggregates)'
 WITH fr AS (SELECT segplan.rb_build_agg(m::int) AS b FROM segplan.members($$country = 'FR'$$) m),

@@ -1151,6 +1151,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_readable_part_of_a_refused_rule_is_checked_against_the_model_at_its_paths() {
+        let m = crate::testing::model();
+        // a reading problem (a span too long) and a model problem (a value the column cannot hold)
+        let text = "visits <> 2147483648 or (country = 'FR' and created within last 5000 years) or not birth = '21-12-31'";
+        let read = crate::rule::parse_any(text).unwrap_err().0;
+        assert_eq!(read.iter().map(|p| p.path.as_str()).collect::<Vec<_>>(), vec!["$.any[1].all[1].value.years"]);
+        let part = crate::rule::readable_part(text).expect("the rest reads");
+        let paths: Vec<String> = check(&part, &m, &|_| None).into_iter().map(|p| p.path).collect();
+        assert_eq!(paths, vec!["$.any[0].value", "$.any[2].not.value"]);
+        // JSON likewise; nothing readable, or a syntax error, gives nothing to check
+        let json = r#"{"all": [{"attr": "visits", "op": "eq", "value": 2147483648}, {"attr": "country", "op": "eqq", "value": "FR"}]}"#;
+        let paths: Vec<String> = check(&crate::rule::readable_part(json).expect("reads"), &m, &|_| None).into_iter().map(|p| p.path).collect();
+        assert_eq!(paths, vec!["$.all[0].value"]);
+        assert!(crate::rule::readable_part(r#"{"attr": "country", "op": "eqq"}"#).is_none());
+        assert!(crate::rule::readable_part("country = = 'FR'").is_none());
+    }
+
     /// Valid rules over [`crate::testing::model`], one of each kind, that the fuzz test below mutates.
     const SEEDS: &[&str] = &[
         "country = 'FR' and (score >= 2.5 or not opt_in) and age(birth) between 25 and 40",

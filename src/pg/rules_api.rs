@@ -210,12 +210,14 @@ fn to_sql(rule: &str) -> String {
 #[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn validate(rule: &str) -> JsonB {
-    let problems: Vec<Problem> = match rule::parse_any(rule) {
+    let against_model = |r: &Rule| match segments_api::expand(r, None) {
+        Ok(r) => compile::check(&r, &current_model(), &regex_error),
         Err(p) => p.0,
-        Ok(r) => match segments_api::expand(&r, None) {
-            Ok(r) => compile::check(&r, &current_model(), &regex_error),
-            Err(p) => p.0,
-        },
+    };
+    let problems: Vec<Problem> = match rule::parse_any(rule) {
+        Ok(r) => against_model(&r),
+        // what does read is checked too, so every problem shows at once
+        Err(p) => p.0.into_iter().chain(rule::readable_part(rule).map(|r| against_model(&r)).unwrap_or_default()).collect(),
     };
     let list: Vec<serde_json::Value> = problems
         .iter()

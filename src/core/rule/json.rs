@@ -31,6 +31,16 @@ pub fn parse_value(v: &Value) -> Result<Rule, Problems> {
     }
 }
 
+/// The readable part of a rule that [`parse_value`] refuses: every condition it could not read is
+/// an empty `all` in its place, so the others keep their paths (for checking them against the
+/// model too). None when not even the outermost condition reads.
+pub fn readable_part(v: &Value) -> Option<Rule> {
+    if depth(v) > MAX_DEPTH {
+        return None;
+    }
+    Reader { partial: true, ..Reader::default() }.rule(v, "$")
+}
+
 pub(super) fn too_deep(path: &str) -> Problem {
     Problem::new(Code::TooComplex, path, format!("rule is nested more than {MAX_DEPTH} levels deep"))
         .hint("flatten nested groups or move parts into stored segments")
@@ -71,6 +81,8 @@ fn kind(v: &Value) -> &'static str {
 #[derive(Default)]
 struct Reader {
     problems: Vec<Problem>,
+    /// conditions that do not read become empty groups instead of failing their parents
+    partial: bool,
 }
 
 type LeafFn<L> = fn(&mut Reader, &Map<String, Value>, &str) -> Option<L>;
@@ -158,7 +170,7 @@ impl Reader {
                     }
                 };
                 let parts: Vec<Option<Tree<L>>> = items.iter().enumerate()
-                    .map(|(i, x)| self.tree(x, &format!("{p}[{i}]"), leaf_keys, leaf)).collect();
+                    .map(|(i, x)| self.tree(x, &format!("{p}[{i}]"), leaf_keys, leaf).or_else(|| self.hole())).collect();
                 let parts: Option<Vec<Tree<L>>> = parts.into_iter().collect();
                 let parts = parts?;
                 Some(if *k == "all" { Tree::All(parts) } else { Tree::Any(parts) })
@@ -167,7 +179,7 @@ impl Reader {
                 if !self.known_keys(m, path, &["not"]) {
                     return None;
                 }
-                let inner = self.tree(&m["not"], &format!("{path}.not"), leaf_keys, leaf)?;
+                let inner = self.tree(&m["not"], &format!("{path}.not"), leaf_keys, leaf).or_else(|| self.hole())?;
                 Some(Tree::Not(Box::new(inner)))
             }
             [_] => leaf(self, m, path).map(Tree::Leaf),
@@ -177,6 +189,11 @@ impl Reader {
                 None
             }
         }
+    }
+
+    /// In a partial read, what stands for a condition that does not read.
+    fn hole<L>(&self) -> Option<Tree<L>> {
+        self.partial.then(|| Tree::All(Vec::new()))
     }
 
     fn rule(&mut self, v: &Value, path: &str) -> Option<Rule> {

@@ -22,5 +22,19 @@ pub fn parse_any(input: &str) -> Result<Rule, Problems> {
     }
 }
 
+/// For listing problems: the readable part of a rule [`parse_any`] refuses (see
+/// [`json::readable_part`]); None for a text syntax error or a rule too large or deep.
+pub fn readable_part(input: &str) -> Option<Rule> {
+    if input.len() > MAX_RULE_BYTES {
+        return None;
+    }
+    let v: serde_json::Value = if input.trim_start().starts_with(['{', '[']) {
+        serde_json::from_str(input).ok()?
+    } else {
+        text::to_json_value(input).ok()?
+    };
+    json::readable_part(&v)
+}
+
 #[cfg(test)]
 mod tests;

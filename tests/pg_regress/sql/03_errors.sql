@@ -58,4 +58,7 @@ SELECT segplan.count('purchase_lines(within last 1000 years)', '0001-01-02') AS 
 \x off
 -- validate lists every problem and raises nothing
 SELECT jsonb_pretty(segplan.validate('{"all": [{"attr": "countri", "op": "eq", "value": 1}, {"event": "purchase_lines", "within": {"last": {"days": 0}}}]}'));
+-- a rule that does not read is checked against the model too, where it reads: every problem at once
+SELECT p->>'path' AS path, p->>'message' AS message FROM jsonb_array_elements(segplan.validate(
+  $$home_outlet_id = 99999999999 or purchase_lines(within last 10000 years) or not countri = 'FR'$$)->'problems') p;
 SELECT segplan.validate($$country = 'FR'$$);
