@@ -1244,7 +1244,13 @@ mod tests {
             }
             match crate::rule::parse_any(&text) {
                 Ok(rule) => through_everything(&rule, &m),
-                Err(p) => crate::testing::assert_hinted(&p),
+                Err(p) => {
+                    crate::testing::assert_hinted(&p);
+                    // validate checks what reads of it against the model
+                    if let Some(part) = crate::rule::readable_part(&text) {
+                        crate::testing::assert_hinted(&Problems(check(&part, &m, &|_| None)));
+                    }
+                }
             }
         }
 
@@ -1255,7 +1261,12 @@ mod tests {
             let v = crate::testing::with_one_replaced(crate::rule::json::to_json(&crate::rule::parse_any(SEEDS[seed]).unwrap()), pick, with);
             match crate::rule::json::parse_value(&v) {
                 Ok(rule) => through_everything(&rule, &m),
-                Err(p) => crate::testing::assert_hinted(&p),
+                Err(p) => {
+                    crate::testing::assert_hinted(&p);
+                    if let Some(part) = crate::rule::json::readable_part(&v) {
+                        crate::testing::assert_hinted(&Problems(check(&part, &m, &|_| None)));
+                    }
+                }
             }
         }
     }
