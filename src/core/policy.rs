@@ -8,7 +8,7 @@
 use crate::error::{choices, unknown_keys, Problem, Problems, POLICY_HINT};
 use crate::model::{find, Model, TypeKind};
 use crate::compile::{renumber_from, Param};
-use crate::rule::{self, Compare, Cond, Op, Operand, Rule, Scalar, Span, Tree, UNITS};
+use crate::rule::{self, Compare, Cond, Op, Operand, Rule, Scalar, Span, Tree, SPAN_HINT, UNITS};
 use chrono::{NaiveDate, NaiveTime};
 use serde_json::{json, Map, Value};
 
@@ -138,7 +138,7 @@ impl Reader {
                 }
                 (Some((_, unit)), _) => {
                     self.err(Problem::invalid(&format!("{path}.{k}"), format!("must be a whole number from 1 to {}, not {n}", unit.max()))
-                        .hint("a length of time is from 1 to 100000 hours, days or weeks, 12000 months or 1000 years"));
+                        .hint(SPAN_HINT));
                     None
                 }
             },

@@ -86,6 +86,9 @@ pub const UNITS: &[(&str, Unit)] = &[
     ("months", Unit::Months), ("years", Unit::Years),
 ];
 
+/// The hint for a length of time out of range ([`Unit::max`]).
+pub const SPAN_HINT: &str = "a length of time is from 1 to 100000 hours, days or weeks, 12000 months or 1000 years";
+
 impl Unit {
     pub fn name(self) -> &'static str {
         UNITS.iter().find(|(_, u)| *u == self).map(|(n, _)| *n).unwrap_or("?")

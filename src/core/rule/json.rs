@@ -9,14 +9,18 @@ const OBJECT_HINT: &str = "write the rule as a JSON object such as {\"attr\": \"
 
 /// Parses JSON text into a rule. Nesting beyond [`MAX_DEPTH`] is refused with 54001.
 pub fn parse_str(s: &str) -> Result<Rule, Problems> {
-    let v: Value = serde_json::from_str(s).map_err(|e| {
+    parse_value(&read_str(s)?)
+}
+
+/// JSON text as a value (not yet a rule).
+pub(super) fn read_str(s: &str) -> Result<Value, Problems> {
+    serde_json::from_str(s).map_err(|e| {
         if e.to_string().contains("recursion limit") {
-            too_deep("$")
+            too_deep("$").into()
         } else {
-            Problem::invalid("$", format!("rule is not valid JSON: {e}")).hint(OBJECT_HINT)
+            Problem::invalid("$", format!("rule is not valid JSON: {e}")).hint(OBJECT_HINT).into()
         }
-    })?;
-    parse_value(&v)
+    })
 }
 
 /// Parses a JSON value (at most 128 levels deep, as serde_json reads it) into a rule.
@@ -353,7 +357,7 @@ impl Reader {
                     Some(n) if (1..=max).contains(&n) => ok.then_some(Span { n, unit: *unit }),
                     _ => {
                         self.err(Problem::invalid(&format!("{path}.{name}"), format!("must be a whole number from 1 to {max}, not {}", m[*name]))
-                            .hint("a length of time is from 1 to 100000 hours, days or weeks, 12000 months or 1000 years"));
+                            .hint(SPAN_HINT));
                         None
                     }
                 }

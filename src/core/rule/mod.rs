@@ -14,11 +14,16 @@ pub fn parse_any(input: &str) -> Result<Rule, Problems> {
             .hint("split the rule into stored segments and reference them")
             .into());
     }
+    json::parse_value(&read(input)?)
+}
+
+/// The rule's JSON form as a value (not yet read as a rule).
+fn read(input: &str) -> Result<serde_json::Value, Problems> {
     // the text form never starts with either: a JSON array is a JSON rule of the wrong kind
     if input.trim_start().starts_with(['{', '[']) {
-        json::parse_str(input)
+        json::read_str(input)
     } else {
-        text::parse(input)
+        text::to_json_value(input)
     }
 }
 
@@ -28,12 +33,7 @@ pub fn readable_part(input: &str) -> Option<Rule> {
     if input.len() > MAX_RULE_BYTES {
         return None;
     }
-    let v: serde_json::Value = if input.trim_start().starts_with(['{', '[']) {
-        serde_json::from_str(input).ok()?
-    } else {
-        text::to_json_value(input).ok()?
-    };
-    json::readable_part(&v)
+    json::readable_part(&read(input).ok()?)
 }
 
 #[cfg(test)]
