@@ -287,6 +287,30 @@ def main():
             alone_k[k].append((time.perf_counter() - t0) * 1000)
     steps = [{"conditions": k, "ms": statistics.median(v), "condition": conds[k - 1], "sql_alone_ms": statistics.median(alone_k[k])}
              for k, v in per_k.items()]
+    # the same four attribute conditions each alone (segplan.count, nothing cached) against their
+    # hand-written count, both serial (no parallel workers): the leaf statement's own work against
+    # count(*)'s, without the partial bitmaps parallel workers hand to the leader; in turns, the
+    # first of the two alternating
+    serial = []
+    pg.execute("SET max_parallel_workers_per_gather = 0")
+    for cond, hand in zip(conds[:4], alone[:4]):
+        t_seg, t_sql = [], []
+        for i in range(args.runs):
+            for which in ((0, 1) if i % 2 else (1, 0)):
+                if which == 0:
+                    clear()
+                    t0 = time.perf_counter()
+                    n1 = seg(cond)
+                    t_seg.append((time.perf_counter() - t0) * 1000)
+                else:
+                    t0 = time.perf_counter()
+                    n2 = sql(hand)
+                    t_sql.append((time.perf_counter() - t0) * 1000)
+            if n1 != n2:
+                print(f"COUNTS DISAGREE serially for {cond!r}: segplan {n1}, sql {n2}", file=sys.stderr)
+                sys.exit(1)
+        serial.append({"condition": cond, "ms": statistics.median(t_seg), "sql_alone_ms": statistics.median(t_sql)})
+    pg.execute("RESET max_parallel_workers_per_gather")
     _, warm5 = timed(lambda: seg(" and ".join(conds)), args.runs)
     _, warm_steps5 = timed(lambda: funnel(len(conds)), args.runs)
 
@@ -448,6 +472,8 @@ def main():
     print("count_steps as conditions are added (earlier ones cached): " + ", ".join(f"{s['conditions']}: {s['ms']:.1f} ms" for s in steps))
     print("a fresh condition (earlier ones cached) vs the hand-written count of that condition alone: "
           + "; ".join(f"{s['condition']}: {s['ms']:.1f} vs {s['sql_alone_ms']:.1f} ms" for s in steps))
+    print("the same conditions alone, fresh, both serial (no parallel workers): "
+          + "; ".join(f"{s['condition']}: {s['ms']:.1f} vs {s['sql_alone_ms']:.1f} ms" for s in serial))
     print(f"warm 5-condition count: {warm5:.1f} ms; warm 5-step count_steps: {warm_steps5:.1f} ms")
     print(f"members of {members['rule']} ({members['rows']} rows to the client), fresh: {members['fresh_ms']:.1f} ms; the hand-written SELECT of them: {members['sql_ms']:.1f} ms")
     print(f"bitmap ops on stored values: rb_and_cardinality 5M x 3M in 10M: {t_and:.1f} ms; 4-way AND count (5M, 3M, 1M, 1M ids): {t_and4:.1f} ms, "
@@ -469,7 +495,7 @@ def main():
     (out / f"{args.size}.json").write_text(json.dumps({
         "size": args.size, "contacts": counts[0], "message_events": counts[1], "orders": counts[2], "as_of": asof,
         "runs": args.runs, "queries": rows, "index_build_s": index_s, "index_mb": float(index_mb or 0),
-        "count_steps": steps, "warm_5_condition_count_ms": warm5, "warm_5_step_count_steps_ms": warm_steps5, "members": members,
+        "count_steps": steps, "fresh_serial": serial, "warm_5_condition_count_ms": warm5, "warm_5_step_count_steps_ms": warm_steps5, "members": members,
         "bitmap_ops": bitmap_ops, "policies": policies, "plan_run": plan_run, "uuid_keys": uuid_keys, "machine_cores": os.cpu_count(),
     }, indent=2))
     print(f"wrote {out / (args.size + '.json')}")
