@@ -355,6 +355,24 @@ fn looks_like_uuid(v: &str) -> bool {
         && digits.iter().map(|g| g.len()).sum::<usize>() == 32
 }
 
+/// A contact key given as text (an uploaded list) that the key column's type cannot read, as the
+/// problem at `path`: PostgreSQL's input function would stop the statement without saying which.
+pub fn key_problem(key: &str, col: &Column, path: &str) -> Option<Problem> {
+    let (lo, hi) = int_range(&col.type_sql);
+    let ok = match col.kind {
+        // int8in reads surrounding spaces, uuid_in none
+        TypeKind::Integer => key.trim().parse::<i64>().is_ok_and(|v| (lo..=hi).contains(&v)),
+        TypeKind::Uuid => looks_like_uuid(key),
+        _ => true,
+    };
+    (!ok).then(|| {
+        Problem::invalid(path, format!("the contacts' key \"{}\" is of type {}; {key:?} is not one", col.name, col.type_sql)).hint(match col.kind {
+            TypeKind::Integer => format!("give keys that are whole numbers from {lo} to {hi}"),
+            k => format!("give keys that are each {}", kind_word(k)),
+        })
+    })
+}
+
 fn kind_word(k: TypeKind) -> &'static str {
     match k {
         TypeKind::Integer => "a whole number",
@@ -1149,6 +1167,23 @@ mod tests {
         for bad in ["abc", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1", "a0eebc99--9c0b4ef8-bb6d-6bb9bd380a11", "-a0eebc999c0b4ef8bb6d6bb9bd380a11", "{a0eebc999c0b4ef8bb6d6bb9bd380a11"] {
             assert_eq!(problem(&format!("tag = '{bad}'")).map(|p| p.0), Some("$.value".into()), "{bad}");
         }
+    }
+
+    #[test]
+    fn uploaded_keys_the_key_type_cannot_read_are_problems_at_their_position() {
+        let key = |kind, type_sql: &str| Column { name: "id".into(), sql: "id".into(), type_sql: type_sql.into(), kind };
+        let int = key(TypeKind::Integer, "integer");
+        assert!(key_problem(" 42 ", &int, "keys[1]").is_none());
+        assert!(key_problem("-2147483648", &int, "keys[1]").is_none());
+        let p = key_problem("2147483648", &int, "keys[3]").expect("out of range");
+        assert_eq!(p.path, "keys[3]");
+        assert_eq!(p.hint.as_deref(), Some("give keys that are whole numbers from -2147483648 to 2147483647"));
+        assert!(key_problem("", &key(TypeKind::Integer, "bigint"), "keys[1]").is_some());
+        assert!(key_problem("4.5", &key(TypeKind::Integer, "bigint"), "keys[1]").is_some());
+        let uuid = key(TypeKind::Uuid, "uuid");
+        assert!(key_problem("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", &uuid, "keys[1]").is_none());
+        assert!(key_problem(" a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", &uuid, "keys[1]").is_some());
+        assert!(key_problem("anything", &key(TypeKind::Text, "text"), "keys[1]").is_none());
     }
 
     #[test]

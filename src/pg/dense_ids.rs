@@ -546,6 +546,10 @@ fn keys_of(bitmap: Roaringbitmap64) -> Vec<String> {
 fn bitmap_of(keys: Vec<Option<String>>) -> Roaringbitmap64 {
     let model = current_model();
     let c = contacts(&model);
+    let bad = keys.iter().enumerate().find_map(|(i, k)| compile::key_problem(k.as_deref()?, &c.key, &format!("keys[{}]", i + 1)));
+    if let Some(p) = bad {
+        raise_one(p);
+    }
     let keys: Vec<String> = keys.into_iter().flatten().collect();
     if keys.is_empty() {
         return Roaringbitmap64(RoaringTreemap::new());

@@ -54,6 +54,8 @@ SELECT * FROM try($$SELECT segplan.count('purchase_lines(within last 10000 years
 SELECT * FROM try($$SELECT segplan.count('{"attr": "birth_date", "op": "within_last", "value": {"months": 12001}}'::jsonb)$$);
 SELECT * FROM try($$SELECT segplan.count('age(birth_date) between 25 and 500')$$);
 SELECT * FROM try($$SELECT segplan.configure_rfm('orders', 'total', lookback => '2000 years')$$);
+-- an uploaded key the integer key column cannot read (was int8in's 22P02 without its position)
+SELECT * FROM try($$SELECT segplan.bitmap_of(ARRAY['1', ' 2 ', ''])$$);
 SELECT segplan.count('purchase_lines(within last 1000 years)', '0001-01-02') AS longest_window_from_year_1;
 \x off
 -- validate lists every problem and raises nothing
