@@ -821,12 +821,20 @@ COMMENT ON FUNCTION segplan.plan_report(bigint) IS
   'Per run of a plan: sizes and the sent contacts'' opens, clicks and conversions within the window after the slot, rates, the holdout''s conversion rate and the lift.';
 CREATE FUNCTION segplan.call_queue(assignee text, day date DEFAULT current_date)
 RETURNS TABLE (call_at timestamptz, run_id bigint, plan text, contact_key bigint, status text, attempts integer, note text)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- as every time segplan takes (a day past 294276 has no timestamp: PostgreSQL's 22008)
+  IF NOT (day BETWEEN '0001-01-01' AND '9999-12-31') THEN
+    RAISE EXCEPTION 'segplan: day must be a date from 0001-01-01 to 9999-12-31, not %', day
+      USING ERRCODE = '22023', DETAIL = 'at day', HINT = 'give a date such as current_date or ''2026-12-01''';
+  END IF;
+  RETURN QUERY
   SELECT l.call_at, l.run_id, p.name, l.contact_key, l.status, l.attempts, l.note
   FROM segplan.call_list l JOIN segplan.plan_runs r ON r.id = l.run_id JOIN segplan.plans p ON p.id = r.plan_id
   WHERE l.assignee = call_queue.assignee AND l.status IN ('queued', 'call_later')
     AND l.call_at >= call_queue.day::timestamptz AND l.call_at < (call_queue.day + 1)::timestamptz
-  ORDER BY l.call_at, l.contact_key
+  ORDER BY l.call_at, l.contact_key;
+END
 $$;
 COMMENT ON FUNCTION segplan.call_queue(text, date) IS 'The calls an assignee has to make on a day (session time zone), in order.';
 COMMENT ON FUNCTION segplan.record_outcome(bigint, bigint, text, text) IS

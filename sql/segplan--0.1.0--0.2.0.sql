@@ -193,3 +193,23 @@ BEGIN
   VALUES (contact_key, during, reason, yearly, channels);
 END
 $$;
+
+-- call_queue: a day outside years 1 to 9999 is 22023 (a day past 294276 was PostgreSQL's 22008
+-- from its cast to a timestamp; 'infinity' listed nothing). Replaced in place, now in PL/pgSQL.
+CREATE OR REPLACE FUNCTION segplan.call_queue(assignee text, day date DEFAULT current_date)
+RETURNS TABLE (call_at timestamptz, run_id bigint, plan text, contact_key bigint, status text, attempts integer, note text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- as every time segplan takes (a day past 294276 has no timestamp: PostgreSQL's 22008)
+  IF NOT (day BETWEEN '0001-01-01' AND '9999-12-31') THEN
+    RAISE EXCEPTION 'segplan: day must be a date from 0001-01-01 to 9999-12-31, not %', day
+      USING ERRCODE = '22023', DETAIL = 'at day', HINT = 'give a date such as current_date or ''2026-12-01''';
+  END IF;
+  RETURN QUERY
+  SELECT l.call_at, l.run_id, p.name, l.contact_key, l.status, l.attempts, l.note
+  FROM segplan.call_list l JOIN segplan.plan_runs r ON r.id = l.run_id JOIN segplan.plans p ON p.id = r.plan_id
+  WHERE l.assignee = call_queue.assignee AND l.status IN ('queued', 'call_later')
+    AND l.call_at >= call_queue.day::timestamptz AND l.call_at < (call_queue.day + 1)::timestamptz
+  ORDER BY l.call_at, l.contact_key;
+END
+$$;

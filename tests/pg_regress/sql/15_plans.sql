@@ -180,6 +180,7 @@ SELECT segplan.pause_contact(2991, tstzrange('2026-06-15 00:00+02', '2026-06-16 
 SELECT segplan.run_plan(:calls, '2026-06-08 07:30+00') AS rc \gset
 SELECT contact_key, call_at AT TIME ZONE 'Europe/Paris' AS local_call_at, status FROM segplan.call_list WHERE run_id = :rc ORDER BY call_at, contact_key;
 SELECT call_at AT TIME ZONE 'Europe/Paris' AS local, contact_key FROM segplan.call_queue('ann', '2026-06-08');
+SELECT count(*) FROM segplan.call_queue('ann', '5874897-12-31');  -- 22023 (was 22008 from the cast)
 SELECT segplan.record_outcome(:rc, 2990, 'call_later', 'call back next week');
 SELECT segplan.record_outcome(:rc, 2992, 'converted');
 SELECT contact_key, status, attempts, note, call_at > '2026-06-08 07:40+00' AS later,
