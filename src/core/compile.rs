@@ -1171,7 +1171,7 @@ mod tests {
 
     #[test]
     fn uploaded_keys_the_key_type_cannot_read_are_problems_at_their_position() {
-        let key = |kind, type_sql: &str| Column { name: "id".into(), sql: "id".into(), type_sql: type_sql.into(), kind };
+        let key = |kind, type_sql: &str| col("id", type_sql, kind);
         let int = key(TypeKind::Integer, "integer");
         assert!(key_problem(" 42 ", &int, "keys[1]").is_none());
         assert!(key_problem("-2147483648", &int, "keys[1]").is_none());
