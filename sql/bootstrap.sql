@@ -280,12 +280,18 @@ CREATE TABLE segplan.run_contacts (
 -- Who may read and change segplan's other tables: sql/security.sql.
 GRANT SELECT ON segplan.contact_source, segplan.event_sources, segplan.rfm_config, segplan.dashboard_config TO PUBLIC;
 
--- The change log behind the bitmap cache: one row per (tracked relation, writing transaction),
--- written by a statement trigger in the writer's own transaction, so it becomes visible exactly
--- when the data does (src/core/freshness.rs has the rules). Rows below the horizon are pruned.
+-- The change log behind the bitmap cache: rows of (tracked relation, writing transaction),
+-- written by statement triggers in the writer's own transaction, so they become visible exactly
+-- when the data does (src/core/freshness.rs has the rules). On a registered table, each insert,
+-- update or delete also logs the contact keys its rows name (`keys`, of the registered columns
+-- `key_columns`), so a cached bitmap that missed the write is patched by re-evaluating those
+-- contacts only; a row without keys (truncate, other tables, more than 10000 rows in a
+-- transaction) means the relation changed as a whole. Rows below the horizon are pruned.
 CREATE TABLE segplan.changes (
-    relid pg_catalog.oid NOT NULL,
-    xid   pg_catalog.xid8 NOT NULL
+    relid       pg_catalog.oid NOT NULL,
+    xid         pg_catalog.xid8 NOT NULL,
+    keys        text[],
+    key_columns pg_catalog.name[]
 );
 CREATE INDEX changes_relid_xid ON segplan.changes (relid, xid);
 CREATE TABLE segplan.cache_horizon (
@@ -293,8 +299,10 @@ CREATE TABLE segplan.cache_horizon (
     xid       pg_catalog.xid8 NOT NULL
 );
 INSERT INTO segplan.cache_horizon (xid) VALUES ('0');
--- every caller reads them to check its cached bitmaps (oids and transaction ids only)
-GRANT SELECT ON segplan.changes, segplan.cache_horizon TO PUBLIC;
+-- every caller reads them to check its cached bitmaps: oids and transaction ids only (the keys
+-- are of rows a caller may not be allowed to read: only segplan's own code reads them, as the owner)
+GRANT SELECT (relid, xid) ON segplan.changes TO PUBLIC;
+GRANT SELECT ON segplan.cache_horizon TO PUBLIC;
 
 -- The leaf cache every session shares (src/pg/leaf_cache.rs): bitmaps one session built, with the
 -- snapshot, definitions and relations they were built on, reused by any session of the same role
@@ -337,6 +345,55 @@ END
 $$;
 REVOKE ALL ON FUNCTION segplan._note_change() FROM PUBLIC;
 
+-- The keyed trigger function on a registered table (segplan_keys_insert/update/delete, with the
+-- statement's transition tables): logs the keys the rows name in the table's registered contact
+-- columns of integer types, up to 10000 rows' worth per table and transaction; past that, or on a
+-- table no longer registered or keyed otherwise, a row without keys, as segplan._note_change logs.
+CREATE FUNCTION segplan._note_keys() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  seen text := coalesce(pg_catalog.current_setting('segplan_internal.changed', true), '');
+  mark text := ',' OPERATOR(pg_catalog.||) TG_RELID::text OPERATOR(pg_catalog.||) ',';
+  budget text := 'segplan_internal.keys_' OPERATOR(pg_catalog.||) TG_RELID::text;
+  used bigint := coalesce(NULLIF(pg_catalog.current_setting(budget, true), ''), '0')::bigint;
+  cols pg_catalog.name[];
+  rows_sql text;
+  n bigint := 0;
+  ks text[];
+BEGIN
+  -- this transaction logged the table as changed as a whole already
+  IF pg_catalog.strpos(seen, mark) OPERATOR(pg_catalog.>) 0 THEN
+    RETURN NULL;
+  END IF;
+  SELECT pg_catalog.array_agg(DISTINCT r.c ORDER BY r.c) INTO cols FROM (
+    SELECT s.key_column FROM segplan.contact_source s WHERE s.relid::pg_catalog.oid OPERATOR(pg_catalog.=) TG_RELID
+    UNION ALL
+    SELECT e.contact_column FROM segplan.event_sources e WHERE e.relid::pg_catalog.oid OPERATOR(pg_catalog.=) TG_RELID) AS r(c)
+  -- integer keys only (patches are of integer keys; built-in output functions only, as the owner)
+  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) TG_RELID AND a.attname OPERATOR(pg_catalog.=) r.c AND NOT a.attisdropped
+  WHERE a.atttypid OPERATOR(pg_catalog.=) ANY ('{int2,int4,int8}'::pg_catalog.regtype[]);
+  IF cols IS NOT NULL THEN
+    SELECT pg_catalog.string_agg(pg_catalog.format('SELECT r.%I::text FROM %I AS r', c, t), ' UNION ALL ') INTO rows_sql
+    FROM pg_catalog.unnest(cols) AS c,
+         pg_catalog.unnest(CASE TG_OP WHEN 'INSERT' THEN '{segplan_new}'::text[] WHEN 'DELETE' THEN '{segplan_old}'::text[]
+                                      ELSE '{segplan_old,segplan_new}'::text[] END) AS t;
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), pg_catalog.array_agg(DISTINCT s.k) FILTER (WHERE s.k IS NOT NULL) FROM (%s LIMIT %s) AS s(k)',
+                              rows_sql, 10001 OPERATOR(pg_catalog.-) used)
+      INTO n, ks;
+  END IF;
+  IF cols IS NULL OR used OPERATOR(pg_catalog.+) n OPERATOR(pg_catalog.>) 10000 THEN
+    INSERT INTO segplan.changes (relid, xid) VALUES (TG_RELID, pg_catalog.pg_current_xact_id());
+    PERFORM pg_catalog.set_config('segplan_internal.changed', seen OPERATOR(pg_catalog.||) mark, true);
+  ELSE
+    INSERT INTO segplan.changes (relid, xid, keys, key_columns)
+    VALUES (TG_RELID, pg_catalog.pg_current_xact_id(), coalesce(ks, '{}'), cols);
+    PERFORM pg_catalog.set_config(budget, (used OPERATOR(pg_catalog.+) n)::text, true);
+  END IF;
+  RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION segplan._note_keys() FROM PUBLIC;
+
 -- The tables a source reads: itself, what its views read, what row-level security policies on
 -- them read, and partitions/children, recursively.
 CREATE FUNCTION segplan._closure(sources pg_catalog.oid[]) RETURNS TABLE (source pg_catalog.oid, rel pg_catalog.oid)
@@ -362,29 +419,62 @@ SELECT c.source, c.rel FROM closure c JOIN pg_catalog.pg_class k ON k.oid OPERAT
 WHERE k.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f}'::"char"[])
 $$;
 
--- Installs the change-log trigger on every table a source reads (as the caller: it needs to own
--- them). ENABLE ALWAYS: it fires for logical replication too. Returns the tables it could not
--- track; counts over those are computed afresh each time, never cached.
+-- Installs the change-log triggers on every table a source reads (as the caller: it needs to own
+-- them). The source itself, when a table, gets the keyed triggers (segplan._note_keys) for
+-- insert, update and delete and segplan_changes for truncate; any other table segplan_changes
+-- for all four. ENABLE ALWAYS: they fire for logical replication too. Returns the tables it could
+-- not track; counts over those are computed afresh each time, never cached.
 CREATE FUNCTION segplan._track(source pg_catalog.regclass) RETURNS pg_catalog.regclass[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   t pg_catalog.regclass;
+  keyed boolean;
+  whole boolean;
+  by_keys boolean;
+  trigger_name pg_catalog.name;
   missed pg_catalog.regclass[] := '{}';
 BEGIN
-  FOR t IN
-    SELECT DISTINCT c.rel::pg_catalog.regclass FROM segplan._closure(ARRAY[source::pg_catalog.oid]) c
+  FOR t, keyed IN
+    SELECT DISTINCT c.rel::pg_catalog.regclass,
+      c.rel OPERATOR(pg_catalog.=) _track.source::pg_catalog.oid AND k.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])
+    FROM segplan._closure(ARRAY[source::pg_catalog.oid]) c
     JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.rel
     WHERE k.relkind OPERATOR(pg_catalog.<>) 'v'
-      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) c.rel
-                      AND g.tgname OPERATOR(pg_catalog.=) 'segplan_changes' AND g.tgenabled OPERATOR(pg_catalog.=) 'A')
   LOOP
+    -- tracked as a whole (segplan_changes on all four events), or by keys
+    SELECT coalesce(pg_catalog.bool_or(g.tgname OPERATOR(pg_catalog.=) 'segplan_changes'
+                                       AND (g.tgtype::integer OPERATOR(pg_catalog.&) 60) OPERATOR(pg_catalog.=) 60), false),
+           coalesce(pg_catalog.bool_or(g.tgname OPERATOR(pg_catalog.=) 'segplan_changes'
+                                       AND (g.tgtype::integer OPERATOR(pg_catalog.&) 60) OPERATOR(pg_catalog.=) 32), false)
+             AND pg_catalog.count(*) FILTER (WHERE g.tgname OPERATOR(pg_catalog.<>) 'segplan_changes') OPERATOR(pg_catalog.=) 3
+      INTO whole, by_keys
+    FROM pg_catalog.pg_trigger g
+    WHERE g.tgrelid OPERATOR(pg_catalog.=) t AND g.tgenabled OPERATOR(pg_catalog.=) 'A'
+      AND g.tgname OPERATOR(pg_catalog.=) ANY ('{segplan_changes,segplan_keys_insert,segplan_keys_update,segplan_keys_delete}'::pg_catalog.name[]);
+    CONTINUE WHEN by_keys OR (whole AND NOT keyed);
     BEGIN
-      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) t AND g.tgname OPERATOR(pg_catalog.=) 'segplan_changes') THEN
+      FOR trigger_name IN SELECT g.tgname FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) t
+        AND g.tgname OPERATOR(pg_catalog.=) ANY ('{segplan_changes,segplan_keys_insert,segplan_keys_update,segplan_keys_delete}'::pg_catalog.name[])
+      LOOP
+        EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', trigger_name, t);
+      END LOOP;
+      IF keyed THEN
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS segplan_new FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys()', t);
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS segplan_old NEW TABLE AS segplan_new FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys()', t);
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS segplan_old FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys()', t);
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_changes AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_change()', t);
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_keys_insert', t);
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_keys_update', t);
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_keys_delete', t);
+      ELSE
         EXECUTE pg_catalog.format('CREATE TRIGGER segplan_changes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_change()', t);
       END IF;
       EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_changes', t);
     EXCEPTION WHEN insufficient_privilege OR wrong_object_type OR feature_not_supported THEN
-      missed := missed OPERATOR(pg_catalog.||) t;
+      -- a table tracked as a whole stays so
+      IF NOT whole THEN
+        missed := missed OPERATOR(pg_catalog.||) t;
+      END IF;
     END;
   END LOOP;
   RETURN missed;

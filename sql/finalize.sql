@@ -68,8 +68,9 @@ COMMENT ON FUNCTION segplan.cache_stats() IS 'This session''s cached leaf bitmap
 COMMENT ON FUNCTION segplan.shared_cache_stats() IS 'The shared leaf cache''s bitmaps for the current role (built by any session), newest first.';
 COMMENT ON FUNCTION segplan.cache_clear() IS 'Drops this session''s cached leaf bitmaps and the current role''s in the shared cache, and prunes the change log; returns the number dropped.';
 COMMENT ON FUNCTION segplan._note_change() IS 'Internal: the change-log trigger function on tracked tables.';
+COMMENT ON FUNCTION segplan._note_keys() IS 'Internal: the change-log trigger function on registered tables, logging the contact keys a write touched.';
 COMMENT ON FUNCTION segplan._closure(oid[]) IS 'Internal: the relations each source reads (views, policies and partitions expanded).';
-COMMENT ON FUNCTION segplan._track(regclass) IS 'Internal: puts the change-log trigger on the tables a source reads; returns those it could not.';
+COMMENT ON FUNCTION segplan._track(regclass) IS 'Internal: puts the change-log triggers on the tables a source reads; returns those it could not.';
 COMMENT ON FUNCTION segplan._prune_changes() IS 'Internal: prunes the change log up to the oldest running transaction.';
 COMMENT ON FUNCTION segplan.to_sql(text) IS 'The SQL segplan runs for a rule, with $n placeholders ($1 is as_of).';
 COMMENT ON FUNCTION segplan.to_sql(jsonb) IS 'The SQL segplan runs for a JSON rule.';
@@ -867,7 +868,7 @@ BEGIN
     ('segplan_scheduler', '^(tick|run_plan|reserve_contacts|confirm_reservations|release_reservations)$'),
     -- the model, policies, brands and the scheduler job
     ('segplan_admin', '^(register_contacts|register_events|unregister_events|configure_rfm|configure_dashboard|configure_responses'
-                      '|create_policy|update_policy|drop_policy|grant_brand|revoke_brand|enable_scheduler|disable_scheduler|_track|_note_change|_invalidate)$')
+                      '|create_policy|update_policy|drop_policy|grant_brand|revoke_brand|enable_scheduler|disable_scheduler|_track|_note_change|_note_keys|_invalidate)$')
   ) AS t(grantee, names) LOOP
     FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'segplan'::pg_catalog.regnamespace AND p.proname OPERATOR(pg_catalog.~) g.names LOOP

@@ -213,3 +213,118 @@ BEGIN
   ORDER BY l.call_at, l.contact_key;
 END
 $$;
+
+-- Patching cached bitmaps after writes: a write to a registered table logs the contact keys it
+-- touched (new columns of segplan.changes, a new keyed trigger function), so a cached bitmap that
+-- missed it is re-evaluated for those contacts only. _track is replaced in place (its grant and
+-- comment stay; the comment is updated) and run again for every registered source, which gives
+-- registered tables the keyed triggers (tables whose owner is not the one updating keep their
+-- trigger and are simply not patched).
+ALTER TABLE segplan.changes ADD COLUMN keys text[], ADD COLUMN key_columns pg_catalog.name[];
+-- callers read oids and transaction ids only (the keys are of rows a caller may not be allowed to read)
+REVOKE SELECT ON segplan.changes FROM PUBLIC;
+GRANT SELECT (relid, xid) ON segplan.changes TO PUBLIC;
+CREATE FUNCTION segplan._note_keys() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  seen text := coalesce(pg_catalog.current_setting('segplan_internal.changed', true), '');
+  mark text := ',' OPERATOR(pg_catalog.||) TG_RELID::text OPERATOR(pg_catalog.||) ',';
+  budget text := 'segplan_internal.keys_' OPERATOR(pg_catalog.||) TG_RELID::text;
+  used bigint := coalesce(NULLIF(pg_catalog.current_setting(budget, true), ''), '0')::bigint;
+  cols pg_catalog.name[];
+  rows_sql text;
+  n bigint := 0;
+  ks text[];
+BEGIN
+  -- this transaction logged the table as changed as a whole already
+  IF pg_catalog.strpos(seen, mark) OPERATOR(pg_catalog.>) 0 THEN
+    RETURN NULL;
+  END IF;
+  SELECT pg_catalog.array_agg(DISTINCT r.c ORDER BY r.c) INTO cols FROM (
+    SELECT s.key_column FROM segplan.contact_source s WHERE s.relid::pg_catalog.oid OPERATOR(pg_catalog.=) TG_RELID
+    UNION ALL
+    SELECT e.contact_column FROM segplan.event_sources e WHERE e.relid::pg_catalog.oid OPERATOR(pg_catalog.=) TG_RELID) AS r(c)
+  -- integer keys only (patches are of integer keys; built-in output functions only, as the owner)
+  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) TG_RELID AND a.attname OPERATOR(pg_catalog.=) r.c AND NOT a.attisdropped
+  WHERE a.atttypid OPERATOR(pg_catalog.=) ANY ('{int2,int4,int8}'::pg_catalog.regtype[]);
+  IF cols IS NOT NULL THEN
+    SELECT pg_catalog.string_agg(pg_catalog.format('SELECT r.%I::text FROM %I AS r', c, t), ' UNION ALL ') INTO rows_sql
+    FROM pg_catalog.unnest(cols) AS c,
+         pg_catalog.unnest(CASE TG_OP WHEN 'INSERT' THEN '{segplan_new}'::text[] WHEN 'DELETE' THEN '{segplan_old}'::text[]
+                                      ELSE '{segplan_old,segplan_new}'::text[] END) AS t;
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), pg_catalog.array_agg(DISTINCT s.k) FILTER (WHERE s.k IS NOT NULL) FROM (%s LIMIT %s) AS s(k)',
+                              rows_sql, 10001 OPERATOR(pg_catalog.-) used)
+      INTO n, ks;
+  END IF;
+  IF cols IS NULL OR used OPERATOR(pg_catalog.+) n OPERATOR(pg_catalog.>) 10000 THEN
+    INSERT INTO segplan.changes (relid, xid) VALUES (TG_RELID, pg_catalog.pg_current_xact_id());
+    PERFORM pg_catalog.set_config('segplan_internal.changed', seen OPERATOR(pg_catalog.||) mark, true);
+  ELSE
+    INSERT INTO segplan.changes (relid, xid, keys, key_columns)
+    VALUES (TG_RELID, pg_catalog.pg_current_xact_id(), coalesce(ks, '{}'), cols);
+    PERFORM pg_catalog.set_config(budget, (used OPERATOR(pg_catalog.+) n)::text, true);
+  END IF;
+  RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION segplan._note_keys() FROM PUBLIC;
+COMMENT ON FUNCTION segplan._note_keys() IS 'Internal: the change-log trigger function on registered tables, logging the contact keys a write touched.';
+GRANT EXECUTE ON FUNCTION segplan._note_keys() TO segplan_admin;
+CREATE OR REPLACE FUNCTION segplan._track(source pg_catalog.regclass) RETURNS pg_catalog.regclass[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  t pg_catalog.regclass;
+  keyed boolean;
+  whole boolean;
+  by_keys boolean;
+  trigger_name pg_catalog.name;
+  missed pg_catalog.regclass[] := '{}';
+BEGIN
+  FOR t, keyed IN
+    SELECT DISTINCT c.rel::pg_catalog.regclass,
+      c.rel OPERATOR(pg_catalog.=) _track.source::pg_catalog.oid AND k.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])
+    FROM segplan._closure(ARRAY[source::pg_catalog.oid]) c
+    JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.rel
+    WHERE k.relkind OPERATOR(pg_catalog.<>) 'v'
+  LOOP
+    -- tracked as a whole (segplan_changes on all four events), or by keys
+    SELECT coalesce(pg_catalog.bool_or(g.tgname OPERATOR(pg_catalog.=) 'segplan_changes'
+                                       AND (g.tgtype::integer OPERATOR(pg_catalog.&) 60) OPERATOR(pg_catalog.=) 60), false),
+           coalesce(pg_catalog.bool_or(g.tgname OPERATOR(pg_catalog.=) 'segplan_changes'
+                                       AND (g.tgtype::integer OPERATOR(pg_catalog.&) 60) OPERATOR(pg_catalog.=) 32), false)
+             AND pg_catalog.count(*) FILTER (WHERE g.tgname OPERATOR(pg_catalog.<>) 'segplan_changes') OPERATOR(pg_catalog.=) 3
+      INTO whole, by_keys
+    FROM pg_catalog.pg_trigger g
+    WHERE g.tgrelid OPERATOR(pg_catalog.=) t AND g.tgenabled OPERATOR(pg_catalog.=) 'A'
+      AND g.tgname OPERATOR(pg_catalog.=) ANY ('{segplan_changes,segplan_keys_insert,segplan_keys_update,segplan_keys_delete}'::pg_catalog.name[]);
+    CONTINUE WHEN by_keys OR (whole AND NOT keyed);
+    BEGIN
+      FOR trigger_name IN SELECT g.tgname FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) t
+        AND g.tgname OPERATOR(pg_catalog.=) ANY ('{segplan_changes,segplan_keys_insert,segplan_keys_update,segplan_keys_delete}'::pg_catalog.name[])
+      LOOP
+        EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', trigger_name, t);
+      END LOOP;
+      IF keyed THEN
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS segplan_new FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys()', t);
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS segplan_old NEW TABLE AS segplan_new FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys()', t);
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS segplan_old FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys()', t);
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_changes AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_change()', t);
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_keys_insert', t);
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_keys_update', t);
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_keys_delete', t);
+      ELSE
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_changes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_change()', t);
+      END IF;
+      EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_changes', t);
+    EXCEPTION WHEN insufficient_privilege OR wrong_object_type OR feature_not_supported THEN
+      -- a table tracked as a whole stays so
+      IF NOT whole THEN
+        missed := missed OPERATOR(pg_catalog.||) t;
+      END IF;
+    END;
+  END LOOP;
+  RETURN missed;
+END
+$$;
+COMMENT ON FUNCTION segplan._track(regclass) IS 'Internal: puts the change-log triggers on the tables a source reads; returns those it could not.';
+SELECT segplan._track(s.relid) FROM (SELECT c.relid FROM segplan.contact_source c UNION SELECT e.relid FROM segplan.event_sources e) AS s;

@@ -147,6 +147,21 @@ pub struct Leaf {
     /// for a condition on the contacts' own columns: its predicate over `c` (so several such
     /// leaves can be built in one scan of the contacts, see [`one_scan`])
     pub filter: Option<String>,
+    /// how to bring its bitmap up to date after writes, when whether a contact matches depends on
+    /// that contact's rows only (not RFM: its scores rank every contact) and keys are integers
+    pub patch: Option<Patch>,
+}
+
+/// A leaf re-evaluated for some contacts only: after writes to its tables, the contacts they
+/// touched (keys the change-log trigger logged) are taken out of the cached bitmap and this query's
+/// answer for them is put in; every other contact's answer is unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patch {
+    /// the leaf's query for the contacts whose keys are its last parameter (a `bigint[]`)
+    pub query: Query,
+    /// per relation the leaf reads, the column that names the contact in it: a write's logged
+    /// keys patch the leaf only if they are of that column
+    pub keys: Vec<(u32, String)>,
 }
 
 /// Several contact-column leaves as one statement: one scan of the contacts returning, per leaf,
@@ -298,6 +313,10 @@ pub fn plan(rule: &Rule, model: &Model, regex: RegexCheck) -> Result<Plan, Probl
         relations: vec![contacts.rel.oid],
         label: "all contacts".into(),
         filter: Some("true".into()),
+        patch: integer_keys(contacts).then(|| Patch {
+            query: Query { sql: gather(contacts, &format!("c.{k}"), &format!("{} AS c WHERE c.{k} = ANY ($2::bigint[])", contacts.rel.sql), false), params: Vec::new() },
+            keys: vec![(contacts.rel.oid, contacts.key.name.clone())],
+        }),
     };
     Ok(Plan { universe, leaves, steps, any })
 }
@@ -312,6 +331,10 @@ struct Compiler<'m> {
     as_of_used: AsOf,
     /// oids of the relations read since the last reset
     relations: Vec<u32>,
+    /// event sources read since the last reset, with their contact column
+    contact_columns: Vec<(u32, String)>,
+    /// whether something read since the last reset ranks all contacts (RFM)
+    global: bool,
 }
 
 /// What a condition compiles to: a predicate over the contacts row `c`, a query listing contact
@@ -386,7 +409,7 @@ fn kind_word(k: TypeKind) -> &'static str {
 
 impl<'m> Compiler<'m> {
     fn new(model: &'m Model, contacts: &'m ContactSource, regex: RegexCheck<'m>) -> Self {
-        Compiler { model, contacts, regex, params: Vec::new(), problems: Vec::new(), as_of_used: AsOf::No, relations: Vec::new() }
+        Compiler { model, contacts, regex, params: Vec::new(), problems: Vec::new(), as_of_used: AsOf::No, relations: Vec::new(), contact_columns: Vec::new(), global: false }
     }
 
     fn as_of(&mut self) -> &'static str {
@@ -469,23 +492,41 @@ impl<'m> Compiler<'m> {
                 let params = std::mem::take(&mut self.params);
                 let as_of_used = std::mem::take(&mut self.as_of_used);
                 let relations = std::mem::take(&mut self.relations);
+                let contact_columns = std::mem::take(&mut self.contact_columns);
+                let global = std::mem::take(&mut self.global);
                 let piece = self.cond(cond, path);
                 let params = std::mem::replace(&mut self.params, params);
                 let as_of = std::mem::replace(&mut self.as_of_used, as_of_used);
                 let mut relations = std::mem::replace(&mut self.relations, relations);
+                let mut keys = std::mem::replace(&mut self.contact_columns, contact_columns);
+                let global = std::mem::replace(&mut self.global, global);
                 let (key, rel) = (&self.contacts.key.sql, &self.contacts.rel.sql);
-                let (sql, negate, filter) = match piece {
+                // the patch's key list comes after the leaf's own parameters
+                let among = format!("= ANY (${}::bigint[])", params.len() + 2);
+                let (sql, negate, filter, patch_sql) = match piece {
                     Piece::Pred(p) => {
                         relations.push(self.contacts.rel.oid);
-                        (gather(self.contacts, &format!("c.{key}"), &format!("{rel} AS c WHERE ({p})"), false), false, Some(p))
+                        keys.push((self.contacts.rel.oid, self.contacts.key.name.clone()));
+                        let patch = gather(self.contacts, &format!("c.{key}"), &format!("{rel} AS c WHERE ({p}) AND c.{key} {among}"), false);
+                        (gather(self.contacts, &format!("c.{key}"), &format!("{rel} AS c WHERE ({p})"), false), false, Some(p), patch)
                     }
-                    Piece::Set { sql, negate } => (gather(self.contacts, "s.k", &format!("({sql}) AS s(k)"), false), negate, None),
-                    Piece::Rows { contact, rows, negate } => (gather(self.contacts, &format!("({contact})"), &rows, true), negate, None),
+                    // PostgreSQL pushes the test on the grouped or distinct key down to the rows
+                    Piece::Set { sql, negate } => {
+                        let patch = gather(self.contacts, "s.k", &format!("({sql}) AS s(k) WHERE s.k {among}"), false);
+                        (gather(self.contacts, "s.k", &format!("({sql}) AS s(k)"), false), negate, None, patch)
+                    }
+                    Piece::Rows { contact, rows, negate } => {
+                        let patch = gather(self.contacts, &format!("({contact})"), &format!("{rows} AND ({contact}) {among}"), true);
+                        (gather(self.contacts, &format!("({contact})"), &rows, true), negate, None, patch)
+                    }
                 };
                 relations.sort_unstable();
                 relations.dedup();
+                keys.sort();
+                keys.dedup();
+                let patch = (integer_keys(self.contacts) && !global).then(|| Patch { query: Query { sql: patch_sql, params: params.clone() }, keys });
                 let label = crate::rule::text::format(&Tree::Leaf(cond.clone()));
-                let leaf = Leaf { query: Query { sql, params }, as_of, relations, label, filter };
+                let leaf = Leaf { query: Query { sql, params }, as_of, relations, label, filter, patch };
                 let i = match leaves.iter().position(|l| *l == leaf) {
                     Some(i) => i,
                     None => {
@@ -653,6 +694,7 @@ impl<'m> Compiler<'m> {
         let src = model.event(name);
         if let Some(s) = src {
             self.relations.push(s.rel.oid);
+            self.contact_columns.push((s.rel.oid, s.contact.name.clone()));
         }
         if let Some(b) = model.broken.iter().find(|b| b.name == name) {
             self.problems.push(Problem::new(b.code, path, format!("event source \"{name}\" is broken: {}", b.reason))
@@ -848,6 +890,7 @@ impl<'m> Compiler<'m> {
     /// columns k (the contact, cast to `key_cast` when it is not the contacts' key type),
     /// recency_days, frequency, monetary, r, f, m, cluster. See [`crate::rfm`] for the method.
     fn rfm_scores(&mut self, path: &str, key_cast: &str) -> Option<String> {
+        self.global = true;
         let model = self.model;
         let Some(cfg) = &model.rfm else {
             self.problems.push(Problem::invalid(path, "RFM is not configured")
@@ -993,6 +1036,36 @@ mod tests {
         assert_eq!(p.leaves[1].relations, vec![20]);
         assert_eq!(p.universe.relations, vec![10]);
         assert_eq!(p.steps.len(), 3);
+    }
+
+    #[test]
+    fn patches_evaluate_a_leaf_for_the_listed_contacts_only() {
+        let p = plan_of("country = 'FR' and clicks(within last 7 days) and clicks(count >= 3) and ratio(clicks, per order_id, match amount > 5) >= 0.5 and sequence(clicks(), then clicks(), gap > 1 days)");
+        let people = (10, "id".to_string());
+        let clicks = (20, "person".to_string());
+        for (leaf, keys) in p.leaves.iter().zip([vec![people.clone()], vec![clicks.clone()], vec![clicks.clone()], vec![clicks.clone()], vec![clicks.clone()]]) {
+            let patch = leaf.patch.as_ref().unwrap_or_else(|| panic!("{} has no patch", leaf.label));
+            assert_eq!(patch.keys, keys, "{}", leaf.label);
+            // the same parameters, then the key list
+            assert_eq!(patch.query.params, leaf.query.params, "{}", leaf.label);
+            let list = format!("= ANY (${}::bigint[])", leaf.query.params.len() + 2);
+            assert!(patch.query.sql.contains(&list) && patch.query.sql.starts_with("SELECT segplan.rb64_build_agg("), "{}: {}", leaf.label, patch.query.sql);
+        }
+        assert!(p.leaves[0].patch.as_ref().is_some_and(|x| x.query.sql.ends_with("WHERE (c.country = $2) AND c.id = ANY ($3::bigint[])")));
+        assert!(p.leaves[1].patch.as_ref().is_some_and(|x| x.query.sql.contains("AND (e.person) = ANY ($3::bigint[])")));
+        assert!(p.leaves[2].patch.as_ref().is_some_and(|x| x.query.sql.contains(") AS s(k) WHERE s.k = ANY ($3::bigint[])")));
+        assert_eq!(p.universe.patch.as_ref().map(|x| x.query.sql.as_str()), Some("SELECT segplan.rb64_build_agg(c.id::bigint)::pg_catalog.bytea FROM public.people AS c WHERE c.id = ANY ($2::bigint[])"));
+        // RFM ranks every contact: a write to one moves the others' scores
+        let rule = crate::rule::parse_any("rfm(r >= 4) and clicks()").unwrap();
+        let p = plan(&rule, &rfm_model(None), &|_| None).unwrap();
+        assert!(p.leaves[0].patch.is_none() && p.leaves[1].patch.is_some());
+        // dense ids are not keys: no patches over uuid keys
+        let mut m = model();
+        if let Some(c) = m.contacts.as_mut() {
+            c.key = col("id", "uuid", TypeKind::Uuid);
+        }
+        let p = plan(&crate::rule::parse_any("country = 'FR'").unwrap(), &m, &|_| None).unwrap();
+        assert!(p.leaves[0].patch.is_none() && p.universe.patch.is_none());
     }
 
     #[test]

@@ -83,10 +83,63 @@ pub struct Built {
 /// Whether a bitmap built under `built` can answer a reader with snapshot `reader` who sees the
 /// definitions as `fingerprint`, the change log rows `changes` and the log's `horizon`.
 pub fn is_fresh(built: &Built, reader: &Snapshot, fingerprint: &str, changes: &[Change], horizon: u64) -> bool {
-    built.fingerprint == fingerprint
-        && built.snapshot.xmin >= horizon
-        && reader.covers(&built.snapshot)
-        && !changes.iter().any(|c| built.relations.contains(&c.relid) && !built.snapshot.sees(c.xid))
+    matches!(freshness(built, reader, fingerprint, changes, horizon), Freshness::Fresh)
+}
+
+/// What a reader can do with a cached bitmap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Freshness {
+    Fresh,
+    /// Exact but for the writes of these change-log rows (the reader sees them, the build did
+    /// not): re-evaluating the contacts they touched makes it exact for the reader.
+    Behind(Vec<Change>),
+    /// built on other definitions, before the log's horizon, or on rows the reader must not see
+    Unusable,
+}
+
+/// [`is_fresh`], telling a bitmap that only missed some writes from one that cannot be used.
+pub fn freshness(built: &Built, reader: &Snapshot, fingerprint: &str, changes: &[Change], horizon: u64) -> Freshness {
+    if built.fingerprint != fingerprint || built.snapshot.xmin < horizon || !reader.covers(&built.snapshot) {
+        return Freshness::Unusable;
+    }
+    let missed: Vec<Change> = changes.iter().filter(|c| built.relations.contains(&c.relid) && !built.snapshot.sees(c.xid)).copied().collect();
+    if missed.is_empty() { Freshness::Fresh } else { Freshness::Behind(missed) }
+}
+
+/// A change-log row for a write a cached bitmap missed: the contact keys it logged, of which
+/// columns (`None`: the relation changed as a whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    pub change: Change,
+    pub keys: Option<Vec<String>>,
+    pub columns: Vec<String>,
+}
+
+/// The contacts to re-evaluate to bring a bitmap up to date after the writes it `missed`, given
+/// what the log holds for them (`logged`) and, per relation the leaf reads, the column naming
+/// the contact in it (`columns`): `None` when a write cannot be patched — a relation the leaf
+/// reads through a view, a partition or a policy, a change without keys, keys of another column —
+/// or when more than `limit` contacts were touched.
+pub fn touched(missed: &[Change], logged: &[Logged], columns: &[(u32, String)], limit: usize) -> Option<Vec<String>> {
+    let mut keys = std::collections::BTreeSet::new();
+    for m in missed {
+        let column = columns.iter().find(|(r, _)| *r == m.relid).map(|(_, c)| c)?;
+        let mut found = false;
+        for l in logged.iter().filter(|l| l.change == *m) {
+            found = true;
+            if !l.columns.contains(column) {
+                return None;
+            }
+            keys.extend(l.keys.as_ref()?.iter().cloned());
+            if keys.len() > limit {
+                return None;
+            }
+        }
+        if !found {
+            return None;
+        }
+    }
+    Some(keys.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -145,6 +198,48 @@ mod tests {
         assert!(!is_fresh(&b, &snap("102:102:"), "f", &[Change { relid: 10, xid: 100 }], 0));
         // hiding an id the snapshot does not see changes nothing
         assert_eq!(snap("100:102:").hiding(105), snap("100:102:"));
+    }
+
+    #[test]
+    fn a_bitmap_that_missed_writes_is_behind_by_exactly_those() {
+        let b = built("100:105:103");
+        let seen = Change { relid: 10, xid: 102 };
+        let missed = [Change { relid: 10, xid: 103 }, Change { relid: 11, xid: 107 }];
+        let other = Change { relid: 99, xid: 108 };
+        let all = [seen, missed[0], other, missed[1]];
+        assert_eq!(freshness(&b, &snap("110:110:"), "f", &all, 0), Freshness::Behind(missed.to_vec()));
+        assert_eq!(freshness(&b, &snap("110:110:"), "f", &[seen, other], 0), Freshness::Fresh);
+        // what makes it unusable wins over missed writes
+        assert_eq!(freshness(&b, &snap("110:110:"), "g", &all, 0), Freshness::Unusable);
+        assert_eq!(freshness(&b, &snap("110:110:"), "f", &all, 101), Freshness::Unusable);
+        assert_eq!(freshness(&b, &snap("100:105:102,103"), "f", &all, 0), Freshness::Unusable, "the reader does not see 102, which the build saw");
+    }
+
+    #[test]
+    fn a_patch_takes_every_key_the_missed_writes_logged_or_nothing() {
+        let (a, b) = (Change { relid: 10, xid: 103 }, Change { relid: 11, xid: 107 });
+        let columns = [(10, "id".to_string()), (11, "person".to_string())];
+        let row = |change, keys: Option<&[&str]>, cols: &[&str]| Logged {
+            change,
+            keys: keys.map(|k| k.iter().map(|x| x.to_string()).collect()),
+            columns: cols.iter().map(|x| x.to_string()).collect(),
+        };
+        let logged = [row(a, Some(&["3", "1"]), &["id"]), row(b, Some(&["2"]), &["other", "person"]), row(a, Some(&["3", "4"]), &["id"])];
+        let all = |x: &[&str]| Some(x.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(touched(&[a, b], &logged, &columns, 10), all(&["1", "2", "3", "4"]));
+        assert_eq!(touched(&[a, b], &logged, &columns, 3), None, "4 contacts touched, at most 3 patched");
+        // a statement of the same transaction without keys (a truncate, too many rows)
+        let mut whole = logged.to_vec();
+        whole.push(row(a, None, &[]));
+        assert_eq!(touched(&[a, b], &whole, &columns, 10), None);
+        // keys of a column the leaf does not read the contact from
+        assert_eq!(touched(&[b], &[row(b, Some(&["2"]), &["other"])], &columns, 10), None);
+        // a relation the leaf reads only through its source (a view's table, a partition)
+        assert_eq!(touched(&[Change { relid: 12, xid: 107 }], &[row(Change { relid: 12, xid: 107 }, Some(&["2"]), &["id"])], &columns, 10), None);
+        // nothing logged for a missed write (pruned meanwhile): no patch
+        assert_eq!(touched(&[a], &[], &columns, 10), None);
+        // a write that touched no rows
+        assert_eq!(touched(&[a], &[row(a, Some(&[]), &["id"])], &columns, 10), all(&[]));
     }
 
     #[test]

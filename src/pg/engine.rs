@@ -15,8 +15,8 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use segplan_core::compile::{self, AsOf, Leaf, Plan};
-use segplan_core::freshness::{is_fresh, Built, Change, Snapshot};
+use segplan_core::compile::{self, AsOf, Leaf, Patch, Plan};
+use segplan_core::freshness::{freshness, is_fresh, touched, Built, Change, Freshness, Logged, Snapshot};
 use segplan_core::model::{Model, TypeKind};
 use segplan_core::rule::Rule;
 use std::cell::RefCell;
@@ -40,6 +40,7 @@ pub enum Engine {
 static ENGINE: GucSetting<Engine> = GucSetting::<Engine>::new(Engine::Bitmap);
 static CACHE_MB: GucSetting<i32> = GucSetting::<i32>::new(256);
 static SHARED_MB: GucSetting<i32> = GucSetting::<i32>::new(1024);
+static PATCH_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(10000);
 
 pub fn register_settings() {
     GucRegistry::define_enum_guc(
@@ -70,6 +71,16 @@ pub fn register_settings() {
         GucContext::Suset,
         GucFlags::UNIT_MB,
     );
+    GucRegistry::define_int_guc(
+        c"segplan.patch_limit",
+        c"The most contacts re-evaluated to bring a cached leaf bitmap up to date after writes (0: build it again instead).",
+        c"Writes to a registered table log the contact keys they touched; a cached bitmap that missed them is patched for those contacts only.",
+        &PATCH_LIMIT,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
 }
 
 pub fn engine() -> Engine {
@@ -81,6 +92,8 @@ pub fn engine() -> Engine {
 enum Origin {
     Built,
     Shared,
+    /// a cached bitmap brought up to date for the contacts that writes touched
+    Patched,
 }
 
 struct Entry {
@@ -149,15 +162,16 @@ thread_local! {
     static SOURCE_STATES: RefCell<(u64, HashMap<u32, SourceState>)> = RefCell::new((0, HashMap::new()));
 }
 
-/// Per source: every relation it reads (views expanded), their definitions, tracking.
+/// Per source: every relation it reads (views expanded), their definitions, tracking (segplan's
+/// enabled triggers cover insert, update, delete and truncate: tgtype bits 4, 16, 8 and 32).
 const SOURCES_SQL: &str = "\
 SELECT c.source::int8, pg_catalog.array_agg(c.rel::int8),
   pg_catalog.string_agg(k.oid::text || '/' || k.relfilenode::text || '/' || k.xmin::text
     || '/' || coalesce((SELECT pg_catalog.string_agg(r.xmin::text, ',') FROM pg_catalog.pg_rewrite r WHERE r.ev_class = k.oid), '')
     || '/' || coalesce((SELECT pg_catalog.string_agg(p.xmin::text, ',') FROM pg_catalog.pg_policy p WHERE p.polrelid = k.oid), ''),
     ';' ORDER BY k.oid),
-  pg_catalog.bool_and(k.relkind = 'v' OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = k.oid
-    AND g.tgname = 'segplan_changes' AND g.tgenabled = 'A'))
+  pg_catalog.bool_and(k.relkind = 'v' OR (SELECT coalesce(pg_catalog.bit_or(g.tgtype::int4), 0) & 60 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = k.oid
+    AND g.tgname IN ('segplan_changes', 'segplan_keys_insert', 'segplan_keys_update', 'segplan_keys_delete') AND g.tgenabled = 'A') = 60)
 FROM segplan._closure($1) c JOIN pg_catalog.pg_class k ON k.oid = c.rel
 GROUP BY c.source";
 
@@ -335,17 +349,56 @@ fn raw(row: &pgrx::spi::SpiTupleTable, col: usize, kind: TypeKind) -> Raw {
     if kind != TypeKind::Integer {
         return Raw::Keys(dense_ids::Keys::read(row, col, kind));
     }
-    Raw::Bitmap(
-        row.get::<Vec<u8>>(col)
-            .unwrap_or_else(|e| internal("reading a condition's bitmap failed", e))
-            .map(|b| bitmap::from_trusted_bytes64(&b).unwrap_or_else(|e| internal("reading a condition's bitmap failed", e)))
-            .unwrap_or_default(),
-    )
+    Raw::Bitmap(bitmap_at(row, col))
+}
+
+/// Column `col` of a leaf statement's row over integer keys: a `roaringbitmap64`'s bytes.
+fn bitmap_at(row: &pgrx::spi::SpiTupleTable, col: usize) -> RoaringTreemap {
+    row.get::<Vec<u8>>(col)
+        .unwrap_or_else(|e| internal("reading a condition's bitmap failed", e))
+        .map(|b| bitmap::from_trusted_bytes64(&b).unwrap_or_else(|e| internal("reading a condition's bitmap failed", e)))
+        .unwrap_or_default()
 }
 
 fn build(client: &SpiClient, leaf: &Leaf, as_of: TimestampWithTimeZone, kind: TypeKind) -> Raw {
     let rows = client.select(&leaf.query.sql, None, &args(as_of, &leaf.query.params)).unwrap_or_else(|e| internal("evaluating a condition failed", e));
     raw(&rows.first(), 1, kind)
+}
+
+/// The change-log rows of the writes `missed`, with the keys they logged.
+fn read_logged(client: &SpiClient, missed: &[Change]) -> Vec<Logged> {
+    let relids: Vec<pg_sys::Oid> = missed.iter().map(|c| pg_sys::Oid::from(c.relid)).collect();
+    let xids: Vec<String> = missed.iter().map(|c| c.xid.to_string()).collect();
+    // as the owner: callers may not read the keys (rows they may not be allowed to read)
+    let rows = super::owner::as_owner(|| super::kept::select(client, LOGGED_SQL, &[relids.into(), xids.into()]))
+        .unwrap_or_else(|e| internal("reading the change log failed", e));
+    rows.into_iter()
+        .map(|row| Logged {
+            change: Change {
+                relid: row.get::<i64>(1).ok().flatten().unwrap_or(0) as u32,
+                xid: row.get::<String>(2).ok().flatten().and_then(|x| x.parse().ok()).unwrap_or(0),
+            },
+            keys: row.get::<Vec<String>>(3).ok().flatten(),
+            columns: row.get::<Vec<String>>(4).ok().flatten().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The rows of the change log for some (relation, transaction) pairs, as the reader sees them
+/// (the same snapshot: the statement's).
+const LOGGED_SQL: &str = "\
+SELECT ch.relid::int8, ch.xid::text, ch.keys, ch.key_columns::text[] FROM segplan.changes ch
+WHERE ch.relid = ANY ($1) AND ch.xid = ANY ($2::pg_catalog.xid8[])";
+
+/// `old` with the contacts `keys` evaluated again: out if they no longer match, in if they do now.
+fn patched(client: &SpiClient, patch: &Patch, as_of: TimestampWithTimeZone, old: &RoaringTreemap, keys: Vec<i64>) -> RoaringTreemap {
+    let touched: RoaringTreemap = keys.iter().map(|k| *k as u64).collect();
+    let mut a = args(as_of, &patch.query.params);
+    a.push(keys.into());
+    let rows = client.select(&patch.query.sql, None, &a).unwrap_or_else(|e| internal("evaluating a condition failed", e));
+    let mut out = old - &touched;
+    out |= bitmap_at(&rows.first(), 1);
+    out
 }
 
 /// Plans the rule (raising its problems) and evaluates every leaf; keys without an id that this
@@ -382,22 +435,30 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
         let total = all.len();
         let identities: Vec<Option<(String, Built)>> =
             all.iter().map(|l| reader.as_ref().and_then(|r| leaf_identity(l, &sources, r, &as_of_text))).collect();
-        // fresh bitmaps from this session's cache
+        // fresh bitmaps from this session's cache; those that only missed writes may be patched
+        let mut behind: Vec<Option<(Rc<RoaringTreemap>, Vec<Change>)>> = vec![None; total];
         let mut got: Vec<Option<Rc<RoaringTreemap>>> = identities
             .iter()
-            .map(|identity| {
+            .enumerate()
+            .map(|(i, identity)| {
                 let ((key, built), r) = (identity.as_ref()?, reader.as_ref()?);
                 CACHE.with(|c| {
                     let mut c = c.borrow_mut();
                     c.clock += 1;
                     let clock = c.clock;
-                    c.entries.get_mut(key).and_then(|e| {
-                        is_fresh(&e.built, &r.snapshot, &built.fingerprint, &r.changes, r.horizon).then(|| {
+                    let e = c.entries.get_mut(key)?;
+                    match freshness(&e.built, &r.snapshot, &built.fingerprint, &r.changes, r.horizon) {
+                        Freshness::Fresh => {
                             e.hits += 1;
                             e.last_used = clock;
-                            e.bitmap.clone()
-                        })
-                    })
+                            Some(e.bitmap.clone())
+                        }
+                        Freshness::Behind(missed) => {
+                            behind[i] = Some((e.bitmap.clone(), missed));
+                            None
+                        }
+                        Freshness::Unusable => None,
+                    }
                 })
             })
             .collect();
@@ -418,6 +479,13 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
                 for i in 0..total {
                     let Some((key, _)) = identities[i].as_ref().filter(|_| got[i].is_none()) else { continue };
                     let Some(f) = found.remove(key) else { continue };
+                    if !f.missed.is_empty() {
+                        // the one that missed fewer writes
+                        if behind[i].as_ref().is_none_or(|(_, m)| m.len() > f.missed.len()) {
+                            behind[i] = Some((f.bitmap, f.missed));
+                        }
+                        continue;
+                    }
                     let bytes = f.bitmap.serialized_size() + all[i].query.sql.len();
                     let last_used = CACHE.with(|c| c.borrow().clock);
                     let entry = Entry { bitmap: f.bitmap.clone(), origin: Origin::Shared, built: f.built, label: f.label, bytes, build_ms: f.build_ms, built_at: f.built_at, hits: 1, last_used };
@@ -426,14 +494,14 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
                 }
             }
         }
-        let mut store = |i: usize, bitmap: &Rc<RoaringTreemap>, build_ms: f64| {
+        let mut store = |i: usize, bitmap: &Rc<RoaringTreemap>, build_ms: f64, origin: Origin| {
             if let Some((key, built)) = identities[i].clone() {
                 if shared_cap > 0 {
                     shared_new.push(leaf_cache::New { key: key.clone(), built: built.clone(), label: all[i].label.clone(), bitmap: bitmap.clone(), build_ms });
                 }
                 let entry = Entry {
                     bitmap: bitmap.clone(),
-                    origin: Origin::Built,
+                    origin,
                     built,
                     label: all[i].label.clone(),
                     bytes: bitmap.serialized_size() + all[i].query.sql.len(),
@@ -445,6 +513,22 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
                 keep(key, entry);
             }
         };
+        // bitmaps that missed writes: re-evaluated for the contacts those touched
+        if let limit @ 1.. = PATCH_LIMIT.get().max(0) as usize {
+            let due: Vec<usize> = (0..total).filter(|i| got[*i].is_none() && behind[*i].is_some() && all[*i].patch.is_some()).collect();
+            let missed: Vec<Change> = due.iter().flat_map(|i| behind[*i].iter().flat_map(|(_, m)| m.iter().copied())).collect();
+            let logged = if missed.is_empty() { Vec::new() } else { read_logged(client, &missed) };
+            for i in due {
+                let (Some((old, missed)), Some(patch)) = (behind[i].as_ref(), all[i].patch.as_ref()) else { continue };
+                let Some(keys) = touched(missed, &logged, &patch.keys, limit) else { continue };
+                let Ok(keys) = keys.iter().map(|k| k.parse::<i64>()).collect::<Result<Vec<i64>, _>>() else { continue };
+                pgrx::check_for_interrupts!();
+                let t0 = Instant::now();
+                let bitmap = Rc::new(patched(client, patch, as_of, old, keys));
+                store(i, &bitmap, t0.elapsed().as_secs_f64() * 1000.0, Origin::Patched);
+                got[i] = Some(bitmap);
+            }
+        }
         let mut built: Vec<(usize, Raw, f64)> = Vec::new();
         // conditions on the contacts' own columns (and all contacts) that must be built: one scan
         let batch: Vec<usize> = (0..total).filter(|i| got[*i].is_none() && all[*i].filter.is_some()).collect();
@@ -494,7 +578,7 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
                     dense_ids::ids(client, keys, !with_universe || i == total - 1)?
                 }
             });
-            store(i, &bitmap, build_ms);
+            store(i, &bitmap, build_ms, Origin::Built);
             got[i] = Some(bitmap);
         }
         let mut leaves: Vec<Rc<RoaringTreemap>> = got.into_iter().map(|b| b.unwrap_or_default()).collect();
@@ -526,7 +610,7 @@ pub fn partition(client: &SpiClient, model: &Model, column: &str, as_of: Timesta
     let sql = format!(
         "SELECT coalesce(c.{column}::text, ''), segplan.rb64_build_agg(c.{k}::bigint)::pg_catalog.bytea FROM {rel} AS c WHERE c.{k} IS NOT NULL GROUP BY 1"
     );
-    let leaf = Leaf { query: compile::Query { sql, params: Vec::new() }, as_of: AsOf::No, relations: vec![oid], label: format!("contacts by {column}"), filter: None };
+    let leaf = Leaf { query: compile::Query { sql, params: Vec::new() }, as_of: AsOf::No, relations: vec![oid], label: format!("contacts by {column}"), filter: None, patch: None };
     let sources = read_sources(client, &[oid]);
     let all: Vec<u32> = sources.values().flat_map(|s| s.relations.iter().copied()).collect();
     let from_xid = PARTITIONS.with(|p| p.borrow().values().map(|(b, _)| b.snapshot.xmin).min().unwrap_or(u64::MAX));
@@ -584,6 +668,7 @@ fn cache_stats() -> TableIterator<
                 let origin = match e.origin {
                     Origin::Built => "built",
                     Origin::Shared => "shared",
+                    Origin::Patched => "patched",
                 };
                 (e.label.clone(), e.bitmap.len() as i64, e.bytes as i64, e.hits, e.build_ms, e.built_at, origin.to_string())
             })

@@ -21,14 +21,16 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use segplan_core::bitmap::{self, RoaringTreemap};
-use segplan_core::freshness::{is_fresh, Built, Change, Snapshot};
+use segplan_core::freshness::{freshness, Built, Change, Freshness, Snapshot};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// A fresh entry read from the table.
+/// An entry read from the table: fresh, or exact but for the writes it missed.
 pub struct Found {
     pub bitmap: Rc<RoaringTreemap>,
     pub built: Built,
+    /// the writes it missed (empty: fresh)
+    pub missed: Vec<Change>,
     pub label: String,
     pub build_ms: f64,
     pub built_at: TimestampWithTimeZone,
@@ -71,7 +73,8 @@ DELETE FROM segplan.leaf_cache d WHERE d.ctid IN (
   WHERE l.ctid = ANY (ARRAY(SELECT r.id FROM ranked r WHERE r.total > $1 OR r.nth > 1 OR r.pruned))
   FOR UPDATE SKIP LOCKED)";
 
-/// The fresh entries for `wanted` (key → the fingerprint of its definitions now).
+/// For each of `wanted` (key → the fingerprint of its definitions now), the newest entry that is
+/// fresh or only missed some writes (segplan_core::freshness::Freshness).
 pub fn lookup(client: &SpiClient, wanted: &HashMap<String, String>, reader: &Snapshot, horizon: u64) -> HashMap<String, Found> {
     if !primary() {
         return HashMap::new();
@@ -79,7 +82,7 @@ pub fn lookup(client: &SpiClient, wanted: &HashMap<String, String>, reader: &Sna
     let keys: Vec<String> = wanted.keys().cloned().collect();
     as_owner(|| {
         let rows = super::kept::select(client, LOOKUP_SQL, &[keys.into()]).unwrap_or_else(|e| internal("reading the shared cache failed", e));
-        let mut chosen: HashMap<String, (String, Built, String, f64, TimestampWithTimeZone)> = HashMap::new();
+        let mut chosen: HashMap<String, (String, Built, Vec<Change>, String, f64, TimestampWithTimeZone)> = HashMap::new();
         for row in rows {
             let text = |i| row.get::<String>(i).ok().flatten().unwrap_or_default();
             let key = text(2);
@@ -91,11 +94,14 @@ pub fn lookup(client: &SpiClient, wanted: &HashMap<String, String>, reader: &Sna
             let relations = row.get::<Vec<i64>>(5).ok().flatten().unwrap_or_default().into_iter().map(|o| o as u32).collect();
             let built = Built { snapshot, fingerprint: text(4), relations };
             let changes: Vec<Change> = super::engine::parse_changes(row.get::<Vec<String>>(9).ok().flatten());
-            if is_fresh(&built, reader, fingerprint, &changes, horizon) {
-                let build_ms = row.get::<f64>(7).ok().flatten().unwrap_or(0.0);
-                let built_at = row.get::<TimestampWithTimeZone>(8).ok().flatten().unwrap_or_else(|| internal("reading the shared cache failed", "no built_at"));
-                chosen.insert(key, (text(1), built, text(6), build_ms, built_at));
-            }
+            let missed = match freshness(&built, reader, fingerprint, &changes, horizon) {
+                Freshness::Fresh => Vec::new(),
+                Freshness::Behind(missed) => missed,
+                Freshness::Unusable => continue,
+            };
+            let build_ms = row.get::<f64>(7).ok().flatten().unwrap_or(0.0);
+            let built_at = row.get::<TimestampWithTimeZone>(8).ok().flatten().unwrap_or_else(|| internal("reading the shared cache failed", "no built_at"));
+            chosen.insert(key, (text(1), built, missed, text(6), build_ms, built_at));
         }
         if chosen.is_empty() {
             return HashMap::new();
@@ -110,10 +116,10 @@ pub fn lookup(client: &SpiClient, wanted: &HashMap<String, String>, reader: &Sna
         }
         chosen
             .into_iter()
-            .filter_map(|(key, (tid, built, label, build_ms, built_at))| {
+            .filter_map(|(key, (tid, built, missed, label, build_ms, built_at))| {
                 let bytes = bitmaps.get(&tid)?;
                 let bitmap = bitmap::from_trusted_bytes64(bytes).unwrap_or_else(|e| internal("reading a shared bitmap failed", e));
-                Some((key, Found { bitmap: Rc::new(bitmap), built, label, build_ms, built_at }))
+                Some((key, Found { bitmap: Rc::new(bitmap), built, missed, label, build_ms, built_at }))
             })
             .collect()
     })

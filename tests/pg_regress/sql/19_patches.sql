@@ -1,0 +1,156 @@
+-- Patching: a cached leaf bitmap that missed writes to registered tables is brought up to date by
+-- evaluating its condition again for the contacts those writes touched (keys the change-log
+-- triggers logged); every answer equals the one-statement SQL engine's, write after write.
+SET timezone = 'UTC';
+SET client_min_messages = warning;
+CREATE SCHEMA patch;
+CREATE TABLE patch.people (id bigint PRIMARY KEY, country text, years int);
+CREATE TABLE patch.clicks (person integer, at timestamptz, amount numeric, visit bigint);
+CREATE INDEX ON patch.clicks (person);
+-- 1000 people (every 7th without a country), 6000 clicks (every 50th without a person, some of
+-- people that do not exist)
+INSERT INTO patch.people SELECT g, CASE WHEN g % 7 = 0 THEN NULL ELSE (ARRAY['FR', 'DE', 'IT'])[1 + g % 3] END, 18 + g % 60
+FROM generate_series(1, 1000) g;
+INSERT INTO patch.clicks SELECT CASE WHEN g % 50 = 0 THEN NULL ELSE 1 + (g * 37) % 1010 END,
+  '2026-01-01'::timestamptz + (g % 300) * interval '1 day' + (g % 24) * interval '1 hour', g % 100, g / 3
+FROM generate_series(1, 6000) g;
+-- a writer without any privilege on segplan (granted now: a grant changes the table's definition,
+-- after which cached bitmaps over it are built again)
+CREATE ROLE patch_writer;
+GRANT USAGE ON SCHEMA patch TO patch_writer;
+GRANT INSERT, UPDATE ON patch.clicks TO patch_writer;
+SELECT segplan.register_contacts('patch.people', 'id');
+SELECT segplan.register_events('pclicks', 'patch.clicks', 'person', 'at');
+RESET client_min_messages;
+-- registered tables get the keyed triggers (insert, update, delete) and segplan_changes for truncate
+SELECT tgrelid::regclass::text AS tracked, tgname, tgtype & 60 AS events, tgenabled FROM pg_trigger
+WHERE tgrelid IN ('patch.people'::regclass, 'patch.clicks'::regclass) ORDER BY 1, 2;
+
+CREATE TABLE patch.rules (rule text);
+INSERT INTO patch.rules VALUES
+  ($$country = 'FR'$$),
+  ($$not country = 'FR' and years >= 40$$),
+  ($$pclicks(count >= 6)$$),
+  ($$pclicks(count <= 1)$$),
+  ($$no pclicks(within last 30 days)$$),
+  ($$pclicks(where amount > 50, count >= 2) and country in ('FR', 'DE')$$),
+  ($$pclicks(sum(amount) >= 300)$$),
+  ($$ratio(pclicks, per visit, match amount >= 50) >= 0.5$$),
+  ($$sequence(pclicks(where amount < 10), then pclicks(where amount > 90), gap > 20 days)$$),
+  ($$sequence(pclicks(where amount < 10), then pclicks(where amount > 90), gap < 5 days)$$);
+
+-- every rule's members from the cached bitmaps (patched as needed) and from the SQL engine
+CREATE FUNCTION patch.check() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  r text;
+  cached bigint[];
+  fresh bigint[];
+  differ text[] := '{}';
+BEGIN
+  FOR r IN SELECT p.rule FROM patch.rules p LOOP
+    cached := ARRAY(SELECT m FROM segplan.members(r, '2026-11-01') m ORDER BY m);
+    PERFORM set_config('segplan.engine', 'sql', true);
+    fresh := ARRAY(SELECT m FROM segplan.members(r, '2026-11-01') m ORDER BY m);
+    PERFORM set_config('segplan.engine', 'bitmap', true);
+    IF cached IS DISTINCT FROM fresh THEN
+      differ := differ || r;
+    END IF;
+  END LOOP;
+  RETURN CASE WHEN differ = '{}' THEN 'all equal' ELSE 'differ: ' || array_to_string(differ, '; ') END;
+END
+$$;
+-- how this session's cached bitmaps came to be
+CREATE FUNCTION patch.origins() RETURNS text LANGUAGE sql AS $$
+  SELECT string_agg(origin || ' ' || n, ', ' ORDER BY origin) FROM (SELECT origin, count(*) AS n FROM segplan.cache_stats() GROUP BY 1) x
+$$;
+
+SELECT segplan.cache_clear() >= 0 AS cleared;
+SELECT patch.check() AS built, patch.origins();
+SELECT patch.check() AS cached, patch.origins();
+
+-- new clicks, some of people who do not exist (yet)
+INSERT INTO patch.clicks SELECT p, '2026-10-20', 95, 5000 + p FROM generate_series(1, 30) p, generate_series(1, 4);
+INSERT INTO patch.clicks VALUES (2000, '2026-10-25', 5, 9000), (2000, '2026-10-26', 99, 9001);
+SELECT patch.check() AS after_insert, patch.origins();
+-- changed attributes, to and from NULL
+UPDATE patch.people SET country = 'FR' WHERE id IN (2, 7, 14);
+UPDATE patch.people SET country = NULL, years = 70 WHERE id IN (3, 6);
+SELECT patch.check() AS after_update, patch.origins();
+-- clicks moved from one person to another: both are touched
+UPDATE patch.clicks SET person = 500 WHERE person = 501;
+UPDATE patch.clicks SET person = NULL WHERE person = 502;
+UPDATE patch.clicks SET person = 503 WHERE person IS NULL AND visit < 100;
+SELECT patch.check() AS after_move, patch.origins();
+-- deleted people and clicks; a new person for the clicks of 2000
+DELETE FROM patch.people WHERE id IN (10, 11);
+DELETE FROM patch.clicks WHERE person IN (12, 13) OR amount = 42;
+INSERT INTO patch.people VALUES (2000, 'FR', 30);
+SELECT patch.check() AS after_delete, patch.origins();
+-- several statements in one transaction, one of them rolled back to a savepoint
+BEGIN;
+UPDATE patch.people SET years = 45 WHERE id BETWEEN 100 AND 120;
+SAVEPOINT s;
+DELETE FROM patch.people WHERE id BETWEEN 121 AND 900;
+ROLLBACK TO SAVEPOINT s;
+INSERT INTO patch.clicks SELECT 130, '2026-10-01', a, 7000 + a FROM generate_series(1, 10) a;
+COMMIT;
+SELECT patch.check() AS after_transaction, patch.origins();
+-- a rolled-back transaction changes nothing: no patch, the bitmaps are fresh
+BEGIN;
+DELETE FROM patch.people;
+ROLLBACK;
+SELECT patch.check() AS after_rollback, patch.origins();
+SELECT sum(hits) > 0 AS served_from_cache FROM segplan.cache_stats();
+-- a statement that touches no row
+UPDATE patch.people SET years = 1 WHERE id < 0;
+SELECT patch.check() AS after_nothing, patch.origins();
+
+-- a writer without any privilege on segplan: the triggers log its keys all the same
+SET ROLE patch_writer;
+INSERT INTO patch.clicks VALUES (600, '2026-10-30', 77, 9100);
+-- nor may it read the keys writes logged (of rows it may not be allowed to read); oids and
+-- transaction ids it may
+SELECT count(*) > 0 AS reads_the_log FROM segplan.changes;
+SELECT keys FROM segplan.changes;
+RESET ROLE;
+SELECT patch.check() AS after_other_writer, patch.origins();
+
+-- more than 10000 rows in a transaction: the table changed as a whole, the bitmaps over it are
+-- built again (the others are patched)
+INSERT INTO patch.clicks SELECT 1 + g % 900, '2026-09-01', 1, 10000 + g FROM generate_series(1, 10001) g;
+UPDATE patch.people SET country = 'IT' WHERE id = 20;
+SELECT patch.check() AS after_bulk, patch.origins();
+SELECT condition, origin FROM segplan.cache_stats() ORDER BY condition;
+-- a truncate, too
+TRUNCATE patch.clicks;
+SELECT patch.check() AS after_truncate, patch.origins();
+
+-- segplan.patch_limit: the most contacts a bitmap is patched for (0: never)
+INSERT INTO patch.clicks SELECT p, '2026-10-20', 60, p FROM generate_series(1, 5) p;
+SET segplan.patch_limit = 4;
+SELECT patch.check() AS five_touched_limit_4, patch.origins();
+INSERT INTO patch.clicks VALUES (7, '2026-10-21', 60, 7);
+SET segplan.patch_limit = 0;
+SELECT patch.check() AS limit_0, patch.origins();
+RESET segplan.patch_limit;
+INSERT INTO patch.clicks VALUES (9, '2026-10-21', 60, 9);
+SELECT patch.check() AS default_limit, patch.origins();
+
+-- a table registered through a view is not patched: the view's rows are not the table's
+CREATE VIEW patch.click_view AS SELECT * FROM patch.clicks;
+SET client_min_messages = warning;
+SELECT segplan.register_events('pview', 'patch.click_view', 'person', 'at');
+RESET client_min_messages;
+SELECT segplan.count('pview(count >= 1)') = (SELECT count(DISTINCT person) FROM patch.clicks c JOIN patch.people p ON p.id = c.person) AS view_ok;
+INSERT INTO patch.clicks VALUES (8, '2026-10-22', 60, 8);
+SELECT segplan.count('pview(count >= 1)') = (SELECT count(DISTINCT person) FROM patch.clicks c JOIN patch.people p ON p.id = c.person) AS view_after_write_ok;
+SELECT origin FROM segplan.cache_stats() WHERE condition = 'pview(count >= 1)';
+
+SET client_min_messages = warning;
+SELECT segplan.unregister_events('pview');
+SELECT segplan.unregister_events('pclicks');
+SELECT segplan.register_contacts('demo.contacts', 'id');
+DROP SCHEMA patch CASCADE;
+DROP OWNED BY patch_writer;
+DROP ROLE patch_writer;
+RESET client_min_messages;
