@@ -458,6 +458,75 @@ def main():
     pg.execute("SELECT segplan.register_contacts('demo.contacts', 'id')")
     pg.execute("SELECT segplan.register_events('orders', 'demo.orders', 'contact_id', 'ordered_at')")
 
+    # after writes: a cached rule over the contacts and their orders, then a transaction that adds
+    # 100 orders for 100 contacts and moves 100 other contacts between FR and DE; the next count
+    # patches every leaf for the touched contacts, against building them again (patch_limit 0) and
+    # against the hand-written count; each run's write is undone by a second one (so the data stay
+    # as generated), which the rebuilt count follows
+    w_rule = "country = 'FR' and email_opt_in and orders(within last 30 days)"
+    w_hand = ("SELECT count(*) FROM demo.contacts c WHERE c.country = 'FR' AND c.email_opt_in AND EXISTS (SELECT 1 FROM demo.orders o "
+              "WHERE o.contact_id = c.id AND o.ordered_at BETWEEN %(asof)s::timestamptz - interval '30 days' AND %(asof)s::timestamptz)")
+    w_params = {"asof": asof + "+00"}
+    (max_order,) = pg.execute("SELECT max(id) FROM demo.orders").fetchone()
+    w_do = [("INSERT INTO demo.orders (id, contact_id, outlet_id, channel, ordered_at, total) "
+             "SELECT %(max)s + g, g * 7919 %% %(n)s + 1, (SELECT min(id) FROM demo.outlets), 'online', %(asof)s::timestamptz - interval '1 day', 10 "
+             "FROM generate_series(1, 100) g"),
+            "UPDATE demo.contacts SET country = CASE country WHEN 'FR' THEN 'DE' ELSE 'FR' END WHERE id %% 9973 = 17 AND id <= 997300"]
+    w_undo = ["DELETE FROM demo.orders WHERE id > %(max)s", w_do[1]]
+    w_args = {"max": max_order, "n": counts[0], "asof": asof + "+00"}
+
+    def write(statements):
+        t0 = time.perf_counter()
+        with pg.transaction():
+            for st in statements:
+                pg.execute(st, w_args)
+        return (time.perf_counter() - t0) * 1000
+
+    patched, rebuilt, hand_after, write_ms = [], [], [], []
+    clear()
+    seg(w_rule)
+    for _ in range(args.runs):
+        write_ms.append(write(w_do))
+        n_p, t = timed(lambda: seg(w_rule), 1)
+        patched.append(t)
+        n_h, t = timed(lambda: pg.execute(w_hand, w_params).fetchone()[0], 1)
+        hand_after.append(t)
+        write(w_undo)
+        pg.execute("SET segplan.patch_limit = 0")
+        n_r, t = timed(lambda: seg(w_rule), 1)
+        rebuilt.append(t)
+        pg.execute("RESET segplan.patch_limit")
+        n_h2 = pg.execute(w_hand, w_params).fetchone()[0]
+        if n_p != n_h or n_r != n_h2:
+            print(f"COUNTS DISAGREE after writes: patched {n_p} vs {n_h}, rebuilt {n_r} vs {n_h2}", file=sys.stderr)
+            sys.exit(1)
+    origins = dict(pg.execute("SELECT origin, count(*) FROM segplan.cache_stats() GROUP BY 1").fetchall())
+    # what tracking costs writers: the same statements with segplan's triggers on and off
+    def writer_cost(statement, times):
+        def go():
+            t0 = time.perf_counter()
+            for _ in range(times):
+                pg.execute(statement)
+            return (time.perf_counter() - t0) * 1000
+        on = statistics.median(go() for _ in range(args.runs))
+        for t in ("demo.orders", "demo.contacts"):
+            pg.execute(f"ALTER TABLE {t} DISABLE TRIGGER USER")
+        try:
+            off = statistics.median(go() for _ in range(args.runs))
+        finally:
+            for t in ("demo.orders", "demo.contacts"):
+                pg.execute(f"ALTER TABLE {t} ENABLE ALWAYS TRIGGER segplan_changes")
+                for k in ("insert", "update", "delete"):
+                    pg.execute(f"ALTER TABLE {t} ENABLE ALWAYS TRIGGER segplan_keys_{k}")
+        return on, off
+    one_on, one_off = writer_cost("UPDATE demo.orders SET total = total WHERE id = 4242", 200)
+    bulk_on, bulk_off = writer_cost("UPDATE demo.orders SET total = total WHERE id <= 10000", 1)
+    big_on, big_off = writer_cost("UPDATE demo.orders SET total = total WHERE id <= 100000", 1)
+    after_writes = {"rule": w_rule, "write_ms": statistics.median(write_ms), "patched_ms": statistics.median(patched), "rebuilt_ms": statistics.median(rebuilt),
+                    "sql_ms": statistics.median(hand_after), "origins": origins,
+                    "writer_200_single_row_updates_ms": [one_on, one_off], "writer_10k_row_update_ms": [bulk_on, bulk_off],
+                    "writer_100k_row_update_ms": [big_on, big_off]}
+
     head = (f"{'query':<50} {'count':>9} {'seg cold':>9} {'seg warm':>9} {'seg new':>9} {'sql':>9} {'gen sql':>9} {'sql+idx':>9} {'seg+idx':>9} "
             f"{'duck 1t':>9} {'duck 2t':>9} {'sql 4MB':>9} {'gen 4MB':>9} {'cold/sql':>8} {'gen/sql':>8} {'gen/sql 4MB':>11} {'cold/duck2':>10}")
     print(head)
@@ -490,13 +559,19 @@ def main():
           + f"; 5 conditions cold {uuid_cold5:.1f} ms, warm {uuid_warm5:.1f} ms, generated SQL {uuid_gen5:.1f} ms; "
           f"a new session's first fresh condition {uuid_keys['new_session_fresh_condition_ms']:.1f} ms")
 
+    print(f"after a write (100 orders added, 100 contacts moved between FR and DE, {after_writes['write_ms']:.1f} ms), {w_rule}: "
+          f"patched {after_writes['patched_ms']:.1f} ms, built again {after_writes['rebuilt_ms']:.1f} ms, the hand-written count {after_writes['sql_ms']:.1f} ms "
+          f"(this session's leaves: {', '.join(f'{k} {v}' for k, v in sorted(origins.items()))}); "
+          f"what tracking costs writers (segplan's triggers on vs off): 200 one-row updates {one_on:.1f} vs {one_off:.1f} ms, "
+          f"a 10k-row update {bulk_on:.1f} vs {bulk_off:.1f} ms, a 100k-row update (too many keys: the table as a whole) {big_on:.1f} vs {big_off:.1f} ms")
+
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / f"{args.size}.json").write_text(json.dumps({
         "size": args.size, "contacts": counts[0], "message_events": counts[1], "orders": counts[2], "as_of": asof,
         "runs": args.runs, "queries": rows, "index_build_s": index_s, "index_mb": float(index_mb or 0),
         "count_steps": steps, "fresh_serial": serial, "warm_5_condition_count_ms": warm5, "warm_5_step_count_steps_ms": warm_steps5, "members": members,
-        "bitmap_ops": bitmap_ops, "policies": policies, "plan_run": plan_run, "uuid_keys": uuid_keys, "machine_cores": os.cpu_count(),
+        "bitmap_ops": bitmap_ops, "policies": policies, "plan_run": plan_run, "uuid_keys": uuid_keys, "after_writes": after_writes, "machine_cores": os.cpu_count(),
     }, indent=2))
     print(f"wrote {out / (args.size + '.json')}")
 

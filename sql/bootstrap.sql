@@ -301,6 +301,7 @@ CREATE TABLE segplan.cache_horizon (
 INSERT INTO segplan.cache_horizon (xid) VALUES ('0');
 -- every caller reads them to check its cached bitmaps: oids and transaction ids only (the keys
 -- are of rows a caller may not be allowed to read: only segplan's own code reads them, as the owner)
+REVOKE ALL ON segplan.changes FROM PUBLIC;
 GRANT SELECT (relid, xid) ON segplan.changes TO PUBLIC;
 GRANT SELECT ON segplan.cache_horizon TO PUBLIC;
 

@@ -222,7 +222,7 @@ $$;
 -- trigger and are simply not patched).
 ALTER TABLE segplan.changes ADD COLUMN keys text[], ADD COLUMN key_columns pg_catalog.name[];
 -- callers read oids and transaction ids only (the keys are of rows a caller may not be allowed to read)
-REVOKE SELECT ON segplan.changes FROM PUBLIC;
+REVOKE ALL ON segplan.changes FROM PUBLIC;
 GRANT SELECT (relid, xid) ON segplan.changes TO PUBLIC;
 CREATE FUNCTION segplan._note_keys() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

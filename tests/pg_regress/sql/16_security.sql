@@ -313,6 +313,13 @@ FROM unnest(ARRAY['public', 'segplan_analyst', 'segplan_planner', 'segplan_sched
 CROSS JOIN pg_class c WHERE c.relnamespace = 'segplan'::regnamespace AND c.relkind IN ('r', 'v')
   AND (has_table_privilege(r, c.oid, 'SELECT') OR has_table_privilege(r, c.oid, 'INSERT'))
 GROUP BY r ORDER BY array_position(ARRAY['public', 'segplan_analyst', 'segplan_planner', 'segplan_scheduler', 'segplan_admin'], r);
+-- and the columns granted alone: everyone reads which relations changed in which transaction, no
+-- one the contact keys writes logged (only segplan's own code does, as the owner)
+SELECT c.relname, a.attname, string_agg(r, ' ' ORDER BY r) FILTER (WHERE has_column_privilege(r, c.oid, a.attnum, 'SELECT')) AS may_select
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+CROSS JOIN unnest(ARRAY['public', 'segplan_analyst', 'segplan_planner', 'segplan_scheduler', 'segplan_admin']) AS r
+WHERE c.relnamespace = 'segplan'::regnamespace AND c.relacl IS NOT NULL AND a.attacl IS NOT NULL OR c.oid = 'segplan.changes'::regclass AND a.attnum > 0
+GROUP BY c.relname, a.attname, a.attnum ORDER BY c.relname, a.attnum;
 
 SET client_min_messages = warning;
 DROP OWNED BY acme_analyst, acme_planner, bolt_analyst, bolt_planner, boss, cron_runner, nosee, mallory;
