@@ -283,14 +283,15 @@ GRANT SELECT ON segplan.contact_source, segplan.event_sources, segplan.rfm_confi
 -- The change log behind the bitmap cache: rows of (tracked relation, writing transaction),
 -- written by statement triggers in the writer's own transaction, so they become visible exactly
 -- when the data does (src/core/freshness.rs has the rules). On a registered table, each insert,
--- update or delete also logs the contact keys its rows name (`keys`, of the registered columns
--- `key_columns`), so a cached bitmap that missed the write is patched by re-evaluating those
--- contacts only; a row without keys (truncate, other tables, more than 10000 rows in a
--- transaction) means the relation changed as a whole. Rows below the horizon are pruned.
+-- update or delete also logs the contact keys its rows name (`keys`, of the registered integer
+-- columns `key_columns`; segplan._note_keys, src/pg/change_log.rs), so a cached bitmap that missed
+-- the write is patched by re-evaluating those contacts only; a row without keys (truncate, other
+-- tables, more than 10000 rows in a transaction) means the relation changed as a whole. Rows
+-- below the horizon are pruned.
 CREATE TABLE segplan.changes (
     relid       pg_catalog.oid NOT NULL,
     xid         pg_catalog.xid8 NOT NULL,
-    keys        text[],
+    keys        bigint[],
     key_columns pg_catalog.name[]
 );
 CREATE INDEX changes_relid_xid ON segplan.changes (relid, xid);
@@ -345,55 +346,6 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION segplan._note_change() FROM PUBLIC;
-
--- The keyed trigger function on a registered table (segplan_keys_insert/update/delete, with the
--- statement's transition tables): logs the keys the rows name in the table's registered contact
--- columns of integer types, up to 10000 rows' worth per table and transaction; past that, or on a
--- table no longer registered or keyed otherwise, a row without keys, as segplan._note_change logs.
-CREATE FUNCTION segplan._note_keys() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  seen text := coalesce(pg_catalog.current_setting('segplan_internal.changed', true), '');
-  mark text := ',' OPERATOR(pg_catalog.||) TG_RELID::text OPERATOR(pg_catalog.||) ',';
-  budget text := 'segplan_internal.keys_' OPERATOR(pg_catalog.||) TG_RELID::text;
-  used bigint := coalesce(NULLIF(pg_catalog.current_setting(budget, true), ''), '0')::bigint;
-  cols pg_catalog.name[];
-  rows_sql text;
-  n bigint := 0;
-  ks text[];
-BEGIN
-  -- this transaction logged the table as changed as a whole already
-  IF pg_catalog.strpos(seen, mark) OPERATOR(pg_catalog.>) 0 THEN
-    RETURN NULL;
-  END IF;
-  SELECT pg_catalog.array_agg(DISTINCT r.c ORDER BY r.c) INTO cols FROM (
-    SELECT s.key_column FROM segplan.contact_source s WHERE s.relid::pg_catalog.oid OPERATOR(pg_catalog.=) TG_RELID
-    UNION ALL
-    SELECT e.contact_column FROM segplan.event_sources e WHERE e.relid::pg_catalog.oid OPERATOR(pg_catalog.=) TG_RELID) AS r(c)
-  -- integer keys only (patches are of integer keys; built-in output functions only, as the owner)
-  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) TG_RELID AND a.attname OPERATOR(pg_catalog.=) r.c AND NOT a.attisdropped
-  WHERE a.atttypid OPERATOR(pg_catalog.=) ANY ('{int2,int4,int8}'::pg_catalog.regtype[]);
-  IF cols IS NOT NULL THEN
-    SELECT pg_catalog.string_agg(pg_catalog.format('SELECT r.%I::text FROM %I AS r', c, t), ' UNION ALL ') INTO rows_sql
-    FROM pg_catalog.unnest(cols) AS c,
-         pg_catalog.unnest(CASE TG_OP WHEN 'INSERT' THEN '{segplan_new}'::text[] WHEN 'DELETE' THEN '{segplan_old}'::text[]
-                                      ELSE '{segplan_old,segplan_new}'::text[] END) AS t;
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), pg_catalog.array_agg(DISTINCT s.k) FILTER (WHERE s.k IS NOT NULL) FROM (%s LIMIT %s) AS s(k)',
-                              rows_sql, 10001 OPERATOR(pg_catalog.-) used)
-      INTO n, ks;
-  END IF;
-  IF cols IS NULL OR used OPERATOR(pg_catalog.+) n OPERATOR(pg_catalog.>) 10000 THEN
-    INSERT INTO segplan.changes (relid, xid) VALUES (TG_RELID, pg_catalog.pg_current_xact_id());
-    PERFORM pg_catalog.set_config('segplan_internal.changed', seen OPERATOR(pg_catalog.||) mark, true);
-  ELSE
-    INSERT INTO segplan.changes (relid, xid, keys, key_columns)
-    VALUES (TG_RELID, pg_catalog.pg_current_xact_id(), coalesce(ks, '{}'), cols);
-    PERFORM pg_catalog.set_config(budget, (used OPERATOR(pg_catalog.+) n)::text, true);
-  END IF;
-  RETURN NULL;
-END
-$$;
-REVOKE ALL ON FUNCTION segplan._note_keys() FROM PUBLIC;
 
 -- The tables a source reads: itself, what its views read, what row-level security policies on
 -- them read, and partitions/children, recursively.

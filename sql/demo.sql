@@ -92,15 +92,25 @@ SELECT segplan.count($$country = 'FR' and email_opt_in and message_events(where 
    and not orders(within last 1 years)$$) AS warm_count;
 \timing off
 SELECT condition, contacts, pg_size_pretty(bytes) AS size, hits, round(build_ms::numeric, 1) AS build_ms FROM segplan.cache_stats();
-\echo '   one of them orders now: the next count drops by one (only the orders bitmap is rebuilt)'
-BEGIN;
+\echo '   writes are patched in: a French contact orders in store and a German one moves to France (committed);'
+\echo '   the next count evaluates its conditions again for those two contacts only (origin patched), not for everyone'
+SELECT segplan.count($$country = 'FR' and email_opt_in and not orders(where channel = 'store')$$) AS before_the_writes;
+CREATE TEMP TABLE moved AS SELECT min(id) AS id FROM demo.contacts c WHERE country = 'DE' AND email_opt_in
+  AND EXISTS (SELECT FROM demo.orders o WHERE o.contact_id = c.id AND o.channel = 'store');
+UPDATE demo.contacts SET country = 'FR' WHERE id = (SELECT id FROM moved);
 INSERT INTO demo.orders (id, contact_id, outlet_id, channel, ordered_at, total)
-SELECT (SELECT max(id) + 1 FROM demo.orders), m, 1, 'online', now() - interval '1 hour', 10
-FROM segplan.members($$country = 'FR' and email_opt_in and message_events(where event_type = 'open', within last 90 days)
-   and not orders(within last 1 years)$$) m LIMIT 1;
-SELECT segplan.count($$country = 'FR' and email_opt_in and message_events(where event_type = 'open', within last 90 days)
-   and not orders(within last 1 years)$$) AS after_one_new_order;
-ROLLBACK;
+SELECT (SELECT max(id) + 1 FROM demo.orders), m, 1, 'store', now() - interval '1 hour', 10
+FROM segplan.members($$country = 'FR' and email_opt_in and not orders(where channel = 'store')$$) m WHERE m <> (SELECT id FROM moved) LIMIT 1;
+\timing on
+SELECT segplan.count($$country = 'FR' and email_opt_in and not orders(where channel = 'store')$$) AS after_the_writes,
+       (SELECT count(*) FROM demo.contacts c WHERE c.country = 'FR' AND c.email_opt_in
+          AND NOT EXISTS (SELECT FROM demo.orders o WHERE o.contact_id = c.id AND o.channel = 'store')) AS the_same_by_hand;
+\timing off
+SELECT condition, contacts, origin, round(build_ms::numeric, 1) AS ms FROM segplan.cache_stats()
+WHERE condition IN ('country = ''FR''', 'email_opt_in = true', 'orders(where channel = ''store'')') ORDER BY condition;
+-- the demo's data as generated
+DELETE FROM demo.orders WHERE id = (SELECT max(id) FROM demo.orders);
+UPDATE demo.contacts SET country = 'DE' WHERE id = (SELECT id FROM moved);
 SELECT segplan.rb64_cardinality(segplan.bitmap($$country = 'FR' and email_opt_in$$)) AS "segplan.bitmap(rule) -> roaringbitmap64";
 \echo '   a new session (another app connection, the scheduler) takes the bitmaps this one built'
 \c

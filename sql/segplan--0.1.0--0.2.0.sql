@@ -215,58 +215,16 @@ END
 $$;
 
 -- Patching cached bitmaps after writes: a write to a registered table logs the contact keys it
--- touched (new columns of segplan.changes, a new keyed trigger function), so a cached bitmap that
+-- touched (new columns of segplan.changes, a new keyed trigger function in the library), so a cached bitmap that
 -- missed it is re-evaluated for those contacts only. _track is replaced in place (its grant and
 -- comment stay; the comment is updated) and run again for every registered source, which gives
 -- registered tables the keyed triggers (tables whose owner is not the one updating keep their
 -- trigger and are simply not patched).
-ALTER TABLE segplan.changes ADD COLUMN keys text[], ADD COLUMN key_columns pg_catalog.name[];
+ALTER TABLE segplan.changes ADD COLUMN keys bigint[], ADD COLUMN key_columns pg_catalog.name[];
 -- callers read oids and transaction ids only (the keys are of rows a caller may not be allowed to read)
 REVOKE ALL ON segplan.changes FROM PUBLIC;
 GRANT SELECT (relid, xid) ON segplan.changes TO PUBLIC;
-CREATE FUNCTION segplan._note_keys() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  seen text := coalesce(pg_catalog.current_setting('segplan_internal.changed', true), '');
-  mark text := ',' OPERATOR(pg_catalog.||) TG_RELID::text OPERATOR(pg_catalog.||) ',';
-  budget text := 'segplan_internal.keys_' OPERATOR(pg_catalog.||) TG_RELID::text;
-  used bigint := coalesce(NULLIF(pg_catalog.current_setting(budget, true), ''), '0')::bigint;
-  cols pg_catalog.name[];
-  rows_sql text;
-  n bigint := 0;
-  ks text[];
-BEGIN
-  -- this transaction logged the table as changed as a whole already
-  IF pg_catalog.strpos(seen, mark) OPERATOR(pg_catalog.>) 0 THEN
-    RETURN NULL;
-  END IF;
-  SELECT pg_catalog.array_agg(DISTINCT r.c ORDER BY r.c) INTO cols FROM (
-    SELECT s.key_column FROM segplan.contact_source s WHERE s.relid::pg_catalog.oid OPERATOR(pg_catalog.=) TG_RELID
-    UNION ALL
-    SELECT e.contact_column FROM segplan.event_sources e WHERE e.relid::pg_catalog.oid OPERATOR(pg_catalog.=) TG_RELID) AS r(c)
-  -- integer keys only (patches are of integer keys; built-in output functions only, as the owner)
-  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) TG_RELID AND a.attname OPERATOR(pg_catalog.=) r.c AND NOT a.attisdropped
-  WHERE a.atttypid OPERATOR(pg_catalog.=) ANY ('{int2,int4,int8}'::pg_catalog.regtype[]);
-  IF cols IS NOT NULL THEN
-    SELECT pg_catalog.string_agg(pg_catalog.format('SELECT r.%I::text FROM %I AS r', c, t), ' UNION ALL ') INTO rows_sql
-    FROM pg_catalog.unnest(cols) AS c,
-         pg_catalog.unnest(CASE TG_OP WHEN 'INSERT' THEN '{segplan_new}'::text[] WHEN 'DELETE' THEN '{segplan_old}'::text[]
-                                      ELSE '{segplan_old,segplan_new}'::text[] END) AS t;
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), pg_catalog.array_agg(DISTINCT s.k) FILTER (WHERE s.k IS NOT NULL) FROM (%s LIMIT %s) AS s(k)',
-                              rows_sql, 10001 OPERATOR(pg_catalog.-) used)
-      INTO n, ks;
-  END IF;
-  IF cols IS NULL OR used OPERATOR(pg_catalog.+) n OPERATOR(pg_catalog.>) 10000 THEN
-    INSERT INTO segplan.changes (relid, xid) VALUES (TG_RELID, pg_catalog.pg_current_xact_id());
-    PERFORM pg_catalog.set_config('segplan_internal.changed', seen OPERATOR(pg_catalog.||) mark, true);
-  ELSE
-    INSERT INTO segplan.changes (relid, xid, keys, key_columns)
-    VALUES (TG_RELID, pg_catalog.pg_current_xact_id(), coalesce(ks, '{}'), cols);
-    PERFORM pg_catalog.set_config(budget, (used OPERATOR(pg_catalog.+) n)::text, true);
-  END IF;
-  RETURN NULL;
-END
-$$;
+CREATE FUNCTION segplan._note_keys() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', '_note_keys_wrapper';
 REVOKE ALL ON FUNCTION segplan._note_keys() FROM PUBLIC;
 COMMENT ON FUNCTION segplan._note_keys() IS 'Internal: the change-log trigger function on registered tables, logging the contact keys a write touched.';
 GRANT EXECUTE ON FUNCTION segplan._note_keys() TO segplan_admin;

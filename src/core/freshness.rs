@@ -111,7 +111,7 @@ pub fn freshness(built: &Built, reader: &Snapshot, fingerprint: &str, changes: &
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logged {
     pub change: Change,
-    pub keys: Option<Vec<String>>,
+    pub keys: Option<Vec<i64>>,
     pub columns: Vec<String>,
 }
 
@@ -120,7 +120,7 @@ pub struct Logged {
 /// the contact in it (`columns`): `None` when a write cannot be patched — a relation the leaf
 /// reads through a view, a partition or a policy, a change without keys, keys of another column —
 /// or when more than `limit` contacts were touched.
-pub fn touched(missed: &[Change], logged: &[Logged], columns: &[(u32, String)], limit: usize) -> Option<Vec<String>> {
+pub fn touched(missed: &[Change], logged: &[Logged], columns: &[(u32, String)], limit: usize) -> Option<Vec<i64>> {
     let mut keys = std::collections::BTreeSet::new();
     for m in missed {
         let column = columns.iter().find(|(r, _)| *r == m.relid).map(|(_, c)| c)?;
@@ -130,7 +130,7 @@ pub fn touched(missed: &[Change], logged: &[Logged], columns: &[(u32, String)], 
             if !l.columns.contains(column) {
                 return None;
             }
-            keys.extend(l.keys.as_ref()?.iter().cloned());
+            keys.extend(l.keys.as_ref()?.iter().copied());
             if keys.len() > limit {
                 return None;
             }
@@ -219,27 +219,26 @@ mod tests {
     fn a_patch_takes_every_key_the_missed_writes_logged_or_nothing() {
         let (a, b) = (Change { relid: 10, xid: 103 }, Change { relid: 11, xid: 107 });
         let columns = [(10, "id".to_string()), (11, "person".to_string())];
-        let row = |change, keys: Option<&[&str]>, cols: &[&str]| Logged {
+        let row = |change, keys: Option<&[i64]>, cols: &[&str]| Logged {
             change,
-            keys: keys.map(|k| k.iter().map(|x| x.to_string()).collect()),
+            keys: keys.map(|k| k.to_vec()),
             columns: cols.iter().map(|x| x.to_string()).collect(),
         };
-        let logged = [row(a, Some(&["3", "1"]), &["id"]), row(b, Some(&["2"]), &["other", "person"]), row(a, Some(&["3", "4"]), &["id"])];
-        let all = |x: &[&str]| Some(x.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(touched(&[a, b], &logged, &columns, 10), all(&["1", "2", "3", "4"]));
+        let logged = [row(a, Some(&[3, 1]), &["id"]), row(b, Some(&[2]), &["other", "person"]), row(a, Some(&[3, -4]), &["id"])];
+        assert_eq!(touched(&[a, b], &logged, &columns, 10), Some(vec![-4, 1, 2, 3]));
         assert_eq!(touched(&[a, b], &logged, &columns, 3), None, "4 contacts touched, at most 3 patched");
         // a statement of the same transaction without keys (a truncate, too many rows)
         let mut whole = logged.to_vec();
         whole.push(row(a, None, &[]));
         assert_eq!(touched(&[a, b], &whole, &columns, 10), None);
         // keys of a column the leaf does not read the contact from
-        assert_eq!(touched(&[b], &[row(b, Some(&["2"]), &["other"])], &columns, 10), None);
+        assert_eq!(touched(&[b], &[row(b, Some(&[2]), &["other"])], &columns, 10), None);
         // a relation the leaf reads only through its source (a view's table, a partition)
-        assert_eq!(touched(&[Change { relid: 12, xid: 107 }], &[row(Change { relid: 12, xid: 107 }, Some(&["2"]), &["id"])], &columns, 10), None);
+        assert_eq!(touched(&[Change { relid: 12, xid: 107 }], &[row(Change { relid: 12, xid: 107 }, Some(&[2]), &["id"])], &columns, 10), None);
         // nothing logged for a missed write (pruned meanwhile): no patch
         assert_eq!(touched(&[a], &[], &columns, 10), None);
         // a write that touched no rows
-        assert_eq!(touched(&[a], &[row(a, Some(&[]), &["id"])], &columns, 10), all(&[]));
+        assert_eq!(touched(&[a], &[row(a, Some(&[]), &["id"])], &columns, 10), Some(vec![]));
     }
 
     #[test]

@@ -378,7 +378,7 @@ fn read_logged(client: &SpiClient, missed: &[Change]) -> Vec<Logged> {
                 relid: row.get::<i64>(1).ok().flatten().unwrap_or(0) as u32,
                 xid: row.get::<String>(2).ok().flatten().and_then(|x| x.parse().ok()).unwrap_or(0),
             },
-            keys: row.get::<Vec<String>>(3).ok().flatten(),
+            keys: row.get::<Vec<i64>>(3).ok().flatten(),
             columns: row.get::<Vec<String>>(4).ok().flatten().unwrap_or_default(),
         })
         .collect()
@@ -521,7 +521,6 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
             for i in due {
                 let (Some((old, missed)), Some(patch)) = (behind[i].as_ref(), all[i].patch.as_ref()) else { continue };
                 let Some(keys) = touched(missed, &logged, &patch.keys, limit) else { continue };
-                let Ok(keys) = keys.iter().map(|k| k.parse::<i64>()).collect::<Result<Vec<i64>, _>>() else { continue };
                 pgrx::check_for_interrupts!();
                 let t0 = Instant::now();
                 let bitmap = Rc::new(patched(client, patch, as_of, old, keys));

@@ -3,6 +3,7 @@ mod agg;
 pub mod bitmap64_type;
 pub mod bitmap_type;
 pub mod catalog;
+mod change_log;
 mod dashboard_api;
 pub(crate) mod dense_ids;
 pub mod engine;

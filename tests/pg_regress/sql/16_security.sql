@@ -284,7 +284,9 @@ FROM pg_proc p WHERE p.pronamespace = 'segplan'::regnamespace AND p.prosecdef OR
 -- every other function pins search_path too, or has a body bound when it was created; except the
 -- bitmap functions, RFM's, the key list's and the id maps' aggregate support and RFM's scoring: they compute from their
 -- arguments only (no SQL, no names looked up) and run per row, where a SET clause would cost a
--- setting saved and restored per call
+-- setting saved and restored per call. Listed, for review: the keyed change-log trigger function
+-- (pgrx makes trigger functions without a SET clause); every type, function and operator its
+-- statements name carries its schema (src/pg/change_log.rs)
 SELECT p.oid::regprocedure AS unpinned FROM pg_proc p
 WHERE p.pronamespace = 'segplan'::regnamespace AND p.proname !~ '^(rb|rb64)_|^roaringbitmap'
   AND p.proname !~ '^_rfm_(step|combine|serialize|deserialize|scores)$' AND p.proname !~ '^_keys_(trans_text|combine|serialize|deserialize|final)$'
