@@ -373,24 +373,27 @@ WHERE k.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f}'::"char"[])
 $$;
 
 -- Installs the change-log triggers on every table a source reads (as the caller: it needs to own
--- them). The source itself, when a table, gets the keyed triggers (segplan._note_keys) for
--- insert, update and delete and segplan_changes for truncate; any other table segplan_changes
--- for all four. ENABLE ALWAYS: they fire for logical replication too. Returns the tables it could
--- not track; counts over those are computed afresh each time, never cached.
-CREATE FUNCTION segplan._track(source pg_catalog.regclass) RETURNS pg_catalog.regclass[]
+-- them): segplan_changes for insert, update, delete and truncate; on `keyed`, the table writes to
+-- the source log its contacts from (src/pg/catalog.rs, keyed_by: the source itself if a table),
+-- the keyed triggers instead (segplan_keys_insert/update/delete, src/pg/change_log.rs, logging
+-- `key_columns`, made afresh with each registration) and segplan_changes for truncate only.
+-- ENABLE ALWAYS: they fire for logical replication too. Returns the tables it could not track;
+-- counts over those are computed afresh each time, never cached.
+CREATE FUNCTION segplan._track(source pg_catalog.regclass, keyed pg_catalog.regclass DEFAULT NULL, key_columns pg_catalog.name[] DEFAULT NULL)
+RETURNS pg_catalog.regclass[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   t pg_catalog.regclass;
-  keyed boolean;
   whole boolean;
   by_keys boolean;
   trigger_name pg_catalog.name;
+  args text;
   missed pg_catalog.regclass[] := '{}';
 BEGIN
-  FOR t, keyed IN
-    SELECT DISTINCT c.rel::pg_catalog.regclass,
-      c.rel OPERATOR(pg_catalog.=) _track.source::pg_catalog.oid AND k.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])
-    FROM segplan._closure(ARRAY[source::pg_catalog.oid]) c
+  -- the keyed triggers' arguments: the columns, as literals
+  SELECT pg_catalog.string_agg(pg_catalog.quote_literal(c), ', ' ORDER BY c) INTO args FROM pg_catalog.unnest(key_columns) AS c;
+  FOR t IN
+    SELECT DISTINCT c.rel::pg_catalog.regclass FROM segplan._closure(ARRAY[source::pg_catalog.oid]) c
     JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.rel
     WHERE k.relkind OPERATOR(pg_catalog.<>) 'v'
   LOOP
@@ -404,17 +407,17 @@ BEGIN
     FROM pg_catalog.pg_trigger g
     WHERE g.tgrelid OPERATOR(pg_catalog.=) t AND g.tgenabled OPERATOR(pg_catalog.=) 'A'
       AND g.tgname OPERATOR(pg_catalog.=) ANY ('{segplan_changes,segplan_keys_insert,segplan_keys_update,segplan_keys_delete}'::pg_catalog.name[]);
-    CONTINUE WHEN by_keys OR (whole AND NOT keyed);
+    CONTINUE WHEN (t IS DISTINCT FROM keyed OR args IS NULL) AND (whole OR by_keys);
     BEGIN
       FOR trigger_name IN SELECT g.tgname FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) t
         AND g.tgname OPERATOR(pg_catalog.=) ANY ('{segplan_changes,segplan_keys_insert,segplan_keys_update,segplan_keys_delete}'::pg_catalog.name[])
       LOOP
         EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', trigger_name, t);
       END LOOP;
-      IF keyed THEN
-        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS segplan_new FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys()', t);
-        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS segplan_old NEW TABLE AS segplan_new FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys()', t);
-        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS segplan_old FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys()', t);
+      IF t OPERATOR(pg_catalog.=) keyed AND args IS NOT NULL THEN
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS segplan_new FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys(%s)', t, args);
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS segplan_old NEW TABLE AS segplan_new FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys(%s)', t, args);
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS segplan_old FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys(%s)', t, args);
         EXECUTE pg_catalog.format('CREATE TRIGGER segplan_changes AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_change()', t);
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_keys_insert', t);
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_keys_update', t);
@@ -424,8 +427,8 @@ BEGIN
       END IF;
       EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_changes', t);
     EXCEPTION WHEN insufficient_privilege OR wrong_object_type OR feature_not_supported THEN
-      -- a table tracked as a whole stays so
-      IF NOT whole THEN
+      -- a table tracked already stays so
+      IF NOT (whole OR by_keys) THEN
         missed := missed OPERATOR(pg_catalog.||) t;
       END IF;
     END;

@@ -70,7 +70,7 @@ COMMENT ON FUNCTION segplan.cache_clear() IS 'Drops this session''s cached leaf 
 COMMENT ON FUNCTION segplan._note_change() IS 'Internal: the change-log trigger function on tracked tables.';
 COMMENT ON FUNCTION segplan._note_keys() IS 'Internal: the change-log trigger function on registered tables, logging the contact keys a write touched.';
 COMMENT ON FUNCTION segplan._closure(oid[]) IS 'Internal: the relations each source reads (views, policies and partitions expanded).';
-COMMENT ON FUNCTION segplan._track(regclass) IS 'Internal: puts the change-log triggers on the tables a source reads; returns those it could not.';
+COMMENT ON FUNCTION segplan._track(regclass, regclass, name[]) IS 'Internal: puts the change-log triggers on the tables a source reads, the keyed ones on the table given; returns those it could not.';
 COMMENT ON FUNCTION segplan._prune_changes() IS 'Internal: prunes the change log up to the oldest running transaction.';
 COMMENT ON FUNCTION segplan.to_sql(text) IS 'The SQL segplan runs for a rule, with $n placeholders ($1 is as_of).';
 COMMENT ON FUNCTION segplan.to_sql(jsonb) IS 'The SQL segplan runs for a JSON rule.';

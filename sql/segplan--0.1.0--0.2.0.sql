@@ -216,10 +216,10 @@ $$;
 
 -- Patching cached bitmaps after writes: a write to a registered table logs the contact keys it
 -- touched (new columns of segplan.changes, a new keyed trigger function in the library), so a cached bitmap that
--- missed it is re-evaluated for those contacts only. _track is replaced in place (its grant and
--- comment stay; the comment is updated) and run again for every registered source, which gives
--- registered tables the keyed triggers (tables whose owner is not the one updating keep their
--- trigger and are simply not patched).
+-- missed it is re-evaluated for those contacts only. _track takes the table and columns to key
+-- (made again, with its comment and grant) and is run again for every registered table, which
+-- gives them the keyed triggers (tables whose owner is not the one updating keep their trigger and
+-- are simply not patched; a registered view's table gets them at the view's next registration).
 ALTER TABLE segplan.changes ADD COLUMN keys bigint[], ADD COLUMN key_columns pg_catalog.name[];
 -- callers read oids and transaction ids only (the keys are of rows a caller may not be allowed to read)
 REVOKE ALL ON segplan.changes FROM PUBLIC;
@@ -228,20 +228,22 @@ CREATE FUNCTION segplan._note_keys() RETURNS trigger LANGUAGE c AS 'MODULE_PATHN
 REVOKE ALL ON FUNCTION segplan._note_keys() FROM PUBLIC;
 COMMENT ON FUNCTION segplan._note_keys() IS 'Internal: the change-log trigger function on registered tables, logging the contact keys a write touched.';
 GRANT EXECUTE ON FUNCTION segplan._note_keys() TO segplan_admin;
-CREATE OR REPLACE FUNCTION segplan._track(source pg_catalog.regclass) RETURNS pg_catalog.regclass[]
+DROP FUNCTION segplan._track(regclass);
+CREATE FUNCTION segplan._track(source pg_catalog.regclass, keyed pg_catalog.regclass DEFAULT NULL, key_columns pg_catalog.name[] DEFAULT NULL)
+RETURNS pg_catalog.regclass[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   t pg_catalog.regclass;
-  keyed boolean;
   whole boolean;
   by_keys boolean;
   trigger_name pg_catalog.name;
+  args text;
   missed pg_catalog.regclass[] := '{}';
 BEGIN
-  FOR t, keyed IN
-    SELECT DISTINCT c.rel::pg_catalog.regclass,
-      c.rel OPERATOR(pg_catalog.=) _track.source::pg_catalog.oid AND k.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])
-    FROM segplan._closure(ARRAY[source::pg_catalog.oid]) c
+  -- the keyed triggers' arguments: the columns, as literals
+  SELECT pg_catalog.string_agg(pg_catalog.quote_literal(c), ', ' ORDER BY c) INTO args FROM pg_catalog.unnest(key_columns) AS c;
+  FOR t IN
+    SELECT DISTINCT c.rel::pg_catalog.regclass FROM segplan._closure(ARRAY[source::pg_catalog.oid]) c
     JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.rel
     WHERE k.relkind OPERATOR(pg_catalog.<>) 'v'
   LOOP
@@ -255,17 +257,17 @@ BEGIN
     FROM pg_catalog.pg_trigger g
     WHERE g.tgrelid OPERATOR(pg_catalog.=) t AND g.tgenabled OPERATOR(pg_catalog.=) 'A'
       AND g.tgname OPERATOR(pg_catalog.=) ANY ('{segplan_changes,segplan_keys_insert,segplan_keys_update,segplan_keys_delete}'::pg_catalog.name[]);
-    CONTINUE WHEN by_keys OR (whole AND NOT keyed);
+    CONTINUE WHEN (t IS DISTINCT FROM keyed OR args IS NULL) AND (whole OR by_keys);
     BEGIN
       FOR trigger_name IN SELECT g.tgname FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) t
         AND g.tgname OPERATOR(pg_catalog.=) ANY ('{segplan_changes,segplan_keys_insert,segplan_keys_update,segplan_keys_delete}'::pg_catalog.name[])
       LOOP
         EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', trigger_name, t);
       END LOOP;
-      IF keyed THEN
-        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS segplan_new FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys()', t);
-        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS segplan_old NEW TABLE AS segplan_new FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys()', t);
-        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS segplan_old FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys()', t);
+      IF t OPERATOR(pg_catalog.=) keyed AND args IS NOT NULL THEN
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS segplan_new FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys(%s)', t, args);
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS segplan_old NEW TABLE AS segplan_new FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys(%s)', t, args);
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS segplan_old FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys(%s)', t, args);
         EXECUTE pg_catalog.format('CREATE TRIGGER segplan_changes AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_change()', t);
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_keys_insert', t);
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_keys_update', t);
@@ -275,8 +277,8 @@ BEGIN
       END IF;
       EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_changes', t);
     EXCEPTION WHEN insufficient_privilege OR wrong_object_type OR feature_not_supported THEN
-      -- a table tracked as a whole stays so
-      IF NOT whole THEN
+      -- a table tracked already stays so
+      IF NOT (whole OR by_keys) THEN
         missed := missed OPERATOR(pg_catalog.||) t;
       END IF;
     END;
@@ -284,5 +286,12 @@ BEGIN
   RETURN missed;
 END
 $$;
-COMMENT ON FUNCTION segplan._track(regclass) IS 'Internal: puts the change-log triggers on the tables a source reads; returns those it could not.';
-SELECT segplan._track(s.relid) FROM (SELECT c.relid FROM segplan.contact_source c UNION SELECT e.relid FROM segplan.event_sources e) AS s;
+COMMENT ON FUNCTION segplan._track(regclass, regclass, name[]) IS 'Internal: puts the change-log triggers on the tables a source reads, the keyed ones on the table given; returns those it could not.';
+REVOKE ALL ON FUNCTION segplan._track(regclass, regclass, name[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION segplan._track(regclass, regclass, name[]) TO segplan_admin;
+SELECT segplan._track(r.relid, r.relid, pg_catalog.array_agg(r.col ORDER BY r.col))
+FROM (SELECT c.relid, c.key_column AS col FROM segplan.contact_source c UNION SELECT e.relid, e.contact_column FROM segplan.event_sources e) AS r
+JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) r.relid::pg_catalog.oid
+JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.oid AND a.attname OPERATOR(pg_catalog.=) r.col
+WHERE k.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]) AND a.atttypid OPERATOR(pg_catalog.=) ANY ('{int2,int4,int8}'::pg_catalog.regtype[])
+GROUP BY r.relid;

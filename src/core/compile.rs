@@ -313,9 +313,9 @@ pub fn plan(rule: &Rule, model: &Model, regex: RegexCheck) -> Result<Plan, Probl
         relations: vec![contacts.rel.oid],
         label: "all contacts".into(),
         filter: Some("true".into()),
-        patch: integer_keys(contacts).then(|| Patch {
+        patch: contacts.keyed.clone().filter(|_| integer_keys(contacts)).map(|keyed| Patch {
             query: Query { sql: gather(contacts, &format!("c.{k}"), &format!("{} AS c WHERE c.{k} = ANY ($2::bigint[])", contacts.rel.sql), false), params: Vec::new() },
-            keys: vec![(contacts.rel.oid, contacts.key.name.clone())],
+            keys: vec![keyed],
         }),
     };
     Ok(Plan { universe, leaves, steps, any })
@@ -331,8 +331,8 @@ struct Compiler<'m> {
     as_of_used: AsOf,
     /// oids of the relations read since the last reset
     relations: Vec<u32>,
-    /// event sources read since the last reset, with their contact column
-    contact_columns: Vec<(u32, String)>,
+    /// where writes to the event sources read since the last reset log their contacts
+    contact_columns: Vec<crate::model::Keyed>,
     /// whether something read since the last reset ranks all contacts (RFM)
     global: bool,
 }
@@ -506,7 +506,7 @@ impl<'m> Compiler<'m> {
                 let (sql, negate, filter, patch_sql) = match piece {
                     Piece::Pred(p) => {
                         relations.push(self.contacts.rel.oid);
-                        keys.push((self.contacts.rel.oid, self.contacts.key.name.clone()));
+                        keys.push(self.contacts.keyed.clone());
                         let patch = gather(self.contacts, &format!("c.{key}"), &format!("{rel} AS c WHERE ({p}) AND c.{key} {among}"), false);
                         (gather(self.contacts, &format!("c.{key}"), &format!("{rel} AS c WHERE ({p})"), false), false, Some(p), patch)
                     }
@@ -522,9 +522,13 @@ impl<'m> Compiler<'m> {
                 };
                 relations.sort_unstable();
                 relations.dedup();
-                keys.sort();
-                keys.dedup();
-                let patch = (integer_keys(self.contacts) && !global).then(|| Patch { query: Query { sql: patch_sql, params: params.clone() }, keys });
+                // every source it reads must say where writes log their contacts
+                let keys: Option<Vec<(u32, String)>> = keys.into_iter().collect();
+                let patch = keys.filter(|_| integer_keys(self.contacts) && !global).map(|mut keys| {
+                    keys.sort();
+                    keys.dedup();
+                    Patch { query: Query { sql: patch_sql, params: params.clone() }, keys }
+                });
                 let label = crate::rule::text::format(&Tree::Leaf(cond.clone()));
                 let leaf = Leaf { query: Query { sql, params }, as_of, relations, label, filter, patch };
                 let i = match leaves.iter().position(|l| *l == leaf) {
@@ -694,7 +698,7 @@ impl<'m> Compiler<'m> {
         let src = model.event(name);
         if let Some(s) = src {
             self.relations.push(s.rel.oid);
-            self.contact_columns.push((s.rel.oid, s.contact.name.clone()));
+            self.contact_columns.push(s.keyed.clone());
         }
         if let Some(b) = model.broken.iter().find(|b| b.name == name) {
             self.problems.push(Problem::new(b.code, path, format!("event source \"{name}\" is broken: {}", b.reason))
@@ -1059,6 +1063,14 @@ mod tests {
         let rule = crate::rule::parse_any("rfm(r >= 4) and clicks()").unwrap();
         let p = plan(&rule, &rfm_model(None), &|_| None).unwrap();
         assert!(p.leaves[0].patch.is_none() && p.leaves[1].patch.is_some());
+        // a view's writes are logged by the table its rows come from; a source without one is not patched
+        let mut m = model();
+        m.events[0].keyed = Some((21, "customer".into()));
+        let p = plan(&crate::rule::parse_any("country = 'FR' and clicks()").unwrap(), &m, &|_| None).unwrap();
+        assert_eq!(p.leaves[1].patch.as_ref().map(|x| x.keys.clone()), Some(vec![(21, "customer".to_string())]));
+        m.events[0].keyed = None;
+        let p = plan(&crate::rule::parse_any("country = 'FR' and clicks() and sequence(clicks(), then clicks(), gap > 1 days)").unwrap(), &m, &|_| None).unwrap();
+        assert!(p.leaves[0].patch.is_some() && p.leaves[1].patch.is_none() && p.leaves[2].patch.is_none());
         // dense ids are not keys: no patches over uuid keys
         let mut m = model();
         if let Some(c) = m.contacts.as_mut() {

@@ -304,10 +304,10 @@ mod tests {
         let buys = vec![col("person", TypeKind::Integer), col("at", TypeKind::TimestampTz), col("amount", TypeKind::Numeric), col("category", TypeKind::Text)];
         let rel = |n: &str| Relation { oid: 1, name: n.into(), sql: n.into() };
         Model {
-            contacts: Some(ContactSource { rel: rel("people"), key: cols[0].clone(), columns: cols }),
+            contacts: Some(ContactSource { rel: rel("people"), key: cols[0].clone(), columns: cols, keyed: None }),
             events: vec![
-                EventSource { name: "mails".into(), rel: rel("mails"), contact: ev[0].clone(), time: Some(ev[1].clone()), columns: ev.clone() },
-                EventSource { name: "buys".into(), rel: rel("buys"), contact: buys[0].clone(), time: Some(buys[1].clone()), columns: buys.clone() },
+                EventSource { name: "mails".into(), rel: rel("mails"), contact: ev[0].clone(), time: Some(ev[1].clone()), columns: ev.clone(), keyed: None },
+                EventSource { name: "buys".into(), rel: rel("buys"), contact: buys[0].clone(), time: Some(buys[1].clone()), columns: buys.clone(), keyed: None },
             ],
             broken: vec![],
             rfm: None,

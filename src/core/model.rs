@@ -65,7 +65,17 @@ pub struct ContactSource {
     pub rel: Relation,
     pub key: Column,
     pub columns: Vec<Column>,
+    /// the table and integer column whose logged keys name the contacts whose rows a write
+    /// touched ([`Keyed`])
+    pub keyed: Keyed,
 }
+
+/// Where writes to a source log the contacts they touched: a table (its oid) and its column that
+/// the source's contact column is. The source itself for a table; for a view, the one table its
+/// rows come from, when the view is simple enough that a contact's rows come from that table's
+/// rows of the contact only (catalog.rs); `None` for anything else (its cached bitmaps are built
+/// again after a write instead of patched).
+pub type Keyed = Option<(u32, String)>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventSource {
@@ -74,6 +84,7 @@ pub struct EventSource {
     pub contact: Column,
     pub time: Option<Column>,
     pub columns: Vec<Column>,
+    pub keyed: Keyed,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

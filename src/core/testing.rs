@@ -17,6 +17,7 @@ pub fn small_model() -> Model {
         rel: Relation { oid: 10, name: "public.people".into(), sql: "public.people".into() },
         key: key.clone(),
         columns: vec![key, col("country", "text", TypeKind::Text)],
+        keyed: Some((10, "id".into())),
     };
     let cols = vec![col("person", "bigint", TypeKind::Integer), col("at", "timestamp with time zone", TypeKind::TimestampTz),
                     col("amount", "numeric", TypeKind::Numeric), col("order_id", "bigint", TypeKind::Integer)];
@@ -26,6 +27,7 @@ pub fn small_model() -> Model {
         contact: cols[0].clone(),
         time: Some(cols[1].clone()),
         columns: cols,
+        keyed: Some((20, "person".into())),
     };
     Model { contacts: Some(contacts), events: vec![clicks], broken: vec![], rfm: None }
 }

@@ -267,7 +267,8 @@ fn read_model(client: &SpiClient) -> Model {
                 Some("the column was dropped or renamed: register the source again".into()),
             )
         });
-        model.contacts = Some(ContactSource { rel, key, columns: src.cols });
+        let keyed = keyed_by(rel.oid, &key.name);
+        model.contacts = Some(ContactSource { rel, key, columns: src.cols, keyed });
     }
     for src in events {
         let name = src.name.unwrap_or_default();
@@ -281,12 +282,96 @@ fn read_model(client: &SpiClient) -> Model {
             Ok((contact, time))
         });
         match found {
-            Ok((contact, time)) => model.events.push(EventSource { name, rel, contact, time, columns: cols }),
+            Ok((contact, time)) => {
+                let keyed = keyed_by(rel.oid, &contact.name);
+                model.events.push(EventSource { name, rel, contact, time, columns: cols, keyed })
+            }
             Err(b) => model.broken.push(Broken { name, ..b }),
         }
     }
     model.rfm = read_rfm(client);
     model
+}
+
+/// Where writes to source `relid` log the contacts named by its column `column`
+/// (segplan_core::model::Keyed): the table itself and the column, if it is of an integer type; for
+/// a view, the one table its contact column comes from, when every row of the view comes from one
+/// row of that table (joined with rows of other tables, or not): no aggregate, window function,
+/// DISTINCT, set operation, LIMIT, sub-select or WITH; nothing but tables and joins in its FROM,
+/// that table in it once; the column that table's own column of an integer type. Then a write to
+/// the table changes the view's rows of the contacts it touched only; a write to any other table
+/// the view reads is not patched (it logs no keys).
+pub fn keyed_by(relid: u32, column: &str) -> segplan_core::model::Keyed {
+    // SAFETY: a relation opened and closed here (None if it is gone), its view query read only
+    unsafe {
+        let rel = pg_sys::try_relation_open(pg_sys::Oid::from(relid), pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        if rel.is_null() {
+            return None;
+        }
+        let out = match (*(*rel).rd_rel).relkind as u8 {
+            b'r' | b'p' => {
+                let desc = pgrx::PgTupleDesc::from_pg_unchecked((*rel).rd_att);
+                desc.iter()
+                    .find(|a| !a.is_dropped() && a.name() == column)
+                    .filter(|a| integer_type(a.type_oid().value()))
+                    .map(|_| (relid, column.to_string()))
+            }
+            b'v' => view_source(pg_sys::get_view_query(rel), relid, column),
+            _ => None,
+        };
+        pg_sys::relation_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        out
+    }
+}
+
+fn integer_type(t: pg_sys::Oid) -> bool {
+    [pg_sys::INT2OID, pg_sys::INT4OID, pg_sys::INT8OID].contains(&t)
+}
+
+/// [`keyed_by`] for a view's query.
+///
+/// # Safety
+/// `q` must be a view's stored query.
+unsafe fn view_source(q: *mut pg_sys::Query, view: u32, column: &str) -> segplan_core::model::Keyed {
+    let q = q.as_ref()?;
+    let simple = !(q.hasAggs || q.hasWindowFuncs || q.hasTargetSRFs || q.hasSubLinks || q.hasDistinctOn || q.hasRecursive || q.hasModifyingCTE || q.hasForUpdate)
+        && q.setOperations.is_null() && q.distinctClause.is_null() && q.groupClause.is_null() && q.groupingSets.is_null()
+        && q.havingQual.is_null() && q.limitCount.is_null() && q.limitOffset.is_null() && q.cteList.is_null();
+    if !simple {
+        return None;
+    }
+    let rtable = pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg(q.rtable);
+    let mut tables = Vec::new();
+    for rte in rtable.iter_ptr() {
+        let rte = rte.as_ref()?;
+        match rte.rtekind {
+            pg_sys::RTEKind::RTE_JOIN => {}
+            // PostgreSQL 15 keeps the view itself in its rule's range table (OLD and NEW), not in FROM
+            pg_sys::RTEKind::RTE_RELATION if rte.relid == pg_sys::Oid::from(view) && !rte.inFromCl => {}
+            pg_sys::RTEKind::RTE_RELATION if [b'r', b'p'].contains(&(rte.relkind as u8)) => tables.push(rte.relid),
+            _ => return None,
+        }
+    }
+    let targets = pgrx::PgList::<pg_sys::TargetEntry>::from_pg(q.targetList);
+    let entry = targets.iter_ptr().filter_map(|t| t.as_ref()).find(|t| {
+        !t.resjunk && !t.resname.is_null() && std::ffi::CStr::from_ptr(t.resname).to_bytes() == column.as_bytes()
+    })?;
+    if !pgrx::is_a(entry.expr.cast(), pg_sys::NodeTag::T_Var) {
+        return None;
+    }
+    let var = entry.expr.cast::<pg_sys::Var>().as_ref()?;
+    if var.varlevelsup != 0 || var.varno < 1 || !integer_type(var.vartype) {
+        return None;
+    }
+    let rte = rtable.get_ptr(var.varno as usize - 1)?.as_ref()?;
+    if rte.rtekind != pg_sys::RTEKind::RTE_RELATION || tables.iter().filter(|t| **t == rte.relid).count() != 1 {
+        return None;
+    }
+    let name = pg_sys::get_attname(rte.relid, var.varattno, true);
+    if name.is_null() {
+        return None;
+    }
+    Some((rte.relid.to_u32(), std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()))
 }
 
 fn read_rfm(client: &SpiClient) -> Option<RfmConfig> {

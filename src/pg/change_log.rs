@@ -1,11 +1,12 @@
-//! The keyed change-log trigger on registered tables (`segplan_keys_insert`, `_update`,
-//! `_delete`: statement triggers with the statement's transition tables, installed by
-//! `segplan._track`). Besides the relation and the writing transaction it logs the contact keys the
-//! statement's rows name in the table's registered contact columns of integer types (old and new
-//! rows of an update), so a cached bitmap that missed the write is patched for those contacts only
-//! (src/pg/engine.rs). Up to [`BUDGET`] rows per table and transaction; past that, or on a table no
-//! longer registered or without an integer contact column, it logs the table as changed as a whole,
-//! as `segplan._note_change` does (both share the transaction's list of such tables).
+//! The keyed change-log trigger (`segplan_keys_insert`, `_update`, `_delete`: statement triggers
+//! with the statement's transition tables, installed by `segplan._track` on the table writes to a
+//! registered source log its contacts from, catalog::keyed_by). Besides the relation and the
+//! writing transaction it logs the contact keys the statement's rows name in the columns given as
+//! the trigger's arguments, those of integer types (old and new rows of an update), so a cached
+//! bitmap that missed the write is patched for those contacts only (src/pg/engine.rs). Up to
+//! [`BUDGET`] rows per table and transaction; past that, or without such a column, it logs the table
+//! as changed as a whole, as `segplan._note_change` does (both share the transaction's list of such
+//! tables).
 //!
 //! In Rust rather than PL/pgSQL: the keys are read straight from the transition tables' tuples (no
 //! statement planned per write, no output function run), which took what tracking adds to a
@@ -25,9 +26,6 @@ const BUDGET: usize = 10_000;
 /// Its statements name every type, function and operator with its schema: a trigger runs with the
 /// writer's search_path (no `SET search_path` for trigger functions made by pgrx), and these run as
 /// segplan's owner.
-const COLUMNS_SQL: &str = "\
-SELECT s.key_column::pg_catalog.text FROM segplan.contact_source s WHERE s.relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1
-UNION SELECT e.contact_column::pg_catalog.text FROM segplan.event_sources e WHERE e.relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1";
 const KEYS_SQL: &str = "INSERT INTO segplan.changes (relid, xid, keys, key_columns) VALUES ($1, pg_catalog.pg_current_xact_id(), $2, $3)";
 const WHOLE_SQL: &str = "INSERT INTO segplan.changes (relid, xid) VALUES ($1, pg_catalog.pg_current_xact_id())";
 const MARK_SQL: &str = "SELECT pg_catalog.set_config('segplan_internal.changed', $1, true)";
@@ -58,10 +56,8 @@ fn _note_keys<'a>(trigger: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, A
     });
     as_owner(|| {
         Spi::connect_mut(|mut client| {
-            let names: Vec<String> = super::kept::select(&client, COLUMNS_SQL, &[relid.into()])
-                .unwrap_or_else(|e| internal("reading the registered columns failed", e))
-                .filter_map(|row| row.get::<String>(1).ok().flatten())
-                .collect();
+            // the columns, as segplan._track gave them
+            let names = trigger.extra_args().unwrap_or_default();
             // SAFETY: the relation's descriptor, valid while it is open
             let tupdesc = unsafe { PgTupleDesc::from_pg_unchecked(desc) };
             let columns: Vec<(i32, pg_sys::Oid, String)> = tupdesc

@@ -365,8 +365,16 @@ fn build(client: &SpiClient, leaf: &Leaf, as_of: TimestampWithTimeZone, kind: Ty
     raw(&rows.first(), 1, kind)
 }
 
-/// The change-log rows of the writes `missed`, with the keys they logged.
+/// The change-log rows of the writes `missed`, with the keys they logged (none on an install still on
+/// 0.1.0's SQL, before ALTER EXTENSION segplan UPDATE: its log has no keys).
 fn read_logged(client: &SpiClient, missed: &[Change]) -> Vec<Logged> {
+    let keyed = super::kept::select(client, KEYED_LOG_SQL, &[])
+        .and_then(|t| t.first().get_one::<bool>())
+        .unwrap_or_else(|e| internal("reading the change log failed", e))
+        .unwrap_or(false);
+    if !keyed {
+        return Vec::new();
+    }
     let relids: Vec<pg_sys::Oid> = missed.iter().map(|c| pg_sys::Oid::from(c.relid)).collect();
     let xids: Vec<String> = missed.iter().map(|c| c.xid.to_string()).collect();
     // as the owner: callers may not read the keys (rows they may not be allowed to read)
@@ -383,6 +391,9 @@ fn read_logged(client: &SpiClient, missed: &[Change]) -> Vec<Logged> {
         })
         .collect()
 }
+
+/// Whether the change log has keys.
+const KEYED_LOG_SQL: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = 'segplan.changes'::pg_catalog.regclass AND a.attname = 'keys' AND NOT a.attisdropped)";
 
 /// The rows of the change log for some (relation, transaction) pairs, as the reader sees them
 /// (the same snapshot: the statement's).

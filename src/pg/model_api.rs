@@ -6,14 +6,49 @@ use pgrx::{JsonB, PgRelation, PgSqlErrorCode};
 use segplan_core::error::{choices, Problem};
 use segplan_core::model::{self, Column, TypeKind};
 
-/// Puts the change-log trigger on every table the source reads, so cached counts over it stay
-/// exact; warns about tables it could not track (counts over them are never cached).
+/// Puts the change-log triggers on every table the source reads, so cached counts over it stay
+/// exact, and the keyed ones on the table writes to it log its contacts from (catalog::keyed_by),
+/// with every column they already logged and `contact_column`'s counterpart there; warns about
+/// tables it could not track (counts over them are never cached).
 /// Takes the relation by value and closes it first: a table this session holds open cannot get a trigger.
-fn track(source: PgRelation) {
+fn track(source: PgRelation, contact_column: &str) {
     let (oid, name) = (source.oid(), source.name().to_string());
     drop(source);
+    let keyed = super::catalog::keyed_by(oid.to_u32(), contact_column);
     let missed = Spi::connect_mut(|client| {
-        client.update("SELECT segplan._track($1)::text[]", None, &[oid.into()])?.first().get_one::<Vec<String>>()
+        let (table, columns) = match keyed {
+            Some((table, column)) => {
+                let table = pg_sys::Oid::from(table);
+                let args = client
+                    .select(
+                        "SELECT g.tgargs FROM pg_catalog.pg_trigger g WHERE g.tgrelid = $1 AND g.tgname = 'segplan_keys_insert'",
+                        None,
+                        &[table.into()],
+                    )?
+                    .first()
+                    .get_one::<Vec<u8>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                // the trigger's arguments: names, each ended by a NUL byte
+                let mut columns: Vec<String> = args.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+                columns.push(column);
+                columns.sort();
+                columns.dedup();
+                (Some(table), Some(columns))
+            }
+            None => (None, None),
+        };
+        // an install still on 0.1.0's SQL (before ALTER EXTENSION segplan UPDATE) has the one-argument _track
+        let keyed_track = client
+            .select("SELECT pg_catalog.to_regprocedure('segplan._track(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.name[])') IS NOT NULL", None, &[])?
+            .first()
+            .get_one::<bool>()?
+            .unwrap_or(false);
+        if !keyed_track {
+            return client.update("SELECT segplan._track($1)::text[]", None, &[oid.into()])?.first().get_one::<Vec<String>>();
+        }
+        client.update("SELECT segplan._track($1, $2, $3::pg_catalog.name[])::text[]", None, &[oid.into(), table.into(), columns.into()])?.first().get_one::<Vec<String>>()
     })
     .unwrap_or_else(|e| internal("tracking changes failed", e))
     .unwrap_or_default();
@@ -59,7 +94,7 @@ fn register_contacts(source: PgRelation, key_column: &str) {
         .map(|_| ())
     })
     .unwrap_or_else(|e| internal("registering the contact source failed", e));
-    track(source);
+    track(source, key_column);
 }
 
 /// Registers (or updates) an event source: a table or view whose rows belong to a contact.
@@ -90,7 +125,7 @@ fn register_events(name: Option<&str>, source: Option<PgRelation>, contact_colum
         .map(|_| ())
     })
     .unwrap_or_else(|e| internal("registering the event source failed", e));
-    track(source);
+    track(source, contact_column);
 }
 
 /// Removes an event source registration.

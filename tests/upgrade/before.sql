@@ -9,5 +9,12 @@ SELECT segplan.register_events('orders', 'demo.orders', 'contact_id', 'ordered_a
 SELECT segplan.configure_rfm('orders', 'total', "window" => '1 year') ->> 'window' AS rfm_window;
 SELECT segplan.save_segment('fr_buyers', $$country = 'FR' and orders(count >= 1)$$) IS NOT NULL AS segment;
 SELECT segplan.create_policy('daily', '{"rules": [{"max_contacts": 1, "per": {"days": 1}, "count_across": "all_brands"}]}') IS NOT NULL AS policy;
+-- this build's library under 0.1.0's SQL: a write after a count is counted (the log has no keys:
+-- the bitmaps are built again, not patched)
+SELECT segplan.count('segment(''fr_buyers'')', '2026-11-01 00:00:00+00') > 0 AS counted_before_the_write;
+UPDATE demo.contacts SET country = 'FR' WHERE id = (SELECT min(c.id) FROM demo.contacts c WHERE c.country <> 'FR' AND EXISTS (SELECT FROM demo.orders o WHERE o.contact_id = c.id));
+SELECT segplan.count('segment(''fr_buyers'')', '2026-11-01 00:00:00+00') = (SELECT count(*) FROM demo.contacts c WHERE c.country = 'FR'
+  AND EXISTS (SELECT FROM demo.orders o WHERE o.contact_id = c.id)) AS counted_after_the_write;
+SELECT origin, count(*) FROM segplan.cache_stats() GROUP BY 1 ORDER BY 1;
 CREATE TABLE counted AS SELECT segplan.count('segment(''fr_buyers'')', '2026-11-01 00:00:00+00') AS n;
 SELECT extversion FROM pg_extension WHERE extname = 'segplan';

@@ -136,18 +136,64 @@ RESET segplan.patch_limit;
 INSERT INTO patch.clicks VALUES (9, '2026-10-21', 60, 9);
 SELECT patch.check() AS default_limit, patch.origins();
 
--- a table registered through a view is not patched: the view's rows are not the table's
-CREATE VIEW patch.click_view AS SELECT * FROM patch.clicks;
+-- a view whose rows each come from one row of the table writes log (joined with a lookup table)
+-- is patched after writes to that table, built again after one to the lookup table; a view that
+-- groups rows is never patched (a contact's row there sums many)
+CREATE TABLE patch.kinds (id int PRIMARY KEY, kind text);
+INSERT INTO patch.kinds VALUES (0, 'low'), (1, 'high');
+CREATE VIEW patch.click_kinds AS SELECT c.person AS who, c.at, c.amount, k.kind FROM patch.clicks c LEFT JOIN patch.kinds k ON k.id = (c.amount > 50)::int;
+CREATE VIEW patch.click_sums AS SELECT person, sum(amount) AS total, max(at) AS at FROM patch.clicks GROUP BY person;
 SET client_min_messages = warning;
-SELECT segplan.register_events('pview', 'patch.click_view', 'person', 'at');
+SELECT segplan.register_events('pkinds', 'patch.click_kinds', 'who', 'at');
+SELECT segplan.register_events('psums', 'patch.click_sums', 'person', 'at');
 RESET client_min_messages;
-SELECT segplan.count('pview(count >= 1)') = (SELECT count(DISTINCT person) FROM patch.clicks c JOIN patch.people p ON p.id = c.person) AS view_ok;
-INSERT INTO patch.clicks VALUES (8, '2026-10-22', 60, 8);
-SELECT segplan.count('pview(count >= 1)') = (SELECT count(DISTINCT person) FROM patch.clicks c JOIN patch.people p ON p.id = c.person) AS view_after_write_ok;
-SELECT origin FROM segplan.cache_stats() WHERE condition = 'pview(count >= 1)';
+-- the keyed triggers log both registrations' columns of patch.clicks; the lookup table is tracked as a whole
+SELECT tgrelid::regclass::text AS tracked, tgname, regexp_replace(pg_get_triggerdef(oid), '.* EXECUTE FUNCTION ', '') AS logs FROM pg_trigger
+WHERE tgrelid IN ('patch.clicks'::regclass, 'patch.kinds'::regclass) ORDER BY 1, 2;
+INSERT INTO patch.rules VALUES ($$pkinds(where kind = 'high', count >= 2)$$), ($$psums(where total > 100)$$);
+SELECT patch.check() AS views_built;
+INSERT INTO patch.clicks SELECT p, '2026-10-23', 99, p FROM generate_series(1, 40) p;
+SELECT patch.check() AS views_after_write;
+SELECT condition, origin FROM segplan.cache_stats() WHERE condition ~ '^p(kinds|sums)' ORDER BY condition;
+UPDATE patch.kinds SET kind = 'HIGH' WHERE id = 1;
+SELECT patch.check() AS views_after_lookup_write;
+SELECT condition, origin FROM segplan.cache_stats() WHERE condition ~ '^p(kinds|sums)' ORDER BY condition;
+
+-- which views are patched: for each shape, whether registering it gives its table the keyed triggers
+CREATE TABLE patch.visits (person bigint, at timestamptz, place int);
+CREATE FUNCTION patch.keyed_by(view_sql text) RETURNS text LANGUAGE plpgsql AS $f$
+DECLARE out text;
+BEGIN
+  EXECUTE 'CREATE VIEW patch.shape AS ' || view_sql;
+  PERFORM set_config('client_min_messages', 'warning', true);
+  PERFORM segplan.register_events('shape', 'patch.shape', 'who', 'at');
+  SELECT string_agg(regexp_replace(pg_get_triggerdef(oid), '.* EXECUTE FUNCTION segplan._note_keys', 'keyed by '), ', ') INTO out
+  FROM pg_trigger WHERE tgrelid = 'patch.visits'::regclass AND tgname = 'segplan_keys_insert';
+  PERFORM segplan.unregister_events('shape');
+  DROP VIEW patch.shape;
+  DROP TRIGGER IF EXISTS segplan_keys_insert ON patch.visits;
+  DROP TRIGGER IF EXISTS segplan_keys_update ON patch.visits;
+  DROP TRIGGER IF EXISTS segplan_keys_delete ON patch.visits;
+  DROP TRIGGER IF EXISTS segplan_changes ON patch.visits;
+  RETURN coalesce(out, 'as a whole');
+END
+$f$;
+SELECT v AS view, patch.keyed_by(v) AS writes_to_visits_logged FROM unnest(ARRAY[
+  'SELECT person AS who, at FROM patch.visits',
+  'SELECT v.person AS who, v.at, k.kind FROM patch.visits v JOIN patch.kinds k ON k.id = v.place WHERE v.place > 0',
+  'SELECT person + 0 AS who, at FROM patch.visits',
+  'SELECT DISTINCT person AS who, at FROM patch.visits',
+  'SELECT person AS who, max(at) AS at FROM patch.visits GROUP BY person',
+  'SELECT person AS who, at FROM patch.visits UNION ALL SELECT person, at FROM patch.visits',
+  'SELECT a.person AS who, b.at FROM patch.visits a JOIN patch.visits b ON b.place = a.place',
+  'SELECT person AS who, at FROM patch.visits WHERE place IN (SELECT id FROM patch.kinds)',
+  'SELECT person AS who, at FROM patch.visits LIMIT 10',
+  'SELECT person AS who, at, row_number() OVER () FROM patch.visits',
+  'SELECT who, at FROM (SELECT person AS who, at FROM patch.visits) s']) AS v;
 
 SET client_min_messages = warning;
-SELECT segplan.unregister_events('pview');
+SELECT segplan.unregister_events('pkinds');
+SELECT segplan.unregister_events('psums');
 SELECT segplan.unregister_events('pclicks');
 SELECT segplan.register_contacts('demo.contacts', 'id');
 DROP SCHEMA patch CASCADE;
