@@ -459,7 +459,8 @@ def main():
     pg.execute("SELECT segplan.register_events('orders', 'demo.orders', 'contact_id', 'ordered_at')")
 
     # after writes: a cached rule over the contacts and their orders, then a transaction that adds
-    # 100 orders for 100 contacts and moves 100 other contacts between FR and DE; the next count
+    # 100 orders for 100 contacts picked at random (hashed: the generator gives low ranks times 7919
+    # the most orders) and moves about as many other contacts between FR and DE; the next count
     # patches every leaf for the touched contacts, against building them again (patch_limit 0) and
     # against the hand-written count; each run's write is undone by a second one (so the data stay
     # as generated), which the rebuilt count follows
@@ -469,11 +470,12 @@ def main():
     w_params = {"asof": asof + "+00"}
     (max_order,) = pg.execute("SELECT max(id) FROM demo.orders").fetchone()
     w_do = [("INSERT INTO demo.orders (id, contact_id, outlet_id, channel, ordered_at, total) "
-             "SELECT %(max)s + g, g * 7919 %% %(n)s + 1, (SELECT min(id) FROM demo.outlets), 'online', %(asof)s::timestamptz - interval '1 day', 10 "
+             "SELECT %(max)s + g, (hashint4(g) & 2147483647) %% %(n)s + 1, (SELECT min(id) FROM demo.outlets), 'online', %(asof)s::timestamptz - interval '1 day', 10 "
              "FROM generate_series(1, 100) g"),
-            "UPDATE demo.contacts SET country = CASE country WHEN 'FR' THEN 'DE' ELSE 'FR' END WHERE id %% 9973 = 17 AND id <= 997300"]
+            "UPDATE demo.contacts SET country = CASE country WHEN 'FR' THEN 'DE' ELSE 'FR' END WHERE country IN ('FR', 'DE') AND id %% 9973 < 6"]
     w_undo = ["DELETE FROM demo.orders WHERE id > %(max)s", w_do[1]]
     w_args = {"max": max_order, "n": counts[0], "asof": asof + "+00"}
+    (moved,) = pg.execute("SELECT count(*) FROM demo.contacts WHERE country IN ('FR', 'DE') AND id % 9973 < 6").fetchone()
 
     def write(statements):
         t0 = time.perf_counter()
@@ -485,10 +487,12 @@ def main():
     patched, rebuilt, hand_after, write_ms = [], [], [], []
     clear()
     seg(w_rule)
+    origins = None
     for _ in range(args.runs):
         write_ms.append(write(w_do))
         n_p, t = timed(lambda: seg(w_rule), 1)
         patched.append(t)
+        origins = origins or dict(pg.execute("SELECT origin, count(*) FROM segplan.cache_stats() GROUP BY 1").fetchall())
         n_h, t = timed(lambda: pg.execute(w_hand, w_params).fetchone()[0], 1)
         hand_after.append(t)
         write(w_undo)
@@ -500,29 +504,35 @@ def main():
         if n_p != n_h or n_r != n_h2:
             print(f"COUNTS DISAGREE after writes: patched {n_p} vs {n_h}, rebuilt {n_r} vs {n_h2}", file=sys.stderr)
             sys.exit(1)
-    origins = dict(pg.execute("SELECT origin, count(*) FROM segplan.cache_stats() GROUP BY 1").fetchall())
-    # what tracking costs writers: the same statements with segplan's triggers on and off
+    # what tracking costs writers: the same statements with segplan's triggers on and off, in turns
+    def triggers(on):
+        if on:
+            pg.execute("ALTER TABLE demo.orders ENABLE ALWAYS TRIGGER segplan_changes")
+            for k in ("insert", "update", "delete"):
+                pg.execute(f"ALTER TABLE demo.orders ENABLE ALWAYS TRIGGER segplan_keys_{k}")
+        else:
+            pg.execute("ALTER TABLE demo.orders DISABLE TRIGGER USER")
+
     def writer_cost(statement, times):
         def go():
             t0 = time.perf_counter()
             for _ in range(times):
                 pg.execute(statement)
             return (time.perf_counter() - t0) * 1000
-        on = statistics.median(go() for _ in range(args.runs))
-        for t in ("demo.orders", "demo.contacts"):
-            pg.execute(f"ALTER TABLE {t} DISABLE TRIGGER USER")
+        on, off = [], []
         try:
-            off = statistics.median(go() for _ in range(args.runs))
+            for i in range(args.runs):
+                for enabled in ((True, False) if i % 2 else (False, True)):
+                    triggers(enabled)
+                    (on if enabled else off).append(go())
         finally:
-            for t in ("demo.orders", "demo.contacts"):
-                pg.execute(f"ALTER TABLE {t} ENABLE ALWAYS TRIGGER segplan_changes")
-                for k in ("insert", "update", "delete"):
-                    pg.execute(f"ALTER TABLE {t} ENABLE ALWAYS TRIGGER segplan_keys_{k}")
-        return on, off
+            triggers(True)
+        return statistics.median(on), statistics.median(off)
     one_on, one_off = writer_cost("UPDATE demo.orders SET total = total WHERE id = 4242", 200)
     bulk_on, bulk_off = writer_cost("UPDATE demo.orders SET total = total WHERE id <= 10000", 1)
     big_on, big_off = writer_cost("UPDATE demo.orders SET total = total WHERE id <= 100000", 1)
-    after_writes = {"rule": w_rule, "write_ms": statistics.median(write_ms), "patched_ms": statistics.median(patched), "rebuilt_ms": statistics.median(rebuilt),
+    pg.execute("VACUUM demo.orders")  # the row versions those updates left behind, before the next run
+    after_writes = {"rule": w_rule, "moved": moved, "write_ms": statistics.median(write_ms), "patched_ms": statistics.median(patched), "rebuilt_ms": statistics.median(rebuilt),
                     "sql_ms": statistics.median(hand_after), "origins": origins,
                     "writer_200_single_row_updates_ms": [one_on, one_off], "writer_10k_row_update_ms": [bulk_on, bulk_off],
                     "writer_100k_row_update_ms": [big_on, big_off]}
@@ -559,7 +569,7 @@ def main():
           + f"; 5 conditions cold {uuid_cold5:.1f} ms, warm {uuid_warm5:.1f} ms, generated SQL {uuid_gen5:.1f} ms; "
           f"a new session's first fresh condition {uuid_keys['new_session_fresh_condition_ms']:.1f} ms")
 
-    print(f"after a write (100 orders added, 100 contacts moved between FR and DE, {after_writes['write_ms']:.1f} ms), {w_rule}: "
+    print(f"after a write (100 orders added, {moved} contacts moved between FR and DE, {after_writes['write_ms']:.1f} ms), {w_rule}: "
           f"patched {after_writes['patched_ms']:.1f} ms, built again {after_writes['rebuilt_ms']:.1f} ms, the hand-written count {after_writes['sql_ms']:.1f} ms "
           f"(this session's leaves: {', '.join(f'{k} {v}' for k, v in sorted(origins.items()))}); "
           f"what tracking costs writers (segplan's triggers on vs off): 200 one-row updates {one_on:.1f} vs {one_off:.1f} ms, "

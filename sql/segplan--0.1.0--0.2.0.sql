@@ -219,7 +219,9 @@ $$;
 -- missed it is re-evaluated for those contacts only. _track takes the table and columns to key
 -- (made again, with its comment and grant) and is run again for every registered table, which
 -- gives them the keyed triggers (tables whose owner is not the one updating keep their trigger and
--- are simply not patched; a registered view's table gets them at the view's next registration).
+-- are simply not patched; a registered view's table gets them at the view's next registration),
+-- then for every source, which gives each table it reads segplan_replica (0.1.0's statement
+-- triggers never fired in a logical replication subscriber's apply worker).
 ALTER TABLE segplan.changes ADD COLUMN keys bigint[], ADD COLUMN key_columns pg_catalog.name[];
 -- callers read oids and transaction ids only (the keys are of rows a caller may not be allowed to read)
 REVOKE ALL ON segplan.changes FROM PUBLIC;
@@ -234,53 +236,77 @@ RETURNS pg_catalog.regclass[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   t pg_catalog.regclass;
+  partition boolean;
   whole boolean;
   by_keys boolean;
+  replica boolean;
   trigger_name pg_catalog.name;
   args text;
   missed pg_catalog.regclass[] := '{}';
 BEGIN
   -- the keyed triggers' arguments: the columns, as literals
   SELECT pg_catalog.string_agg(pg_catalog.quote_literal(c), ', ' ORDER BY c) INTO args FROM pg_catalog.unnest(key_columns) AS c;
-  FOR t IN
-    SELECT DISTINCT c.rel::pg_catalog.regclass FROM segplan._closure(ARRAY[source::pg_catalog.oid]) c
+  FOR t, partition IN
+    SELECT DISTINCT c.rel::pg_catalog.regclass, k.relispartition FROM segplan._closure(ARRAY[source::pg_catalog.oid]) c
     JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.rel
     WHERE k.relkind OPERATOR(pg_catalog.<>) 'v'
   LOOP
-    -- tracked as a whole (segplan_changes on all four events), or by keys
-    SELECT coalesce(pg_catalog.bool_or(g.tgname OPERATOR(pg_catalog.=) 'segplan_changes'
+    -- tracked as a whole (segplan_changes on all four events), or by keys; for replication
+    SELECT coalesce(pg_catalog.bool_or(g.tgname OPERATOR(pg_catalog.=) 'segplan_changes' AND g.tgenabled OPERATOR(pg_catalog.=) 'A'
                                        AND (g.tgtype::integer OPERATOR(pg_catalog.&) 60) OPERATOR(pg_catalog.=) 60), false),
-           coalesce(pg_catalog.bool_or(g.tgname OPERATOR(pg_catalog.=) 'segplan_changes'
+           coalesce(pg_catalog.bool_or(g.tgname OPERATOR(pg_catalog.=) 'segplan_changes' AND g.tgenabled OPERATOR(pg_catalog.=) 'A'
                                        AND (g.tgtype::integer OPERATOR(pg_catalog.&) 60) OPERATOR(pg_catalog.=) 32), false)
-             AND pg_catalog.count(*) FILTER (WHERE g.tgname OPERATOR(pg_catalog.<>) 'segplan_changes') OPERATOR(pg_catalog.=) 3
-      INTO whole, by_keys
+             AND pg_catalog.count(*) FILTER (WHERE g.tgname OPERATOR(pg_catalog.~) '^segplan_keys_' AND g.tgenabled OPERATOR(pg_catalog.=) 'A') OPERATOR(pg_catalog.=) 3,
+           coalesce(pg_catalog.bool_or(g.tgname OPERATOR(pg_catalog.=) 'segplan_replica' AND g.tgenabled OPERATOR(pg_catalog.=) 'R'), false)
+      INTO whole, by_keys, replica
     FROM pg_catalog.pg_trigger g
-    WHERE g.tgrelid OPERATOR(pg_catalog.=) t AND g.tgenabled OPERATOR(pg_catalog.=) 'A'
-      AND g.tgname OPERATOR(pg_catalog.=) ANY ('{segplan_changes,segplan_keys_insert,segplan_keys_update,segplan_keys_delete}'::pg_catalog.name[]);
-    CONTINUE WHEN (t IS DISTINCT FROM keyed OR args IS NULL) AND (whole OR by_keys);
+    WHERE g.tgrelid OPERATOR(pg_catalog.=) t
+      AND g.tgname OPERATOR(pg_catalog.=) ANY ('{segplan_changes,segplan_keys_insert,segplan_keys_update,segplan_keys_delete,segplan_replica}'::pg_catalog.name[]);
+    CONTINUE WHEN (t IS DISTINCT FROM keyed OR args IS NULL) AND (whole OR by_keys) AND (replica OR partition);
     BEGIN
-      FOR trigger_name IN SELECT g.tgname FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) t
-        AND g.tgname OPERATOR(pg_catalog.=) ANY ('{segplan_changes,segplan_keys_insert,segplan_keys_update,segplan_keys_delete}'::pg_catalog.name[])
-      LOOP
-        EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', trigger_name, t);
-      END LOOP;
-      IF t OPERATOR(pg_catalog.=) keyed AND args IS NOT NULL THEN
-        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS segplan_new FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys(%s)', t, args);
-        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS segplan_old NEW TABLE AS segplan_new FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys(%s)', t, args);
-        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS segplan_old FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys(%s)', t, args);
-        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_changes AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_change()', t);
-        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_keys_insert', t);
-        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_keys_update', t);
-        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_keys_delete', t);
-      ELSE
-        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_changes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_change()', t);
+      IF (t OPERATOR(pg_catalog.=) keyed AND args IS NOT NULL) OR NOT (whole OR by_keys) THEN
+        FOR trigger_name IN SELECT g.tgname FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) t
+          AND g.tgname OPERATOR(pg_catalog.=) ANY ('{segplan_changes,segplan_keys_insert,segplan_keys_update,segplan_keys_delete}'::pg_catalog.name[])
+        LOOP
+          EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', trigger_name, t);
+        END LOOP;
+        IF t OPERATOR(pg_catalog.=) keyed AND args IS NOT NULL THEN
+          EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS segplan_new FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys(%s)', t, args);
+          EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS segplan_old NEW TABLE AS segplan_new FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys(%s)', t, args);
+          EXECUTE pg_catalog.format('CREATE TRIGGER segplan_keys_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS segplan_old FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_keys(%s)', t, args);
+          EXECUTE pg_catalog.format('CREATE TRIGGER segplan_changes AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_change()', t);
+          EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_keys_insert', t);
+          EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_keys_update', t);
+          EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_keys_delete', t);
+        ELSE
+          EXECUTE pg_catalog.format('CREATE TRIGGER segplan_changes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION segplan._note_change()', t);
+        END IF;
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_changes', t);
       END IF;
-      EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segplan_changes', t);
+      IF NOT (replica OR partition) THEN
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) t AND g.tgname OPERATOR(pg_catalog.=) 'segplan_replica') THEN
+          EXECUTE pg_catalog.format('DROP TRIGGER segplan_replica ON %s', t);
+        END IF;
+        EXECUTE pg_catalog.format('CREATE TRIGGER segplan_replica AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION segplan._note_change()', t);
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE REPLICA TRIGGER segplan_replica', t);
+      END IF;
     EXCEPTION WHEN insufficient_privilege OR wrong_object_type OR feature_not_supported THEN
       -- a table tracked already stays so
       IF NOT (whole OR by_keys) THEN
         missed := missed OPERATOR(pg_catalog.||) t;
       END IF;
+    END;
+  END LOOP;
+  -- partitions hold their parent's segplan_replica: for replication only there too
+  FOR t IN
+    SELECT DISTINCT c.rel::pg_catalog.regclass FROM segplan._closure(ARRAY[source::pg_catalog.oid]) c
+    JOIN pg_catalog.pg_trigger g ON g.tgrelid OPERATOR(pg_catalog.=) c.rel AND g.tgname OPERATOR(pg_catalog.=) 'segplan_replica'
+    WHERE g.tgenabled OPERATOR(pg_catalog.<>) 'R'
+  LOOP
+    BEGIN
+      EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE REPLICA TRIGGER segplan_replica', t);
+    EXCEPTION WHEN insufficient_privilege THEN
+      missed := missed OPERATOR(pg_catalog.||) t;
     END;
   END LOOP;
   RETURN missed;
@@ -295,3 +321,5 @@ JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) r.relid::pg_catalog.o
 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.oid AND a.attname OPERATOR(pg_catalog.=) r.col
 WHERE k.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]) AND a.atttypid OPERATOR(pg_catalog.=) ANY ('{int2,int4,int8}'::pg_catalog.regtype[])
 GROUP BY r.relid;
+-- and every source's tables the replication trigger (segplan_replica)
+SELECT segplan._track(r.relid) FROM (SELECT c.relid FROM segplan.contact_source c UNION SELECT e.relid FROM segplan.event_sources e) AS r;

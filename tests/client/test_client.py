@@ -290,6 +290,82 @@ def a_standby_counts_without_the_tables_it_cannot_read(conn):
         subprocess.run(["tests/tools/pgcluster.sh", "restart", "test"], check=True)
 
 
+@test
+def a_logical_replica_counts_the_writes_it_receives(conn):
+    """On a logical replication subscriber the apply worker fires row triggers only, never statement
+    triggers: segplan_replica (a row trigger enabled for replication only) logs what it applies, so
+    cached counts on the subscriber follow the publisher's writes (before it, they stayed as
+    first counted)."""
+    setup(conn)
+    publisher_db = conn.info.dbname
+    conn.execute("ALTER SYSTEM SET wal_level = logical")
+    conn.execute("ALTER SYSTEM SET max_wal_senders = 4")
+    subprocess.run(["tests/tools/pgcluster.sh", "restart", "test"], check=True)
+    conn = psycopg.connect(autocommit=True)
+    admin = psycopg.connect(dbname="postgres", autocommit=True)
+    fr = "country = 'FR'"
+    hand = "SELECT count(*) FROM demo.contacts WHERE country = 'FR'"
+    moved = []
+    try:
+        admin.execute("DROP DATABASE IF EXISTS segplan_subscriber WITH (FORCE)")
+        admin.execute("CREATE DATABASE segplan_subscriber")
+        # the table as the publisher has it (columns and key; no foreign keys, no triggers)
+        (cols,) = conn.execute("SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum) "
+                               "FROM pg_attribute a WHERE a.attrelid = 'demo.contacts'::regclass AND a.attnum > 0 AND NOT a.attisdropped").fetchone()
+        conn.execute("CREATE PUBLICATION segplan_pub FOR TABLE demo.contacts")
+        conn.execute("SELECT pg_create_logical_replication_slot('segplan_sub', 'pgoutput')")
+        with psycopg.connect(dbname="segplan_subscriber", autocommit=True) as sub:
+            sub.execute("CREATE SCHEMA demo")
+            sub.execute(f"CREATE TABLE demo.contacts ({cols}, PRIMARY KEY (id))")
+            sub.execute("SET client_min_messages = error")
+            sub.execute("CREATE EXTENSION segplan")
+            sub.execute("SELECT segplan.register_contacts('demo.contacts', 'id')")
+            sub.execute(f"CREATE SUBSCRIPTION segplan_sub CONNECTION 'host={os.environ['PGHOST']} port={os.environ['PGPORT']} user=postgres dbname={publisher_db}' "
+                        "PUBLICATION segplan_pub WITH (create_slot = false, slot_name = 'segplan_sub')")
+
+            def wait_for(expected):
+                for _ in range(300):
+                    if sub.execute(hand).fetchone()[0] == expected:
+                        return
+                    time.sleep(0.1)
+                raise AssertionError(f"the subscriber never reached {expected} French contacts")
+
+            (before,) = conn.execute(hand).fetchone()
+            wait_for(before)
+            for _ in range(2):  # built, then cached
+                (n,) = sub.execute("SELECT segplan.count(%s)", (fr,)).fetchone()
+                assert n == before, (n, before)
+            moved = [r[0] for r in conn.execute("SELECT id FROM demo.contacts WHERE country = 'DE' ORDER BY id LIMIT 5").fetchall()]
+            conn.execute("UPDATE demo.contacts SET country = 'FR' WHERE id = ANY(%s)", (moved,))
+            wait_for(before + 5)
+            (n,) = sub.execute("SELECT segplan.count(%s)", (fr,)).fetchone()
+            assert n == before + 5, (n, before + 5)
+    finally:
+        try:  # a database with a subscription cannot be dropped
+            with psycopg.connect(dbname="segplan_subscriber", autocommit=True) as sub:
+                if sub.execute("SELECT count(*) FROM pg_subscription WHERE subname = 'segplan_sub'").fetchone()[0]:
+                    sub.execute("ALTER SUBSCRIPTION segplan_sub DISABLE")
+                    sub.execute("ALTER SUBSCRIPTION segplan_sub SET (slot_name = NONE)")
+                    sub.execute("DROP SUBSCRIPTION segplan_sub")
+        except psycopg.OperationalError:
+            pass  # never created
+        if moved:
+            conn.execute("UPDATE demo.contacts SET country = 'DE' WHERE id = ANY(%s)", (moved,))
+        conn.execute("DROP PUBLICATION IF EXISTS segplan_pub")
+        for _ in range(50):  # the slot is free once the subscription's worker is gone
+            try:
+                conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'segplan_sub'")
+                break
+            except psycopg.errors.ObjectInUse:
+                time.sleep(0.1)
+        admin.execute("DROP DATABASE IF EXISTS segplan_subscriber WITH (FORCE)")
+        admin.close()
+        conn.execute("ALTER SYSTEM RESET wal_level")
+        conn.execute("ALTER SYSTEM RESET max_wal_senders")
+        conn.close()
+        subprocess.run(["tests/tools/pgcluster.sh", "restart", "test"], check=True)
+
+
 for name, err in results:
     print(f"{'ok' if err is None else 'FAIL'}  {name}")
     if err:

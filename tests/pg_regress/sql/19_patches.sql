@@ -191,7 +191,39 @@ SELECT v AS view, patch.keyed_by(v) AS writes_to_visits_logged FROM unnest(ARRAY
   'SELECT person AS who, at, row_number() OVER () FROM patch.visits',
   'SELECT who, at FROM (SELECT person AS who, at FROM patch.visits) s']) AS v;
 
+-- a partitioned table: the keyed triggers on the table written to (rows routed to partitions are in
+-- its transition tables), each partition tracked as a whole for writes that name it directly;
+-- every table, partitions included, has segplan_replica for a logical replication subscriber
+-- (enabled for replication only: it never fires here)
+CREATE TABLE patch.taps (person bigint, at timestamptz) PARTITION BY RANGE (at);
+CREATE TABLE patch.taps_2025 PARTITION OF patch.taps FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE patch.taps_2026 PARTITION OF patch.taps FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO patch.taps SELECT 1 + g % 300, '2025-06-01'::timestamptz + g * interval '1 hour' FROM generate_series(1, 9000) g;
 SET client_min_messages = warning;
+SELECT segplan.register_events('ptaps', 'patch.taps', 'person', 'at');
+RESET client_min_messages;
+SELECT tgrelid::regclass::text AS tracked, tgname, tgtype & 61 AS events, tgenabled FROM pg_trigger
+WHERE tgrelid::regclass::text ~ '^patch\.(taps|people)' AND tgname ~ '^segplan' ORDER BY 1, 2;
+INSERT INTO patch.rules VALUES ($$ptaps(count >= 30)$$), ($$ptaps(within from '2026-01-01' to '2026-03-01')$$);
+SELECT patch.check() AS partitions_built;
+INSERT INTO patch.taps SELECT p, '2026-02-01' FROM generate_series(1, 10) p;
+SELECT patch.check() AS after_write_through_the_parent;
+SELECT condition, origin FROM segplan.cache_stats() WHERE condition ~ '^ptaps' ORDER BY condition;
+INSERT INTO patch.taps_2026 VALUES (11, '2026-02-02');
+SELECT patch.check() AS after_write_to_a_partition;
+SELECT condition, origin FROM segplan.cache_stats() WHERE condition ~ '^ptaps' ORDER BY condition;
+-- as a logical replication apply worker writes (session_replication_role = replica; its statement
+-- triggers do not fire there, segplan_replica does): the table changed as a whole
+SET session_replication_role = replica;
+UPDATE patch.people SET country = 'DE' WHERE id = 30;
+RESET session_replication_role;
+SELECT count(*) FILTER (WHERE keys IS NULL) AS logged_as_a_whole FROM segplan.changes
+WHERE relid = 'patch.people'::regclass AND xid = (SELECT max(xid) FROM segplan.changes WHERE relid = 'patch.people'::regclass);
+SELECT patch.check() AS after_replicated_write;
+SELECT condition, origin FROM segplan.cache_stats() WHERE condition IN ('country = ''FR''', 'all contacts') ORDER BY condition;
+
+SET client_min_messages = warning;
+SELECT segplan.unregister_events('ptaps');
 SELECT segplan.unregister_events('pkinds');
 SELECT segplan.unregister_events('psums');
 SELECT segplan.unregister_events('pclicks');
