@@ -101,6 +101,8 @@ struct Entry {
     origin: Origin,
     built: Built,
     label: String,
+    /// the leaf's statement (part of its key)
+    sql: String,
     bytes: usize,
     build_ms: f64,
     built_at: TimestampWithTimeZone,
@@ -175,12 +177,15 @@ SELECT c.source::int8, pg_catalog.array_agg(c.rel::int8),
 FROM segplan._closure($1) c JOIN pg_catalog.pg_class k ON k.oid = c.rel
 GROUP BY c.source";
 
-/// The reader's snapshot, the log horizon, visible change-log rows from `$2` on, this
+/// The reader's snapshot, the log horizon, visible change-log rows from `$2` on and all of this
+/// transaction's own (whatever is cached, a transaction that wrote to a leaf's tables itself must
+/// neither take nor keep a bitmap of them: it may roll back), this
 /// transaction's id, the role, the date of as_of (`$3`) in the session's time zone, and — never cached, they depend on the role and its memberships —
 /// the sources (`$4`) it may read and the relations under row-level security for it.
 const READER_SQL: &str = "\
 SELECT pg_catalog.pg_current_snapshot()::text, (SELECT h.xid::text FROM segplan.cache_horizon h),
-  ARRAY(SELECT ch.relid::int8 || ':' || ch.xid::text FROM segplan.changes ch WHERE ch.relid = ANY ($1) AND ch.xid >= $2::xid8),
+  ARRAY(SELECT ch.relid::int8 || ':' || ch.xid::text FROM segplan.changes ch WHERE ch.relid = ANY ($1)
+        AND (ch.xid >= $2::xid8 OR ch.xid = pg_catalog.pg_current_xact_id_if_assigned())),
   pg_catalog.pg_current_xact_id_if_assigned()::text,
   current_user::pg_catalog.regrole::pg_catalog.oid::text,
   $3::pg_catalog.date::text,
@@ -441,7 +446,12 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
         let caching = cap > 0 || shared_cap > 0;
         let sources = if caching { read_sources(client, &oids) } else { HashMap::new() };
         let read: Vec<u32> = sources.values().flat_map(|s| s.relations.iter().copied()).collect();
-        let from_xid = CACHE.with(|c| c.borrow().entries.values().map(|e| e.built.snapshot.xmin).min().unwrap_or(u64::MAX));
+        // the change log from the oldest of this rule's cached bitmaps on (every entry of one of its
+        // statements, whatever its role or as_of; an old bitmap of another rule would have every
+        // count read the log since it was built)
+        let from_xid = CACHE.with(|c| {
+            c.borrow().entries.values().filter(|e| all.iter().any(|l| l.query.sql == e.sql)).map(|e| e.built.snapshot.xmin).min().unwrap_or(u64::MAX)
+        });
         let reader = caching.then(|| read_reader(client, &read, &oids, from_xid, as_of));
         let total = all.len();
         let identities: Vec<Option<(String, Built)>> =
@@ -499,7 +509,7 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
                     }
                     let bytes = f.bitmap.serialized_size() + all[i].query.sql.len();
                     let last_used = CACHE.with(|c| c.borrow().clock);
-                    let entry = Entry { bitmap: f.bitmap.clone(), origin: Origin::Shared, built: f.built, label: f.label, bytes, build_ms: f.build_ms, built_at: f.built_at, hits: 1, last_used };
+                    let entry = Entry { bitmap: f.bitmap.clone(), origin: Origin::Shared, built: f.built, label: f.label, sql: all[i].query.sql.clone(), bytes, build_ms: f.build_ms, built_at: f.built_at, hits: 1, last_used };
                     keep(key.clone(), entry);
                     got[i] = Some(f.bitmap);
                 }
@@ -515,6 +525,7 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
                     origin,
                     built,
                     label: all[i].label.clone(),
+                    sql: all[i].query.sql.clone(),
                     bytes: bitmap.serialized_size() + all[i].query.sql.len(),
                     build_ms,
                     built_at: pgrx::datum::TimestampWithTimeZone::try_from(unsafe { pg_sys::GetCurrentTimestamp() }).unwrap_or(as_of),

@@ -222,6 +222,16 @@ WHERE relid = 'patch.people'::regclass AND xid = (SELECT max(xid) FROM segplan.c
 SELECT patch.check() AS after_replicated_write;
 SELECT condition, origin FROM segplan.cache_stats() WHERE condition IN ('country = ''FR''', 'all contacts') ORDER BY condition;
 
+-- a transaction's own writes are counted inside it and never kept, whatever is cached (with
+-- nothing cached the change log was read from nowhere, missed them and kept what it built: after a
+-- rollback the count still held the rolled-back writes)
+SELECT segplan.cache_clear() >= 0 AS cleared;
+BEGIN;
+UPDATE patch.people SET country = 'FR' WHERE id IN (SELECT id FROM patch.people WHERE country = 'DE' ORDER BY id LIMIT 3);
+SELECT segplan.count($$country = 'FR'$$) = (SELECT count(*) FROM patch.people WHERE country = 'FR') AS inside_ok;
+ROLLBACK;
+SELECT segplan.count($$country = 'FR'$$) = (SELECT count(*) FROM patch.people WHERE country = 'FR') AS after_rollback_ok;
+
 SET client_min_messages = warning;
 SELECT segplan.unregister_events('ptaps');
 SELECT segplan.unregister_events('pkinds');
