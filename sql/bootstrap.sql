@@ -465,15 +465,28 @@ END
 $$;
 
 -- Prunes the change log: rows of transactions every snapshot sees are dropped and the horizon
--- moves up (cached bitmaps built before it are rebuilt). Returns the number of rows dropped.
-CREATE FUNCTION segplan._prune_changes() RETURNS bigint
+-- moves up (cached bitmaps built before it are rebuilt). With `keep` (the shared cache's trim, every
+-- so often as sessions write to it): not past what the shared cache built or patched within
+-- `keep`, so bitmaps in use stay usable; at most 10000 rows a call, and never waiting on another
+-- session's prune. Returns the number of rows dropped.
+CREATE FUNCTION segplan._prune_changes(keep interval DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   h pg_catalog.xid8 := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
   n bigint;
 BEGIN
+  IF keep IS NOT NULL THEN
+    PERFORM 1 FROM segplan.cache_horizon FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+      RETURN 0;
+    END IF;
+    h := LEAST(h, (SELECT pg_catalog.min(pg_catalog.pg_snapshot_xmin(l.snapshot::pg_catalog.pg_snapshot)) FROM segplan.leaf_cache l
+                   WHERE l.built_at OPERATOR(pg_catalog.>) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) keep)));
+  END IF;
   UPDATE segplan.cache_horizon SET xid = h WHERE xid OPERATOR(pg_catalog.<) h;
-  DELETE FROM segplan.changes WHERE xid OPERATOR(pg_catalog.<) h;
+  DELETE FROM segplan.changes d WHERE d.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(
+    SELECT c.ctid FROM segplan.changes c WHERE c.xid OPERATOR(pg_catalog.<) h
+    LIMIT CASE WHEN keep IS NULL THEN NULL ELSE 10000 END FOR UPDATE SKIP LOCKED));
   GET DIAGNOSTICS n = ROW_COUNT;
   RETURN n;
 END

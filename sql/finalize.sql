@@ -71,7 +71,7 @@ COMMENT ON FUNCTION segplan._note_change() IS 'Internal: the change-log trigger 
 COMMENT ON FUNCTION segplan._note_keys() IS 'Internal: the change-log trigger function on registered tables, logging the contact keys a write touched.';
 COMMENT ON FUNCTION segplan._closure(oid[]) IS 'Internal: the relations each source reads (views, policies and partitions expanded).';
 COMMENT ON FUNCTION segplan._track(regclass, regclass, name[]) IS 'Internal: puts the change-log triggers on the tables a source reads, the keyed ones on the table given; returns those it could not.';
-COMMENT ON FUNCTION segplan._prune_changes() IS 'Internal: prunes the change log up to the oldest running transaction.';
+COMMENT ON FUNCTION segplan._prune_changes(interval) IS 'Internal: prunes the change log up to the oldest running transaction (with keep: not past the shared cache''s bitmaps of that recent, at most 10000 rows).';
 COMMENT ON FUNCTION segplan.to_sql(text) IS 'The SQL segplan runs for a rule, with $n placeholders ($1 is as_of).';
 COMMENT ON FUNCTION segplan.to_sql(jsonb) IS 'The SQL segplan runs for a JSON rule.';
 COMMENT ON FUNCTION segplan.validate(text) IS 'All problems of a rule with their JSON paths, without raising.';

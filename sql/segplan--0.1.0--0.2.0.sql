@@ -323,3 +323,34 @@ WHERE k.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]) AND a.atttypid OP
 GROUP BY r.relid;
 -- and every source's tables the replication trigger (segplan_replica)
 SELECT segplan._track(r.relid) FROM (SELECT c.relid FROM segplan.contact_source c UNION SELECT e.relid FROM segplan.event_sources e) AS r;
+
+-- _prune_changes: with `keep`, called as the shared cache is trimmed, it prunes the change log up
+-- to what the shared cache built or patched lately (0.1.0 pruned on cache_clear only: a table
+-- written to without pause grew the log without end, and counts read it from their bitmaps' builds
+-- on). Made again with the parameter, its comment and grant.
+DROP FUNCTION segplan._prune_changes();
+CREATE FUNCTION segplan._prune_changes(keep interval DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h pg_catalog.xid8 := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+  n bigint;
+BEGIN
+  IF keep IS NOT NULL THEN
+    PERFORM 1 FROM segplan.cache_horizon FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+      RETURN 0;
+    END IF;
+    h := LEAST(h, (SELECT pg_catalog.min(pg_catalog.pg_snapshot_xmin(l.snapshot::pg_catalog.pg_snapshot)) FROM segplan.leaf_cache l
+                   WHERE l.built_at OPERATOR(pg_catalog.>) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) keep)));
+  END IF;
+  UPDATE segplan.cache_horizon SET xid = h WHERE xid OPERATOR(pg_catalog.<) h;
+  DELETE FROM segplan.changes d WHERE d.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(
+    SELECT c.ctid FROM segplan.changes c WHERE c.xid OPERATOR(pg_catalog.<) h
+    LIMIT CASE WHEN keep IS NULL THEN NULL ELSE 10000 END FOR UPDATE SKIP LOCKED));
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION segplan._prune_changes(interval) IS 'Internal: prunes the change log up to the oldest running transaction (with keep: not past the shared cache''s bitmaps of that recent, at most 10000 rows).';
+REVOKE ALL ON FUNCTION segplan._prune_changes(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION segplan._prune_changes(interval) TO segplan_analyst;

@@ -73,6 +73,15 @@ DELETE FROM segplan.leaf_cache d WHERE d.ctid IN (
   WHERE l.ctid = ANY (ARRAY(SELECT r.id FROM ranked r WHERE r.total > $1 OR r.nth > 1 OR r.pruned))
   FOR UPDATE SKIP LOCKED)";
 
+/// Whether this install prunes the change log as the cache is trimmed.
+const PRUNABLE_SQL: &str = "SELECT pg_catalog.to_regprocedure('segplan._prune_changes(pg_catalog.interval)') IS NOT NULL";
+
+/// Prunes the change log, but not past what the shared cache built or patched within the last 10
+/// minutes: a log written to without pause (every write logs a row) would otherwise grow without
+/// end and be read by every count from its bitmaps' builds on; bitmaps older than that are built
+/// again once.
+const PRUNE_SQL: &str = "SELECT segplan._prune_changes('10 minutes')";
+
 /// For each of `wanted` (key → the fingerprint of its definitions now), the newest entry that is
 /// fresh or only missed some writes (segplan_core::freshness::Freshness).
 pub fn lookup(client: &SpiClient, wanted: &HashMap<String, String>, reader: &Snapshot, horizon: u64) -> HashMap<String, Found> {
@@ -169,6 +178,14 @@ pub fn store(role: pg_sys::Oid, new: Vec<New>, cap: usize) {
             }
             if trim_due(written, cap) && read_committed {
                 super::kept::update(&mut client, EVICT_SQL, &[(cap as i64).into()]).unwrap_or_else(|e| internal("trimming the shared cache failed", e));
+                // and the change log (0.1.0's SQL, before ALTER EXTENSION segplan UPDATE, prunes on cache_clear only)
+                let prunes = super::kept::select(&client, PRUNABLE_SQL, &[])
+                    .and_then(|t| t.first().get_one::<bool>())
+                    .unwrap_or_else(|e| internal("trimming the shared cache failed", e))
+                    .unwrap_or(false);
+                if prunes {
+                    super::kept::update(&mut client, PRUNE_SQL, &[]).unwrap_or_else(|e| internal("pruning the change log failed", e));
+                }
                 UNTRIMMED.with(|u| u.set(Some(0)));
             }
         })

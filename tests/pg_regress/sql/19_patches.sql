@@ -222,6 +222,24 @@ WHERE relid = 'patch.people'::regclass AND xid = (SELECT max(xid) FROM segplan.c
 SELECT patch.check() AS after_replicated_write;
 SELECT condition, origin FROM segplan.cache_stats() WHERE condition IN ('country = ''FR''', 'all contacts') ORDER BY condition;
 
+-- the change log is pruned as the shared cache is trimmed (at a session's first write to it and
+-- after every 1/64 of its size): up to the oldest running transaction, but not past what the shared
+-- cache built or patched within 10 minutes, so the bitmaps in use stay usable: the next write is
+-- patched in
+-- (here with 5 seconds: the bitmaps patched just now are kept usable, the rest of the log goes)
+SELECT pg_sleep(5.1);
+INSERT INTO patch.clicks VALUES (2, '2026-10-28', 70, 2);
+SELECT patch.check() AS patched_before_pruning;
+CREATE TEMP TABLE log_before AS SELECT count(*) AS n FROM segplan.changes;
+DO $$ BEGIN LOOP EXIT WHEN segplan._prune_changes('5 seconds') = 0; END LOOP; END $$;
+SELECT (SELECT count(*) FROM segplan.changes) < (SELECT n FROM log_before) AS pruned,
+       (SELECT count(*) FROM segplan.changes WHERE xid < (SELECT xid FROM segplan.cache_horizon)) AS below_the_horizon;
+SELECT (SELECT xid FROM segplan.cache_horizon) <= (SELECT min(pg_snapshot_xmin(snapshot::pg_snapshot)) FROM segplan.leaf_cache
+  WHERE built_at > clock_timestamp() - interval '5 seconds') AS horizon_below_the_recent_bitmaps;
+INSERT INTO patch.clicks VALUES (3, '2026-10-28', 70, 3);
+SELECT patch.check() AS after_pruning;
+SELECT condition, origin FROM segplan.cache_stats() WHERE condition ~ '^pclicks' ORDER BY condition;
+
 -- a transaction's own writes are counted inside it and never kept, whatever is cached (with
 -- nothing cached the change log was read from nowhere, missed them and kept what it built: after a
 -- rollback the count still held the rolled-back writes)
