@@ -95,6 +95,11 @@ ROLLBACK TO SAVEPOINT s;
 INSERT INTO patch.clicks SELECT 130, '2026-10-01', a, 7000 + a FROM generate_series(1, 10) a;
 COMMIT;
 SELECT patch.check() AS after_transaction, patch.origins();
+-- an upsert and a MERGE (each fires the insert and update triggers, MERGE the delete one too)
+INSERT INTO patch.people VALUES (4, 'FR', 33), (2001, 'DE', 40) ON CONFLICT (id) DO UPDATE SET country = excluded.country;
+MERGE INTO patch.clicks c USING (VALUES (15, 99), (2001, 98)) AS v(person, amount) ON c.person = v.person AND c.amount < 10
+WHEN MATCHED THEN DELETE WHEN NOT MATCHED THEN INSERT VALUES (v.person, '2026-10-15', v.amount, 8000 + v.person);
+SELECT patch.check() AS after_upsert_and_merge, patch.origins();
 -- a rolled-back transaction changes nothing: no patch, the bitmaps are fresh
 BEGIN;
 DELETE FROM patch.people;
