@@ -324,7 +324,8 @@ pub fn keyed_by(relid: u32, column: &str) -> segplan_core::model::Keyed {
     }
 }
 
-fn integer_type(t: pg_sys::Oid) -> bool {
+/// Whether a column of this type holds keys the change log logs (smallint, integer, bigint).
+pub(super) fn integer_type(t: pg_sys::Oid) -> bool {
     [pg_sys::INT2OID, pg_sys::INT4OID, pg_sys::INT8OID].contains(&t)
 }
 

@@ -64,7 +64,7 @@ fn _note_keys<'a>(trigger: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, A
                 .iter()
                 .enumerate()
                 .filter(|(_, a)| !a.is_dropped() && names.iter().any(|n| n == a.name()))
-                .filter(|(_, a)| [pg_sys::INT2OID, pg_sys::INT4OID, pg_sys::INT8OID].contains(&a.type_oid().value()))
+                .filter(|(_, a)| super::catalog::integer_type(a.type_oid().value()))
                 .map(|(i, a)| (i as i32 + 1, a.type_oid().value(), a.name().to_string()))
                 .collect();
             let mut keys = Vec::new();

@@ -491,9 +491,11 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
         };
         // then from the shared cache
         if let (true, Some(r)) = (shared_cap > 0, reader.as_ref()) {
-            let wanted: HashMap<String, String> = (0..total)
+            // an entry that missed writes is of use only to a leaf that can be patched
+            let patching = PATCH_LIMIT.get() > 0;
+            let wanted: HashMap<String, (String, bool)> = (0..total)
                 .filter(|i| got[*i].is_none())
-                .filter_map(|i| identities[i].as_ref().map(|(k, b)| (k.clone(), b.fingerprint.clone())))
+                .filter_map(|i| identities[i].as_ref().map(|(k, b)| (k.clone(), (b.fingerprint.clone(), patching && all[i].patch.is_some()))))
                 .collect();
             if !wanted.is_empty() {
                 let mut found = leaf_cache::lookup(client, &wanted, &r.snapshot, r.horizon);

@@ -82,9 +82,10 @@ const PRUNABLE_SQL: &str = "SELECT pg_catalog.to_regprocedure('segplan._prune_ch
 /// again once.
 const PRUNE_SQL: &str = "SELECT segplan._prune_changes('10 minutes')";
 
-/// For each of `wanted` (key → the fingerprint of its definitions now), the newest entry that is
-/// fresh or only missed some writes (segplan_core::freshness::Freshness).
-pub fn lookup(client: &SpiClient, wanted: &HashMap<String, String>, reader: &Snapshot, horizon: u64) -> HashMap<String, Found> {
+/// For each of `wanted` (key → the fingerprint of its definitions now, and whether an entry that
+/// only missed some writes will do: the leaf can be patched), the newest entry that is fresh, or
+/// behind when that will do (segplan_core::freshness::Freshness).
+pub fn lookup(client: &SpiClient, wanted: &HashMap<String, (String, bool)>, reader: &Snapshot, horizon: u64) -> HashMap<String, Found> {
     if !primary() {
         return HashMap::new();
     }
@@ -95,7 +96,7 @@ pub fn lookup(client: &SpiClient, wanted: &HashMap<String, String>, reader: &Sna
         for row in rows {
             let text = |i| row.get::<String>(i).ok().flatten().unwrap_or_default();
             let key = text(2);
-            let Some(fingerprint) = wanted.get(&key) else { continue };
+            let Some((fingerprint, behind_will_do)) = wanted.get(&key) else { continue };
             if chosen.contains_key(&key) {
                 continue;
             }
@@ -105,8 +106,8 @@ pub fn lookup(client: &SpiClient, wanted: &HashMap<String, String>, reader: &Sna
             let changes: Vec<Change> = super::engine::parse_changes(row.get::<Vec<String>>(9).ok().flatten());
             let missed = match freshness(&built, reader, fingerprint, &changes, horizon) {
                 Freshness::Fresh => Vec::new(),
-                Freshness::Behind(missed) => missed,
-                Freshness::Unusable => continue,
+                Freshness::Behind(missed) if *behind_will_do => missed,
+                Freshness::Behind(_) | Freshness::Unusable => continue,
             };
             let build_ms = row.get::<f64>(7).ok().flatten().unwrap_or(0.0);
             let built_at = row.get::<TimestampWithTimeZone>(8).ok().flatten().unwrap_or_else(|| internal("reading the shared cache failed", "no built_at"));
