@@ -162,6 +162,69 @@ pub struct Patch {
     /// per relation the leaf reads, the column that names the contact in it: a write's logged
     /// keys patch the leaf only if they are of that column
     pub keys: Vec<(u32, String)>,
+    /// for a leaf whose answer depends on as_of: how to find the contacts whose answer may differ
+    /// at another as_of, so a bitmap of another minute (or day) can be patched for those
+    pub shift: Option<Shift>,
+}
+
+/// The contacts a leaf's answer may differ for between two as_of values: those with a row that
+/// passes the leaf's conditions on it that do not depend on as_of and whose column compared with
+/// an as_of bound lies between that bound's two values (a comparison with a bound can only change
+/// for values between its old and new value). Every other contact's rows compare the same, so its
+/// answer is the same.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shift {
+    /// returns a `roaringbitmap64`'s bytes; `$1` and the leaf's own parameters as in the leaf,
+    /// then two parameters per bound in `bounds`: its lower and its higher value
+    pub sql: String,
+    pub bounds: Vec<Bound>,
+}
+
+/// A value computed from as_of that a column is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// `$1` itself (timestamptz)
+    AsOf,
+    /// the leaf's parameter at this index (`$(i + 2)`, a [`Param::AsOfMinus`] or [`Param::AsOfDateMinus`])
+    Param(usize),
+}
+
+/// Rows of one relation a leaf reads whose contact's answer may change as as_of moves.
+#[derive(Debug, Clone, PartialEq)]
+struct Moving {
+    /// `relation AS alias`
+    from: String,
+    /// the row's contact key
+    contact: String,
+    /// conditions on the rows that do not depend on as_of (all must hold for a row to count)
+    fixed: Vec<String>,
+    /// columns compared with bounds computed from as_of
+    slices: Vec<(String, Bound)>,
+}
+
+/// The statement listing the contacts of the rows in `moving` whose compared columns lie between
+/// their bounds' two values (see [`Shift`]); the bounds' parameters follow the leaf's `params`.
+fn shift(moving: &[Moving], params: usize) -> Shift {
+    let mut bounds = Vec::new();
+    let parts: Vec<String> = moving
+        .iter()
+        .map(|m| {
+            let slices: Vec<String> = m
+                .slices
+                .iter()
+                .map(|(column, b)| {
+                    let lo = params + 2 + 2 * bounds.len();
+                    bounds.push(*b);
+                    format!("{column} BETWEEN ${lo} AND ${}", lo + 1)
+                })
+                .collect();
+            let mut conds = m.fixed.clone();
+            conds.push(format!("({})", slices.join(" OR ")));
+            format!("SELECT ({})::bigint FROM {} WHERE {}", m.contact, m.from, conds.join(" AND "))
+        })
+        .collect();
+    let sql = format!("SELECT segplan.rb64_build_agg(s.k)::pg_catalog.bytea FROM ({}) AS s(k)", parts.join(" UNION ALL "));
+    Shift { sql, bounds }
 }
 
 /// Several contact-column leaves as one statement: one scan of the contacts returning, per leaf,
@@ -316,6 +379,7 @@ pub fn plan(rule: &Rule, model: &Model, regex: RegexCheck) -> Result<Plan, Probl
         patch: contacts.keyed.clone().filter(|_| integer_keys(contacts)).map(|keyed| Patch {
             query: Query { sql: gather(contacts, &format!("c.{k}"), &format!("{} AS c WHERE c.{k} = ANY ($2::bigint[])", contacts.rel.sql), false), params: Vec::new() },
             keys: vec![keyed],
+            shift: None,
         }),
     };
     Ok(Plan { universe, leaves, steps, any })
@@ -335,6 +399,12 @@ struct Compiler<'m> {
     contact_columns: Vec<crate::model::Keyed>,
     /// whether something read since the last reset ranks all contacts (RFM)
     global: bool,
+    /// references to as_of (`$1` or a parameter computed from it) since the last reset
+    as_of_refs: usize,
+    /// comparisons with as_of bounds not yet placed in `moving`
+    slices: Vec<(String, Bound)>,
+    /// rows whose answers may change as as_of moves, since the last reset
+    moving: Vec<Moving>,
 }
 
 /// What a condition compiles to: a predicate over the contacts row `c`, a query listing contact
@@ -409,23 +479,30 @@ fn kind_word(k: TypeKind) -> &'static str {
 
 impl<'m> Compiler<'m> {
     fn new(model: &'m Model, contacts: &'m ContactSource, regex: RegexCheck<'m>) -> Self {
-        Compiler { model, contacts, regex, params: Vec::new(), problems: Vec::new(), as_of_used: AsOf::No, relations: Vec::new(), contact_columns: Vec::new(), global: false }
+        Compiler { model, contacts, regex, params: Vec::new(), problems: Vec::new(), as_of_used: AsOf::No, relations: Vec::new(), contact_columns: Vec::new(), global: false, as_of_refs: 0, slices: Vec::new(), moving: Vec::new() }
     }
 
     fn as_of(&mut self) -> &'static str {
         self.as_of_used = AsOf::Exact;
+        self.as_of_refs += 1;
         "$1"
     }
 
     /// as_of's calendar date (session time zone), computed once per statement.
     fn as_of_date(&mut self) -> String {
         self.as_of_used = self.as_of_used.max(AsOf::Date);
+        self.as_of_refs += 1;
         once("($1)::date")
     }
 
-    /// The start of a window reaching back `span` from as_of, and as_of.
-    fn since(&mut self, span: &Span) -> (String, &'static str) {
-        (self.param(Param::AsOfMinus(span.interval())), self.as_of())
+    /// `column >= start AND column <= as_of` for a window reaching back `span` from as_of (the
+    /// comparisons noted as moving with as_of).
+    fn since(&mut self, column: &str, span: &Span) -> String {
+        let since = self.param(Param::AsOfMinus(span.interval()));
+        let a = self.as_of();
+        self.slices.push((column.to_string(), Bound::Param(self.params.len() - 1)));
+        self.slices.push((column.to_string(), Bound::AsOf));
+        format!("{column} >= {since} AND {column} <= {a}")
     }
 
     fn param(&mut self, p: Param) -> String {
@@ -435,9 +512,33 @@ impl<'m> Compiler<'m> {
             Param::AsOfDateMinus(_) => AsOf::Date,
             _ => AsOf::No,
         };
+        if uses != AsOf::No {
+            self.as_of_refs += 1;
+        }
         self.as_of_used = self.as_of_used.max(uses);
         self.params.push(p);
         format!("${}", self.params.len() + 1)
+    }
+
+    /// The comparisons with as_of bounds noted since `mark`, taken out.
+    fn slices_since(&mut self, mark: usize) -> Vec<(String, Bound)> {
+        self.slices.drain(mark.min(self.slices.len())..).collect()
+    }
+
+    /// Notes the rows `from` (their contact `contact`) as moving with as_of if `conds` (their
+    /// conditions, each with the comparisons with as_of bounds it holds) hold any such comparison.
+    fn note_moving(&mut self, from: String, contact: String, conds: Vec<(String, Vec<(String, Bound)>)>) {
+        let mut m = Moving { from, contact, fixed: Vec::new(), slices: Vec::new() };
+        for (cond, slices) in conds {
+            if slices.is_empty() {
+                m.fixed.push(cond);
+            } else {
+                m.slices.extend(slices);
+            }
+        }
+        if !m.slices.is_empty() {
+            self.moving.push(m);
+        }
     }
 
     fn fail(&mut self, p: Problem) -> String {
@@ -494,12 +595,21 @@ impl<'m> Compiler<'m> {
                 let relations = std::mem::take(&mut self.relations);
                 let contact_columns = std::mem::take(&mut self.contact_columns);
                 let global = std::mem::take(&mut self.global);
+                let as_of_refs = std::mem::take(&mut self.as_of_refs);
+                let slices = std::mem::take(&mut self.slices);
+                let moving = std::mem::take(&mut self.moving);
                 let piece = self.cond(cond, path);
                 let params = std::mem::replace(&mut self.params, params);
                 let as_of = std::mem::replace(&mut self.as_of_used, as_of_used);
                 let mut relations = std::mem::replace(&mut self.relations, relations);
                 let mut keys = std::mem::replace(&mut self.contact_columns, contact_columns);
                 let global = std::mem::replace(&mut self.global, global);
+                let as_of_refs = std::mem::replace(&mut self.as_of_refs, as_of_refs);
+                let unplaced = std::mem::replace(&mut self.slices, slices);
+                let moving = std::mem::replace(&mut self.moving, moving);
+                // every reference to as_of must be a comparison placed in some rows' slices
+                let placed = moving.iter().map(|m| m.slices.len()).sum::<usize>();
+                let shift = (as_of != AsOf::No && unplaced.is_empty() && placed == as_of_refs).then(|| shift(&moving, params.len()));
                 let (key, rel) = (&self.contacts.key.sql, &self.contacts.rel.sql);
                 // the patch's key list comes after the leaf's own parameters
                 let among = format!("= ANY (${}::bigint[])", params.len() + 2);
@@ -527,7 +637,7 @@ impl<'m> Compiler<'m> {
                 let patch = keys.filter(|_| integer_keys(self.contacts) && !global).map(|mut keys| {
                     keys.sort();
                     keys.dedup();
-                    Patch { query: Query { sql: patch_sql, params: params.clone() }, keys }
+                    Patch { query: Query { sql: patch_sql, params: params.clone() }, keys, shift }
                 });
                 let label = crate::rule::text::format(&Tree::Leaf(cond.clone()));
                 let leaf = Leaf { query: Query { sql, params }, as_of, relations, label, filter, patch };
@@ -561,7 +671,13 @@ impl<'m> Compiler<'m> {
             Cond::Attr(cmp) => {
                 let contacts = self.contacts;
                 Piece::Pred(match find(&contacts.columns, &cmp.field) {
-                    Some(col) => self.compare(cmp, col, "c", path),
+                    Some(col) => {
+                        let mark = self.slices.len();
+                        let pred = self.compare(cmp, col, "c", path);
+                        let slices = self.slices_since(mark);
+                        self.note_moving(format!("{} AS c", contacts.rel.sql), format!("c.{}", contacts.key.sql), vec![(pred.clone(), slices)]);
+                        pred
+                    }
                     None => self.fail(Problem::invalid(&format!("{path}.attr"), format!("unknown attribute \"{}\"", cmp.field))
                         .hint(format!("attributes of {}: {}", contacts.rel.name, choices(contacts.columns.iter().map(|c| c.name.as_str()))))),
                 })
@@ -667,8 +783,7 @@ impl<'m> Compiler<'m> {
                 if !need(self, col.kind.is_time(), "a date or timestamp field") {
                     return FAILED.into();
                 }
-                let (since, a) = self.since(span);
-                let within = format!("({f} >= {since} AND {f} <= {a})");
+                let within = format!("({})", self.since(&f, span));
                 if c.op == Op::WithinLast { within } else { format!("NOT {within}") }
             }
             (Op::AgeBetween, Operand::Pair(Scalar::Num(lo), Scalar::Num(hi))) => {
@@ -679,7 +794,9 @@ impl<'m> Compiler<'m> {
                 let lo = lo.as_i64().unwrap_or(0);
                 let hi = hi.as_i64().unwrap_or(0) + 1;
                 let plo = self.param(Param::AsOfDateMinus(format!("{lo} years")));
+                self.slices.push((f.clone(), Bound::Param(self.params.len() - 1)));
                 let phi = self.param(Param::AsOfDateMinus(format!("{hi} years")));
+                self.slices.push((f.clone(), Bound::Param(self.params.len() - 1)));
                 format!("({f} <= {plo} AND {f} > {phi})")
             }
             (op, _) => self.fail(Problem::invalid(&vpath, format!("op {} got a value of the wrong shape", op.name()))),
@@ -753,10 +870,7 @@ impl<'m> Compiler<'m> {
         let Some(t) = self.time_col(src, path) else { return FAILED.into() };
         let t = format!("{alias}.{}", t.sql);
         match w {
-            Window::Last(span) => {
-                let (since, a) = self.since(span);
-                format!("{t} >= {since} AND {t} <= {a}")
-            }
+            Window::Last(span) => self.since(&t, span),
             Window::Range { from, to } => {
                 let mut parts = Vec::new();
                 if let Some(f) = from {
@@ -774,14 +888,20 @@ impl<'m> Compiler<'m> {
 
     /// `WHERE` conditions of an event leaf (filter and window) over alias `e`.
     fn event_filters(&mut self, src: &'m EventSource, e: &EventCond, alias: &str, path: &str) -> Vec<String> {
-        let mut conds = vec![format!("{alias}.{} IS NOT NULL", src.contact.sql)];
+        let mut conds = vec![(format!("{alias}.{} IS NOT NULL", src.contact.sql), Vec::new())];
         if let Some(f) = &e.filter {
-            conds.push(self.props(src, f, alias, &format!("{path}.where")));
+            let mark = self.slices.len();
+            let cond = self.props(src, f, alias, &format!("{path}.where"));
+            conds.push((cond, self.slices_since(mark)));
         }
         if let Some(w) = &e.within {
-            conds.push(self.window(src, w, alias, &format!("{path}.within")));
+            let mark = self.slices.len();
+            let cond = self.window(src, w, alias, &format!("{path}.within"));
+            conds.push((cond, self.slices_since(mark)));
         }
-        conds
+        let out = conds.iter().map(|(c, _)| c.clone()).collect();
+        self.note_moving(format!("{} AS {alias}", src.rel.sql), format!("{alias}.{}", src.contact.sql), conds);
+        out
     }
 
     fn event(&mut self, e: &EventCond, path: &str) -> Piece {
@@ -854,7 +974,9 @@ impl<'m> Compiler<'m> {
         let Some(src) = self.source(&r.event, &format!("{path}.event")) else { return Piece::Pred(FAILED.into()) };
         let contact = self.contact_expr(src, "e", &format!("{path}.event"));
         let Some(occ) = self.prop(src, &r.occasion, &format!("{path}.occasion")) else { return Piece::Pred(FAILED.into()) };
+        let mark = self.slices.len();
         let mut conds = vec![format!("e.{} IS NOT NULL", src.contact.sql), format!("e.{} IS NOT NULL", occ.sql)];
+        let mut noted: Vec<(String, Vec<(String, Bound)>)> = conds.iter().map(|c| (c.clone(), Vec::new())).collect();
         if let Some(w) = &r.within {
             conds.push(self.window(src, w, "e", &format!("{path}.within")));
         }
@@ -863,6 +985,9 @@ impl<'m> Compiler<'m> {
             None => "true".into(),
         };
         let is_match = format!("coalesce({}, false)", self.props(src, &r.matches, "e", &format!("{path}.match")));
+        // a row's part in the ratio changes only with its window, `of` or `match` comparisons
+        noted.push(("true".into(), self.slices_since(mark)));
+        self.note_moving(format!("{} AS e", src.rel.sql), format!("e.{}", src.contact.sql), noted);
         let pmin = self.param(Param::Text(r.min_occasions.to_string()));
         let pv = self.param(Param::Text(r.value.to_string()));
         let sql = format!(
@@ -1078,6 +1203,44 @@ mod tests {
         }
         let p = plan(&crate::rule::parse_any("country = 'FR'").unwrap(), &m, &|_| None).unwrap();
         assert!(p.leaves[0].patch.is_none() && p.universe.patch.is_none());
+    }
+
+    #[test]
+    fn shifts_list_the_rows_whose_comparisons_with_as_of_may_change() {
+        let plan_of = |text: &str| plan(&crate::rule::parse_any(text).unwrap(), &crate::testing::model(), &|_| None).unwrap();
+        let p = plan_of("clicks(where kind = 'open', within last 7 days) and age(birth) between 25 and 40 and created within last 2 days \
+            and ratio(clicks, per order_id, match amount > 5, within last 30 days) >= 0.5 \
+            and sequence(clicks(where kind = 'open'), then clicks(within last 3 days), gap > 1 days) and country = 'FR' and clicks(count >= 3)");
+        let shift = |i: usize| p.leaves[i].patch.as_ref().and_then(|x| x.shift.clone());
+        // the window's start and as_of itself; its other conditions stay (an index on them is used)
+        let s = shift(0).unwrap();
+        assert_eq!(s.bounds, vec![Bound::Param(1), Bound::AsOf]);
+        assert_eq!(s.sql, "SELECT segplan.rb64_build_agg(s.k)::pg_catalog.bytea FROM (SELECT (e.person)::bigint FROM public.clicks AS e \
+            WHERE e.person IS NOT NULL AND e.kind = $2 AND (e.at BETWEEN $4 AND $5 OR e.at BETWEEN $6 AND $7)) AS s(k)");
+        // an age moves with the date: both its bounds are parameters
+        let s = shift(1).unwrap();
+        assert_eq!(s.bounds, vec![Bound::Param(0), Bound::Param(1)]);
+        assert!(s.sql.contains("FROM public.people AS c WHERE (c.birth BETWEEN $4 AND $5 OR c.birth BETWEEN $6 AND $7)"), "{}", s.sql);
+        assert_eq!(p.leaves[1].as_of, AsOf::Date);
+        assert_eq!(shift(2).unwrap().bounds, vec![Bound::Param(0), Bound::AsOf]);
+        // a ratio: the window and the matches decide a row's part; only the non-NULL keys stay
+        let s = shift(3).unwrap();
+        assert!(s.sql.contains("WHERE e.person IS NOT NULL AND e.order_id IS NOT NULL AND (e.at BETWEEN"), "{}", s.sql);
+        // a sequence: only the rows of its second part move
+        let s = shift(4).unwrap();
+        assert_eq!(s.bounds.len(), 2);
+        assert!(s.sql.contains("FROM public.clicks AS eb WHERE eb.person IS NOT NULL AND (eb.at BETWEEN") && !s.sql.contains(" AS ea "), "{}", s.sql);
+        // nothing moves with as_of
+        assert!(shift(5).is_none() && shift(6).is_none() && p.leaves[5].patch.is_some());
+        // RFM ranks every contact: never patched, so never shifted
+        let rule = crate::rule::parse_any("rfm(r >= 4) and clicks(within last 7 days)").unwrap();
+        let p = plan(&rule, &rfm_model(None), &|_| None).unwrap();
+        assert!(p.leaves[0].patch.is_none() && p.leaves[1].patch.as_ref().is_some_and(|x| x.shift.is_some()));
+        // as_of inside a where (a property within a window) and in not-within
+        let p = plan_of("clicks(where at not within last 1 days or kind = 'x', within last 9 days)");
+        let s = p.leaves[0].patch.as_ref().and_then(|x| x.shift.clone()).unwrap();
+        assert_eq!(s.bounds.len(), 4);
+        assert!(s.sql.contains("WHERE e.person IS NOT NULL AND (e.at BETWEEN $5 AND $6 OR e.at BETWEEN $7 AND $8 OR e.at BETWEEN $9 AND $10 OR e.at BETWEEN $11 AND $12)"), "{}", s.sql);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use segplan_core::compile::{self, AsOf, Leaf, Patch, Plan};
+use segplan_core::compile::{self, AsOf, Bound, Leaf, Patch, Plan, Shift};
 use segplan_core::freshness::{freshness, is_fresh, touched, Built, Change, Freshness, Logged, Snapshot};
 use segplan_core::model::{Model, TypeKind};
 use segplan_core::rule::Rule;
@@ -103,6 +103,8 @@ struct Entry {
     label: String,
     /// the leaf's statement (part of its key)
     sql: String,
+    /// for a leaf that moves with as_of: its key but for as_of, and the as_of it was built for
+    moves: Option<(String, TimestampWithTimeZone)>,
     bytes: usize,
     build_ms: f64,
     built_at: TimestampWithTimeZone,
@@ -343,6 +345,11 @@ fn leaf_identity(leaf: &Leaf, sources: &HashMap<u32, SourceState>, reader: &Read
     Some((key, Built { snapshot: reader.snapshot.clone(), fingerprint, relations }))
 }
 
+/// A leaf's cache key but for as_of: the bitmaps of one leaf at other as_of values.
+fn moves_key(leaf: &Leaf, reader: &Reader) -> String {
+    format!("{}\u{1f}*\u{1f}{}\u{1f}{:?}", reader.role, leaf.query.sql, leaf.query.params)
+}
+
 /// What a leaf's statement returned: integer keys as a bitmap, other keys to number.
 enum Raw {
     Bitmap(RoaringTreemap),
@@ -406,15 +413,84 @@ const LOGGED_SQL: &str = "\
 SELECT ch.relid::int8, ch.xid::text, ch.keys, ch.key_columns::text[] FROM segplan.changes ch
 WHERE ch.relid = ANY ($1) AND ch.xid = ANY ($2::pg_catalog.xid8[])";
 
-/// `old` with the contacts `keys` evaluated again: out if they no longer match, in if they do now.
-fn patched(client: &SpiClient, patch: &Patch, as_of: TimestampWithTimeZone, old: &RoaringTreemap, keys: Vec<i64>) -> RoaringTreemap {
-    let touched: RoaringTreemap = keys.iter().map(|k| *k as u64).collect();
+/// `old` with the `touched` contacts evaluated again: out if they no longer match, in if they do now.
+fn patched(client: &SpiClient, patch: &Patch, as_of: TimestampWithTimeZone, old: &RoaringTreemap, touched: &RoaringTreemap) -> RoaringTreemap {
     let mut a = args(as_of, &patch.query.params);
-    a.push(keys.into());
+    a.push(touched.iter().map(|k| k as i64).collect::<Vec<i64>>().into());
     let rows = client.select(&patch.query.sql, None, &a).unwrap_or_else(|e| internal("evaluating a condition failed", e));
-    let mut out = old - &touched;
+    let mut out = old - touched;
     out |= bitmap_at(&rows.first(), 1);
     out
+}
+
+/// The leaf's arguments, then each bound's value at `from` and at `to`, the lower one first.
+fn shift_args(leaf: &Leaf, shift: &Shift, from: TimestampWithTimeZone, to: TimestampWithTimeZone) -> Vec<pgrx::datum::DatumWithOid<'static>> {
+    let mut a = args(to, &leaf.query.params);
+    // every bound is as_of, or as_of (or its date) minus an interval: it grows with as_of
+    let (lo, hi) = if from <= to { (from, to) } else { (to, from) };
+    for b in &shift.bounds {
+        match b {
+            Bound::AsOf => {
+                a.push(lo.into());
+                a.push(hi.into());
+            }
+            Bound::Param(i) => {
+                let p = &leaf.query.params[*i];
+                a.push(super::params::bind(lo, p));
+                a.push(super::params::bind(hi, p));
+            }
+        }
+    }
+    a
+}
+
+thread_local! {
+    /// the planner's estimate of each leaf statement's cost (by its relations' definitions, SQL and
+    /// parameters), asked once a session
+    static BUILD_COST: RefCell<HashMap<String, f64>> = RefCell::new(HashMap::new());
+}
+
+/// The planner's estimated total cost of a statement with these arguments: planned as it would
+/// run (a cursor is opened, not read, and closed; EXPLAIN is refused in a stable function).
+fn estimate(client: &SpiClient, sql: &str, args: &[pgrx::datum::DatumWithOid]) -> f64 {
+    let cursor = client.try_open_cursor(sql, args).unwrap_or_else(|e| internal("planning a condition failed", e));
+    let name = std::ffi::CString::new(cursor.detach_into_name()).unwrap_or_else(|e| internal("planning a condition failed", e));
+    // SAFETY: the portal was just opened by SPI in this transaction; its statements are PlannedStmt
+    unsafe {
+        let portal = pg_sys::SPI_cursor_find(name.as_ptr());
+        if portal.is_null() {
+            return f64::INFINITY;
+        }
+        let stmts = pgrx::PgList::<pg_sys::PlannedStmt>::from_pg((*portal).stmts);
+        let cost = stmts.get_ptr(0).and_then(|s| (*s).planTree.as_ref()).map_or(f64::INFINITY, |p| p.total_cost);
+        pg_sys::SPI_cursor_close(portal);
+        cost
+    }
+}
+
+/// The contacts whose answer to the leaf may differ at `to` from at `from`, when finding them is
+/// estimated to cost under a quarter of building the leaf (with no index on the compared column
+/// it is a scan like the build: then the leaf is built).
+fn moved(client: &SpiClient, leaf: &Leaf, shift: &Shift, fingerprint: &str, from: TimestampWithTimeZone, to: TimestampWithTimeZone) -> Option<RoaringTreemap> {
+    let a = shift_args(leaf, shift, from, to);
+    let key = format!("{fingerprint}\u{1f}{}\u{1f}{:?}", leaf.query.sql, leaf.query.params);
+    let build = BUILD_COST.with(|c| c.borrow().get(&key).copied());
+    let build = build.unwrap_or_else(|| {
+        let cost = estimate(client, &leaf.query.sql, &args(to, &leaf.query.params));
+        BUILD_COST.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() >= 1024 {
+                c.clear();
+            }
+            c.insert(key, cost)
+        });
+        cost
+    });
+    if estimate(client, &shift.sql, &a) * 4.0 > build {
+        return None;
+    }
+    let rows = client.select(&shift.sql, None, &a).unwrap_or_else(|e| internal("evaluating a condition failed", e));
+    Some(bitmap_at(&rows.first(), 1))
 }
 
 /// Plans the rule (raising its problems) and evaluates every leaf; keys without an id that this
@@ -483,6 +559,13 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
                 })
             })
             .collect();
+        // the key but for as_of of the leaves whose bitmaps can be shifted to another as_of
+        let moves: Vec<Option<(String, TimestampWithTimeZone)>> = (0..total)
+            .map(|i| {
+                let shift = all[i].patch.as_ref().and_then(|p| p.shift.as_ref());
+                Some((moves_key(all[i], reader.as_ref().filter(|_| shift.is_some() && identities[i].is_some())?), as_of))
+            })
+            .collect();
         let keep = |key: String, entry: Entry| {
             // ids this transaction numbered go away if it rolls back: nothing outlives it then
             if cap > 0 && !dense_ids::numbered_here() {
@@ -511,7 +594,7 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
                     }
                     let bytes = f.bitmap.serialized_size() + all[i].query.sql.len();
                     let last_used = CACHE.with(|c| c.borrow().clock);
-                    let entry = Entry { bitmap: f.bitmap.clone(), origin: Origin::Shared, built: f.built, label: f.label, sql: all[i].query.sql.clone(), bytes, build_ms: f.build_ms, built_at: f.built_at, hits: 1, last_used };
+                    let entry = Entry { bitmap: f.bitmap.clone(), origin: Origin::Shared, built: f.built, label: f.label, sql: all[i].query.sql.clone(), moves: moves[i].clone(), bytes, build_ms: f.build_ms, built_at: f.built_at, hits: 1, last_used };
                     keep(key.clone(), entry);
                     got[i] = Some(f.bitmap);
                 }
@@ -528,6 +611,7 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
                     built,
                     label: all[i].label.clone(),
                     sql: all[i].query.sql.clone(),
+                    moves: moves[i].clone(),
                     bytes: bitmap.serialized_size() + all[i].query.sql.len(),
                     build_ms,
                     built_at: pgrx::datum::TimestampWithTimeZone::try_from(unsafe { pg_sys::GetCurrentTimestamp() }).unwrap_or(as_of),
@@ -537,8 +621,41 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
                 keep(key, entry);
             }
         };
-        // bitmaps that missed writes: re-evaluated for the contacts those touched
         if let limit @ 1.. = PATCH_LIMIT.get().max(0) as usize {
+            // a leaf that moves with as_of, cached at another as_of only: the nearest such bitmap
+            // that is fresh or only missed writes, shifted below
+            let mut from: Vec<Option<TimestampWithTimeZone>> = vec![None; total];
+            if let Some(r) = reader.as_ref() {
+                let wanting: Vec<usize> = (0..total).filter(|i| got[*i].is_none() && behind[*i].is_none()).collect();
+                for i in wanting {
+                    let (Some((key, at)), Some((_, built))) = (moves[i].as_ref(), identities[i].as_ref()) else { continue };
+                    let near = CACHE.with(|c| {
+                        let c = c.borrow();
+                        let mut usable: Vec<(i64, Rc<RoaringTreemap>, Vec<Change>, TimestampWithTimeZone)> = c
+                            .entries
+                            .values()
+                            .filter_map(|e| {
+                                let (_, then) = e.moves.as_ref().filter(|(k, _)| k == key)?;
+                                let missed = match freshness(&e.built, &r.snapshot, &built.fingerprint, &r.changes, r.horizon) {
+                                    Freshness::Fresh => Vec::new(),
+                                    Freshness::Behind(missed) => missed,
+                                    Freshness::Unusable => return None,
+                                };
+                                let apart = (i64::from(*then) - i64::from(*at)).abs();
+                                Some((apart, e.bitmap.clone(), missed, *then))
+                            })
+                            .collect();
+                        usable.sort_by_key(|u| u.0);
+                        usable.into_iter().next()
+                    });
+                    if let Some((_, bitmap, missed, then)) = near {
+                        behind[i] = Some((bitmap, missed));
+                        from[i] = Some(then);
+                    }
+                }
+            }
+            // bitmaps that missed writes or are of another as_of: re-evaluated for the contacts
+            // those writes touched and those whose rows compare otherwise with the new as_of
             let due: Vec<usize> = (0..total).filter(|i| got[*i].is_none() && behind[*i].is_some() && all[*i].patch.is_some()).collect();
             let missed: Vec<Change> = due.iter().flat_map(|i| behind[*i].iter().flat_map(|(_, m)| m.iter().copied())).collect();
             let logged = if missed.is_empty() { Vec::new() } else { read_logged(client, &missed) };
@@ -547,7 +664,18 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
                 let Some(keys) = touched(missed, &logged, &patch.keys, limit) else { continue };
                 pgrx::check_for_interrupts!();
                 let t0 = Instant::now();
-                let bitmap = Rc::new(patched(client, patch, as_of, old, keys));
+                let mut keys: RoaringTreemap = keys.iter().map(|k| *k as u64).collect();
+                if let (Some(then), Some(shift)) = (from[i], patch.shift.as_ref()) {
+                    let fingerprint = identities[i].as_ref().map_or("", |(_, b)| b.fingerprint.as_str());
+                    match moved(client, all[i], shift, fingerprint, then, as_of) {
+                        Some(m) => keys |= m,
+                        None => continue,
+                    }
+                    if keys.len() > limit as u64 {
+                        continue;
+                    }
+                }
+                let bitmap = Rc::new(patched(client, patch, as_of, old, &keys));
                 store(i, &bitmap, t0.elapsed().as_secs_f64() * 1000.0, Origin::Patched);
                 got[i] = Some(bitmap);
             }
