@@ -537,6 +537,57 @@ def main():
                     "writer_200_single_row_updates_ms": [one_on, one_off], "writer_10k_row_update_ms": [bulk_on, bulk_off],
                     "writer_100k_row_update_ms": [big_on, big_off]}
 
+    # a new minute: relative windows are cached per as_of minute; at the next minute a cached
+    # bitmap is shifted (the condition evaluated again for the contacts with rows between the
+    # windows' old and new bounds, found through an index on the time column) against building it
+    # again (patch_limit 0) and the hand-written count; the time indexes exist for this section only
+    m_rule = "message_events(where event_type = 'open', within last 90 days) and orders(within last 30 days)"
+    m_hand = ("SELECT count(*) FROM demo.contacts c WHERE EXISTS (SELECT 1 FROM demo.message_activity e WHERE e.contact_id = c.id "
+              "AND e.event_type = 'open' AND e.occurred_at BETWEEN %(t)s::timestamptz - interval '90 days' AND %(t)s::timestamptz) "
+              "AND EXISTS (SELECT 1 FROM demo.orders o WHERE o.contact_id = c.id "
+              "AND o.ordered_at BETWEEN %(t)s::timestamptz - interval '30 days' AND %(t)s::timestamptz)")
+    time_indexes = [s for s in INDEXES if "bench_me_type_time" in s or "bench_orders_time" in s]
+    for s in time_indexes:
+        pg.execute(s)
+    pg.execute("ANALYZE demo.message_events, demo.orders")
+
+    def at_minute(k, seconds=0):
+        return pg.execute("SELECT (%s::timestamptz + %s * interval '1 minute' + %s * interval '1 second')::text",
+                          (asof + "+00", k, seconds)).fetchone()[0]
+
+    def seg_at(t):
+        return pg.execute("SELECT segplan.count(%s, %s::timestamptz)", (m_rule, t)).fetchone()[0]
+
+    shifted, m_rebuilt, m_hand_ms = [], [], []
+    clear()
+    seg_at(at_minute(0))
+    m_origins = None
+    for k in range(1, args.runs + 1):
+        t = at_minute(k)
+        n_s, ms = timed(lambda: seg_at(t), 1)
+        shifted.append(ms)
+        m_origins = m_origins or dict(pg.execute("SELECT origin, count(*) FROM segplan.cache_stats() WHERE condition <> 'all contacts' GROUP BY 1").fetchall())
+        n_h, ms = timed(lambda: pg.execute(m_hand, {"t": t}).fetchone()[0], 1)
+        m_hand_ms.append(ms)
+        pg.execute("SET segplan.patch_limit = 0")
+        n_r, ms = timed(lambda: seg_at(at_minute(k, 30)), 1)
+        m_rebuilt.append(ms)
+        pg.execute("RESET segplan.patch_limit")
+        n_h2 = pg.execute(m_hand, {"t": at_minute(k, 30)}).fetchone()[0]
+        if n_s != n_h or n_r != n_h2:
+            print(f"COUNTS DISAGREE at a new minute: shifted {n_s} vs {n_h}, rebuilt {n_r} vs {n_h2}", file=sys.stderr)
+            sys.exit(1)
+    # a day later (the bounds moved by a day: more rows between them)
+    n_d, day_ms = timed(lambda: seg_at(at_minute(24 * 60 + args.runs)), 1)
+    day_origins = dict(pg.execute("SELECT origin, count(*) FROM segplan.cache_stats() WHERE condition <> 'all contacts' GROUP BY 1").fetchall())
+    if n_d != pg.execute(m_hand, {"t": at_minute(24 * 60 + args.runs)}).fetchone()[0]:
+        print("COUNTS DISAGREE a day later", file=sys.stderr)
+        sys.exit(1)
+    for s in time_indexes:
+        pg.execute(f"DROP INDEX demo.{s.split()[2]}")
+    new_minute = {"rule": m_rule, "shifted_ms": statistics.median(shifted), "rebuilt_ms": statistics.median(m_rebuilt),
+                  "sql_ms": statistics.median(m_hand_ms), "origins": m_origins, "a_day_later_ms": day_ms, "a_day_later_origins": day_origins}
+
     head = (f"{'query':<50} {'count':>9} {'seg cold':>9} {'seg warm':>9} {'seg new':>9} {'sql':>9} {'gen sql':>9} {'sql+idx':>9} {'seg+idx':>9} "
             f"{'duck 1t':>9} {'duck 2t':>9} {'sql 4MB':>9} {'gen 4MB':>9} {'cold/sql':>8} {'gen/sql':>8} {'gen/sql 4MB':>11} {'cold/duck2':>10}")
     print(head)
@@ -575,13 +626,17 @@ def main():
           f"what tracking costs writers (segplan's triggers on vs off): 200 one-row updates {one_on:.1f} vs {one_off:.1f} ms, "
           f"a 10k-row update {bulk_on:.1f} vs {bulk_off:.1f} ms, a 100k-row update (too many keys: the table as a whole) {big_on:.1f} vs {big_off:.1f} ms")
 
+    print(f"a new minute, {m_rule}: shifted {new_minute['shifted_ms']:.1f} ms, built again {new_minute['rebuilt_ms']:.1f} ms, "
+          f"the hand-written count {new_minute['sql_ms']:.1f} ms (this session's leaves: {', '.join(f'{k} {v}' for k, v in sorted(m_origins.items()))}); "
+          f"a day later: {day_ms:.1f} ms (leaves so far: {', '.join(f'{k} {v}' for k, v in sorted(day_origins.items()))})")
+
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / f"{args.size}.json").write_text(json.dumps({
         "size": args.size, "contacts": counts[0], "message_events": counts[1], "orders": counts[2], "as_of": asof,
         "runs": args.runs, "queries": rows, "index_build_s": index_s, "index_mb": float(index_mb or 0),
         "count_steps": steps, "fresh_serial": serial, "warm_5_condition_count_ms": warm5, "warm_5_step_count_steps_ms": warm_steps5, "members": members,
-        "bitmap_ops": bitmap_ops, "policies": policies, "plan_run": plan_run, "uuid_keys": uuid_keys, "after_writes": after_writes, "machine_cores": os.cpu_count(),
+        "bitmap_ops": bitmap_ops, "policies": policies, "plan_run": plan_run, "uuid_keys": uuid_keys, "after_writes": after_writes, "new_minute": new_minute, "machine_cores": os.cpu_count(),
     }, indent=2))
     print(f"wrote {out / (args.size + '.json')}")
 

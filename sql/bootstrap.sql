@@ -322,12 +322,15 @@ CREATE UNLOGGED TABLE segplan.leaf_cache (
     bytes       bigint NOT NULL,
     build_ms    double precision NOT NULL,
     built_at    timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    bitmap      bytea NOT NULL
+    bitmap      bytea NOT NULL,
+    moves       text,                       -- for a leaf over a relative window: the key but for as_of
+    as_of       timestamptz                 -- and the as_of it was built for
 );
 -- roaring bitmaps are compressed already
 ALTER TABLE segplan.leaf_cache ALTER COLUMN bitmap SET STORAGE EXTERNAL;
 CREATE INDEX leaf_cache_key ON segplan.leaf_cache USING hash (key);
 CREATE INDEX leaf_cache_role ON segplan.leaf_cache (role);
+CREATE INDEX leaf_cache_moves ON segplan.leaf_cache USING hash (moves);
 REVOKE ALL ON segplan.leaf_cache FROM PUBLIC;
 
 -- The trigger function: runs as the extension's owner (writers need no grant on segplan.changes),

@@ -119,6 +119,23 @@ SELECT segplan.count($$country = 'FR' and email_opt_in and message_events(where 
    and not orders(within last 1 years)$$) AS count_in_a_new_session;
 \timing off
 SELECT condition, origin FROM segplan.cache_stats() ORDER BY condition;
+\echo '   a minute later the windows have moved (counts default to as_of = this minute); with an index on the time'
+\echo '   column, a cached window is shifted: evaluated again only for the contacts with rows between its old and new bounds'
+CREATE INDEX IF NOT EXISTS orders_ordered_at ON demo.orders (ordered_at);
+CREATE INDEX IF NOT EXISTS message_events_type_time ON demo.message_events (event_type, occurred_at);
+ANALYZE demo.orders, demo.message_events;
+CREATE TEMP TABLE minute AS SELECT date_trunc('minute', now()) AS t;
+SELECT segplan.count($$message_events(where event_type = 'open', within last 90 days) and orders(within last 1 years)$$, t) AS this_minute FROM minute;
+\timing on
+SELECT segplan.count($$message_events(where event_type = 'open', within last 90 days) and orders(within last 1 years)$$, t + interval '1 minute') AS next_minute,
+       (SELECT count(*) FROM demo.contacts c
+         WHERE EXISTS (SELECT FROM demo.message_events e WHERE e.contact_id = c.id AND e.event_type = 'open'
+                         AND e.occurred_at BETWEEN t + interval '1 minute' - interval '90 days' AND t + interval '1 minute')
+           AND EXISTS (SELECT FROM demo.orders o WHERE o.contact_id = c.id
+                         AND o.ordered_at BETWEEN t + interval '1 minute' - interval '1 year' AND t + interval '1 minute')) AS the_same_by_hand
+FROM minute;
+\timing off
+SELECT condition, origin, round(build_ms::numeric, 1) AS ms FROM segplan.cache_stats() WHERE condition ~ 'within' ORDER BY condition, built_at;
 
 \echo '== 8. RFM: recency, frequency and monetary scores and the 11 clusters, usable in any rule'
 SELECT segplan.configure_rfm('orders', 'total', NULL, '2 years') AS rfm_configuration;

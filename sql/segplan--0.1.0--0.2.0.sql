@@ -354,3 +354,9 @@ $$;
 COMMENT ON FUNCTION segplan._prune_changes(interval) IS 'Internal: prunes the change log up to the oldest running transaction (with keep: not past the shared cache''s bitmaps of that recent, at most 10000 rows).';
 REVOKE ALL ON FUNCTION segplan._prune_changes(interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION segplan._prune_changes(interval) TO segplan_analyst;
+
+-- Relative windows shifted: a leaf over a relative window cached for one as_of is brought to
+-- another (src/pg/engine.rs); the shared cache keeps, for such leaves, the key but for as_of and
+-- the as_of, so another session can shift it too. The table is a cache: its rows are kept.
+ALTER TABLE segplan.leaf_cache ADD COLUMN moves text, ADD COLUMN as_of timestamptz;
+CREATE INDEX leaf_cache_moves ON segplan.leaf_cache USING hash (moves);

@@ -350,6 +350,27 @@ fn moves_key(leaf: &Leaf, reader: &Reader) -> String {
     format!("{}\u{1f}*\u{1f}{}\u{1f}{:?}", reader.role, leaf.query.sql, leaf.query.params)
 }
 
+/// This session's bitmap of the leaf `moves` (its key but for as_of) of the as_of nearest to `at`
+/// that is fresh or only missed writes, with the writes it missed and its as_of.
+fn nearest_kept(moves: &str, at: TimestampWithTimeZone, fingerprint: &str, r: &Reader) -> Option<(Rc<RoaringTreemap>, Vec<Change>, TimestampWithTimeZone)> {
+    CACHE.with(|c| {
+        c.borrow()
+            .entries
+            .values()
+            .filter_map(|e| {
+                let (_, then) = e.moves.as_ref().filter(|(k, _)| k == moves)?;
+                let missed = match freshness(&e.built, &r.snapshot, fingerprint, &r.changes, r.horizon) {
+                    Freshness::Fresh => Vec::new(),
+                    Freshness::Behind(missed) => missed,
+                    Freshness::Unusable => return None,
+                };
+                Some(((i64::from(*then) - i64::from(at)).abs(), e.bitmap.clone(), missed, *then))
+            })
+            .min_by_key(|u| u.0)
+            .map(|(_, bitmap, missed, then)| (bitmap, missed, then))
+    })
+}
+
 /// What a leaf's statement returned: integer keys as a bitmap, other keys to number.
 enum Raw {
     Bitmap(RoaringTreemap),
@@ -603,7 +624,7 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
         let mut store = |i: usize, bitmap: &Rc<RoaringTreemap>, build_ms: f64, origin: Origin| {
             if let Some((key, built)) = identities[i].clone() {
                 if shared_cap > 0 {
-                    shared_new.push(leaf_cache::New { key: key.clone(), built: built.clone(), label: all[i].label.clone(), bitmap: bitmap.clone(), build_ms });
+                    shared_new.push(leaf_cache::New { key: key.clone(), built: built.clone(), label: all[i].label.clone(), bitmap: bitmap.clone(), build_ms, moves: moves[i].clone() });
                 }
                 let entry = Entry {
                     bitmap: bitmap.clone(),
@@ -629,28 +650,21 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
                 let wanting: Vec<usize> = (0..total).filter(|i| got[*i].is_none() && behind[*i].is_none()).collect();
                 for i in wanting {
                     let (Some((key, at)), Some((_, built))) = (moves[i].as_ref(), identities[i].as_ref()) else { continue };
-                    let near = CACHE.with(|c| {
-                        let c = c.borrow();
-                        let mut usable: Vec<(i64, Rc<RoaringTreemap>, Vec<Change>, TimestampWithTimeZone)> = c
-                            .entries
-                            .values()
-                            .filter_map(|e| {
-                                let (_, then) = e.moves.as_ref().filter(|(k, _)| k == key)?;
-                                let missed = match freshness(&e.built, &r.snapshot, &built.fingerprint, &r.changes, r.horizon) {
-                                    Freshness::Fresh => Vec::new(),
-                                    Freshness::Behind(missed) => missed,
-                                    Freshness::Unusable => return None,
-                                };
-                                let apart = (i64::from(*then) - i64::from(*at)).abs();
-                                Some((apart, e.bitmap.clone(), missed, *then))
-                            })
-                            .collect();
-                        usable.sort_by_key(|u| u.0);
-                        usable.into_iter().next()
-                    });
-                    if let Some((_, bitmap, missed, then)) = near {
+                    if let Some((bitmap, missed, then)) = nearest_kept(key, *at, &built.fingerprint, r) {
                         behind[i] = Some((bitmap, missed));
                         from[i] = Some(then);
+                    }
+                }
+                // else the shared cache's nearest
+                let wanting: Vec<usize> = (0..total).filter(|i| got[*i].is_none() && behind[*i].is_none()).collect();
+                let wanted: HashMap<String, String> =
+                    wanting.iter().filter_map(|i| Some((moves[*i].as_ref()?.0.clone(), identities[*i].as_ref()?.1.fingerprint.clone()))).collect();
+                if shared_cap > 0 && !wanted.is_empty() {
+                    let found = leaf_cache::nearest(client, &wanted, as_of, &r.snapshot, r.horizon);
+                    for i in wanting {
+                        let Some(f) = moves[i].as_ref().and_then(|(k, _)| found.get(k)) else { continue };
+                        behind[i] = Some((f.bitmap.clone(), f.missed.clone()));
+                        from[i] = f.as_of;
                     }
                 }
             }

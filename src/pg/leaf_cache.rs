@@ -34,6 +34,8 @@ pub struct Found {
     pub label: String,
     pub build_ms: f64,
     pub built_at: TimestampWithTimeZone,
+    /// the as_of it was built for (entries found by [`nearest`])
+    pub as_of: Option<TimestampWithTimeZone>,
 }
 
 /// A bitmap this session built, to share.
@@ -43,6 +45,8 @@ pub struct New {
     pub label: String,
     pub bitmap: Rc<RoaringTreemap>,
     pub build_ms: f64,
+    /// for a leaf over a relative window: its key but for as_of, and the as_of
+    pub moves: Option<(String, TimestampWithTimeZone)>,
 }
 
 /// The candidates for the keys, newest first, each with the change-log rows for its relations
@@ -50,12 +54,31 @@ pub struct New {
 const LOOKUP_SQL: &str = "\
 SELECT l.ctid::text, l.key, l.snapshot, l.fingerprint, l.relations::int8[], l.label, l.build_ms, l.built_at,
   ARRAY(SELECT ch.relid::int8 || ':' || ch.xid::text FROM segplan.changes ch
-        WHERE ch.relid = ANY (l.relations) AND ch.xid >= pg_catalog.pg_snapshot_xmin(l.snapshot::pg_catalog.pg_snapshot))
+        WHERE ch.relid = ANY (l.relations) AND ch.xid >= pg_catalog.pg_snapshot_xmin(l.snapshot::pg_catalog.pg_snapshot)),
+  NULL::pg_catalog.timestamptz
 FROM segplan.leaf_cache l WHERE l.key = ANY ($1) ORDER BY l.built_at DESC";
+
+/// The same for the keys but for as_of of leaves over relative windows (`moves`), the as_of
+/// nearest to `$2` first.
+const NEAREST_SQL: &str = "\
+SELECT l.ctid::text, l.moves, l.snapshot, l.fingerprint, l.relations::int8[], l.label, l.build_ms, l.built_at,
+  ARRAY(SELECT ch.relid::int8 || ':' || ch.xid::text FROM segplan.changes ch
+        WHERE ch.relid = ANY (l.relations) AND ch.xid >= pg_catalog.pg_snapshot_xmin(l.snapshot::pg_catalog.pg_snapshot)),
+  l.as_of
+FROM segplan.leaf_cache l WHERE l.moves = ANY ($1) AND l.as_of IS NOT NULL
+ORDER BY pg_catalog.abs(EXTRACT(EPOCH FROM l.as_of OPERATOR(pg_catalog.-) $2)), l.built_at DESC";
+
+/// Whether the table keeps as_of (0.1.0's SQL, before ALTER EXTENSION segplan UPDATE, does not).
+const MOVES_SQL: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = 'segplan.leaf_cache'::pg_catalog.regclass AND a.attname = 'moves' AND NOT a.attisdropped)";
 
 const BITMAPS_SQL: &str = "SELECT l.ctid::text, l.bitmap FROM segplan.leaf_cache l WHERE l.ctid = ANY ($1::pg_catalog.tid[])";
 
 const INSERT_SQL: &str = "\
+INSERT INTO segplan.leaf_cache (key, role, snapshot, fingerprint, relations, label, contacts, bytes, build_ms, bitmap, moves, as_of)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/// On 0.1.0's SQL.
+const INSERT_SQL_0_1: &str = "\
 INSERT INTO segplan.leaf_cache (key, role, snapshot, fingerprint, relations, label, contacts, bytes, build_ms, bitmap)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
@@ -90,9 +113,32 @@ pub fn lookup(client: &SpiClient, wanted: &HashMap<String, (String, bool)>, read
         return HashMap::new();
     }
     let keys: Vec<String> = wanted.keys().cloned().collect();
+    find(client, LOOKUP_SQL, &[keys.into()], wanted, reader, horizon)
+}
+
+/// For each of `wanted` (a key but for as_of → the fingerprint of its definitions now), the entry
+/// of the as_of nearest to `as_of` that is fresh or only missed writes (to shift to `as_of`).
+pub fn nearest(client: &SpiClient, wanted: &HashMap<String, String>, as_of: TimestampWithTimeZone, reader: &Snapshot, horizon: u64) -> HashMap<String, Found> {
+    if !primary() || !has_moves(client) {
+        return HashMap::new();
+    }
+    let keys: Vec<String> = wanted.keys().cloned().collect();
+    let wanted: HashMap<String, (String, bool)> = wanted.iter().map(|(k, f)| (k.clone(), (f.clone(), true))).collect();
+    find(client, NEAREST_SQL, &[keys.into(), as_of.into()], &wanted, reader, horizon)
+}
+
+fn has_moves(client: &SpiClient) -> bool {
+    super::kept::select(client, MOVES_SQL, &[])
+        .and_then(|t| t.first().get_one::<bool>())
+        .unwrap_or_else(|e| internal("reading the shared cache failed", e))
+        .unwrap_or(false)
+}
+
+/// The first usable row per key of `sql`'s (see [`LOOKUP_SQL`] for its columns), with its bitmap.
+fn find(client: &SpiClient, sql: &'static str, args: &[pgrx::datum::DatumWithOid], wanted: &HashMap<String, (String, bool)>, reader: &Snapshot, horizon: u64) -> HashMap<String, Found> {
     as_owner(|| {
-        let rows = super::kept::select(client, LOOKUP_SQL, &[keys.into()]).unwrap_or_else(|e| internal("reading the shared cache failed", e));
-        let mut chosen: HashMap<String, (String, Built, Vec<Change>, String, f64, TimestampWithTimeZone)> = HashMap::new();
+        let rows = super::kept::select(client, sql, args).unwrap_or_else(|e| internal("reading the shared cache failed", e));
+        let mut chosen: HashMap<String, (String, Built, Vec<Change>, String, f64, TimestampWithTimeZone, Option<TimestampWithTimeZone>)> = HashMap::new();
         for row in rows {
             let text = |i| row.get::<String>(i).ok().flatten().unwrap_or_default();
             let key = text(2);
@@ -111,7 +157,8 @@ pub fn lookup(client: &SpiClient, wanted: &HashMap<String, (String, bool)>, read
             };
             let build_ms = row.get::<f64>(7).ok().flatten().unwrap_or(0.0);
             let built_at = row.get::<TimestampWithTimeZone>(8).ok().flatten().unwrap_or_else(|| internal("reading the shared cache failed", "no built_at"));
-            chosen.insert(key, (text(1), built, missed, text(6), build_ms, built_at));
+            let as_of = row.get::<TimestampWithTimeZone>(10).ok().flatten();
+            chosen.insert(key, (text(1), built, missed, text(6), build_ms, built_at, as_of));
         }
         if chosen.is_empty() {
             return HashMap::new();
@@ -126,10 +173,10 @@ pub fn lookup(client: &SpiClient, wanted: &HashMap<String, (String, bool)>, read
         }
         chosen
             .into_iter()
-            .filter_map(|(key, (tid, built, missed, label, build_ms, built_at))| {
+            .filter_map(|(key, (tid, built, missed, label, build_ms, built_at, as_of))| {
                 let bytes = bitmaps.get(&tid)?;
                 let bitmap = bitmap::from_trusted_bytes64(bytes).unwrap_or_else(|e| internal("reading a shared bitmap failed", e));
-                Some((key, Found { bitmap: Rc::new(bitmap), built, missed, label, build_ms, built_at }))
+                Some((key, Found { bitmap: Rc::new(bitmap), built, missed, label, build_ms, built_at, as_of }))
             })
             .collect()
     })
@@ -159,11 +206,13 @@ pub fn store(role: pg_sys::Oid, new: Vec<New>, cap: usize) {
     let mut written = 0;
     as_owner(|| {
         Spi::connect_mut(|mut client| {
+            let moves = has_moves(&client);
             for n in new {
                 let relations: Vec<pg_sys::Oid> = n.built.relations.iter().map(|o| pg_sys::Oid::from(*o)).collect();
                 let bytes = bitmap::to_bytes64(&n.bitmap);
                 written += bytes.len();
-                let args = [
+                let (at_key, at) = n.moves.map_or((None, None), |(k, a)| (Some(k), Some(a)));
+                let mut args = vec![
                     n.key.into(),
                     role.into(),
                     n.built.snapshot.to_string().into(),
@@ -175,7 +224,14 @@ pub fn store(role: pg_sys::Oid, new: Vec<New>, cap: usize) {
                     n.build_ms.into(),
                     bytes.into(),
                 ];
-                super::kept::update(&mut client, INSERT_SQL, &args).unwrap_or_else(|e| internal("writing the shared cache failed", e));
+                let sql = if moves {
+                    args.push(at_key.into());
+                    args.push(at.into());
+                    INSERT_SQL
+                } else {
+                    INSERT_SQL_0_1
+                };
+                super::kept::update(&mut client, sql, &args).unwrap_or_else(|e| internal("writing the shared cache failed", e));
             }
             if trim_due(written, cap) && read_committed {
                 super::kept::update(&mut client, EVICT_SQL, &[(cap as i64).into()]).unwrap_or_else(|e| internal("trimming the shared cache failed", e));

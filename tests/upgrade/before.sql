@@ -16,5 +16,12 @@ UPDATE demo.contacts SET country = 'FR' WHERE id = (SELECT min(c.id) FROM demo.c
 SELECT segplan.count('segment(''fr_buyers'')', '2026-11-01 00:00:00+00') = (SELECT count(*) FROM demo.contacts c WHERE c.country = 'FR'
   AND EXISTS (SELECT FROM demo.orders o WHERE o.contact_id = c.id)) AS counted_after_the_write;
 SELECT origin, count(*) FROM segplan.cache_stats() GROUP BY 1 ORDER BY 1;
+-- a relative window, then another session at the next minute (0.1.0's shared cache keeps no as_of:
+-- the new session's library finds no bitmap there to shift)
+SELECT segplan.count('orders(within last 30 days)', '2026-10-20 00:00+00') = (SELECT count(DISTINCT o.contact_id) FROM demo.orders o
+  JOIN demo.contacts c ON c.id = o.contact_id WHERE o.ordered_at BETWEEN '2026-09-20 00:00+00' AND '2026-10-20 00:00+00') AS window_counted;
+\c
+SELECT segplan.count('orders(within last 30 days)', '2026-10-20 00:01+00') = (SELECT count(DISTINCT o.contact_id) FROM demo.orders o
+  JOIN demo.contacts c ON c.id = o.contact_id WHERE o.ordered_at BETWEEN '2026-09-20 00:01+00' AND '2026-10-20 00:01+00') AS window_next_minute;
 CREATE TABLE counted AS SELECT segplan.count('segment(''fr_buyers'')', '2026-11-01 00:00:00+00') AS n;
 SELECT extversion FROM pg_extension WHERE extname = 'segplan';

@@ -99,6 +99,12 @@ SELECT shift.check('2026-12-30 00:00') AS after_all, shift.origins();
 SELECT shift.check('2026-12-30 01:00') AS after_all_shifted, shift.origins();
 SELECT shift.check('2026-08-01 00:00') AS before_all, shift.origins();
 SELECT shift.check('2026-08-01 01:00') AS before_all_shifted, shift.origins();
+-- another session (a pooled connection, its memory empty): the shared cache's bitmap of the
+-- nearest as_of (00:35) is shifted
+\c
+SET timezone = 'UTC';
+DELETE FROM shift.seen;
+SELECT shift.check('2026-11-01 00:40') AS new_session, shift.origins();
 -- a write between two as_of values: its contacts and the moved ones, in one patch
 SELECT shift.clear() AS cleared;
 SELECT shift.check('2026-11-20 12:00') AS built, shift.origins();
