@@ -127,8 +127,9 @@ ANALYZE demo.orders, demo.message_events;
 CREATE TEMP TABLE minute AS SELECT date_trunc('minute', now()) AS t;
 SELECT segplan.count($$message_events(where event_type = 'open', within last 90 days) and orders(within last 1 years)$$, t) AS this_minute FROM minute;
 \timing on
-SELECT segplan.count($$message_events(where event_type = 'open', within last 90 days) and orders(within last 1 years)$$, t + interval '1 minute') AS next_minute,
-       (SELECT count(*) FROM demo.contacts c
+SELECT segplan.count($$message_events(where event_type = 'open', within last 90 days) and orders(within last 1 years)$$, t + interval '1 minute') AS next_minute
+FROM minute;
+SELECT (SELECT count(*) FROM demo.contacts c
          WHERE EXISTS (SELECT FROM demo.message_events e WHERE e.contact_id = c.id AND e.event_type = 'open'
                          AND e.occurred_at BETWEEN t + interval '1 minute' - interval '90 days' AND t + interval '1 minute')
            AND EXISTS (SELECT FROM demo.orders o WHERE o.contact_id = c.id
