@@ -283,8 +283,8 @@ GRANT SELECT ON segplan.contact_source, segplan.event_sources, segplan.rfm_confi
 -- The change log behind the bitmap cache: rows of (tracked relation, writing transaction),
 -- written by statement triggers in the writer's own transaction, so they become visible exactly
 -- when the data does (src/core/freshness.rs has the rules). On a registered table, each insert,
--- update or delete also logs the contact keys its rows name (`keys`, of the registered integer
--- columns `key_columns`; segplan._note_keys, src/pg/change_log.rs), so a cached bitmap that missed
+-- update or delete also logs the contact keys its rows name (`keys` of integer columns, `text_keys`
+-- of uuid and text ones, the registered columns `key_columns`; segplan._note_keys, src/pg/change_log.rs), so a cached bitmap that missed
 -- the write is patched by re-evaluating those contacts only; a row without keys (truncate, other
 -- tables, more than 10000 rows in a transaction) means the relation changed as a whole. Rows
 -- below the horizon are pruned.
@@ -292,7 +292,8 @@ CREATE TABLE segplan.changes (
     relid       pg_catalog.oid NOT NULL,
     xid         pg_catalog.xid8 NOT NULL,
     keys        bigint[],
-    key_columns pg_catalog.name[]
+    key_columns pg_catalog.name[],
+    text_keys   text[]                      -- uuid and text keys, as text
 );
 CREATE INDEX changes_relid_xid ON segplan.changes (relid, xid);
 CREATE TABLE segplan.cache_horizon (

@@ -222,7 +222,7 @@ $$;
 -- are simply not patched; a registered view's table gets them at the view's next registration),
 -- then for every source, which gives each table it reads segplan_replica (0.1.0's statement
 -- triggers never fired in a logical replication subscriber's apply worker).
-ALTER TABLE segplan.changes ADD COLUMN keys bigint[], ADD COLUMN key_columns pg_catalog.name[];
+ALTER TABLE segplan.changes ADD COLUMN keys bigint[], ADD COLUMN key_columns pg_catalog.name[], ADD COLUMN text_keys text[];
 -- callers read oids and transaction ids only (the keys are of rows a caller may not be allowed to read)
 REVOKE ALL ON segplan.changes FROM PUBLIC;
 GRANT SELECT (relid, xid) ON segplan.changes TO PUBLIC;

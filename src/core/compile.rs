@@ -148,7 +148,7 @@ pub struct Leaf {
     /// leaves can be built in one scan of the contacts, see [`one_scan`])
     pub filter: Option<String>,
     /// how to bring its bitmap up to date after writes, when whether a contact matches depends on
-    /// that contact's rows only (not RFM: its scores rank every contact) and keys are integers
+    /// that contact's rows only (not RFM: its scores rank every contact)
     pub patch: Option<Patch>,
 }
 
@@ -174,7 +174,8 @@ pub struct Patch {
 /// answer is the same.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shift {
-    /// returns a `roaringbitmap64`'s bytes; `$1` and the leaf's own parameters as in the leaf,
+    /// returns a `roaringbitmap64`'s bytes (integer keys) or the keys' text in a `text[]`; `$1` and
+    /// the leaf's own parameters as in the leaf,
     /// then two parameters per bound in `bounds`: its lower and its higher value
     pub sql: String,
     pub bounds: Vec<Bound>,
@@ -202,9 +203,21 @@ struct Moving {
     slices: Vec<(String, Bound)>,
 }
 
+/// `= ANY ($n)` for a list of contact keys given as parameter `n`: integer keys as `bigint[]`,
+/// others (the text of uuid and text keys, as the change log keeps them) as `text[]` read in the
+/// key's own type (an index on the contact column is used).
+fn among(contacts: &ContactSource, n: usize) -> String {
+    if integer_keys(contacts) {
+        format!("= ANY (${n}::bigint[])")
+    } else {
+        format!("= ANY (${n}::pg_catalog.text[]::{}[])", contacts.key.type_sql)
+    }
+}
+
 /// The statement listing the contacts of the rows in `moving` whose compared columns lie between
 /// their bounds' two values (see [`Shift`]); the bounds' parameters follow the leaf's `params`.
-fn shift(moving: &[Moving], params: usize) -> Shift {
+/// Integer keys come back as a `roaringbitmap64`'s bytes, others as their text in one `text[]`.
+fn shift(moving: &[Moving], params: usize, integers: bool) -> Shift {
     let mut bounds = Vec::new();
     let parts: Vec<String> = moving
         .iter()
@@ -220,10 +233,14 @@ fn shift(moving: &[Moving], params: usize) -> Shift {
                 .collect();
             let mut conds = m.fixed.clone();
             conds.push(format!("({})", slices.join(" OR ")));
-            format!("SELECT ({})::bigint FROM {} WHERE {}", m.contact, m.from, conds.join(" AND "))
+            format!("SELECT ({})::{} FROM {} WHERE {}", m.contact, if integers { "bigint" } else { "text" }, m.from, conds.join(" AND "))
         })
         .collect();
-    let sql = format!("SELECT segplan.rb64_build_agg(s.k)::pg_catalog.bytea FROM ({}) AS s(k)", parts.join(" UNION ALL "));
+    let sql = if integers {
+        format!("SELECT segplan.rb64_build_agg(s.k)::pg_catalog.bytea FROM ({}) AS s(k)", parts.join(" UNION ALL "))
+    } else {
+        format!("SELECT pg_catalog.array_agg(DISTINCT s.k) FROM ({}) AS s(k)", parts.join(" UNION ALL "))
+    };
     Shift { sql, bounds }
 }
 
@@ -376,8 +393,8 @@ pub fn plan(rule: &Rule, model: &Model, regex: RegexCheck) -> Result<Plan, Probl
         relations: vec![contacts.rel.oid],
         label: "all contacts".into(),
         filter: Some("true".into()),
-        patch: contacts.keyed.clone().filter(|_| integer_keys(contacts)).map(|keyed| Patch {
-            query: Query { sql: gather(contacts, &format!("c.{k}"), &format!("{} AS c WHERE c.{k} = ANY ($2::bigint[])", contacts.rel.sql), false), params: Vec::new() },
+        patch: contacts.keyed.clone().map(|keyed| Patch {
+            query: Query { sql: gather(contacts, &format!("c.{k}"), &format!("{} AS c WHERE c.{k} {}", contacts.rel.sql, among(contacts, 2)), false), params: Vec::new() },
             keys: vec![keyed],
             shift: None,
         }),
@@ -609,10 +626,10 @@ impl<'m> Compiler<'m> {
                 let moving = std::mem::replace(&mut self.moving, moving);
                 // every reference to as_of must be a comparison placed in some rows' slices
                 let placed = moving.iter().map(|m| m.slices.len()).sum::<usize>();
-                let shift = (as_of != AsOf::No && unplaced.is_empty() && placed == as_of_refs).then(|| shift(&moving, params.len()));
+                let shift = (as_of != AsOf::No && unplaced.is_empty() && placed == as_of_refs).then(|| shift(&moving, params.len(), integer_keys(self.contacts)));
                 let (key, rel) = (&self.contacts.key.sql, &self.contacts.rel.sql);
                 // the patch's key list comes after the leaf's own parameters
-                let among = format!("= ANY (${}::bigint[])", params.len() + 2);
+                let among = among(self.contacts, params.len() + 2);
                 let (sql, negate, filter, patch_sql) = match piece {
                     Piece::Pred(p) => {
                         relations.push(self.contacts.rel.oid);
@@ -634,7 +651,7 @@ impl<'m> Compiler<'m> {
                 relations.dedup();
                 // every source it reads must say where writes log their contacts
                 let keys: Option<Vec<(u32, String)>> = keys.into_iter().collect();
-                let patch = keys.filter(|_| integer_keys(self.contacts) && !global).map(|mut keys| {
+                let patch = keys.filter(|_| !global).map(|mut keys| {
                     keys.sort();
                     keys.dedup();
                     Patch { query: Query { sql: patch_sql, params: params.clone() }, keys, shift }
@@ -1196,13 +1213,18 @@ mod tests {
         m.events[0].keyed = None;
         let p = plan(&crate::rule::parse_any("country = 'FR' and clicks() and sequence(clicks(), then clicks(), gap > 1 days)").unwrap(), &m, &|_| None).unwrap();
         assert!(p.leaves[0].patch.is_some() && p.leaves[1].patch.is_none() && p.leaves[2].patch.is_none());
-        // dense ids are not keys: no patches over uuid keys
+        // uuid keys: the patch takes their text, read as uuids; the shift returns the keys' text
         let mut m = model();
         if let Some(c) = m.contacts.as_mut() {
             c.key = col("id", "uuid", TypeKind::Uuid);
         }
-        let p = plan(&crate::rule::parse_any("country = 'FR'").unwrap(), &m, &|_| None).unwrap();
-        assert!(p.leaves[0].patch.is_none() && p.universe.patch.is_none());
+        m.events[0].contact = col("person", "uuid", TypeKind::Uuid);
+        let p = plan(&crate::rule::parse_any("country = 'FR' and clicks(within last 3 days)").unwrap(), &m, &|_| None).unwrap();
+        assert!(p.leaves[0].patch.as_ref().is_some_and(|x| x.query.sql.starts_with("SELECT segplan._ids_agg(c.id::uuid) FROM public.people AS c WHERE (c.country = $2) AND c.id = ANY ($3::pg_catalog.text[]::uuid[])")));
+        assert_eq!(p.universe.patch.as_ref().map(|x| x.query.sql.as_str()), Some("SELECT segplan._ids_agg(c.id::uuid) FROM public.people AS c WHERE c.id = ANY ($2::pg_catalog.text[]::uuid[])"));
+        let patch = p.leaves[1].patch.as_ref().unwrap();
+        assert!(patch.query.sql.contains("AND (e.person) = ANY ($3::pg_catalog.text[]::uuid[])"), "{}", patch.query.sql);
+        assert!(patch.shift.as_ref().is_some_and(|s| s.sql.starts_with("SELECT pg_catalog.array_agg(DISTINCT s.k) FROM (SELECT (e.person)::text FROM public.clicks AS e")));
     }
 
     #[test]

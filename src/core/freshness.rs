@@ -106,12 +106,12 @@ pub fn freshness(built: &Built, reader: &Snapshot, fingerprint: &str, changes: &
     if missed.is_empty() { Freshness::Fresh } else { Freshness::Behind(missed) }
 }
 
-/// A change-log row for a write a cached bitmap missed: the contact keys it logged, of which
-/// columns (`None`: the relation changed as a whole).
+/// A change-log row for a write a cached bitmap missed: the contact keys it logged (integers, or
+/// the text of uuid and text keys), of which columns (`None`: the relation changed as a whole).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Logged {
+pub struct Logged<K = i64> {
     pub change: Change,
-    pub keys: Option<Vec<i64>>,
+    pub keys: Option<Vec<K>>,
     pub columns: Vec<String>,
 }
 
@@ -120,7 +120,7 @@ pub struct Logged {
 /// the contact in it (`columns`): `None` when a write cannot be patched — a relation the leaf
 /// reads through a view, a partition or a policy, a change without keys, keys of another column —
 /// or when more than `limit` contacts were touched.
-pub fn touched(missed: &[Change], logged: &[Logged], columns: &[(u32, String)], limit: usize) -> Option<Vec<i64>> {
+pub fn touched<K: Ord + Clone>(missed: &[Change], logged: &[Logged<K>], columns: &[(u32, String)], limit: usize) -> Option<Vec<K>> {
     let mut keys = std::collections::BTreeSet::new();
     for m in missed {
         let column = columns.iter().find(|(r, _)| *r == m.relid).map(|(_, c)| c)?;
@@ -130,7 +130,7 @@ pub fn touched(missed: &[Change], logged: &[Logged], columns: &[(u32, String)], 
             if !l.columns.contains(column) {
                 return None;
             }
-            keys.extend(l.keys.as_ref()?.iter().copied());
+            keys.extend(l.keys.as_ref()?.iter().cloned());
             if keys.len() > limit {
                 return None;
             }
@@ -236,9 +236,12 @@ mod tests {
         // a relation the leaf reads only through its source (a view's table, a partition)
         assert_eq!(touched(&[Change { relid: 12, xid: 107 }], &[row(Change { relid: 12, xid: 107 }, Some(&[2]), &["id"])], &columns, 10), None);
         // nothing logged for a missed write (pruned meanwhile): no patch
-        assert_eq!(touched(&[a], &[], &columns, 10), None);
+        assert_eq!(touched::<i64>(&[a], &[], &columns, 10), None);
         // a write that touched no rows
         assert_eq!(touched(&[a], &[row(a, Some(&[]), &["id"])], &columns, 10), Some(vec![]));
+        // uuid and text keys, as their text
+        let texts = [Logged { change: a, keys: Some(vec!["k2".to_string(), "k1".into(), "k2".into()]), columns: vec!["id".into()] }];
+        assert_eq!(touched(&[a], &texts, &columns, 10), Some(vec!["k1".to_string(), "k2".into()]));
     }
 
     #[test]

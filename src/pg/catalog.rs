@@ -313,7 +313,7 @@ pub fn keyed_by(relid: u32, column: &str) -> segplan_core::model::Keyed {
                 let desc = pgrx::PgTupleDesc::from_pg_unchecked((*rel).rd_att);
                 desc.iter()
                     .find(|a| !a.is_dropped() && a.name() == column)
-                    .filter(|a| integer_type(a.type_oid().value()))
+                    .filter(|a| key_type(a.type_oid().value()))
                     .map(|_| (relid, column.to_string()))
             }
             b'v' => view_source(pg_sys::get_view_query(rel), relid, column),
@@ -324,9 +324,10 @@ pub fn keyed_by(relid: u32, column: &str) -> segplan_core::model::Keyed {
     }
 }
 
-/// Whether a column of this type holds keys the change log logs (smallint, integer, bigint).
-pub(super) fn integer_type(t: pg_sys::Oid) -> bool {
-    [pg_sys::INT2OID, pg_sys::INT4OID, pg_sys::INT8OID].contains(&t)
+/// Whether a column of this type holds keys the change log logs (smallint, integer, bigint; uuid,
+/// text, varchar as text).
+pub(super) fn key_type(t: pg_sys::Oid) -> bool {
+    [pg_sys::INT2OID, pg_sys::INT4OID, pg_sys::INT8OID, pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::VARCHAROID].contains(&t)
 }
 
 /// [`keyed_by`] for a view's query.
@@ -361,7 +362,7 @@ unsafe fn view_source(q: *mut pg_sys::Query, view: u32, column: &str) -> segplan
         return None;
     }
     let var = entry.expr.cast::<pg_sys::Var>().as_ref()?;
-    if var.varlevelsup != 0 || var.varno < 1 || !integer_type(var.vartype) {
+    if var.varlevelsup != 0 || var.varno < 1 || !key_type(var.vartype) {
         return None;
     }
     let rte = rtable.get_ptr(var.varno as usize - 1)?.as_ref()?;

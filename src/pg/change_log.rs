@@ -2,7 +2,7 @@
 //! with the statement's transition tables, installed by `segplan._track` on the table writes to a
 //! registered source log its contacts from, catalog::keyed_by). Besides the relation and the
 //! writing transaction it logs the contact keys the statement's rows name in the columns given as
-//! the trigger's arguments, those of integer types (old and new rows of an update), so a cached
+//! the trigger's arguments, those of integer, uuid or text types (old and new rows of an update), so a cached
 //! bitmap that missed the write is patched for those contacts only (src/pg/engine.rs). Up to
 //! [`BUDGET`] rows per table and transaction; past that, or without such a column, it logs the table
 //! as changed as a whole, as `segplan._note_change` does (both share the transaction's list of such
@@ -26,7 +26,7 @@ const BUDGET: usize = 10_000;
 /// Its statements name every type, function and operator with its schema: a trigger runs with the
 /// writer's search_path (no `SET search_path` for trigger functions made by pgrx), and these run as
 /// segplan's owner.
-const KEYS_SQL: &str = "INSERT INTO segplan.changes (relid, xid, keys, key_columns) VALUES ($1, pg_catalog.pg_current_xact_id(), $2, $3)";
+const KEYS_SQL: &str = "INSERT INTO segplan.changes (relid, xid, keys, key_columns, text_keys) VALUES ($1, pg_catalog.pg_current_xact_id(), $2, $3, $4)";
 const WHOLE_SQL: &str = "INSERT INTO segplan.changes (relid, xid) VALUES ($1, pg_catalog.pg_current_xact_id())";
 const MARK_SQL: &str = "SELECT pg_catalog.set_config('segplan_internal.changed', $1, true)";
 
@@ -64,10 +64,10 @@ fn _note_keys<'a>(trigger: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, A
                 .iter()
                 .enumerate()
                 .filter(|(_, a)| !a.is_dropped() && names.iter().any(|n| n == a.name()))
-                .filter(|(_, a)| super::catalog::integer_type(a.type_oid().value()))
+                .filter(|(_, a)| super::catalog::key_type(a.type_oid().value()))
                 .map(|(i, a)| (i as i32 + 1, a.type_oid().value(), a.name().to_string()))
                 .collect();
-            let mut keys = Vec::new();
+            let mut keys = Keys::default();
             let mut rows = 0;
             if !columns.is_empty() {
                 for table in [data.tg_oldtable, data.tg_newtable] {
@@ -81,10 +81,13 @@ fn _note_keys<'a>(trigger: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, A
                 super::kept::update(&mut client, WHOLE_SQL, &[relid.into()]).unwrap_or_else(|e| internal("logging a change failed", e));
                 super::kept::update(&mut client, MARK_SQL, &[format!("{marks}{mark}").into()]).unwrap_or_else(|e| internal("logging a change failed", e));
             } else {
-                keys.sort_unstable();
-                keys.dedup();
+                let (mut ints, mut texts) = (keys.ints, keys.texts);
+                ints.sort_unstable();
+                ints.dedup();
+                texts.sort_unstable();
+                texts.dedup();
                 let names: Vec<String> = columns.into_iter().map(|c| c.2).collect();
-                super::kept::update(&mut client, KEYS_SQL, &[relid.into(), keys.into(), names.into()]).unwrap_or_else(|e| internal("logging a change failed", e));
+                super::kept::update(&mut client, KEYS_SQL, &[relid.into(), ints.into(), names.into(), texts.into()]).unwrap_or_else(|e| internal("logging a change failed", e));
                 LOGGED.with(|l| *l.borrow_mut().1.entry(relid.to_u32()).or_insert(0) += rows);
             }
         })
@@ -101,12 +104,20 @@ fn changed_as_a_whole() -> String {
     }
 }
 
-/// Appends the keys in `columns` (attribute number, integer type, name) of at most `limit` rows of
-/// a transition table to `keys`; returns the rows read.
+/// Keys read from transition tables: integers, and uuid and text keys as text (a uuid in its
+/// canonical form, as `segplan.contact_ids` keeps it).
+#[derive(Default)]
+struct Keys {
+    ints: Vec<i64>,
+    texts: Vec<String>,
+}
+
+/// Appends the keys in `columns` (attribute number, key type, name) of at most `limit` rows of a
+/// transition table to `keys`; returns the rows read.
 ///
 /// # Safety
 /// `table` must be a tuplestore of tuples of descriptor `desc`.
-unsafe fn read_keys(table: *mut pg_sys::Tuplestorestate, desc: pg_sys::TupleDesc, columns: &[(i32, pg_sys::Oid, String)], limit: usize, keys: &mut Vec<i64>) -> usize {
+unsafe fn read_keys(table: *mut pg_sys::Tuplestorestate, desc: pg_sys::TupleDesc, columns: &[(i32, pg_sys::Oid, String)], limit: usize, keys: &mut Keys) -> usize {
     let slot = pg_sys::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsMinimalTuple);
     // the first read pointer, from the start (other readers of the table rescan their own)
     pg_sys::tuplestore_select_read_pointer(table, 0);
@@ -118,11 +129,15 @@ unsafe fn read_keys(table: *mut pg_sys::Tuplestorestate, desc: pg_sys::TupleDesc
             let mut isnull = false;
             let d = pg_sys::slot_getattr(slot, *attnum, &mut isnull);
             if !isnull {
-                keys.push(match *type_oid {
-                    pg_sys::INT2OID => i16::from_datum(d, false).map(i64::from),
-                    pg_sys::INT4OID => i32::from_datum(d, false).map(i64::from),
-                    _ => i64::from_datum(d, false),
-                }.unwrap_or_else(|| internal("reading a key failed", "NULL")));
+                let int = |v: Option<i64>| v.unwrap_or_else(|| internal("reading a key failed", "NULL"));
+                match *type_oid {
+                    pg_sys::INT2OID => keys.ints.push(int(i16::from_datum(d, false).map(i64::from))),
+                    pg_sys::INT4OID => keys.ints.push(int(i32::from_datum(d, false).map(i64::from))),
+                    pg_sys::INT8OID => keys.ints.push(int(i64::from_datum(d, false))),
+                    pg_sys::UUIDOID => keys.texts.push(pgrx::Uuid::from_datum(d, false).map(|u| u.to_string()).unwrap_or_default()),
+                    // text and varchar: the same varlena text
+                    _ => keys.texts.push(String::from_datum(d, false).unwrap_or_default()),
+                }
             }
         }
         if rows % 1024 == 0 {

@@ -95,6 +95,17 @@ impl Keys {
         keys.unwrap_or_else(|| internal("reading contact keys failed", "malformed key list"))
     }
 
+    /// Keys given as text (a uuid in any form uuid_in reads; one that is not a uuid has no id).
+    pub fn from_texts(texts: &[String], kind: TypeKind) -> Keys {
+        if kind == TypeKind::Uuid {
+            let uuids = texts.iter().filter_map(|t| uuid_bytes(t)).collect();
+            Keys::Uuid(uuids, RoaringTreemap::new())
+        } else {
+            let prints = texts.iter().map(|k| idmap::fingerprint(k.as_bytes())).collect();
+            Keys::Text(texts.to_vec(), prints, RoaringTreemap::new())
+        }
+    }
+
     /// How many contacts: keys to look up and ids found.
     pub fn len(&self) -> usize {
         match self {

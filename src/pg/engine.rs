@@ -399,8 +399,9 @@ fn build(client: &SpiClient, leaf: &Leaf, as_of: TimestampWithTimeZone, kind: Ty
 }
 
 /// The change-log rows of the writes `missed`, with the keys they logged (none on an install still on
-/// 0.1.0's SQL, before ALTER EXTENSION segplan UPDATE: its log has no keys).
-fn read_logged(client: &SpiClient, missed: &[Change]) -> Vec<Logged> {
+/// 0.1.0's SQL, before ALTER EXTENSION segplan UPDATE: its log has no keys): integer keys, or
+/// (`texts`) the text of uuid and text keys.
+fn read_logged<K>(client: &SpiClient, missed: &[Change], texts: bool, keys: impl Fn(&pgrx::spi::SpiHeapTupleData) -> Option<Vec<K>>) -> Vec<Logged<K>> {
     let keyed = super::kept::select(client, KEYED_LOG_SQL, &[])
         .and_then(|t| t.first().get_one::<bool>())
         .unwrap_or_else(|e| internal("reading the change log failed", e))
@@ -411,7 +412,8 @@ fn read_logged(client: &SpiClient, missed: &[Change]) -> Vec<Logged> {
     let relids: Vec<pg_sys::Oid> = missed.iter().map(|c| pg_sys::Oid::from(c.relid)).collect();
     let xids: Vec<String> = missed.iter().map(|c| c.xid.to_string()).collect();
     // as the owner: callers may not read the keys (rows they may not be allowed to read)
-    let rows = super::owner::as_owner(|| super::kept::select(client, LOGGED_SQL, &[relids.into(), xids.into()]))
+    let sql = if texts { LOGGED_TEXTS_SQL } else { LOGGED_SQL };
+    let rows = super::owner::as_owner(|| super::kept::select(client, sql, &[relids.into(), xids.into()]))
         .unwrap_or_else(|e| internal("reading the change log failed", e));
     rows.into_iter()
         .map(|row| Logged {
@@ -419,7 +421,7 @@ fn read_logged(client: &SpiClient, missed: &[Change]) -> Vec<Logged> {
                 relid: row.get::<i64>(1).ok().flatten().unwrap_or(0) as u32,
                 xid: row.get::<String>(2).ok().flatten().and_then(|x| x.parse().ok()).unwrap_or(0),
             },
-            keys: row.get::<Vec<i64>>(3).ok().flatten(),
+            keys: keys(&row),
             columns: row.get::<Vec<String>>(4).ok().flatten().unwrap_or_default(),
         })
         .collect()
@@ -434,14 +436,60 @@ const LOGGED_SQL: &str = "\
 SELECT ch.relid::int8, ch.xid::text, ch.keys, ch.key_columns::text[] FROM segplan.changes ch
 WHERE ch.relid = ANY ($1) AND ch.xid = ANY ($2::pg_catalog.xid8[])";
 
-/// `old` with the `touched` contacts evaluated again: out if they no longer match, in if they do now.
-fn patched(client: &SpiClient, patch: &Patch, as_of: TimestampWithTimeZone, old: &RoaringTreemap, touched: &RoaringTreemap) -> RoaringTreemap {
+/// The same with the text of uuid and text keys (NULL: the relation changed as a whole).
+const LOGGED_TEXTS_SQL: &str = "\
+SELECT ch.relid::int8, ch.xid::text, CASE WHEN ch.keys IS NOT NULL THEN COALESCE(ch.text_keys, '{}'::text[]) END, ch.key_columns::text[]
+FROM segplan.changes ch WHERE ch.relid = ANY ($1) AND ch.xid = ANY ($2::pg_catalog.xid8[])";
+
+/// The contacts a patch evaluates again: integer keys, or the text of uuid and text keys.
+enum Touched {
+    Ids(RoaringTreemap),
+    Keys(std::collections::BTreeSet<String>),
+}
+
+impl Touched {
+    fn len(&self) -> u64 {
+        match self {
+            Touched::Ids(t) => t.len(),
+            Touched::Keys(t) => t.len() as u64,
+        }
+    }
+
+    fn add(&mut self, more: Touched) {
+        match (self, more) {
+            (Touched::Ids(a), Touched::Ids(b)) => *a |= b,
+            (Touched::Keys(a), Touched::Keys(b)) => a.extend(b),
+            _ => internal("patching a condition failed", "keys of two kinds"),
+        }
+    }
+}
+
+/// `old` with the `touched` contacts evaluated again: out if they no longer match, in if they do
+/// now. Over uuid and text keys, the touched keys' ids (those that have one: no other can be in
+/// `old`) go out, and the ids of the keys that match now come in (numbered if `number`, as a
+/// build's are).
+fn patched(client: &mut SpiClient, patch: &Patch, as_of: TimestampWithTimeZone, old: &RoaringTreemap, touched: Touched, kind: TypeKind, number: bool) -> Result<RoaringTreemap, Unnumbered> {
     let mut a = args(as_of, &patch.query.params);
-    a.push(touched.iter().map(|k| k as i64).collect::<Vec<i64>>().into());
+    let gone = match touched {
+        Touched::Ids(ids) => {
+            a.push(ids.iter().map(|k| k as i64).collect::<Vec<i64>>().into());
+            ids
+        }
+        Touched::Keys(keys) => {
+            let keys: Vec<String> = keys.into_iter().collect();
+            let ids = dense_ids::ids(client, dense_ids::Keys::from_texts(&keys, kind), false)?;
+            a.push(keys.into());
+            ids
+        }
+    };
     let rows = client.select(&patch.query.sql, None, &a).unwrap_or_else(|e| internal("evaluating a condition failed", e));
-    let mut out = old - touched;
-    out |= bitmap_at(&rows.first(), 1);
-    out
+    let now = match raw(&rows.first(), 1, kind) {
+        Raw::Bitmap(b) => b,
+        Raw::Keys(keys) => dense_ids::ids(client, keys, number)?,
+    };
+    let mut out = old - &gone;
+    out |= now;
+    Ok(out)
 }
 
 /// The leaf's arguments, then each bound's value at `from` and at `to`, the lower one first.
@@ -492,7 +540,7 @@ fn estimate(client: &SpiClient, sql: &str, args: &[pgrx::datum::DatumWithOid]) -
 /// The contacts whose answer to the leaf may differ at `to` from at `from`, when finding them is
 /// estimated to cost under a quarter of building the leaf (with no index on the compared column
 /// it is a scan like the build: then the leaf is built).
-fn moved(client: &SpiClient, leaf: &Leaf, shift: &Shift, fingerprint: &str, from: TimestampWithTimeZone, to: TimestampWithTimeZone) -> Option<RoaringTreemap> {
+fn moved(client: &SpiClient, leaf: &Leaf, shift: &Shift, fingerprint: &str, from: TimestampWithTimeZone, to: TimestampWithTimeZone, kind: TypeKind) -> Option<Touched> {
     let a = shift_args(leaf, shift, from, to);
     let key = format!("{fingerprint}\u{1f}{}\u{1f}{:?}", leaf.query.sql, leaf.query.params);
     let build = BUILD_COST.with(|c| c.borrow().get(&key).copied());
@@ -511,7 +559,12 @@ fn moved(client: &SpiClient, leaf: &Leaf, shift: &Shift, fingerprint: &str, from
         return None;
     }
     let rows = client.select(&shift.sql, None, &a).unwrap_or_else(|e| internal("evaluating a condition failed", e));
-    Some(bitmap_at(&rows.first(), 1))
+    Some(if kind == TypeKind::Integer {
+        Touched::Ids(bitmap_at(&rows.first(), 1))
+    } else {
+        let keys = rows.first().get::<Vec<String>>(1).unwrap_or_else(|e| internal("evaluating a condition failed", e));
+        Touched::Keys(keys.unwrap_or_default().into_iter().collect())
+    })
 }
 
 /// Plans the rule (raising its problems) and evaluates every leaf; keys without an id that this
@@ -670,26 +723,38 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
             }
             // bitmaps that missed writes or are of another as_of: re-evaluated for the contacts
             // those writes touched and those whose rows compare otherwise with the new as_of
-            let due: Vec<usize> = (0..total).filter(|i| got[*i].is_none() && behind[*i].is_some() && all[*i].patch.is_some()).collect();
+            // all contacts (last) first: over uuid and text keys it numbers new contacts, as a build does
+            let due: Vec<usize> = (0..total).rev().filter(|i| got[*i].is_none() && behind[*i].is_some() && all[*i].patch.is_some()).collect();
             let missed: Vec<Change> = due.iter().flat_map(|i| behind[*i].iter().flat_map(|(_, m)| m.iter().copied())).collect();
-            let logged = if missed.is_empty() { Vec::new() } else { read_logged(client, &missed) };
+            let texts = kind != TypeKind::Integer;
+            let (ints, keys) = match (missed.is_empty(), texts) {
+                (true, _) => (Vec::new(), Vec::new()),
+                (false, false) => (read_logged(client, &missed, false, |r| r.get::<Vec<i64>>(3).ok().flatten()), Vec::new()),
+                (false, true) => (Vec::new(), read_logged(client, &missed, true, |r| r.get::<Vec<String>>(3).ok().flatten())),
+            };
             for i in due {
                 let (Some((old, missed)), Some(patch)) = (behind[i].as_ref(), all[i].patch.as_ref()) else { continue };
-                let Some(keys) = touched(missed, &logged, &patch.keys, limit) else { continue };
+                let mut touched_now = if texts {
+                    let Some(k) = touched(missed, &keys, &patch.keys, limit) else { continue };
+                    Touched::Keys(k.into_iter().collect())
+                } else {
+                    let Some(k) = touched(missed, &ints, &patch.keys, limit) else { continue };
+                    Touched::Ids(k.iter().map(|k| *k as u64).collect())
+                };
                 pgrx::check_for_interrupts!();
                 let t0 = Instant::now();
-                let mut keys: RoaringTreemap = keys.iter().map(|k| *k as u64).collect();
                 if let (Some(then), Some(shift)) = (from[i], patch.shift.as_ref()) {
                     let fingerprint = identities[i].as_ref().map_or("", |(_, b)| b.fingerprint.as_str());
-                    match moved(client, all[i], shift, fingerprint, then, as_of) {
-                        Some(m) => keys |= m,
+                    match moved(client, all[i], shift, fingerprint, then, as_of, kind) {
+                        Some(m) => touched_now.add(m),
                         None => continue,
                     }
-                    if keys.len() > limit as u64 {
+                    if touched_now.len() > limit as u64 {
                         continue;
                     }
                 }
-                let bitmap = Rc::new(patched(client, patch, as_of, old, &keys));
+                let number = !with_universe || i == total - 1;
+                let bitmap = Rc::new(patched(client, patch, as_of, old, touched_now, kind, number)?);
                 store(i, &bitmap, t0.elapsed().as_secs_f64() * 1000.0, Origin::Patched);
                 got[i] = Some(bitmap);
             }
