@@ -48,14 +48,14 @@ INSERT INTO shift.rules VALUES
 CREATE FUNCTION shift.check(as_of timestamptz) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   r text;
-  cached bigint[];
-  fresh bigint[];
+  cached text[];
+  fresh text[];
   differ text[] := '{}';
 BEGIN
   FOR r IN SELECT s.rule FROM shift.rules s LOOP
-    cached := ARRAY(SELECT m FROM segplan.members(r, as_of) m ORDER BY m);
+    cached := ARRAY(SELECT m FROM segplan.members_text(r, as_of) m ORDER BY m);
     PERFORM set_config('segplan.engine', 'sql', true);
-    fresh := ARRAY(SELECT m FROM segplan.members(r, as_of) m ORDER BY m);
+    fresh := ARRAY(SELECT m FROM segplan.members_text(r, as_of) m ORDER BY m);
     PERFORM set_config('segplan.engine', 'bitmap', true);
     IF cached IS DISTINCT FROM fresh THEN
       differ := differ || r;
@@ -139,3 +139,30 @@ SET segplan.engine = sql;
 SELECT segplan.count('svisits(within last 3 days)', '2026-11-01 00:02') AS with_index_sql;
 RESET segplan.engine;
 SELECT origin, count(*) FROM segplan.cache_stats() WHERE condition ~ 'svisits' GROUP BY 1 ORDER BY 1;
+
+-- uuid keys: the moved contacts' keys come back as text, their ids go out of the bitmap, and the
+-- condition is evaluated again for them by key (a new contact between two minutes numbered on the way)
+CREATE TABLE shift.upeople AS SELECT md5(id::text)::uuid AS id, country, born, signed_up FROM shift.people;
+ALTER TABLE shift.upeople ADD PRIMARY KEY (id);
+CREATE TABLE shift.uclicks AS SELECT md5(person::text)::uuid AS person, at, amount, visit, kind FROM shift.clicks;
+CREATE INDEX ON shift.uclicks (person);
+CREATE INDEX ON shift.uclicks (at);
+CREATE INDEX ON shift.uclicks (kind, at);
+CREATE INDEX ON shift.upeople (born);
+CREATE INDEX ON shift.upeople (signed_up);
+ANALYZE shift.upeople, shift.uclicks;
+SET client_min_messages = warning;
+SELECT segplan.register_contacts('shift.upeople', 'id');
+SELECT segplan.register_events('sclicks', 'shift.uclicks', 'person', 'at');
+RESET client_min_messages;
+SELECT segplan.number_contacts() > 0 AS numbered;
+SELECT shift.clear() AS cleared;
+SELECT shift.check('2026-11-01 00:00') AS uuid_built, shift.origins();
+SELECT shift.check('2026-11-01 00:05') AS uuid_minute, shift.origins();
+SELECT shift.check('2026-11-01 01:05') AS uuid_hour, shift.origins();
+SELECT shift.check('2026-11-01 00:35') AS uuid_back, shift.origins();
+INSERT INTO shift.upeople VALUES (md5('new')::uuid, 'FR', '1990-01-01', '2026-11-01 00:36');
+INSERT INTO shift.uclicks VALUES (md5('new')::uuid, '2026-11-01 00:36', 50, 1, 'open');
+SELECT segplan.count($$signed_up within last 30 days$$, '2026-11-01 00:37') = (SELECT count(*) FROM shift.upeople
+  WHERE signed_up BETWEEN '2026-10-02 00:37' AND '2026-11-01 00:37') AS uuid_numbered_by_a_shift;
+SELECT shift.check('2026-11-01 00:38') AS uuid_after_a_new_contact, shift.origins();
