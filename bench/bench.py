@@ -452,9 +452,46 @@ def main():
     if len({n_cold, n_warm, n_gen}) != 1:
         print(f"COUNTS DISAGREE over uuid keys for the 5-condition rule: cold {n_cold}, warm {n_warm}, generated SQL {n_gen}", file=sys.stderr)
         sys.exit(1)
+    # after a write over uuid keys: 100 orders (marked total -1, deleted again) for contacts picked by
+    # hash and about 270 contacts moved between FR and DE; the cached rule patched (the touched keys'
+    # ids out, the keys evaluated again through the index on orders' uid) against building it again
+    pg.execute("CREATE INDEX IF NOT EXISTS orders_uid ON bench_uuid.orders (uid)")
+    u_rule = "country = 'FR' and email_opt_in and orders(within last 30 days)"
+    u_hand = ("SELECT count(*) FROM bench_uuid.contacts c WHERE c.country = 'FR' AND c.email_opt_in AND EXISTS (SELECT 1 FROM bench_uuid.orders o "
+              "WHERE o.uid = c.uid AND o.ordered_at BETWEEN %(asof)s::timestamptz - interval '30 days' AND %(asof)s::timestamptz)")
+    u_flip = ("UPDATE bench_uuid.contacts SET country = CASE country WHEN 'FR' THEN 'DE' ELSE 'FR' END "
+              "WHERE country IN ('FR', 'DE') AND abs(hashtext(uid::text)) %% 2000 = 0")
+    u_do = ["INSERT INTO bench_uuid.orders (uid, channel, ordered_at, total) SELECT uid, 'online', %(asof)s::timestamptz - interval '1 day', -1 "
+            "FROM bench_uuid.contacts WHERE abs(hashtext(uid::text)) %% 10000 = 1 LIMIT 100", u_flip]
+    u_undo = ["DELETE FROM bench_uuid.orders WHERE total = -1", u_flip]
+
+    def u_write(statements):
+        with pg.transaction():
+            for st in statements:
+                pg.execute(st, {"asof": asof + "+00"})
+
+    u_patched, u_rebuilt, u_hand_ms = [], [], []
+    clear()
+    seg(u_rule)
+    for _ in range(args.runs):
+        u_write(u_do)
+        n_p, t = timed(lambda: seg(u_rule), 1)
+        u_patched.append(t)
+        n_h, t = timed(lambda: pg.execute(u_hand, {"asof": asof + "+00"}).fetchone()[0], 1)
+        u_hand_ms.append(t)
+        u_write(u_undo)
+        pg.execute("SET segplan.patch_limit = 0")
+        n_r, t = timed(lambda: seg(u_rule), 1)
+        u_rebuilt.append(t)
+        pg.execute("RESET segplan.patch_limit")
+        if n_p != n_h or n_r != pg.execute(u_hand, {"asof": asof + "+00"}).fetchone()[0]:
+            print(f"COUNTS DISAGREE over uuid keys after writes: patched {n_p} vs {n_h}", file=sys.stderr)
+            sys.exit(1)
     uuid_keys = {"numbered": numbered, "number_s": number_s, "fresh_conditions": uuid_fresh, "rule": rule5, "count": n_cold,
                  "cold_5_condition_ms": uuid_cold5, "warm_5_condition_ms": uuid_warm5, "generated_sql_5_condition_ms": uuid_gen5,
-                 "new_session_fresh_condition_ms": statistics.median(uuid_new)}
+                 "new_session_fresh_condition_ms": statistics.median(uuid_new),
+                 "after_writes": {"rule": u_rule, "patched_ms": statistics.median(u_patched), "rebuilt_ms": statistics.median(u_rebuilt),
+                                  "sql_ms": statistics.median(u_hand_ms)}}
     pg.execute("SELECT segplan.register_contacts('demo.contacts', 'id')")
     pg.execute("SELECT segplan.register_events('orders', 'demo.orders', 'contact_id', 'ordered_at')")
 
@@ -618,7 +655,9 @@ def main():
     print(f"uuid keys: {numbered} contacts numbered in {number_s:.1f} s; a fresh condition vs the hand-written count of it alone: "
           + "; ".join(f"{f['condition']}: {f['ms']:.1f} vs {f['sql_alone_ms']:.1f} ms" for f in uuid_fresh)
           + f"; 5 conditions cold {uuid_cold5:.1f} ms, warm {uuid_warm5:.1f} ms, generated SQL {uuid_gen5:.1f} ms; "
-          f"a new session's first fresh condition {uuid_keys['new_session_fresh_condition_ms']:.1f} ms")
+          f"a new session's first fresh condition {uuid_keys['new_session_fresh_condition_ms']:.1f} ms; "
+          f"after a write (100 orders, contacts moved between FR and DE), {u_rule}: patched {uuid_keys['after_writes']['patched_ms']:.1f} ms, "
+          f"built again {uuid_keys['after_writes']['rebuilt_ms']:.1f} ms, the hand-written count {uuid_keys['after_writes']['sql_ms']:.1f} ms")
 
     print(f"after a write (100 orders added, {moved} contacts moved between FR and DE, {after_writes['write_ms']:.1f} ms), {w_rule}: "
           f"patched {after_writes['patched_ms']:.1f} ms, built again {after_writes['rebuilt_ms']:.1f} ms, the hand-written count {after_writes['sql_ms']:.1f} ms "
