@@ -319,7 +319,7 @@ SELECT segplan._track(r.relid, r.relid, pg_catalog.array_agg(r.col ORDER BY r.co
 FROM (SELECT c.relid, c.key_column AS col FROM segplan.contact_source c UNION SELECT e.relid, e.contact_column FROM segplan.event_sources e) AS r
 JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) r.relid::pg_catalog.oid
 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.oid AND a.attname OPERATOR(pg_catalog.=) r.col
-WHERE k.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]) AND a.atttypid OPERATOR(pg_catalog.=) ANY ('{int2,int4,int8}'::pg_catalog.regtype[])
+WHERE k.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]) AND a.atttypid OPERATOR(pg_catalog.=) ANY ('{int2,int4,int8,uuid,text,varchar}'::pg_catalog.regtype[])
 GROUP BY r.relid;
 -- and every source's tables the replication trigger (segplan_replica)
 SELECT segplan._track(r.relid) FROM (SELECT c.relid FROM segplan.contact_source c UNION SELECT e.relid FROM segplan.event_sources e) AS r;

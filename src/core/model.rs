@@ -65,7 +65,7 @@ pub struct ContactSource {
     pub rel: Relation,
     pub key: Column,
     pub columns: Vec<Column>,
-    /// the table and integer column whose logged keys name the contacts whose rows a write
+    /// the table and column whose logged keys name the contacts whose rows a write
     /// touched ([`Keyed`])
     pub keyed: Keyed,
 }

@@ -294,11 +294,11 @@ fn read_model(client: &SpiClient) -> Model {
 }
 
 /// Where writes to source `relid` log the contacts named by its column `column`
-/// (segplan_core::model::Keyed): the table itself and the column, if it is of an integer type; for
+/// (segplan_core::model::Keyed): the table itself and the column, if it is of a key type ([`key_type`]); for
 /// a view, the one table its contact column comes from, when every row of the view comes from one
 /// row of that table (joined with rows of other tables, or not): no aggregate, window function,
 /// DISTINCT, set operation, LIMIT, sub-select or WITH; nothing but tables and joins in its FROM,
-/// that table in it once; the column that table's own column of an integer type. Then a write to
+/// that table in it once; the column that table's own column of a key type. Then a write to
 /// the table changes the view's rows of the contacts it touched only; a write to any other table
 /// the view reads is not patched (it logs no keys).
 pub fn keyed_by(relid: u32, column: &str) -> segplan_core::model::Keyed {

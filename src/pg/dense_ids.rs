@@ -6,7 +6,10 @@
 //! the keys not found (src/pg/id_share.rs).
 //! Keys only ever come from a statement the caller ran as itself — the contacts it can see — and
 //! are looked up or numbered here as segplan's owner (src/pg/owner.rs): no role reads the table,
-//! so none can learn another brand's keys or whether a key it cannot see exists. Ids go back to
+//! so none can learn another brand's keys or whether a key it cannot see exists. The one other
+//! source: the keys writes logged, whose ids a patch takes out of a cached bitmap (src/pg/engine.rs)
+//! — looked up, never numbered, and never shown (the bitmap holds only ids the caller's own
+//! statements returned). Ids go back to
 //! keys only for bitmaps the caller's own statements produced, or (`keys_of`) filtered through
 //! the contacts as the caller sees them.
 //!
