@@ -321,6 +321,13 @@ SELECT segplan.count($$country = 'IT' and email_opt_in and crm_orders(within las
 SELECT segplan.count($$loyalty_tier = 'gold'$$) AS gold;
 SELECT count(*) AS gold_by_hand FROM crm.customers WHERE loyalty_tier = 'gold';
 \timing off
+\echo '   writes are patched in over uuid keys too: the keys they touched are evaluated again (origin patched)'
+CREATE INDEX ON crm.orders (customer_id);
+INSERT INTO crm.orders SELECT customer_id, now() - interval '1 day', 42 FROM crm.customers WHERE country = 'IT' AND email_opt_in ORDER BY customer_id LIMIT 5;
+\timing on
+SELECT segplan.count($$country = 'IT' and email_opt_in and crm_orders(within last 90 days)$$) AS italians_buying_after_5_orders;
+\timing off
+SELECT condition, origin, round(build_ms::numeric, 1) AS ms FROM segplan.cache_stats() WHERE condition ~ 'crm_orders|IT|email' ORDER BY condition;
 \echo '   the copy of the ids is the database''s: noted for the next sessions, which map it instead of reading the ids'
 SELECT count(*) AS copies_noted, max(keys) AS ids_in_the_copy FROM segplan.id_copies;
 \echo '   segplan.bitmap holds ids for such keys; keys_of turns them back into the keys the caller may see'
