@@ -391,3 +391,52 @@ fn read_rfm(client: &SpiClient) -> Option<RfmConfig> {
         }
     })
 }
+
+/// Functions whose answer moves with the clock: now(), statement_timestamp(),
+/// transaction_timestamp(), clock_timestamp(), timeofday(), and age() of one argument (from today,
+/// or from the current transaction id).
+const CLOCK_FUNCTIONS: [u32; 8] = [1299, 2648, 2647, 2649, 274, 1386, 2059, 1181];
+
+/// Whether view `relid` can answer otherwise with nothing written: its query (sub-queries
+/// included) reads the clock (a function of [`CLOCK_FUNCTIONS`], CURRENT_DATE, CURRENT_TIME,
+/// CURRENT_TIMESTAMP, LOCALTIME, LOCALTIMESTAMP) or calls a volatile function (`random()`, a
+/// function reading tables segplan does not see). A bitmap of such a view would not follow it:
+/// conditions over it are never cached. Anything else (a table, a view that is not) is false.
+pub fn moves_by_itself(relid: u32) -> bool {
+    // SAFETY: a relation opened and closed here (false if it is gone), its view query only read
+    unsafe {
+        let rel = pg_sys::try_relation_open(pg_sys::Oid::from(relid), pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        if rel.is_null() {
+            return false;
+        }
+        let out = (*(*rel).rd_rel).relkind as u8 == b'v' && {
+            let q = pg_sys::get_view_query(rel);
+            pg_sys::contain_volatile_functions(q.cast()) || pg_sys::query_tree_walker(q, Some(reads_clock), std::ptr::null_mut(), 0)
+        };
+        pg_sys::relation_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        out
+    }
+}
+
+/// Tree walker: whether an expression (or query) under `node` reads the clock.
+#[pg_guard]
+unsafe extern "C-unwind" fn reads_clock(node: *mut pg_sys::Node, context: *mut std::ffi::c_void) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    if pgrx::is_a(node, pg_sys::NodeTag::T_FuncExpr) {
+        if CLOCK_FUNCTIONS.contains(&(*node.cast::<pg_sys::FuncExpr>()).funcid.to_u32()) {
+            return true;
+        }
+    } else if pgrx::is_a(node, pg_sys::NodeTag::T_SQLValueFunction) {
+        use pg_sys::SQLValueFunctionOp::*;
+        let op = (*node.cast::<pg_sys::SQLValueFunction>()).op;
+        if [SVFOP_CURRENT_DATE, SVFOP_CURRENT_TIME, SVFOP_CURRENT_TIME_N, SVFOP_CURRENT_TIMESTAMP, SVFOP_CURRENT_TIMESTAMP_N,
+            SVFOP_LOCALTIME, SVFOP_LOCALTIME_N, SVFOP_LOCALTIMESTAMP, SVFOP_LOCALTIMESTAMP_N].contains(&op) {
+            return true;
+        }
+    } else if pgrx::is_a(node, pg_sys::NodeTag::T_Query) {
+        return pg_sys::query_tree_walker(node.cast(), Some(reads_clock), context, 0);
+    }
+    pg_sys::expression_tree_walker(node, Some(reads_clock), context)
+}

@@ -158,7 +158,8 @@ impl Evaluation {
 struct SourceState {
     relations: Vec<u32>,
     fingerprint: String,
-    /// every table under it carries the change-log trigger
+    /// every table under it carries the change-log trigger, and no view under it answers otherwise
+    /// with nothing written (catalog::moves_by_itself)
     tracked: bool,
 }
 
@@ -229,7 +230,8 @@ fn read_sources(client: &SpiClient, oids: &[u32]) -> HashMap<u32, SourceState> {
                 let source = row.get::<i64>(1).ok().flatten().unwrap_or(0) as u32;
                 let relations: Vec<u32> = row.get::<Vec<i64>>(2).ok().flatten().unwrap_or_default().into_iter().map(|o| o as u32).collect();
                 let fingerprint = row.get::<String>(3).ok().flatten().unwrap_or_default();
-                let tracked = row.get::<bool>(4).ok().flatten().unwrap_or(false);
+                // a view that answers otherwise with nothing written (the clock, volatile functions) is never cached
+                let tracked = row.get::<bool>(4).ok().flatten().unwrap_or(false) && !relations.iter().any(|r| catalog::moves_by_itself(*r));
                 read.insert(source, SourceState { relations, fingerprint, tracked });
             }
             let watched = read.values().flat_map(|s: &SourceState| s.relations.iter().map(|o| pg_sys::Oid::from(*o))).collect();

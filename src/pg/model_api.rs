@@ -52,6 +52,23 @@ fn track(source: PgRelation, contact_column: &str) {
     })
     .unwrap_or_else(|e| internal("tracking changes failed", e))
     .unwrap_or_default();
+    let by_itself: Vec<String> = Spi::connect(|client| {
+        client
+            .select("SELECT c.rel::int8, c.rel::pg_catalog.regclass::text FROM segplan._closure(ARRAY[$1::pg_catalog.oid]) c ORDER BY 2", None, &[oid.into()])
+            .map(|rows| rows.filter_map(|r| Some((r.get::<i64>(1).ok()??, r.get::<String>(2).ok()??))).collect::<Vec<_>>())
+    })
+    .unwrap_or_else(|e| internal("tracking changes failed", e))
+    .into_iter()
+    .filter(|(rel, _)| super::catalog::moves_by_itself(*rel as u32))
+    .map(|(_, n)| n)
+    .collect();
+    if !by_itself.is_empty() {
+        warn(
+            &format!("{} reads the clock or calls a volatile function, so counts over {name} are computed afresh every time", by_itself.join(", ")),
+            "a cached count follows writes, not the clock: a view filtering on now() or CURRENT_DATE answers otherwise with nothing written".into(),
+            "filter by time in the rule instead (within last 90 days), or use a view without now(), CURRENT_DATE or volatile functions",
+        );
+    }
     if !missed.is_empty() {
         warn(
             &format!("changes to {} cannot be tracked, so counts over {name} are computed afresh every time", missed.join(", ")),

@@ -140,6 +140,27 @@ SELECT segplan.count('svisits(within last 3 days)', '2026-11-01 00:02') AS with_
 RESET segplan.engine;
 SELECT origin, count(*) FROM segplan.cache_stats() WHERE condition ~ 'svisits' GROUP BY 1 ORDER BY 1;
 
+-- a view that answers otherwise with nothing written (it reads the clock, or calls a volatile
+-- function) is never cached: registration warns, and every count computes it afresh (cached, the
+-- count a second later was still 5: nothing had been written)
+CREATE TABLE shift.pings (person bigint, at timestamptz);
+INSERT INTO shift.pings SELECT g, clock_timestamp() + interval '1 second' FROM generate_series(1, 5) g;
+CREATE VIEW shift.upcoming AS SELECT person, at FROM shift.pings WHERE at > now();
+CREATE VIEW shift.today AS SELECT p.person, p.at FROM shift.pings p WHERE p.person IN (SELECT q.person FROM shift.pings q WHERE q.at::date >= CURRENT_DATE);
+CREATE VIEW shift.sampled AS SELECT person, at FROM shift.pings WHERE random() < 2;
+CREATE VIEW shift.plain AS SELECT person, at FROM shift.pings WHERE at > '2026-01-01';
+SELECT segplan.register_events('upcoming', 'shift.upcoming', 'person', 'at');
+SELECT segplan.register_events('today', 'shift.today', 'person', 'at');
+SELECT segplan.register_events('sampled', 'shift.sampled', 'person', 'at');
+SELECT segplan.register_events('plain', 'shift.plain', 'person', 'at');
+SELECT segplan.count('upcoming()') AS upcoming_now, segplan.count('sampled()') AS sampled, segplan.count('today()') AS today, segplan.count('plain()') AS plain;
+SELECT pg_sleep(1.1);
+SELECT segplan.count('upcoming()') AS upcoming_a_second_later;
+SELECT condition FROM segplan.cache_stats() WHERE condition ~ 'upcoming|today|sampled|plain' ORDER BY 1;
+SET client_min_messages = warning;
+SELECT segplan.unregister_events(n) FROM unnest(ARRAY['upcoming', 'today', 'sampled', 'plain']) n;
+RESET client_min_messages;
+
 -- uuid keys: the moved contacts' keys come back as text, their ids go out of the bitmap, and the
 -- condition is evaluated again for them by key (a new contact between two minutes numbered on the way)
 CREATE TABLE shift.upeople AS SELECT md5(id::text)::uuid AS id, country, born, signed_up FROM shift.people;
