@@ -397,11 +397,12 @@ fn read_rfm(client: &SpiClient) -> Option<RfmConfig> {
 /// or from the current transaction id).
 const CLOCK_FUNCTIONS: [u32; 8] = [1299, 2648, 2647, 2649, 274, 1386, 2059, 1181];
 
-/// Whether view `relid` can answer otherwise with nothing written: its query (sub-queries
-/// included) reads the clock (a function of [`CLOCK_FUNCTIONS`], CURRENT_DATE, CURRENT_TIME,
-/// CURRENT_TIMESTAMP, LOCALTIME, LOCALTIMESTAMP) or calls a volatile function (`random()`, a
-/// function reading tables segplan does not see). A bitmap of such a view would not follow it:
-/// conditions over it are never cached. Anything else (a table, a view that is not) is false.
+/// Whether view `relid` can answer otherwise with nothing written to the tables it reads: its
+/// query (sub-queries included) reads the clock (a function of [`CLOCK_FUNCTIONS`], CURRENT_DATE,
+/// CURRENT_TIME, CURRENT_TIMESTAMP, LOCALTIME, LOCALTIMESTAMP), calls a volatile function
+/// (`random()`), or a function or operator of the database's own that is not immutable (it may
+/// read tables segplan does not see). A bitmap of such a view would not follow it: conditions over
+/// it are never cached. Anything else (a table, a view that is not) is false.
 pub fn moves_by_itself(relid: u32) -> bool {
     // SAFETY: a relation opened and closed here (false if it is gone), its view query only read
     unsafe {
@@ -418,14 +419,22 @@ pub fn moves_by_itself(relid: u32) -> bool {
     }
 }
 
-/// Tree walker: whether an expression (or query) under `node` reads the clock.
+/// Tree walker: whether an expression (or query) under `node` reads the clock or calls a function
+/// of the database's own that is not immutable (see [`moves_by_itself`]).
 #[pg_guard]
 unsafe extern "C-unwind" fn reads_clock(node: *mut pg_sys::Node, context: *mut std::ffi::c_void) -> bool {
     if node.is_null() {
         return false;
     }
+    // a function or operator of the database's own (not built in) that is not immutable
+    let own_mutable = |f: pg_sys::Oid| f.to_u32() >= pg_sys::FirstNormalObjectId && pg_sys::func_volatile(f) != pg_sys::PROVOLATILE_IMMUTABLE as std::ffi::c_char;
     if pgrx::is_a(node, pg_sys::NodeTag::T_FuncExpr) {
-        if CLOCK_FUNCTIONS.contains(&(*node.cast::<pg_sys::FuncExpr>()).funcid.to_u32()) {
+        let f = (*node.cast::<pg_sys::FuncExpr>()).funcid;
+        if CLOCK_FUNCTIONS.contains(&f.to_u32()) || own_mutable(f) {
+            return true;
+        }
+    } else if pgrx::is_a(node, pg_sys::NodeTag::T_OpExpr) {
+        if own_mutable(pg_sys::get_opcode((*node.cast::<pg_sys::OpExpr>()).opno)) {
             return true;
         }
     } else if pgrx::is_a(node, pg_sys::NodeTag::T_SQLValueFunction) {

@@ -64,9 +64,9 @@ fn track(source: PgRelation, contact_column: &str) {
     .collect();
     if !by_itself.is_empty() {
         warn(
-            &format!("{} reads the clock or calls a volatile function, so counts over {name} are computed afresh every time", by_itself.join(", ")),
-            "a cached count follows writes, not the clock: a view filtering on now() or CURRENT_DATE answers otherwise with nothing written".into(),
-            "filter by time in the rule instead (within last 90 days), or use a view without now(), CURRENT_DATE or volatile functions",
+            &format!("{} reads the clock or calls a function that may read other tables, so counts over {name} are computed afresh every time", by_itself.join(", ")),
+            "a cached count follows writes to the tables a source reads: a view filtering on now() or CURRENT_DATE, or calling a volatile function or one of this database's own that is not immutable, answers otherwise with nothing written to them".into(),
+            "filter by time in the rule instead (within last 90 days), or use a view without now(), CURRENT_DATE and such functions",
         );
     }
     if !missed.is_empty() {

@@ -140,25 +140,35 @@ SELECT segplan.count('svisits(within last 3 days)', '2026-11-01 00:02') AS with_
 RESET segplan.engine;
 SELECT origin, count(*) FROM segplan.cache_stats() WHERE condition ~ 'svisits' GROUP BY 1 ORDER BY 1;
 
--- a view that answers otherwise with nothing written (it reads the clock, or calls a volatile
--- function) is never cached: registration warns, and every count computes it afresh (cached, the
--- count a second later was still 5: nothing had been written)
+-- a view that answers otherwise with nothing written to the tables it reads (it reads the clock,
+-- or calls a volatile function) is never cached: registration warns, and every count computes it
+-- afresh (cached, the count a second later was still 5: nothing had been written)
 CREATE TABLE shift.pings (person bigint, at timestamptz);
 INSERT INTO shift.pings SELECT g, clock_timestamp() + interval '1 second' FROM generate_series(1, 5) g;
 CREATE VIEW shift.upcoming AS SELECT person, at FROM shift.pings WHERE at > now();
 CREATE VIEW shift.today AS SELECT p.person, p.at FROM shift.pings p WHERE p.person IN (SELECT q.person FROM shift.pings q WHERE q.at::date >= CURRENT_DATE);
 CREATE VIEW shift.sampled AS SELECT person, at FROM shift.pings WHERE random() < 2;
-CREATE VIEW shift.plain AS SELECT person, at FROM shift.pings WHERE at > '2026-01-01';
+-- a function of the database's own that may read another table (not immutable): writes to that
+-- table are not tracked (cached, the count after the insert into shift.vips was still 0)
+CREATE TABLE shift.vips (person bigint);
+CREATE FUNCTION shift.is_vip(p bigint) RETURNS boolean LANGUAGE sql STABLE AS 'SELECT EXISTS (SELECT 1 FROM shift.vips v WHERE v.person = p)';
+CREATE VIEW shift.vip_pings AS SELECT person, at FROM shift.pings WHERE shift.is_vip(person);
+-- an immutable function of its own is no reason
+CREATE FUNCTION shift.later(t timestamptz) RETURNS timestamptz LANGUAGE sql IMMUTABLE AS 'SELECT t + interval ''1 day''';
+CREATE VIEW shift.plain AS SELECT person, at FROM shift.pings WHERE shift.later(at) > '2026-01-01';
 SELECT segplan.register_events('upcoming', 'shift.upcoming', 'person', 'at');
 SELECT segplan.register_events('today', 'shift.today', 'person', 'at');
 SELECT segplan.register_events('sampled', 'shift.sampled', 'person', 'at');
+SELECT segplan.register_events('vip_pings', 'shift.vip_pings', 'person', 'at');
 SELECT segplan.register_events('plain', 'shift.plain', 'person', 'at');
-SELECT segplan.count('upcoming()') AS upcoming_now, segplan.count('sampled()') AS sampled, segplan.count('today()') AS today, segplan.count('plain()') AS plain;
+SELECT segplan.count('upcoming()') AS upcoming_now, segplan.count('sampled()') AS sampled, segplan.count('today()') AS today,
+       segplan.count('vip_pings()') AS vips, segplan.count('plain()') AS plain;
 SELECT pg_sleep(1.1);
-SELECT segplan.count('upcoming()') AS upcoming_a_second_later;
-SELECT condition FROM segplan.cache_stats() WHERE condition ~ 'upcoming|today|sampled|plain' ORDER BY 1;
+INSERT INTO shift.vips VALUES (1), (2);
+SELECT segplan.count('upcoming()') AS upcoming_a_second_later, segplan.count('vip_pings()') AS vips_after_the_insert;
+SELECT condition FROM segplan.cache_stats() WHERE condition ~ 'upcoming|today|sampled|vip_pings|plain' ORDER BY 1;
 SET client_min_messages = warning;
-SELECT segplan.unregister_events(n) FROM unnest(ARRAY['upcoming', 'today', 'sampled', 'plain']) n;
+SELECT segplan.unregister_events(n) FROM unnest(ARRAY['upcoming', 'today', 'sampled', 'vip_pings', 'plain']) n;
 RESET client_min_messages;
 
 -- uuid keys: the moved contacts' keys come back as text, their ids go out of the bitmap, and the
