@@ -138,7 +138,8 @@ fn has_moves(client: &SpiClient) -> bool {
 fn find(client: &SpiClient, sql: &'static str, args: &[pgrx::datum::DatumWithOid], wanted: &HashMap<String, (String, bool)>, reader: &Snapshot, horizon: u64) -> HashMap<String, Found> {
     as_owner(|| {
         let rows = super::kept::select(client, sql, args).unwrap_or_else(|e| internal("reading the shared cache failed", e));
-        let mut chosen: HashMap<String, (String, Built, Vec<Change>, String, f64, TimestampWithTimeZone, Option<TimestampWithTimeZone>)> = HashMap::new();
+        // per key, the row's ctid and what it holds (its bitmap read below)
+        let mut chosen: HashMap<String, (String, Found)> = HashMap::new();
         for row in rows {
             let text = |i| row.get::<String>(i).ok().flatten().unwrap_or_default();
             let key = text(2);
@@ -158,7 +159,7 @@ fn find(client: &SpiClient, sql: &'static str, args: &[pgrx::datum::DatumWithOid
             let build_ms = row.get::<f64>(7).ok().flatten().unwrap_or(0.0);
             let built_at = row.get::<TimestampWithTimeZone>(8).ok().flatten().unwrap_or_else(|| internal("reading the shared cache failed", "no built_at"));
             let as_of = row.get::<TimestampWithTimeZone>(10).ok().flatten();
-            chosen.insert(key, (text(1), built, missed, text(6), build_ms, built_at, as_of));
+            chosen.insert(key, (text(1), Found { bitmap: Rc::default(), built, missed, label: text(6), build_ms, built_at, as_of }));
         }
         if chosen.is_empty() {
             return HashMap::new();
@@ -173,10 +174,10 @@ fn find(client: &SpiClient, sql: &'static str, args: &[pgrx::datum::DatumWithOid
         }
         chosen
             .into_iter()
-            .filter_map(|(key, (tid, built, missed, label, build_ms, built_at, as_of))| {
+            .filter_map(|(key, (tid, found))| {
                 let bytes = bitmaps.get(&tid)?;
                 let bitmap = bitmap::from_trusted_bytes64(bytes).unwrap_or_else(|e| internal("reading a shared bitmap failed", e));
-                Some((key, Found { bitmap: Rc::new(bitmap), built, missed, label, build_ms, built_at, as_of }))
+                Some((key, Found { bitmap: Rc::new(bitmap), ..found }))
             })
             .collect()
     })
