@@ -542,19 +542,23 @@ impl<'m> Compiler<'m> {
         self.slices.drain(mark.min(self.slices.len())..).collect()
     }
 
-    /// Notes the rows `from` (their contact `contact`) as moving with as_of if `conds` (their
-    /// conditions, each with the comparisons with as_of bounds it holds) hold any such comparison.
-    fn note_moving(&mut self, from: String, contact: String, conds: Vec<(String, Vec<(String, Bound)>)>) {
-        let mut m = Moving { from, contact, fixed: Vec::new(), slices: Vec::new() };
-        for (cond, slices) in conds {
-            if slices.is_empty() {
-                m.fixed.push(cond);
-            } else {
-                m.slices.extend(slices);
-            }
+    /// Adds `cond` (compiled since the comparisons with as_of numbered `mark`) to `conds`, and to
+    /// `fixed` if it holds no such comparison, else its comparisons to `slices`.
+    fn place(&mut self, cond: String, mark: usize, conds: &mut Vec<String>, fixed: &mut Vec<String>, slices: &mut Vec<(String, Bound)>) {
+        let moved = self.slices_since(mark);
+        if moved.is_empty() {
+            fixed.push(cond.clone());
+        } else {
+            slices.extend(moved);
         }
-        if !m.slices.is_empty() {
-            self.moving.push(m);
+        conds.push(cond);
+    }
+
+    /// Notes the rows `from` (their contact `contact`; `fixed`: their conditions free of as_of) as
+    /// moving with as_of if `slices` (comparisons with as_of bounds on them) are any.
+    fn note_moving(&mut self, from: String, contact: String, fixed: Vec<String>, slices: Vec<(String, Bound)>) {
+        if !slices.is_empty() {
+            self.moving.push(Moving { from, contact, fixed, slices });
         }
     }
 
@@ -692,7 +696,7 @@ impl<'m> Compiler<'m> {
                         let mark = self.slices.len();
                         let pred = self.compare(cmp, col, "c", path);
                         let slices = self.slices_since(mark);
-                        self.note_moving(format!("{} AS c", contacts.rel.sql), format!("c.{}", contacts.key.sql), vec![(pred.clone(), slices)]);
+                        self.note_moving(format!("{} AS c", contacts.rel.sql), format!("c.{}", contacts.key.sql), Vec::new(), slices);
                         pred
                     }
                     None => self.fail(Problem::invalid(&format!("{path}.attr"), format!("unknown attribute \"{}\"", cmp.field))
@@ -905,20 +909,21 @@ impl<'m> Compiler<'m> {
 
     /// `WHERE` conditions of an event leaf (filter and window) over alias `e`.
     fn event_filters(&mut self, src: &'m EventSource, e: &EventCond, alias: &str, path: &str) -> Vec<String> {
-        let mut conds = vec![(format!("{alias}.{} IS NOT NULL", src.contact.sql), Vec::new())];
+        let mut conds = vec![format!("{alias}.{} IS NOT NULL", src.contact.sql)];
+        // the conditions that hold no comparison with as_of stay in the rows' shift
+        let (mut fixed, mut slices) = (conds.clone(), Vec::new());
         if let Some(f) = &e.filter {
             let mark = self.slices.len();
             let cond = self.props(src, f, alias, &format!("{path}.where"));
-            conds.push((cond, self.slices_since(mark)));
+            self.place(cond, mark, &mut conds, &mut fixed, &mut slices);
         }
         if let Some(w) = &e.within {
             let mark = self.slices.len();
             let cond = self.window(src, w, alias, &format!("{path}.within"));
-            conds.push((cond, self.slices_since(mark)));
+            self.place(cond, mark, &mut conds, &mut fixed, &mut slices);
         }
-        let out = conds.iter().map(|(c, _)| c.clone()).collect();
-        self.note_moving(format!("{} AS {alias}", src.rel.sql), format!("{alias}.{}", src.contact.sql), conds);
-        out
+        self.note_moving(format!("{} AS {alias}", src.rel.sql), format!("{alias}.{}", src.contact.sql), fixed, slices);
+        conds
     }
 
     fn event(&mut self, e: &EventCond, path: &str) -> Piece {
@@ -993,7 +998,7 @@ impl<'m> Compiler<'m> {
         let Some(occ) = self.prop(src, &r.occasion, &format!("{path}.occasion")) else { return Piece::Pred(FAILED.into()) };
         let mark = self.slices.len();
         let mut conds = vec![format!("e.{} IS NOT NULL", src.contact.sql), format!("e.{} IS NOT NULL", occ.sql)];
-        let mut noted: Vec<(String, Vec<(String, Bound)>)> = conds.iter().map(|c| (c.clone(), Vec::new())).collect();
+        let fixed = conds.clone();
         if let Some(w) = &r.within {
             conds.push(self.window(src, w, "e", &format!("{path}.within")));
         }
@@ -1003,8 +1008,8 @@ impl<'m> Compiler<'m> {
         };
         let is_match = format!("coalesce({}, false)", self.props(src, &r.matches, "e", &format!("{path}.match")));
         // a row's part in the ratio changes only with its window, `of` or `match` comparisons
-        noted.push(("true".into(), self.slices_since(mark)));
-        self.note_moving(format!("{} AS e", src.rel.sql), format!("e.{}", src.contact.sql), noted);
+        let slices = self.slices_since(mark);
+        self.note_moving(format!("{} AS e", src.rel.sql), format!("e.{}", src.contact.sql), fixed, slices);
         let pmin = self.param(Param::Text(r.min_occasions.to_string()));
         let pv = self.param(Param::Text(r.value.to_string()));
         let sql = format!(
