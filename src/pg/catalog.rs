@@ -403,7 +403,7 @@ const CLOCK_FUNCTIONS: [u32; 8] = [1299, 2648, 2647, 2649, 274, 1386, 2059, 1181
 /// (`random()`), or a function or operator of the database's own that is not immutable (it may
 /// read tables segplan does not see). A bitmap of such a view would not follow it: conditions over
 /// it are never cached. Anything else (a table, a view that is not) is false.
-pub fn moves_by_itself(relid: u32) -> bool {
+pub fn changes_without_writes(relid: u32) -> bool {
     // SAFETY: a relation opened and closed here (false if it is gone), its view query only read
     unsafe {
         let rel = pg_sys::try_relation_open(pg_sys::Oid::from(relid), pg_sys::AccessShareLock as pg_sys::LOCKMODE);
@@ -420,7 +420,7 @@ pub fn moves_by_itself(relid: u32) -> bool {
 }
 
 /// Tree walker: whether an expression (or query) under `node` reads the clock or calls a function
-/// of the database's own that is not immutable (see [`moves_by_itself`]).
+/// of the database's own that is not immutable (see [`changes_without_writes`]).
 #[pg_guard]
 unsafe extern "C-unwind" fn reads_clock(node: *mut pg_sys::Node, context: *mut std::ffi::c_void) -> bool {
     if node.is_null() {

@@ -159,7 +159,7 @@ struct SourceState {
     relations: Vec<u32>,
     fingerprint: String,
     /// every table under it carries the change-log trigger, and no view under it answers otherwise
-    /// with nothing written (catalog::moves_by_itself)
+    /// with nothing written (catalog::changes_without_writes)
     tracked: bool,
 }
 
@@ -231,7 +231,7 @@ fn read_sources(client: &SpiClient, oids: &[u32]) -> HashMap<u32, SourceState> {
                 let relations: Vec<u32> = row.get::<Vec<i64>>(2).ok().flatten().unwrap_or_default().into_iter().map(|o| o as u32).collect();
                 let fingerprint = row.get::<String>(3).ok().flatten().unwrap_or_default();
                 // a view that answers otherwise with nothing written (the clock, volatile functions) is never cached
-                let tracked = row.get::<bool>(4).ok().flatten().unwrap_or(false) && !relations.iter().any(|r| catalog::moves_by_itself(*r));
+                let tracked = row.get::<bool>(4).ok().flatten().unwrap_or(false) && !relations.iter().any(|r| catalog::changes_without_writes(*r));
                 read.insert(source, SourceState { relations, fingerprint, tracked });
             }
             let watched = read.values().flat_map(|s: &SourceState| s.relations.iter().map(|o| pg_sys::Oid::from(*o))).collect();
@@ -401,9 +401,9 @@ fn build(client: &SpiClient, leaf: &Leaf, as_of: TimestampWithTimeZone, kind: Ty
 }
 
 /// The change-log rows of the writes `missed`, with the keys they logged (none on an install still on
-/// 0.1.0's SQL, before ALTER EXTENSION segplan UPDATE: its log has no keys): integer keys, or
-/// (`texts`) the text of uuid and text keys.
-fn read_logged<K>(client: &SpiClient, missed: &[Change], texts: bool, keys: impl Fn(&pgrx::spi::SpiHeapTupleData) -> Option<Vec<K>>) -> Vec<Logged<K>> {
+/// 0.1.0's SQL, before ALTER EXTENSION segplan UPDATE: its log has no keys), as `keys` reads
+/// them from a row of [`LOGGED_SQL`]: integer keys (column 3) or the text of uuid and text keys (5).
+fn read_logged<K>(client: &SpiClient, missed: &[Change], keys: impl Fn(&pgrx::spi::SpiHeapTupleData) -> Option<Vec<K>>) -> Vec<Logged<K>> {
     let keyed = super::kept::select(client, KEYED_LOG_SQL, &[])
         .and_then(|t| t.first().get_one::<bool>())
         .unwrap_or_else(|e| internal("reading the change log failed", e))
@@ -414,8 +414,7 @@ fn read_logged<K>(client: &SpiClient, missed: &[Change], texts: bool, keys: impl
     let relids: Vec<pg_sys::Oid> = missed.iter().map(|c| pg_sys::Oid::from(c.relid)).collect();
     let xids: Vec<String> = missed.iter().map(|c| c.xid.to_string()).collect();
     // as the owner: callers may not read the keys (rows they may not be allowed to read)
-    let sql = if texts { LOGGED_TEXTS_SQL } else { LOGGED_SQL };
-    let rows = super::owner::as_owner(|| super::kept::select(client, sql, &[relids.into(), xids.into()]))
+    let rows = super::owner::as_owner(|| super::kept::select(client, LOGGED_SQL, &[relids.into(), xids.into()]))
         .unwrap_or_else(|e| internal("reading the change log failed", e));
     rows.into_iter()
         .map(|row| Logged {
@@ -433,14 +432,11 @@ fn read_logged<K>(client: &SpiClient, missed: &[Change], texts: bool, keys: impl
 const KEYED_LOG_SQL: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = 'segplan.changes'::pg_catalog.regclass AND a.attname = 'keys' AND NOT a.attisdropped)";
 
 /// The rows of the change log for some (relation, transaction) pairs, as the reader sees them
-/// (the same snapshot: the statement's).
+/// (the same snapshot: the statement's): integer keys, columns, and the text of uuid and text keys
+/// (NULL, as the integer keys: the relation changed as a whole).
 const LOGGED_SQL: &str = "\
-SELECT ch.relid::int8, ch.xid::text, ch.keys, ch.key_columns::text[] FROM segplan.changes ch
-WHERE ch.relid = ANY ($1) AND ch.xid = ANY ($2::pg_catalog.xid8[])";
-
-/// The same with the text of uuid and text keys (NULL: the relation changed as a whole).
-const LOGGED_TEXTS_SQL: &str = "\
-SELECT ch.relid::int8, ch.xid::text, CASE WHEN ch.keys IS NOT NULL THEN COALESCE(ch.text_keys, '{}'::text[]) END, ch.key_columns::text[]
+SELECT ch.relid::int8, ch.xid::text, ch.keys, ch.key_columns::text[],
+  CASE WHEN ch.keys IS NOT NULL THEN COALESCE(ch.text_keys, '{}'::text[]) END
 FROM segplan.changes ch WHERE ch.relid = ANY ($1) AND ch.xid = ANY ($2::pg_catalog.xid8[])";
 
 /// The contacts a patch evaluates again: integer keys, or the text of uuid and text keys.
@@ -640,10 +636,12 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
             })
             .collect();
         // the key but for as_of of the leaves whose bitmaps can be shifted to another as_of
+        // (for those this session's cache did not answer: a warm count needs none)
         let moves: Vec<Option<(String, TimestampWithTimeZone)>> = (0..total)
             .map(|i| {
                 let shift = all[i].patch.as_ref().and_then(|p| p.shift.as_ref());
-                Some((moves_key(all[i], reader.as_ref().filter(|_| shift.is_some() && identities[i].is_some())?), as_of))
+                let wanted = got[i].is_none() && shift.is_some() && identities[i].is_some();
+                Some((moves_key(all[i], reader.as_ref().filter(|_| wanted)?), as_of))
             })
             .collect();
         let keep = |key: String, entry: Entry| {
@@ -735,8 +733,8 @@ pub fn try_evaluate(rule: &Rule, model: &Model, as_of: TimestampWithTimeZone, re
             let texts = kind != TypeKind::Integer;
             let (ints, keys) = match (missed.is_empty(), texts) {
                 (true, _) => (Vec::new(), Vec::new()),
-                (false, false) => (read_logged(client, &missed, false, |r| r.get::<Vec<i64>>(3).ok().flatten()), Vec::new()),
-                (false, true) => (Vec::new(), read_logged(client, &missed, true, |r| r.get::<Vec<String>>(3).ok().flatten())),
+                (false, false) => (read_logged(client, &missed, |r| r.get::<Vec<i64>>(3).ok().flatten()), Vec::new()),
+                (false, true) => (Vec::new(), read_logged(client, &missed, |r| r.get::<Vec<String>>(5).ok().flatten())),
             };
             for i in due {
                 let (Some((old, missed)), Some(patch)) = (behind[i].as_ref(), all[i].patch.as_ref()) else { continue };

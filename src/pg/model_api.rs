@@ -59,7 +59,7 @@ fn track(source: PgRelation, contact_column: &str) {
     })
     .unwrap_or_else(|e| internal("tracking changes failed", e))
     .into_iter()
-    .filter(|(rel, _)| super::catalog::moves_by_itself(*rel as u32))
+    .filter(|(rel, _)| super::catalog::changes_without_writes(*rel as u32))
     .map(|(_, n)| n)
     .collect();
     if !by_itself.is_empty() {
